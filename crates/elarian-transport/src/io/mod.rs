@@ -1,0 +1,155 @@
+//! Frame transports: what carries whole RSocket frames between two peers.
+//!
+//! The protocol engine never sees sockets. It reads and writes *whole frames* (without the 24-bit
+//! length prefix) through the two halves of a [`FrameTransport`]. Byte-stream transports (TCP, TLS)
+//! add and strip the length prefix; the WebSocket transport maps one binary message to one frame.
+//!
+//! [`BoxTransport`] erases the concrete type so that a client can pick its transport at run time
+//! (from an `Endpoint`) and a server can serve TCP, TLS and WebSocket peers through one engine.
+
+use std::future::Future;
+use std::pin::Pin;
+
+use bytes::Bytes;
+
+/// The largest frame a byte-stream transport can carry: the length prefix has 24 bits.
+pub const MAX_FRAME_LEN: usize = (1 << 24) - 1;
+
+/// Why a transport failed.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum TransportError {
+    /// The operating system reported an I/O error.
+    #[error("transport I/O error: {0}")]
+    Io(#[from] std::io::Error),
+    /// A frame was larger than the transport or the configured limit allows.
+    #[error("frame of {len} bytes exceeds the limit of {limit} bytes")]
+    FrameTooLarge {
+        /// Length of the offending frame.
+        len: usize,
+        /// The limit in force.
+        limit: usize,
+    },
+    /// The peer closed the stream in the middle of a frame.
+    #[error("connection closed in the middle of a frame")]
+    TruncatedFrame,
+    /// Something the transport protocol (TLS handshake, WebSocket upgrade, …) rejected.
+    #[error("{0}")]
+    Protocol(String),
+}
+
+/// The receiving half of a transport.
+pub trait FrameReader: Send + 'static {
+    /// Waits for the next whole frame. `Ok(None)` means the peer closed the transport cleanly.
+    ///
+    /// Cancel safety: dropping the future loses no data already received.
+    fn read_frame(&mut self) -> impl Future<Output = Result<Option<Bytes>, TransportError>> + Send;
+}
+
+/// The sending half of a transport.
+pub trait FrameWriter: Send + 'static {
+    /// Queues one whole frame. Implementations buffer and coalesce frames; bytes reach the peer at
+    /// the latest on [`flush`](FrameWriter::flush).
+    fn write_frame(&mut self, frame: Bytes) -> impl Future<Output = Result<(), TransportError>> + Send;
+    /// Writes out everything queued.
+    fn flush(&mut self) -> impl Future<Output = Result<(), TransportError>> + Send;
+    /// Flushes and closes the sending direction.
+    fn close(&mut self) -> impl Future<Output = Result<(), TransportError>> + Send;
+}
+
+/// A bidirectional transport of whole frames, split into independently driven halves.
+pub trait FrameTransport: Send + 'static {
+    /// The receiving half.
+    type Reader: FrameReader;
+    /// The sending half.
+    type Writer: FrameWriter;
+    /// Splits the transport so that reading and writing run concurrently.
+    fn split(self) -> (Self::Reader, Self::Writer);
+}
+
+type BoxFut<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
+
+/// Object-safe form of [`FrameReader`], used by [`BoxTransport`].
+trait DynFrameReader: Send + 'static {
+    fn read_frame_boxed(&mut self) -> BoxFut<'_, Result<Option<Bytes>, TransportError>>;
+}
+
+impl<R: FrameReader> DynFrameReader for R {
+    fn read_frame_boxed(&mut self) -> BoxFut<'_, Result<Option<Bytes>, TransportError>> {
+        Box::pin(self.read_frame())
+    }
+}
+
+/// Object-safe form of [`FrameWriter`], used by [`BoxTransport`].
+trait DynFrameWriter: Send + 'static {
+    fn write_frame_boxed(&mut self, frame: Bytes) -> BoxFut<'_, Result<(), TransportError>>;
+    fn flush_boxed(&mut self) -> BoxFut<'_, Result<(), TransportError>>;
+    fn close_boxed(&mut self) -> BoxFut<'_, Result<(), TransportError>>;
+}
+
+impl<W: FrameWriter> DynFrameWriter for W {
+    fn write_frame_boxed(&mut self, frame: Bytes) -> BoxFut<'_, Result<(), TransportError>> {
+        Box::pin(self.write_frame(frame))
+    }
+    fn flush_boxed(&mut self) -> BoxFut<'_, Result<(), TransportError>> {
+        Box::pin(self.flush())
+    }
+    fn close_boxed(&mut self) -> BoxFut<'_, Result<(), TransportError>> {
+        Box::pin(self.close())
+    }
+}
+
+/// A transport whose concrete kind (TCP, TLS, WebSocket, in-memory) is chosen at run time.
+pub struct BoxTransport {
+    reader: BoxReader,
+    writer: BoxWriter,
+}
+
+impl std::fmt::Debug for BoxTransport {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("BoxTransport").finish_non_exhaustive()
+    }
+}
+
+impl BoxTransport {
+    /// Erases the type of a transport.
+    pub fn new<T: FrameTransport>(transport: T) -> Self {
+        let (reader, writer) = transport.split();
+        BoxTransport {
+            reader: BoxReader(Box::new(reader)),
+            writer: BoxWriter(Box::new(writer)),
+        }
+    }
+}
+
+/// The receiving half of a [`BoxTransport`].
+pub struct BoxReader(Box<dyn DynFrameReader>);
+
+/// The sending half of a [`BoxTransport`].
+pub struct BoxWriter(Box<dyn DynFrameWriter>);
+
+impl FrameReader for BoxReader {
+    fn read_frame(&mut self) -> impl Future<Output = Result<Option<Bytes>, TransportError>> + Send {
+        self.0.read_frame_boxed()
+    }
+}
+
+impl FrameWriter for BoxWriter {
+    fn write_frame(&mut self, frame: Bytes) -> impl Future<Output = Result<(), TransportError>> + Send {
+        self.0.write_frame_boxed(frame)
+    }
+    fn flush(&mut self) -> impl Future<Output = Result<(), TransportError>> + Send {
+        self.0.flush_boxed()
+    }
+    fn close(&mut self) -> impl Future<Output = Result<(), TransportError>> + Send {
+        self.0.close_boxed()
+    }
+}
+
+impl FrameTransport for BoxTransport {
+    type Reader = BoxReader;
+    type Writer = BoxWriter;
+    fn split(self) -> (BoxReader, BoxWriter) {
+        (self.reader, self.writer)
+    }
+}
