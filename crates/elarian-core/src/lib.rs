@@ -1,1 +1,125 @@
-//! elarian-core
+//! The client runtime of the Elarian SDK: it owns the connection to Elarian for the whole life
+//! of the application ("1 second or 1 year"), and carries commands to the server and
+//! notifications back to the application.
+//!
+//! # Architecture
+//!
+//! ```text
+//!  Client (cheap handle, Clone)                 supervisor task (one per client)
+//!  ├─ send_app_command ──┐                      ├─ connect: transport + SETUP (AppConnectionMetadata)
+//!  ├─ send_simulator_..  ├─ watch<LinkState> ◄──┤  on loss: RESUME the same session (nothing lost,
+//!  │   (waits while down,│   Up(session)        │  nothing run twice); if rejected: new session
+//!  │    bounded queue +  │   Down / Closed      ├─ backoff: exponential, full jitter, attempt limit
+//!  │    command timeout) ▼                      └─ events: Pending, Connecting, Connected,
+//!  │                 RSocket session                 Reconnecting{attempt, delay}, Error, Closed
+//!  │                (elarian-transport)                     │
+//!  └─ events() / on_event ◄──────── broadcast + callbacks ◄─┘
+//!
+//!  server REQUEST_RESPONSE ─► dispatcher: decode ─► permit (N at once) ─► handler task
+//!                             (timeout, panic and error ─► default reply + Error event)
+//! ```
+//!
+//! - [`config`](ClientConfig): what to connect to and how (credentials kept in a [`Secret`]),
+//!   validated by [`ClientConfigBuilder::build`].
+//! - The supervisor reconnects according to the [`ReconnectPolicy`] and, with resumption on
+//!   (the default), resumes the RSocket session so in-flight commands survive a dropped
+//!   connection. A rejected SETUP (bad credentials) is final: [`ConnectError::Rejected`].
+//! - Commands on a healthy connection go straight to the session; while reconnecting they wait,
+//!   bounded by `max_queued_commands` ([`CommandError::QueueFull`]) and the command timeout.
+//! - Notifications go to a [`NotificationHandler`], each call in its own task, bounded by the
+//!   notification timeout; a handler that fails, panics or times out costs one notification
+//!   (answered with [`default_app_reply`]: the app data unchanged, no message), never the
+//!   connection, and is reported as [`ConnectionEvent::Error`].
+//!
+//! # Backpressure
+//!
+//! At most `max_concurrent_notifications` handlers run at once: the dispatcher takes a permit
+//! *before* spawning a handler. Notifications beyond that wait for a permit in arrival order, as
+//! pending requests inside the connection (their payloads are already in memory; nothing else is
+//! allocated for them). The connection holds at most `max_pending_notifications` such requests;
+//! past that, `elarian-transport` answers new ones with ERROR(REJECTED) rather than buffering
+//! them. So memory stays bounded however fast the server sends, and overload reaches the server
+//! as explicit rejections. (The connection keeps reading meanwhile, because keepalives and
+//! command replies share the socket.)
+//!
+//! # Example
+//!
+//! ```no_run
+//! use elarian_core::{Client, ClientConfig, ConnectionEvent};
+//! use elarian_core::proto::{AppToServerCommand, GenerateAuthTokenCommand, app_to_server_command};
+//! use futures_util::StreamExt;
+//!
+//! # async fn run() -> Result<(), Box<dyn std::error::Error>> {
+//! let config = ClientConfig::builder()
+//!     .org_id("el_org_eu_1SJ2jx")
+//!     .app_id("el_app_WZFQdt")
+//!     .api_key("el_k_test_…")
+//!     .on_event(|event| println!("connection: {event:?}"))
+//!     .build()?;
+//! // `()` answers every notification with the default reply.
+//! let client = Client::connect(config, ()).await?;
+//!
+//! let mut events = client.events();
+//! tokio::spawn(async move {
+//!     while let Some(event) = events.next().await {
+//!         if let ConnectionEvent::Reconnecting { attempt, delay } = event {
+//!             println!("reconnecting (attempt {attempt}) in {delay:?}");
+//!         }
+//!     }
+//! });
+//!
+//! let reply = client
+//!     .send_app_command(AppToServerCommand {
+//!         entry: Some(app_to_server_command::Entry::GenerateAuthToken(
+//!             GenerateAuthTokenCommand {},
+//!         )),
+//!     })
+//!     .await?;
+//! println!("{reply:?}");
+//! client.disconnect().await;
+//! # Ok(())
+//! # }
+//! ```
+
+#![warn(missing_docs)]
+
+mod backoff;
+mod client;
+mod config;
+mod dispatch;
+mod error;
+mod event;
+mod handler;
+mod inflight;
+mod link;
+mod reply;
+mod rsocket;
+mod secret;
+mod setup;
+mod supervisor;
+
+#[cfg(test)]
+mod client_tests;
+#[cfg(test)]
+mod fake;
+
+pub use backoff::ReconnectPolicy;
+pub use client::Client;
+pub use config::{
+    ClientConfig, ClientConfigBuilder, Credentials, DEFAULT_PORT, DEFAULT_TLS_HOST,
+    DEFAULT_WEBSOCKET_HOST, Role,
+};
+pub use error::{
+    ClientError, CommandError, ConfigError, ConnectError, HandlerError, NotificationError,
+};
+pub use event::{CloseReason, ConnectionEvent, EventCallback, EventStream};
+pub use handler::{NotificationHandler, default_app_reply};
+pub use secret::Secret;
+pub use setup::{DATA_MIME_TYPE, METADATA_MIME_TYPE, agent_metadata, connection_metadata};
+
+/// The wire types (re-exported so users need not depend on `elarian-proto`).
+pub use elarian_proto as proto;
+/// Endpoints and TLS options (re-exported from `elarian-transport`).
+pub use elarian_transport::io::{Endpoint, TlsClientOptions};
+/// Boxed futures as used by [`NotificationHandler`].
+pub use futures_util::future::BoxFuture;

@@ -1,3 +1,88 @@
 //! An RSocket 1.0 engine for the Elarian SDK.
+//!
+//! # Architecture
+//!
+//! ```text
+//!  Connection / ClientSession / Server      public API (handles, cheap to clone)
+//!        │ bounded channels
+//!  connection::Driver (one tokio task per connection)
+//!        │ owns: Session, transport halves, responder futures; no locks on the hot path
+//!  protocol::Session  (sans-IO)             frames in + time in → frames out, events, deadline
+//!        │
+//!  frame              (codec)               Frame::decode / Frame::encode over bytes::Bytes
+//!  io                 (transports)          FrameTransport: memory, TCP, TLS, WebSocket
+//! ```
+//!
+//! - [`frame`]: every RSocket 1.0 frame type; decoding slices the input, never copies payloads;
+//!   malformed input is a typed [`frame::FrameError`].
+//! - [`protocol`]: the state machine in the manner of quinn-proto: it never touches a socket or
+//!   a clock, so keepalive, errors, credit, fragmentation and resumption are tested with a fake
+//!   clock.
+//! - [`connection`], [`client`], [`server`]: the tokio driver and the API: request/response,
+//!   fire-and-forget, request-stream and metadata push in both directions, a [`Responder`] for
+//!   the peer's requests, and resumption ([`ClientSession::resume`]; RESUME is answered inside
+//!   the [`Server`]).
+//! - [`io`]: how frames travel; [`io::memory`] connects two peers in one process.
+//!
+//! Not supported, by design: REQUEST_CHANNEL (refused with REJECTED) and leases (a SETUP asking
+//! for them is refused with UNSUPPORTED_SETUP).
+//!
+//! # Example
+//!
+//! A server and a client over an in-memory transport, one request/response:
+//!
+//! ```
+//! use std::sync::Arc;
+//! use elarian_transport::responder::BoxFuture;
+//! use elarian_transport::io::memory;
+//! use elarian_transport::{
+//!     ClientConfig, ClientSession, Payload, RejectAll, Responder, Server, ServerConfig, StreamError,
+//! };
+//!
+//! struct Greeter;
+//! impl Responder for Greeter {
+//!     fn request_response(&self, p: Payload) -> BoxFuture<'static, Result<Payload, StreamError>> {
+//!         let name = String::from_utf8_lossy(&p.data).into_owned();
+//!         Box::pin(async move { Ok(Payload::new(format!("hello, {name}"))) })
+//!     }
+//! }
+//!
+//! # tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap().block_on(async {
+//! let server = Server::new(ServerConfig::default());
+//! let (client_end, server_end) = memory::pair(64);
+//! server.serve_transport(server_end);
+//! tokio::spawn({
+//!     let server = server.clone();
+//!     async move {
+//!         while let Some(incoming) = server.accept().await {
+//!             // incoming.setup() holds the client's SETUP (MIME types, payload, resume token).
+//!             incoming.accept(Arc::new(Greeter));
+//!         }
+//!     }
+//! });
+//!
+//! let client = ClientSession::connect(client_end, ClientConfig::default(), Arc::new(RejectAll))
+//!     .await
+//!     .expect("the server accepts");
+//! let reply = client.request_response(Payload::new("Elarian")).await.unwrap();
+//! assert_eq!(&reply.data[..], b"hello, Elarian");
+//! # });
+//! ```
 
+pub mod client;
+pub mod connection;
+pub mod error;
+pub mod frame;
 pub mod io;
+pub mod payload;
+pub mod protocol;
+pub mod responder;
+pub mod server;
+
+pub use client::{ClientConfig, ClientSession};
+pub use connection::{Connection, RequestStream};
+pub use error::{CloseReason, ConnectError, RequestError, ResumeError, StreamError};
+pub use frame::ErrorCode;
+pub use payload::Payload;
+pub use responder::{RejectAll, Responder};
+pub use server::{Incoming, Server, ServerConfig, SetupInfo};

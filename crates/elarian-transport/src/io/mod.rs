@@ -12,6 +12,34 @@ use std::pin::Pin;
 
 use bytes::Bytes;
 
+mod endpoint;
+#[cfg(feature = "tcp")]
+mod listener;
+pub mod memory;
+mod tcp;
+mod tls;
+#[cfg(feature = "websocket")]
+mod ws;
+
+pub use self::endpoint::{Endpoint, ParseError, Scheme, connect};
+#[cfg(feature = "tls")]
+pub use self::listener::TlsListener;
+#[cfg(feature = "websocket")]
+pub use self::listener::WsListener;
+#[cfg(feature = "tcp")]
+pub use self::listener::{ListenerConfig, TcpListener};
+#[cfg(feature = "tcp")]
+pub use self::tcp::TcpTransport;
+pub use self::tcp::{
+    FramingConfig, LengthPrefixed, LengthPrefixedReader, LengthPrefixedWriter,
+    split_length_prefixed,
+};
+pub use self::tls::{TlsClientOptions, TlsConfigError};
+#[cfg(feature = "tls")]
+pub use self::tls::{TlsServerOptions, TlsStream};
+#[cfg(feature = "websocket")]
+pub use self::ws::{WsReader, WsTransport, WsWriter};
+
 /// The largest frame a byte-stream transport can carry: the length prefix has 24 bits.
 pub const MAX_FRAME_LEN: usize = (1 << 24) - 1;
 
@@ -50,7 +78,10 @@ pub trait FrameReader: Send + 'static {
 pub trait FrameWriter: Send + 'static {
     /// Queues one whole frame. Implementations buffer and coalesce frames; bytes reach the peer at
     /// the latest on [`flush`](FrameWriter::flush).
-    fn write_frame(&mut self, frame: Bytes) -> impl Future<Output = Result<(), TransportError>> + Send;
+    fn write_frame(
+        &mut self,
+        frame: Bytes,
+    ) -> impl Future<Output = Result<(), TransportError>> + Send;
     /// Writes out everything queued.
     fn flush(&mut self) -> impl Future<Output = Result<(), TransportError>> + Send;
     /// Flushes and closes the sending direction.
@@ -135,7 +166,10 @@ impl FrameReader for BoxReader {
 }
 
 impl FrameWriter for BoxWriter {
-    fn write_frame(&mut self, frame: Bytes) -> impl Future<Output = Result<(), TransportError>> + Send {
+    fn write_frame(
+        &mut self,
+        frame: Bytes,
+    ) -> impl Future<Output = Result<(), TransportError>> + Send {
         self.0.write_frame_boxed(frame)
     }
     fn flush(&mut self) -> impl Future<Output = Result<(), TransportError>> + Send {

@@ -1,0 +1,129 @@
+//! Reconnect delays: exponential backoff with full jitter.
+//!
+//! Full jitter (delay drawn uniformly from `0..=min(max, initial * 2^n)`) spreads out the clients
+//! that lost their connection at the same moment (a server restart), so they do not hammer the
+//! server in lockstep. See "Exponential Backoff And Jitter" (AWS Architecture Blog, 2015).
+
+use std::time::Duration;
+
+/// When and how often the runtime tries to (re)connect.
+///
+/// ```
+/// use std::time::Duration;
+/// use elarian_core::ReconnectPolicy;
+///
+/// let policy = ReconnectPolicy::default()
+///     .initial_delay(Duration::from_millis(500))
+///     .max_delay(Duration::from_secs(10))
+///     .max_attempts(Some(20));
+/// assert_eq!(policy.get_max_attempts(), Some(20));
+/// ```
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ReconnectPolicy {
+    initial_delay: Duration,
+    max_delay: Duration,
+    max_attempts: Option<u32>,
+}
+
+impl Default for ReconnectPolicy {
+    /// 200 ms initial delay, 30 s maximum delay, unlimited attempts: the connection must outlive
+    /// any outage ("1 second or 1 year").
+    fn default() -> Self {
+        ReconnectPolicy {
+            initial_delay: Duration::from_millis(200),
+            max_delay: Duration::from_secs(30),
+            max_attempts: None,
+        }
+    }
+}
+
+impl ReconnectPolicy {
+    /// Upper bound of the first delay (the ceiling doubles with each failed attempt).
+    pub fn initial_delay(mut self, delay: Duration) -> Self {
+        self.initial_delay = delay;
+        self
+    }
+
+    /// Largest ceiling a delay can reach.
+    pub fn max_delay(mut self, delay: Duration) -> Self {
+        self.max_delay = delay;
+        self
+    }
+
+    /// How many consecutive failed attempts to make before giving up; `None` retries forever.
+    pub fn max_attempts(mut self, attempts: Option<u32>) -> Self {
+        self.max_attempts = attempts;
+        self
+    }
+
+    /// The configured initial delay.
+    pub fn get_initial_delay(&self) -> Duration {
+        self.initial_delay
+    }
+
+    /// The configured maximum delay.
+    pub fn get_max_delay(&self) -> Duration {
+        self.max_delay
+    }
+
+    /// The configured attempt limit (`None`: unlimited).
+    pub fn get_max_attempts(&self) -> Option<u32> {
+        self.max_attempts
+    }
+
+    /// The ceiling of the delay before attempt `attempt` (1-based): `initial * 2^(attempt-1)`,
+    /// capped at the maximum delay.
+    pub fn ceiling(&self, attempt: u32) -> Duration {
+        let exp = attempt.saturating_sub(1).min(31);
+        self.initial_delay
+            .checked_mul(1u32 << exp)
+            .unwrap_or(self.max_delay)
+            .min(self.max_delay)
+    }
+
+    /// A delay drawn uniformly from `0..=ceiling(attempt)`.
+    pub fn delay(&self, attempt: u32) -> Duration {
+        let ceiling = self.ceiling(attempt);
+        let nanos = u64::try_from(ceiling.as_nanos()).unwrap_or(u64::MAX);
+        Duration::from_nanos(fastrand::u64(0..=nanos))
+    }
+
+    /// Whether another attempt is allowed after `failed` consecutive failures.
+    pub fn allows(&self, failed: u32) -> bool {
+        self.max_attempts.is_none_or(|max| failed < max)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ceiling_doubles_and_caps() {
+        let p = ReconnectPolicy::default()
+            .initial_delay(Duration::from_millis(100))
+            .max_delay(Duration::from_secs(1));
+        assert_eq!(p.ceiling(1), Duration::from_millis(100));
+        assert_eq!(p.ceiling(2), Duration::from_millis(200));
+        assert_eq!(p.ceiling(4), Duration::from_millis(800));
+        assert_eq!(p.ceiling(5), Duration::from_secs(1));
+        assert_eq!(p.ceiling(u32::MAX), Duration::from_secs(1));
+    }
+
+    #[test]
+    fn delays_stay_within_the_ceiling() {
+        let p = ReconnectPolicy::default();
+        for attempt in 1..40 {
+            assert!(p.delay(attempt) <= p.ceiling(attempt));
+        }
+    }
+
+    #[test]
+    fn attempts_limit() {
+        let p = ReconnectPolicy::default().max_attempts(Some(2));
+        assert!(p.allows(0));
+        assert!(p.allows(1));
+        assert!(!p.allows(2));
+        assert!(ReconnectPolicy::default().allows(u32::MAX));
+    }
+}

@@ -1,0 +1,266 @@
+//! The client handle: commands, events and the lifecycle calls.
+
+use std::sync::Arc;
+
+use bytes::Bytes;
+use elarian_proto::{
+    AppToServerCommand, AppToServerCommandReply, SimulatorToServerCommand,
+    SimulatorToServerCommandReply,
+};
+use prost::Message;
+
+use crate::config::ClientConfig;
+use crate::dispatch::Dispatcher;
+use crate::error::{CommandError, ConnectError};
+use crate::event::{CloseReason, ConnectionEvent, EventHub, EventStream};
+use crate::handler::NotificationHandler;
+use crate::link::{Connector, Link, LinkRequestError};
+use crate::reply::{check_app_reply, check_simulator_reply};
+use crate::supervisor::{LinkState, Shared, Supervisor, disconnect_bound};
+
+/// A connection to Elarian that lives as long as the application: it reconnects (and resumes)
+/// on its own, queues commands while reconnecting and dispatches the server's notifications.
+///
+/// `Client` is a cheap handle (`Clone`); the connection closes when
+/// [`disconnect`](Client::disconnect) is called or the last handle is dropped.
+///
+/// ```no_run
+/// use elarian_core::{Client, ClientConfig};
+/// use elarian_core::proto::{AppToServerCommand, GenerateAuthTokenCommand, app_to_server_command};
+///
+/// # async fn run() -> Result<(), Box<dyn std::error::Error>> {
+/// let config = ClientConfig::builder()
+///     .org_id("el_org_eu_1SJ2jx")
+///     .app_id("el_app_WZFQdt")
+///     .api_key("el_k_test_…")
+///     .build()?;
+/// let client = Client::connect(config, ()).await?;
+/// let reply = client
+///     .send_app_command(AppToServerCommand {
+///         entry: Some(app_to_server_command::Entry::GenerateAuthToken(
+///             GenerateAuthTokenCommand {},
+///         )),
+///     })
+///     .await?;
+/// println!("{reply:?}");
+/// client.disconnect().await;
+/// # Ok(())
+/// # }
+/// ```
+#[derive(Clone)]
+pub struct Client {
+    pub(crate) inner: Arc<ClientInner>,
+}
+
+pub(crate) struct ClientInner {
+    pub(crate) shared: Arc<Shared>,
+}
+
+impl Drop for ClientInner {
+    fn drop(&mut self) {
+        // The supervisor only holds `Shared`, so it learns here that nobody can use the client.
+        self.shared.begin_shutdown(CloseReason::Disconnected);
+    }
+}
+
+impl std::fmt::Debug for Client {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Client")
+            .field("app_id", &self.inner.shared.config.app_id)
+            .field("role", &self.inner.shared.config.role)
+            .field("connected", &self.is_connected())
+            .finish()
+    }
+}
+
+impl Client {
+    /// Connects and resolves once the first connection is up.
+    ///
+    /// Failed attempts are retried by the reconnect policy; this fails with
+    /// [`ConnectError::Rejected`] at once if the server refuses the credentials, with
+    /// [`ConnectError::AttemptsExhausted`] when the policy gives up and with
+    /// [`ConnectError::Timeout`] after the config's initial connect timeout. Must be called within
+    /// a Tokio runtime.
+    pub async fn connect(
+        config: ClientConfig,
+        handler: impl NotificationHandler,
+    ) -> Result<Client, ConnectError> {
+        let client = Client::start(config, handler);
+        client.wait_connected().await?;
+        Ok(client)
+    }
+
+    /// Starts the client without waiting: the connection is opened in the background and
+    /// commands sent meanwhile wait for it (within the queue limit and the command timeout).
+    /// Subscribe to [`events`](Client::events) to follow it.
+    ///
+    /// # Panics
+    ///
+    /// Outside a Tokio runtime (the connection is driven by a spawned task).
+    pub fn start(config: ClientConfig, handler: impl NotificationHandler) -> Client {
+        let events = Arc::new(EventHub::new(config.callbacks.clone()));
+        let dispatcher = Arc::new(Dispatcher::new(
+            config.role,
+            Arc::new(handler),
+            config.max_concurrent_notifications,
+            config.notification_timeout,
+            events.clone(),
+        ));
+        let connector = Arc::new(crate::rsocket::RsocketConnector::new(&config, dispatcher));
+        Client::start_with(config, events, connector)
+    }
+
+    pub(crate) fn start_with(
+        config: ClientConfig,
+        events: Arc<EventHub>,
+        connector: Arc<dyn Connector>,
+    ) -> Client {
+        let shared = Arc::new(Shared::new(config, events));
+        shared.events.emit(ConnectionEvent::Pending);
+        let supervisor = Supervisor::new(shared.clone(), connector);
+        tokio::spawn(supervisor.run());
+        Client {
+            inner: Arc::new(ClientInner { shared }),
+        }
+    }
+
+    /// Waits until the first connection is up, bounded by the initial connect timeout (which
+    /// then stops the client).
+    pub(crate) async fn wait_connected(&self) -> Result<(), ConnectError> {
+        let shared = &self.inner.shared;
+        let mut first = shared.first_connect.subscribe();
+        let waited = tokio::time::timeout(
+            shared.config.initial_connect_timeout,
+            first.wait_for(|outcome| outcome.is_some()),
+        )
+        .await;
+        match waited {
+            Ok(Ok(outcome)) => outcome.clone().unwrap_or(Err(ConnectError::Closed)),
+            Ok(Err(_)) => Err(ConnectError::Closed),
+            Err(_elapsed) => {
+                shared.begin_shutdown(CloseReason::GaveUp {
+                    last: ConnectError::Timeout,
+                });
+                Err(ConnectError::Timeout)
+            }
+        }
+    }
+
+    /// The configuration the client was built with.
+    pub fn config(&self) -> &ClientConfig {
+        &self.inner.shared.config
+    }
+
+    /// Whether a connection is up right now.
+    pub fn is_connected(&self) -> bool {
+        matches!(*self.inner.shared.state.borrow(), LinkState::Up(_))
+    }
+
+    /// A stream of the connection events emitted from now on. It ends after `Closed`; a slow
+    /// subscriber skips events rather than slowing the client down.
+    pub fn events(&self) -> EventStream {
+        self.inner.shared.events.subscribe()
+    }
+
+    /// Registers a callback for every future [`ConnectionEvent`]. It runs on the runtime task:
+    /// keep it short and non-blocking. For events before `connect` returns, register it with
+    /// [`ClientConfigBuilder::on_event`](crate::ClientConfigBuilder::on_event).
+    pub fn on_event(&self, callback: impl Fn(&ConnectionEvent) + Send + Sync + 'static) {
+        self.inner.shared.events.add_callback(Arc::new(callback));
+    }
+
+    /// Sends an app command and returns the server's reply.
+    ///
+    /// A reply whose boolean `status` is false becomes [`CommandError::Failed`]; replies with an
+    /// enum status (send message, initiate payment, messaging consent) are returned as they are.
+    pub async fn send_app_command(
+        &self,
+        command: AppToServerCommand,
+    ) -> Result<AppToServerCommandReply, CommandError> {
+        let reply = self
+            .request(encode(&command, self.config().max_command_size)?)
+            .await?;
+        let reply = AppToServerCommandReply::decode(reply).map_err(CommandError::Decode)?;
+        check_app_reply(reply)
+    }
+
+    /// Sends a simulator command (on a [`Role::Simulator`](crate::Role::Simulator) client) and
+    /// returns the server's reply; `status: false` becomes [`CommandError::Failed`].
+    pub async fn send_simulator_command(
+        &self,
+        command: SimulatorToServerCommand,
+    ) -> Result<SimulatorToServerCommandReply, CommandError> {
+        let reply = self
+            .request(encode(&command, self.config().max_command_size)?)
+            .await?;
+        let reply = SimulatorToServerCommandReply::decode(reply).map_err(CommandError::Decode)?;
+        check_simulator_reply(reply)
+    }
+
+    async fn request(&self, data: Bytes) -> Result<Bytes, CommandError> {
+        let shared = &self.inner.shared;
+        // Counted from here so that `disconnect` also waits for commands about to be sent.
+        let _in_flight = shared.in_flight.enter();
+        let exchange = async {
+            let link = self.current_link().await?;
+            link.request(data).await.map_err(|error| match error {
+                LinkRequestError::Remote { code, message } => {
+                    CommandError::Rejected { code, message }
+                }
+                LinkRequestError::Lost => CommandError::ConnectionLost,
+            })
+        };
+        tokio::time::timeout(shared.config.command_timeout, exchange)
+            .await
+            .unwrap_or(Err(CommandError::Timeout))
+    }
+
+    /// The session to send on, waiting for a reconnection if needed.
+    async fn current_link(&self) -> Result<Arc<dyn Link>, CommandError> {
+        let shared = &self.inner.shared;
+        let mut state = shared.state.subscribe();
+        match &*state.borrow_and_update() {
+            LinkState::Up(link) => return Ok(link.clone()),
+            LinkState::Closed => return Err(CommandError::NotConnected),
+            LinkState::Down => {}
+        }
+        let _queued = shared
+            .queue
+            .try_acquire()
+            .map_err(|_| CommandError::QueueFull)?;
+        loop {
+            if state.changed().await.is_err() {
+                return Err(CommandError::NotConnected);
+            }
+            match &*state.borrow_and_update() {
+                LinkState::Up(link) => return Ok(link.clone()),
+                LinkState::Closed => return Err(CommandError::NotConnected),
+                LinkState::Down => {}
+            }
+        }
+    }
+
+    /// Closes the client gracefully: new commands fail with [`CommandError::NotConnected`],
+    /// commands in flight get up to the disconnect timeout to finish (the rest fail), the RSocket
+    /// session is closed and a `Closed` event is emitted. Idempotent; never hangs.
+    pub async fn disconnect(&self) {
+        let shared = &self.inner.shared;
+        shared.begin_shutdown(CloseReason::Disconnected);
+        let mut finished = shared.finished.subscribe();
+        let bound = disconnect_bound(&shared.config);
+        if tokio::time::timeout(bound, finished.wait_for(|done| *done))
+            .await
+            .is_err()
+        {
+            tracing::warn!("elarian disconnect did not complete within {bound:?}");
+        }
+    }
+}
+
+fn encode(message: &impl Message, limit: usize) -> Result<Bytes, CommandError> {
+    let size = message.encoded_len();
+    if size > limit {
+        return Err(CommandError::TooLarge { size, limit });
+    }
+    Ok(Bytes::from(message.encode_to_vec()))
+}

@@ -1,0 +1,207 @@
+//! The [`Link`]/[`Connector`] seam implemented over `elarian-transport`'s RSocket client.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::Bytes;
+use elarian_transport::frame::ErrorCode;
+use elarian_transport::io::{self, Endpoint, TlsClientOptions};
+use elarian_transport::{
+    ClientSession, Payload, RequestError, Responder, ResumeError, StreamError,
+};
+use futures_util::future::BoxFuture;
+
+use crate::config::ClientConfig;
+use crate::dispatch::Dispatcher;
+use crate::error::ConnectError;
+use crate::link::{Connector, Link, LinkDown, LinkRequestError, ResumeFailure};
+use crate::setup::{DATA_MIME_TYPE, METADATA_MIME_TYPE, agent_metadata, resume_token, setup_data};
+
+/// Answers the server's requests (notifications) through the dispatcher.
+struct NotificationResponder {
+    dispatcher: Arc<Dispatcher>,
+}
+
+impl Responder for NotificationResponder {
+    fn request_response(
+        &self,
+        payload: Payload,
+    ) -> BoxFuture<'static, Result<Payload, StreamError>> {
+        let dispatcher = self.dispatcher.clone();
+        Box::pin(async move {
+            dispatcher
+                .handle(payload.data)
+                .await
+                .map(Payload::new)
+                .map_err(|error| StreamError::application(error.message))
+        })
+    }
+}
+
+/// Where and how to open sessions; cloned into each attempt.
+#[derive(Clone)]
+struct Target {
+    endpoint: Endpoint,
+    tls: TlsClientOptions,
+    connect_timeout: Duration,
+}
+
+impl Target {
+    async fn open(&self) -> Result<io::BoxTransport, ConnectError> {
+        io::connect(&self.endpoint, &self.tls, self.connect_timeout)
+            .await
+            .map_err(|error| ConnectError::Transport {
+                message: format!("{}: {error}", self.endpoint),
+            })
+    }
+}
+
+pub(crate) struct RsocketConnector {
+    target: Target,
+    app_id: String,
+    resumption: bool,
+    keepalive_interval: Duration,
+    max_lifetime: Duration,
+    setup_data: Bytes,
+    max_pending_notifications: usize,
+    responder: Arc<dyn Responder>,
+}
+
+impl RsocketConnector {
+    pub(crate) fn new(config: &ClientConfig, dispatcher: Arc<Dispatcher>) -> Self {
+        RsocketConnector {
+            target: Target {
+                endpoint: config.endpoint.clone(),
+                tls: config.tls.clone(),
+                connect_timeout: config.connect_timeout,
+            },
+            app_id: config.app_id.clone(),
+            resumption: config.resumption,
+            keepalive_interval: config.keepalive_interval,
+            max_lifetime: config.max_lifetime,
+            setup_data: setup_data(config),
+            max_pending_notifications: config.max_pending_notifications,
+            responder: Arc::new(NotificationResponder { dispatcher }),
+        }
+    }
+
+    // Field by field so that new engine settings (and a `#[non_exhaustive]` on the struct) keep
+    // their defaults without a change here.
+    #[allow(clippy::field_reassign_with_default)]
+    fn session_config(&self) -> elarian_transport::ClientConfig {
+        let mut config = elarian_transport::ClientConfig::default();
+        config.keepalive_interval = self.keepalive_interval;
+        config.max_lifetime = self.max_lifetime;
+        config.data_mime_type = DATA_MIME_TYPE.into();
+        config.metadata_mime_type = METADATA_MIME_TYPE.into();
+        config.setup_payload =
+            Payload::new(self.setup_data.clone()).with_metadata(agent_metadata());
+        config.resume_token = self.resumption.then(|| resume_token(&self.app_id));
+        // The supervisor stops resuming after the same window (see `Supervisor::resume`).
+        config.resume_window = self.max_lifetime;
+        config.connect_timeout = self.target.connect_timeout;
+        config.max_inbound_requests = self.max_pending_notifications;
+        config
+    }
+}
+
+impl Connector for RsocketConnector {
+    fn connect(&self) -> BoxFuture<'static, Result<Arc<dyn Link>, ConnectError>> {
+        let target = self.target.clone();
+        let config = self.session_config();
+        let responder = self.responder.clone();
+        Box::pin(async move {
+            let transport = target.open().await?;
+            let session = ClientSession::connect(transport, config, responder)
+                .await
+                .map_err(map_connect_error)?;
+            tracing::info!(endpoint = %target.endpoint, "elarian session established");
+            Ok(Arc::new(RsocketLink { session, target }) as Arc<dyn Link>)
+        })
+    }
+}
+
+fn map_connect_error(error: elarian_transport::ConnectError) -> ConnectError {
+    use elarian_transport::ConnectError as E;
+    match error {
+        // Retrying the same SETUP cannot succeed after these.
+        E::Rejected {
+            code: ErrorCode::InvalidSetup | ErrorCode::UnsupportedSetup | ErrorCode::RejectedSetup,
+            message,
+        } => ConnectError::Rejected { message },
+        E::Rejected { code, message } => ConnectError::Protocol {
+            message: format!("{code}: {message}"),
+        },
+        E::Timeout => ConnectError::Timeout,
+        E::Transport(error) => ConnectError::Transport {
+            message: error.to_string(),
+        },
+        other => ConnectError::Protocol {
+            message: other.to_string(),
+        },
+    }
+}
+
+struct RsocketLink {
+    session: ClientSession,
+    target: Target,
+}
+
+impl Link for RsocketLink {
+    fn request(&self, data: Bytes) -> BoxFuture<'static, Result<Bytes, LinkRequestError>> {
+        let session = self.session.clone();
+        Box::pin(async move {
+            match session.request_response(Payload::new(data)).await {
+                Ok(reply) => Ok(reply.data),
+                Err(RequestError::Remote { code, message }) => Err(LinkRequestError::Remote {
+                    code: code.as_u32(),
+                    message,
+                }),
+                Err(error) => {
+                    tracing::debug!(%error, "elarian command lost");
+                    Err(LinkRequestError::Lost)
+                }
+            }
+        })
+    }
+
+    fn down(&self) -> BoxFuture<'static, LinkDown> {
+        let session = self.session.clone();
+        Box::pin(async move {
+            session.disconnected().await;
+            if session.is_closed() {
+                LinkDown::Closed {
+                    reason: session.closed().await.to_string(),
+                }
+            } else {
+                LinkDown::Detached {
+                    reason: "transport lost; the session is resumable".to_owned(),
+                }
+            }
+        })
+    }
+
+    fn resume(&self) -> BoxFuture<'static, Result<(), ResumeFailure>> {
+        let session = self.session.clone();
+        let target = self.target.clone();
+        Box::pin(async move {
+            let transport = target.open().await.map_err(ResumeFailure::Failed)?;
+            match session.resume(transport).await {
+                // Already attached again: nothing to do.
+                Ok(()) | Err(ResumeError::NotDetached) => Ok(()),
+                Err(ResumeError::Timeout) => Err(ResumeFailure::Failed(ConnectError::Timeout)),
+                Err(error) => Err(ResumeFailure::Rejected {
+                    reason: error.to_string(),
+                }),
+            }
+        })
+    }
+
+    fn close(&self) -> BoxFuture<'static, ()> {
+        let session = self.session.clone();
+        Box::pin(async move {
+            session.close();
+            let _ = session.closed().await;
+        })
+    }
+}

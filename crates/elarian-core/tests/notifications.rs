@@ -1,0 +1,346 @@
+//! Notifications from the server: default replies, failure isolation and backpressure.
+
+mod common;
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::Duration;
+
+use common::{EventLog, TestServer, config, echo_command};
+use elarian_core::proto::{
+    DataMapValue, ServerToAppCustomerNotification, ServerToAppNotification,
+    ServerToAppNotificationReply, ServerToSimulatorNotification,
+    ServerToSimulatorNotificationReply, data_map_value, server_to_app_notification,
+    server_to_simulator_notification,
+};
+use elarian_core::{
+    BoxFuture, Client, ClientError, ConnectionEvent, HandlerError, NotificationError,
+    NotificationHandler, Role, default_app_reply,
+};
+use elarian_transport::{ErrorCode, Payload, RequestError};
+use prost::Message;
+
+fn notification(customer_id: &str, app_data: &str) -> ServerToAppNotification {
+    ServerToAppNotification {
+        entry: Some(server_to_app_notification::Entry::Customer(
+            ServerToAppCustomerNotification {
+                org_id: common::ORG.into(),
+                app_id: common::APP.into(),
+                customer_id: customer_id.into(),
+                app_data: Some(DataMapValue {
+                    value: Some(data_map_value::Value::StringVal(app_data.into())),
+                }),
+                ..Default::default()
+            },
+        )),
+    }
+}
+
+async fn notify(
+    server: &TestServer,
+    notification: &ServerToAppNotification,
+) -> ServerToAppNotificationReply {
+    let reply = tokio::time::timeout(
+        Duration::from_secs(10),
+        server
+            .state
+            .latest_connection()
+            .request_response(Payload::new(notification.encode_to_vec())),
+    )
+    .await
+    .expect("the client answers")
+    .expect("a reply, not an error");
+    ServerToAppNotificationReply::decode(reply.data).unwrap()
+}
+
+/// Never answers, panics on customer "boom", fails on "fail", otherwise replies with app data
+/// "handled".
+struct TestHandler;
+
+impl NotificationHandler for TestHandler {
+    fn on_app_notification(
+        &self,
+        notification: ServerToAppNotification,
+    ) -> BoxFuture<'static, Result<ServerToAppNotificationReply, HandlerError>> {
+        Box::pin(async move {
+            let Some(server_to_app_notification::Entry::Customer(customer)) = &notification.entry
+            else {
+                return Ok(default_app_reply(&notification));
+            };
+            match customer.customer_id.as_str() {
+                "slow" => {
+                    tokio::time::sleep(Duration::from_secs(3600)).await;
+                    Ok(default_app_reply(&notification))
+                }
+                "boom" => panic!("handler bug"),
+                "fail" => Err(HandlerError::new("database down")),
+                _ => Ok(ServerToAppNotificationReply {
+                    data_update: Some(elarian_core::proto::AppDataUpdate {
+                        data: Some(DataMapValue {
+                            value: Some(data_map_value::Value::StringVal("handled".into())),
+                        }),
+                    }),
+                    message: None,
+                }),
+            }
+        })
+    }
+}
+
+#[tokio::test]
+async fn handler_reply_timeout_panic_and_failure() {
+    let server = TestServer::start().await;
+    let log = EventLog::default();
+    let config = log
+        .attach(config(server.endpoint()))
+        .notification_timeout(Duration::from_millis(200))
+        .build()
+        .unwrap();
+    let client = Client::connect(config, TestHandler).await.unwrap();
+    server.state.wait_accepted(1).await;
+
+    let handled = notify(&server, &notification("ok", "{}")).await;
+    assert_eq!(
+        handled.data_update.unwrap().data.unwrap().value,
+        Some(data_map_value::Value::StringVal("handled".into()))
+    );
+
+    // Timeout: the default reply carries the incoming app data unchanged.
+    let slow = notification("slow", "{\"step\":3}");
+    assert_eq!(notify(&server, &slow).await, default_app_reply(&slow));
+    log.wait_for(0, |e| {
+        matches!(
+            e,
+            ConnectionEvent::Error(ClientError::Notification(NotificationError::Timeout { .. }))
+        )
+    })
+    .await;
+
+    let boom = notification("boom", "{\"step\":4}");
+    let reply = notify(&server, &boom).await;
+    assert_eq!(reply, default_app_reply(&boom));
+    assert!(reply.data_update.is_some());
+    log.wait_for(0, |e| {
+        matches!(
+            e,
+            ConnectionEvent::Error(ClientError::Notification(
+                NotificationError::HandlerPanicked { message }
+            )) if message.contains("handler bug")
+        )
+    })
+    .await;
+
+    let fail = notification("fail", "{\"step\":5}");
+    assert_eq!(notify(&server, &fail).await, default_app_reply(&fail));
+
+    // The connection survived all of it, both ways.
+    assert!(client.send_app_command(echo_command("after")).await.is_ok());
+    assert!(
+        notify(&server, &notification("ok", "{}"))
+            .await
+            .data_update
+            .is_some()
+    );
+    assert_eq!(server.state.setups().len(), 1);
+    client.disconnect().await;
+}
+
+#[tokio::test]
+async fn undecodable_notification_gets_an_application_error() {
+    let server = TestServer::start().await;
+    let log = EventLog::default();
+    let client = Client::connect(log.attach(config(server.endpoint())).build().unwrap(), ())
+        .await
+        .unwrap();
+    server.state.wait_accepted(1).await;
+    let result = server
+        .state
+        .latest_connection()
+        .request_response(Payload::new(vec![0xff, 0xff, 0xff, 0xff]))
+        .await;
+    match result {
+        Err(RequestError::Remote { code, .. }) => assert_eq!(code, ErrorCode::ApplicationError),
+        other => panic!("unexpected {other:?}"),
+    }
+    log.wait_for(0, |e| {
+        matches!(
+            e,
+            ConnectionEvent::Error(ClientError::Notification(NotificationError::Decode { .. }))
+        )
+    })
+    .await;
+    // No handler: the default reply.
+    let n = notification("c1", "{\"x\":1}");
+    assert_eq!(notify(&server, &n).await, default_app_reply(&n));
+    client.disconnect().await;
+}
+
+/// Counts how many calls run at once.
+struct Gauge {
+    running: AtomicUsize,
+    max: AtomicUsize,
+    done: AtomicUsize,
+}
+
+struct GaugeHandler(Arc<Gauge>);
+
+impl NotificationHandler for GaugeHandler {
+    fn on_app_notification(
+        &self,
+        notification: ServerToAppNotification,
+    ) -> BoxFuture<'static, Result<ServerToAppNotificationReply, HandlerError>> {
+        let gauge = self.0.clone();
+        Box::pin(async move {
+            let now = gauge.running.fetch_add(1, Ordering::SeqCst) + 1;
+            gauge.max.fetch_max(now, Ordering::SeqCst);
+            tokio::time::sleep(Duration::from_millis(20)).await;
+            gauge.running.fetch_sub(1, Ordering::SeqCst);
+            gauge.done.fetch_add(1, Ordering::SeqCst);
+            Ok(default_app_reply(&notification))
+        })
+    }
+}
+
+#[tokio::test]
+async fn at_most_n_handlers_run_under_a_flood() {
+    const LIMIT: usize = 4;
+    const FLOOD: usize = 200;
+    let server = TestServer::start().await;
+    let gauge = Arc::new(Gauge {
+        running: AtomicUsize::new(0),
+        max: AtomicUsize::new(0),
+        done: AtomicUsize::new(0),
+    });
+    let config = config(server.endpoint())
+        .max_concurrent_notifications(LIMIT)
+        .build()
+        .unwrap();
+    let client = Client::connect(config, GaugeHandler(gauge.clone()))
+        .await
+        .unwrap();
+    server.state.wait_accepted(1).await;
+    let connection = server.state.latest_connection();
+    let flood: Vec<_> = (0..FLOOD)
+        .map(|i| {
+            let connection = connection.clone();
+            let n = notification(&format!("c{i}"), "{}");
+            tokio::spawn(async move {
+                connection
+                    .request_response(Payload::new(n.encode_to_vec()))
+                    .await
+            })
+        })
+        .collect();
+    for request in flood {
+        assert!(request.await.unwrap().is_ok());
+    }
+    assert_eq!(gauge.done.load(Ordering::SeqCst), FLOOD);
+    assert_eq!(gauge.max.load(Ordering::SeqCst), LIMIT);
+    client.disconnect().await;
+}
+
+struct SimulatorHandler(tokio::sync::mpsc::Sender<ServerToSimulatorNotification>);
+
+impl NotificationHandler for SimulatorHandler {
+    fn on_simulator_notification(
+        &self,
+        notification: ServerToSimulatorNotification,
+    ) -> BoxFuture<'static, Result<(), HandlerError>> {
+        let sender = self.0.clone();
+        Box::pin(async move {
+            sender
+                .send(notification)
+                .await
+                .map_err(HandlerError::from_source)
+        })
+    }
+}
+
+#[tokio::test]
+async fn simulator_notifications_reach_the_handler() {
+    let server = TestServer::start().await;
+    let (tx, mut rx) = tokio::sync::mpsc::channel(4);
+    let config = config(server.endpoint())
+        .role(Role::Simulator)
+        .build()
+        .unwrap();
+    let client = Client::connect(config, SimulatorHandler(tx)).await.unwrap();
+    server.state.wait_accepted(1).await;
+    let sent = ServerToSimulatorNotification {
+        entry: Some(server_to_simulator_notification::Entry::SendMessage(
+            elarian_core::proto::SendMessageSimulatorNotification {
+                org_id: common::ORG.into(),
+                customer_id: "el_cst_1".into(),
+                message_id: "msg_1".into(),
+                ..Default::default()
+            },
+        )),
+    };
+    let reply = server
+        .state
+        .latest_connection()
+        .request_response(Payload::new(sent.encode_to_vec()))
+        .await
+        .unwrap();
+    assert_eq!(
+        ServerToSimulatorNotificationReply::decode(reply.data).unwrap(),
+        ServerToSimulatorNotificationReply {}
+    );
+    assert_eq!(rx.recv().await, Some(sent));
+    client.disconnect().await;
+}
+
+#[tokio::test]
+async fn notifications_beyond_the_pending_limit_are_rejected_not_buffered() {
+    let server = TestServer::start().await;
+    let gauge = Arc::new(Gauge {
+        running: AtomicUsize::new(0),
+        max: AtomicUsize::new(0),
+        done: AtomicUsize::new(0),
+    });
+    let config = config(server.endpoint())
+        .max_concurrent_notifications(1)
+        .max_pending_notifications(2)
+        .build()
+        .unwrap();
+    let client = Client::connect(config, GaugeHandler(gauge.clone()))
+        .await
+        .unwrap();
+    server.state.wait_accepted(1).await;
+    let connection = server.state.latest_connection();
+    let burst: Vec<_> = (0..6)
+        .map(|i| {
+            let connection = connection.clone();
+            let n = notification(&format!("c{i}"), "{}");
+            tokio::spawn(async move {
+                connection
+                    .request_response(Payload::new(n.encode_to_vec()))
+                    .await
+            })
+        })
+        .collect();
+    let mut answered = 0;
+    let mut rejected = 0;
+    for request in burst {
+        match request.await.unwrap() {
+            Ok(_) => answered += 1,
+            Err(RequestError::Remote { code, .. }) => {
+                assert_eq!(code, ErrorCode::Rejected);
+                rejected += 1;
+            }
+            Err(other) => panic!("unexpected {other:?}"),
+        }
+    }
+    assert!(answered >= 2, "{answered} answered");
+    assert!(rejected >= 1, "{rejected} rejected");
+    assert_eq!(gauge.done.load(Ordering::SeqCst), answered);
+    assert_eq!(gauge.max.load(Ordering::SeqCst), 1);
+    // Once the burst is over, notifications are accepted again.
+    assert!(
+        notify(&server, &notification("later", "{}"))
+            .await
+            .message
+            .is_none()
+    );
+    client.disconnect().await;
+}

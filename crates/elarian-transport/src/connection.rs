@@ -1,0 +1,1067 @@
+//! The tokio driver of a [`Session`] and the [`Connection`] handle applications use.
+//!
+//! One task per connection owns the session, the transport halves and the responder futures, so
+//! the hot path takes no lock. Reads and writes run concurrently as futures that own their half of
+//! the transport; every frame ready when a write starts goes out in one batch with one flush.
+
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context, Poll};
+use std::time::Duration;
+
+use bytes::Bytes;
+use futures_util::future::{BoxFuture, FusedFuture, FutureExt};
+use futures_util::stream::{BoxStream, FuturesUnordered, Stream, StreamExt};
+use tokio::sync::{Semaphore, mpsc, oneshot, watch};
+
+use crate::frame::{ErrorCode, ErrorFrame, Frame, ResumeFrame};
+use crate::io::{
+    BoxReader, BoxTransport, BoxWriter, FrameReader, FrameTransport, FrameWriter, TransportError,
+};
+use crate::protocol::{Event, IdMap, InboundKind, OperationError, Session, StreamIds};
+use crate::responder::Responder;
+use crate::{CloseReason, Payload, RequestError, ResumeError, StreamError};
+
+/// How long closing a transport may take (final flush included).
+const CLOSE_LINGER: Duration = Duration::from_secs(2);
+/// Commands taken from the queue per driver wake, so that reading is not starved.
+const COMMAND_BATCH: usize = 64;
+/// Bytes queued for writing beyond which requests and answers of this side wait.
+const LOCAL_TX_LIMIT: usize = 4 * 1024 * 1024;
+/// Bytes queued for writing beyond which the peer's frames are not read.
+const PEER_TX_LIMIT: usize = 32 * 1024 * 1024;
+/// Frames read per driver wake at most, so that commands and timers are not starved.
+const READ_BATCH: usize = 64;
+
+/// Erases a transport's type without boxing a [`BoxTransport`] twice.
+pub(crate) fn into_halves<T: FrameTransport>(transport: T) -> (BoxReader, BoxWriter) {
+    let mut slot = Some(transport);
+    let any: &mut dyn std::any::Any = &mut slot;
+    let boxed = match any.downcast_mut::<Option<BoxTransport>>() {
+        Some(b) => b.take(),
+        None => None,
+    };
+    match boxed {
+        Some(b) => b.split(),
+        None => match slot {
+            Some(t) => BoxTransport::new(t).split(),
+            // `slot` is only emptied by the downcast branch, which returns above.
+            None => unreachable!("transport taken twice"),
+        },
+    }
+}
+
+/// Where the session's transport stands, as seen by handles.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum LinkState {
+    Connected,
+    Detached,
+    Closed(CloseReason),
+}
+
+pub(crate) enum Command {
+    RequestResponse {
+        id: u32,
+        payload: Payload,
+        reply: oneshot::Sender<Result<Payload, RequestError>>,
+    },
+    FireAndForget {
+        id: u32,
+        payload: Payload,
+    },
+    Stream {
+        id: u32,
+        payload: Payload,
+        initial_n: u32,
+        items: mpsc::Sender<Result<Payload, RequestError>>,
+    },
+    MetadataPush(Bytes),
+}
+
+pub(crate) enum Control {
+    Cancel(u32),
+    RequestN(u32, u32),
+    Close,
+}
+
+/// A new transport for a detached (or still attached) session.
+pub(crate) enum Attach {
+    ClientResume {
+        reader: BoxReader,
+        writer: BoxWriter,
+        token: Bytes,
+        reply: oneshot::Sender<Result<(), ResumeError>>,
+    },
+    ServerResume {
+        reader: BoxReader,
+        writer: BoxWriter,
+        frame: ResumeFrame,
+    },
+}
+
+/// Limits of the handle side of a connection.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct HandleLimits {
+    pub(crate) max_in_flight: usize,
+    pub(crate) command_queue: usize,
+    pub(crate) stream_window: u32,
+}
+
+struct Shared {
+    cmd_tx: mpsc::Sender<Command>,
+    ctrl_tx: mpsc::UnboundedSender<Control>,
+    ids: StreamIds,
+    inflight: Arc<Semaphore>,
+    state: watch::Receiver<LinkState>,
+    stream_window: u32,
+}
+
+/// A handle to one RSocket connection (client or server side). Cheap to clone.
+///
+/// Requests carry no timeout of their own: wrap them in `tokio::time::timeout`. Dropping a
+/// request future cancels the request (CANCEL is sent and a late answer is discarded).
+#[derive(Clone)]
+pub struct Connection {
+    shared: Arc<Shared>,
+}
+
+impl std::fmt::Debug for Connection {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Connection")
+            .field("state", &*self.shared.state.borrow())
+            .finish_non_exhaustive()
+    }
+}
+
+/// Sends CANCEL for a request whose future is dropped before it completes.
+struct CancelOnDrop<'a> {
+    id: u32,
+    ctrl: &'a mpsc::UnboundedSender<Control>,
+    armed: bool,
+}
+
+impl Drop for CancelOnDrop<'_> {
+    fn drop(&mut self) {
+        if self.armed {
+            let _ = self.ctrl.send(Control::Cancel(self.id));
+        }
+    }
+}
+
+impl Connection {
+    fn closed_error(&self) -> RequestError {
+        match &*self.shared.state.borrow() {
+            LinkState::Closed(reason) => RequestError::Closed(reason.clone()),
+            _ => RequestError::Closed(CloseReason::TransportLost(
+                "connection driver stopped".into(),
+            )),
+        }
+    }
+
+    /// Sends a REQUEST_RESPONSE and waits for the answer.
+    ///
+    /// Waits for a slot when the connection's in-flight limit is reached. While a resumable
+    /// session is detached, requests queue (bounded) and go out on resumption.
+    pub async fn request_response(&self, payload: Payload) -> Result<Payload, RequestError> {
+        let _permit = self
+            .shared
+            .inflight
+            .acquire()
+            .await
+            .map_err(|_| self.closed_error())?;
+        let id = self
+            .shared
+            .ids
+            .next()
+            .ok_or(RequestError::StreamIdsExhausted)?;
+        let (reply, rx) = oneshot::channel();
+        self.shared
+            .cmd_tx
+            .send(Command::RequestResponse { id, payload, reply })
+            .await
+            .map_err(|_| self.closed_error())?;
+        let mut guard = CancelOnDrop {
+            id,
+            ctrl: &self.shared.ctrl_tx,
+            armed: true,
+        };
+        let result = rx.await;
+        guard.armed = false;
+        result.unwrap_or_else(|_| Err(self.closed_error()))
+    }
+
+    /// Sends a REQUEST_FNF. Resolves once the request is queued on the connection.
+    pub async fn fire_and_forget(&self, payload: Payload) -> Result<(), RequestError> {
+        let id = self
+            .shared
+            .ids
+            .next()
+            .ok_or(RequestError::StreamIdsExhausted)?;
+        self.shared
+            .cmd_tx
+            .send(Command::FireAndForget { id, payload })
+            .await
+            .map_err(|_| self.closed_error())
+    }
+
+    /// Sends a REQUEST_STREAM. The returned stream grants REQUEST_N credit as it is consumed
+    /// (a window of `stream_window` items); dropping it cancels the request.
+    pub fn request_stream(&self, payload: Payload) -> RequestStream {
+        let window = self.shared.stream_window.max(2);
+        let shared = self.shared.clone();
+        let (items_tx, items_rx) = mpsc::channel(window as usize);
+        let conn = self.clone();
+        let start = async move {
+            let permit = shared
+                .inflight
+                .clone()
+                .acquire_owned()
+                .await
+                .map_err(|_| conn.closed_error())?;
+            let id = shared.ids.next().ok_or(RequestError::StreamIdsExhausted)?;
+            shared
+                .cmd_tx
+                .send(Command::Stream {
+                    id,
+                    payload,
+                    initial_n: window,
+                    items: items_tx,
+                })
+                .await
+                .map_err(|_| conn.closed_error())?;
+            Ok((id, permit))
+        };
+        RequestStream {
+            start: Some(Box::pin(start)),
+            id: None,
+            items: items_rx,
+            ctrl: self.shared.ctrl_tx.clone(),
+            window,
+            consumed: 0,
+            done: false,
+            _permit: None,
+        }
+    }
+
+    /// Sends METADATA_PUSH.
+    pub async fn metadata_push(&self, metadata: Bytes) -> Result<(), RequestError> {
+        self.shared
+            .cmd_tx
+            .send(Command::MetadataPush(metadata))
+            .await
+            .map_err(|_| self.closed_error())
+    }
+
+    /// Closes the connection: the peer gets ERROR(CONNECTION_CLOSE), pending requests fail with
+    /// [`RequestError::Closed`]. Returns at once; await [`closed`](Connection::closed) to wait.
+    pub fn close(&self) {
+        let _ = self.shared.ctrl_tx.send(Control::Close);
+    }
+
+    /// Whether the connection has closed.
+    pub fn is_closed(&self) -> bool {
+        matches!(*self.shared.state.borrow(), LinkState::Closed(_))
+    }
+
+    /// Waits until the connection closes and tells why.
+    pub async fn closed(&self) -> CloseReason {
+        let mut rx = self.shared.state.clone();
+        loop {
+            if let LinkState::Closed(reason) = &*rx.borrow_and_update() {
+                return reason.clone();
+            }
+            if rx.changed().await.is_err() {
+                return match &*rx.borrow() {
+                    LinkState::Closed(reason) => reason.clone(),
+                    _ => CloseReason::TransportLost("connection driver stopped".into()),
+                };
+            }
+        }
+    }
+
+    /// Waits until the transport is lost (the session may be resumable) or the connection closes.
+    pub(crate) async fn link_down(&self) {
+        let mut rx = self.shared.state.clone();
+        loop {
+            if !matches!(*rx.borrow_and_update(), LinkState::Connected) {
+                return;
+            }
+            if rx.changed().await.is_err() {
+                return;
+            }
+        }
+    }
+
+    pub(crate) fn link_state(&self) -> LinkState {
+        self.shared.state.borrow().clone()
+    }
+}
+
+type StartFuture =
+    BoxFuture<'static, Result<(u32, tokio::sync::OwnedSemaphorePermit), RequestError>>;
+
+/// The items of a REQUEST_STREAM, from [`Connection::request_stream`].
+pub struct RequestStream {
+    start: Option<StartFuture>,
+    id: Option<u32>,
+    items: mpsc::Receiver<Result<Payload, RequestError>>,
+    ctrl: mpsc::UnboundedSender<Control>,
+    window: u32,
+    consumed: u32,
+    done: bool,
+    _permit: Option<tokio::sync::OwnedSemaphorePermit>,
+}
+
+impl std::fmt::Debug for RequestStream {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RequestStream")
+            .field("id", &self.id)
+            .field("done", &self.done)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Stream for RequestStream {
+    type Item = Result<Payload, RequestError>;
+
+    fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
+        let this = &mut *self;
+        if this.done {
+            return Poll::Ready(None);
+        }
+        if let Some(start) = this.start.as_mut() {
+            match start.as_mut().poll(cx) {
+                Poll::Pending => return Poll::Pending,
+                Poll::Ready(Ok((id, permit))) => {
+                    this.id = Some(id);
+                    this._permit = Some(permit);
+                    this.start = None;
+                }
+                Poll::Ready(Err(e)) => {
+                    this.start = None;
+                    this.done = true;
+                    return Poll::Ready(Some(Err(e)));
+                }
+            }
+        }
+        match this.items.poll_recv(cx) {
+            Poll::Pending => Poll::Pending,
+            Poll::Ready(None) => {
+                this.done = true;
+                this._permit = None;
+                Poll::Ready(None)
+            }
+            Poll::Ready(Some(Err(e))) => {
+                this.done = true;
+                this._permit = None;
+                Poll::Ready(Some(Err(e)))
+            }
+            Poll::Ready(Some(Ok(p))) => {
+                this.consumed += 1;
+                if this.consumed >= this.window / 2
+                    && let Some(id) = this.id
+                {
+                    let _ = this.ctrl.send(Control::RequestN(id, this.consumed));
+                    this.consumed = 0;
+                }
+                Poll::Ready(Some(Ok(p)))
+            }
+        }
+    }
+}
+
+impl Drop for RequestStream {
+    fn drop(&mut self) {
+        if !self.done
+            && let Some(id) = self.id
+        {
+            let _ = self.ctrl.send(Control::Cancel(id));
+        }
+    }
+}
+
+enum Waiter {
+    Response(oneshot::Sender<Result<Payload, RequestError>>),
+    Stream(mpsc::Sender<Result<Payload, RequestError>>),
+}
+
+/// Everything the driver task needs.
+pub(crate) struct DriverParts {
+    pub(crate) session: Session,
+    pub(crate) responder: Arc<dyn Responder>,
+    pub(crate) transport: Option<(BoxReader, BoxWriter)>,
+    pub(crate) limits: HandleLimits,
+    pub(crate) established: Option<oneshot::Sender<Result<(), CloseReason>>>,
+    pub(crate) on_exit: Option<Box<dyn FnOnce() + Send>>,
+}
+
+/// Spawns the driver; returns the handle and the channel that feeds new transports.
+pub(crate) fn spawn(parts: DriverParts) -> (Connection, mpsc::Sender<Attach>) {
+    let limits = parts.limits;
+    let (cmd_tx, cmd_rx) = mpsc::channel(limits.command_queue.max(1));
+    let (ctrl_tx, ctrl_rx) = mpsc::unbounded_channel();
+    let (attach_tx, attach_rx) = mpsc::channel(4);
+    let initial = if parts.transport.is_some() {
+        LinkState::Connected
+    } else {
+        LinkState::Detached
+    };
+    let (state_tx, state_rx) = watch::channel(initial);
+    let inflight = Arc::new(Semaphore::new(limits.max_in_flight.max(1)));
+    let role = parts.session.role();
+    let driver = Driver {
+        session: parts.session,
+        responder: parts.responder,
+        cmd_rx,
+        ctrl_rx,
+        attach_rx,
+        waiters: IdMap::default(),
+        state_tx,
+        inflight: inflight.clone(),
+        established: parts.established,
+        resume_reply: None,
+        on_exit: parts.on_exit,
+    };
+    tokio::spawn(driver.run(parts.transport));
+    let conn = Connection {
+        shared: Arc::new(Shared {
+            cmd_tx,
+            ctrl_tx,
+            ids: StreamIds::new(role),
+            inflight,
+            state: state_rx,
+            stream_window: limits.stream_window,
+        }),
+    };
+    (conn, attach_tx)
+}
+
+struct Driver {
+    session: Session,
+    responder: Arc<dyn Responder>,
+    cmd_rx: mpsc::Receiver<Command>,
+    ctrl_rx: mpsc::UnboundedReceiver<Control>,
+    attach_rx: mpsc::Receiver<Attach>,
+    waiters: IdMap<Waiter>,
+    state_tx: watch::Sender<LinkState>,
+    inflight: Arc<Semaphore>,
+    established: Option<oneshot::Sender<Result<(), CloseReason>>>,
+    resume_reply: Option<oneshot::Sender<Result<(), ResumeError>>>,
+    on_exit: Option<Box<dyn FnOnce() + Send>>,
+}
+
+type ReadResult = (BoxReader, Result<Option<Bytes>, TransportError>);
+type WriteResult = (BoxWriter, Vec<Bytes>, Result<(), TransportError>);
+
+async fn read_owned(mut reader: BoxReader) -> ReadResult {
+    let r = reader.read_frame().await;
+    (reader, r)
+}
+
+async fn write_owned(mut writer: BoxWriter, batch: Vec<Bytes>) -> WriteResult {
+    for frame in &batch {
+        if let Err(e) = writer.write_frame(frame.clone()).await {
+            return (writer, batch, Err(e));
+        }
+    }
+    let r = writer.flush().await;
+    (writer, batch, r)
+}
+
+type ItemStream = BoxStream<'static, Result<Payload, StreamError>>;
+
+/// Runs `f`, turning a panic of application code into a stream error.
+fn isolate<T>(f: impl FnOnce() -> Poll<T>, on_panic: impl FnOnce() -> T) -> Poll<T> {
+    match std::panic::catch_unwind(std::panic::AssertUnwindSafe(f)) {
+        Ok(poll) => poll,
+        Err(_) => {
+            tracing::error!("responder panicked; the request fails with APPLICATION_ERROR");
+            Poll::Ready(on_panic())
+        }
+    }
+}
+
+fn panicked() -> StreamError {
+    StreamError::application("the responder panicked")
+}
+
+/// A responder's answer to a REQUEST_RESPONSE, tagged with its stream id.
+struct ResponseFuture {
+    id: u32,
+    fut: BoxFuture<'static, Result<Payload, StreamError>>,
+}
+
+impl Future for ResponseFuture {
+    type Output = (u32, Result<Payload, StreamError>);
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        let id = self.id;
+        isolate(|| self.fut.as_mut().poll(cx), || Err(panicked())).map(|r| (id, r))
+    }
+}
+
+/// The next item of a responder's stream, tagged with its stream id; yields the stream back.
+struct ItemFuture {
+    id: u32,
+    stream: Option<ItemStream>,
+}
+
+fn next_item(id: u32, stream: ItemStream) -> ItemFuture {
+    ItemFuture {
+        id,
+        stream: Some(stream),
+    }
+}
+
+impl Future for ItemFuture {
+    type Output = (u32, Option<Result<Payload, StreamError>>, Option<ItemStream>);
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        let id = self.id;
+        let Some(stream) = self.stream.as_mut() else {
+            return Poll::Ready((id, None, None));
+        };
+        match isolate(|| stream.poll_next_unpin(cx).map(Ok), || Err(())) {
+            Poll::Pending => Poll::Pending,
+            Poll::Ready(Ok(item)) => Poll::Ready((id, item, self.stream.take())),
+            // A panicking stream is dropped and the request fails.
+            Poll::Ready(Err(())) => Poll::Ready((id, Some(Err(panicked())), None)),
+        }
+    }
+}
+
+fn now() -> std::time::Instant {
+    tokio::time::Instant::now().into_std()
+}
+
+/// Responder work owned by the driver task.
+struct Work {
+    responses: FuturesUnordered<ResponseFuture>,
+    items: FuturesUnordered<ItemFuture>,
+    parked: IdMap<ItemStream>,
+}
+
+impl Driver {
+    async fn run(mut self, transport: Option<(BoxReader, BoxWriter)>) {
+        let mut read_fut = std::pin::pin!(futures_util::future::Fuse::terminated());
+        let mut write_fut = std::pin::pin!(futures_util::future::Fuse::terminated());
+        let mut writer_idle: Option<BoxWriter> = None;
+        let mut spare: Vec<Bytes> = Vec::new();
+        if let Some((r, w)) = transport {
+            read_fut.set(read_owned(r).fuse());
+            writer_idle = Some(w);
+        }
+        let far = || tokio::time::Instant::now() + Duration::from_secs(86_400 * 365);
+        let mut deadline = far();
+        let mut sleep = std::pin::pin!(tokio::time::sleep_until(deadline));
+        let mut work = Work {
+            responses: FuturesUnordered::new(),
+            items: FuturesUnordered::new(),
+            parked: IdMap::default(),
+        };
+        let mut cmd_open = true;
+        let mut ctrl_open = true;
+        let mut attach_open = true;
+
+        loop {
+            let lost = self.process_events(&mut work);
+            if lost {
+                read_fut.set(futures_util::future::Fuse::terminated());
+                write_fut.set(futures_util::future::Fuse::terminated());
+                writer_idle = None;
+            }
+            if self.session.is_closed() {
+                break;
+            }
+            if write_fut.is_terminated()
+                && self.session.has_transmit()
+                && let Some(w) = writer_idle.take()
+            {
+                let mut batch = std::mem::take(&mut spare);
+                while let Some(f) = self.session.poll_transmit() {
+                    batch.push(f);
+                }
+                write_fut.set(write_owned(w, batch).fuse());
+            }
+            let next = self
+                .session
+                .poll_timeout()
+                .map(tokio::time::Instant::from_std)
+                .unwrap_or_else(far);
+            // Every received frame pushes the lifetime deadline later; re-arming the timer for
+            // that on each frame is costly, so the timer is only moved earlier. Firing early is
+            // harmless: the session acts on what is due and the timer is re-armed.
+            if next < deadline || sleep.is_elapsed() {
+                deadline = next;
+                sleep.as_mut().reset(deadline);
+            }
+
+            // Backpressure: while the transport cannot keep up, stop producing (requests and
+            // answers) beyond LOCAL_TX_LIMIT, and stop reading what the peer sends beyond
+            // PEER_TX_LIMIT, so that the write queue stays bounded.
+            let pending = self.session.pending_transmit_bytes();
+            let local_ok = pending < LOCAL_TX_LIMIT;
+            let peer_ok = pending < PEER_TX_LIMIT;
+
+            tokio::select! {
+                (reader, result) = &mut read_fut, if peer_ok => match result {
+                    Ok(Some(frame)) => {
+                        let now = now();
+                        self.session.handle_frame(frame, now);
+                        // Take every frame already received before going back to the select:
+                        // one loop turn per frame costs more than the frame itself. Readers are
+                        // cancel safe, so dropping a pending read loses nothing.
+                        let mut reader = reader;
+                        let mut failed = None;
+                        for _ in 1..READ_BATCH {
+                            match reader.read_frame().now_or_never() {
+                                Some(Ok(Some(frame))) => self.session.handle_frame(frame, now),
+                                Some(Ok(None)) => {
+                                    failed = Some("peer closed the transport".to_owned());
+                                    break;
+                                }
+                                Some(Err(e)) => {
+                                    failed = Some(e.to_string());
+                                    break;
+                                }
+                                None => break,
+                            }
+                        }
+                        match failed {
+                            None => read_fut.set(read_owned(reader).fuse()),
+                            Some(why) => self.transport_failed(&why, &mut writer_idle, &mut write_fut),
+                        }
+                    }
+                    Ok(None) => self.transport_failed("peer closed the transport", &mut writer_idle, &mut write_fut),
+                    Err(e) => self.transport_failed(&e.to_string(), &mut writer_idle, &mut write_fut),
+                },
+                (writer, mut batch, result) = &mut write_fut => match result {
+                    Ok(()) => {
+                        batch.clear();
+                        spare = batch;
+                        writer_idle = Some(writer);
+                    }
+                    Err(e) => {
+                        drop(writer);
+                        read_fut.set(futures_util::future::Fuse::terminated());
+                        self.session.transport_lost(now(), &e.to_string());
+                        self.link_lost();
+                    }
+                },
+                cmd = self.cmd_rx.recv(), if cmd_open && local_ok => match cmd {
+                    Some(cmd) => {
+                        self.on_command(cmd);
+                        for _ in 1..COMMAND_BATCH {
+                            match self.cmd_rx.try_recv() {
+                                Ok(cmd) => self.on_command(cmd),
+                                Err(_) => break,
+                            }
+                        }
+                    }
+                    None => cmd_open = false,
+                },
+                ctrl = self.ctrl_rx.recv(), if ctrl_open => match ctrl {
+                    Some(ctrl) => self.on_control(ctrl),
+                    None => ctrl_open = false,
+                },
+                Some((id, result)) = work.responses.next(), if local_ok && !work.responses.is_empty() => {
+                    // The stream may have been canceled meanwhile; then the answer is dropped.
+                    let _ = self.session.respond(id, result);
+                    while let Some(Some((id, result))) = work.responses.next().now_or_never() {
+                        let _ = self.session.respond(id, result);
+                    }
+                }
+                Some((id, item, stream)) = work.items.next(), if local_ok && !work.items.is_empty() => {
+                    self.on_item(&mut work, id, item, stream);
+                }
+                attach = self.attach_rx.recv(), if attach_open => match attach {
+                    Some(attach) => {
+                        read_fut.set(futures_util::future::Fuse::terminated());
+                        write_fut.set(futures_util::future::Fuse::terminated());
+                        writer_idle = None;
+                        if let Some((r, w)) = self.on_attach(attach) {
+                            read_fut.set(read_owned(r).fuse());
+                            writer_idle = Some(w);
+                        }
+                    }
+                    None => attach_open = false,
+                },
+                () = &mut sleep => {
+                    self.session.handle_timeout(now());
+                }
+            }
+        }
+
+        self.shutdown(&mut work);
+        // Send what is queued (typically the closing ERROR frame), then close the transport.
+        let mut writer = if write_fut.is_terminated() {
+            writer_idle
+        } else {
+            match tokio::time::timeout(CLOSE_LINGER, &mut write_fut).await {
+                Ok((w, _, Ok(()))) => Some(w),
+                _ => None,
+            }
+        };
+        if let Some(w) = writer.as_mut() {
+            let mut batch = Vec::new();
+            while let Some(f) = self.session.poll_transmit() {
+                batch.push(f);
+            }
+            let flush = async {
+                for f in batch {
+                    w.write_frame(f).await?;
+                }
+                w.close().await
+            };
+            let _ = tokio::time::timeout(CLOSE_LINGER, flush).await;
+        }
+    }
+
+    fn transport_failed<F>(
+        &mut self,
+        why: &str,
+        writer_idle: &mut Option<BoxWriter>,
+        write_fut: &mut Pin<&mut futures_util::future::Fuse<F>>,
+    ) where
+        F: Future,
+    {
+        tracing::debug!(why, "transport lost");
+        *writer_idle = None;
+        write_fut.set(futures_util::future::Fuse::terminated());
+        self.session.transport_lost(now(), why);
+        self.link_lost();
+    }
+
+    fn link_lost(&mut self) {
+        if self.session.is_detached() {
+            if let Some(reply) = self.resume_reply.take() {
+                let _ = reply.send(Err(ResumeError::Timeout));
+            }
+            self.state_tx.send_replace(LinkState::Detached);
+        }
+    }
+
+    fn on_command(&mut self, cmd: Command) {
+        match cmd {
+            Command::RequestResponse { id, payload, reply } => {
+                if reply.is_closed() {
+                    return;
+                }
+                match self.session.request_response(id, payload) {
+                    Ok(()) => {
+                        self.waiters.insert(id, Waiter::Response(reply));
+                    }
+                    Err(e) => {
+                        let _ = reply.send(Err(op_error(e)));
+                    }
+                }
+            }
+            Command::FireAndForget { id, payload } => {
+                if let Err(e) = self.session.fire_and_forget(id, payload) {
+                    tracing::debug!(error = %e, "fire-and-forget not sent");
+                }
+            }
+            Command::Stream {
+                id,
+                payload,
+                initial_n,
+                items,
+            } => {
+                if items.is_closed() {
+                    return;
+                }
+                match self.session.request_stream(id, payload, initial_n) {
+                    Ok(()) => {
+                        self.waiters.insert(id, Waiter::Stream(items));
+                    }
+                    Err(e) => {
+                        let _ = items.try_send(Err(op_error(e)));
+                    }
+                }
+            }
+            Command::MetadataPush(metadata) => {
+                if let Err(e) = self.session.metadata_push(metadata) {
+                    tracing::debug!(error = %e, "metadata push not sent");
+                }
+            }
+        }
+    }
+
+    fn on_control(&mut self, ctrl: Control) {
+        match ctrl {
+            Control::Cancel(id) => {
+                if self.waiters.remove(&id).is_some() {
+                    self.session.cancel(id);
+                }
+            }
+            Control::RequestN(id, n) => {
+                let _ = self.session.request_n(id, n);
+            }
+            Control::Close => self.session.close_local(),
+        }
+    }
+
+    fn on_item(
+        &mut self,
+        work: &mut Work,
+        id: u32,
+        item: Option<Result<Payload, StreamError>>,
+        stream: Option<ItemStream>,
+    ) {
+        match item {
+            Some(Ok(payload)) => {
+                // An error means the stream was canceled or the session closed: drop the stream.
+                if self.session.stream_next(id, payload).is_ok()
+                    && let Some(stream) = stream
+                {
+                    if self.session.credit(id) > 0 {
+                        work.items.push(next_item(id, stream));
+                    } else {
+                        work.parked.insert(id, stream);
+                    }
+                }
+            }
+            Some(Err(e)) => {
+                let _ = self.session.stream_error(id, e);
+            }
+            None => {
+                let _ = self.session.stream_complete(id);
+            }
+        }
+    }
+
+    fn on_attach(&mut self, attach: Attach) -> Option<(BoxReader, BoxWriter)> {
+        match attach {
+            Attach::ClientResume {
+                reader,
+                writer,
+                token,
+                reply,
+            } => {
+                if !self.session.is_detached() {
+                    let _ = reply.send(Err(ResumeError::NotDetached));
+                    return None;
+                }
+                match self.session.start_resume(token, now()) {
+                    Ok(()) => {
+                        self.resume_reply = Some(reply);
+                        Some((reader, writer))
+                    }
+                    Err(OperationError::Closed(reason)) => {
+                        let _ = reply.send(Err(ResumeError::NotResumable(reason.to_string())));
+                        None
+                    }
+                    Err(e) => {
+                        let _ = reply.send(Err(ResumeError::NotResumable(e.to_string())));
+                        None
+                    }
+                }
+            }
+            Attach::ServerResume {
+                reader,
+                mut writer,
+                frame,
+            } => match self.session.accept_resume(&frame, now()) {
+                Ok(()) => {
+                    tracing::debug!("session resumed");
+                    self.state_tx.send_replace(LinkState::Connected);
+                    Some((reader, writer))
+                }
+                Err(message) => {
+                    tokio::spawn(async move {
+                        let _ =
+                            send_error_and_close(&mut writer, ErrorCode::RejectedResume, &message)
+                                .await;
+                    });
+                    None
+                }
+            },
+        }
+    }
+
+    /// Applies the session's events. Returns true when the transport must be dropped.
+    fn process_events(&mut self, work: &mut Work) -> bool {
+        let mut lost = false;
+        while let Some(event) = self.session.poll_event() {
+            match event {
+                Event::Established => {
+                    if let Some(tx) = self.established.take() {
+                        let _ = tx.send(Ok(()));
+                    }
+                }
+                Event::Resumed => {
+                    self.state_tx.send_replace(LinkState::Connected);
+                    if let Some(reply) = self.resume_reply.take() {
+                        let _ = reply.send(Ok(()));
+                    }
+                }
+                Event::Disconnected => {
+                    lost = true;
+                    self.link_lost();
+                }
+                Event::Request {
+                    stream_id,
+                    kind,
+                    payload,
+                } => match kind {
+                    InboundKind::Response => {
+                        let responder = &self.responder;
+                        match std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                            responder.request_response(payload)
+                        })) {
+                            Ok(fut) => work.responses.push(ResponseFuture {
+                                id: stream_id,
+                                fut,
+                            }),
+                            Err(_) => {
+                                let _ = self.session.respond(stream_id, Err(panicked()));
+                            }
+                        }
+                    }
+                    InboundKind::FireAndForget => {
+                        let responder = &self.responder;
+                        if std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                            responder.fire_and_forget(payload)
+                        }))
+                        .is_err()
+                        {
+                            tracing::error!("fire-and-forget handler panicked");
+                        }
+                    }
+                    InboundKind::Stream { .. } => {
+                        let responder = &self.responder;
+                        match std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                            responder.request_stream(payload)
+                        })) {
+                            Ok(stream) => work.items.push(next_item(stream_id, stream)),
+                            Err(_) => {
+                                let _ = self.session.stream_error(stream_id, panicked());
+                            }
+                        }
+                    }
+                },
+                Event::Response { stream_id, payload } => {
+                    if let Some(Waiter::Response(tx)) = self.waiters.remove(&stream_id) {
+                        let _ = tx.send(Ok(payload));
+                    }
+                }
+                Event::StreamNext { stream_id, payload } => {
+                    if let Some(Waiter::Stream(tx)) = self.waiters.get(&stream_id)
+                        && tx.try_send(Ok(payload)).is_err()
+                    {
+                        // Full means the responder exceeded the credit we granted.
+                        self.waiters.remove(&stream_id);
+                        self.session.cancel(stream_id);
+                    }
+                }
+                Event::StreamComplete { stream_id } => {
+                    self.waiters.remove(&stream_id);
+                }
+                Event::RequestFailed { stream_id, error } => {
+                    match self.waiters.remove(&stream_id) {
+                        Some(Waiter::Response(tx)) => {
+                            let _ = tx.send(Err(error));
+                        }
+                        Some(Waiter::Stream(tx)) => {
+                            let _ = tx.try_send(Err(error));
+                        }
+                        None => {}
+                    }
+                }
+                Event::Credit { stream_id } => {
+                    if let Some(stream) = work.parked.remove(&stream_id) {
+                        work.items.push(next_item(stream_id, stream));
+                    }
+                }
+                Event::Canceled { stream_id } => {
+                    work.parked.remove(&stream_id);
+                }
+                Event::MetadataPush(metadata) => {
+                    let responder = &self.responder;
+                    if std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                        responder.metadata_push(metadata)
+                    }))
+                    .is_err()
+                    {
+                        tracing::error!("metadata push handler panicked");
+                    }
+                }
+                Event::Closed(reason) => {
+                    if let Some(tx) = self.established.take() {
+                        let _ = tx.send(Err(reason.clone()));
+                    }
+                    if let Some(reply) = self.resume_reply.take() {
+                        let _ = reply.send(Err(match &reason {
+                            CloseReason::Error {
+                                code: ErrorCode::RejectedResume,
+                                message,
+                            } => ResumeError::Rejected {
+                                message: message.clone(),
+                            },
+                            other => ResumeError::Closed(other.clone()),
+                        }));
+                    }
+                }
+            }
+        }
+        lost
+    }
+
+    fn shutdown(&mut self, work: &mut Work) {
+        let reason = self
+            .session
+            .close_reason()
+            .cloned()
+            .unwrap_or(CloseReason::Local);
+        self.process_events(work);
+        for (_, waiter) in self.waiters.drain() {
+            match waiter {
+                Waiter::Response(tx) => {
+                    let _ = tx.send(Err(RequestError::Closed(reason.clone())));
+                }
+                Waiter::Stream(tx) => {
+                    let _ = tx.try_send(Err(RequestError::Closed(reason.clone())));
+                }
+            }
+        }
+        self.inflight.close();
+        self.cmd_rx.close();
+        self.attach_rx.close();
+        self.state_tx.send_replace(LinkState::Closed(reason));
+        if let Some(on_exit) = self.on_exit.take() {
+            on_exit();
+        }
+    }
+}
+
+fn op_error(e: OperationError) -> RequestError {
+    match e {
+        OperationError::Closed(reason) => RequestError::Closed(reason),
+        OperationError::Frame(_) => RequestError::Protocol("the request cannot be encoded"),
+        OperationError::InvalidStreamId(_) => RequestError::StreamIdsExhausted,
+        _ => RequestError::Protocol("the stream is not active"),
+    }
+}
+
+/// Writes one connection-level ERROR frame and closes the writer, within [`CLOSE_LINGER`].
+pub(crate) async fn send_error_and_close(
+    writer: &mut BoxWriter,
+    code: ErrorCode,
+    message: &str,
+) -> Result<(), TransportError> {
+    let frame = Frame::Error(ErrorFrame {
+        stream_id: 0,
+        code,
+        data: Bytes::copy_from_slice(message.as_bytes()),
+    });
+    let Ok(bytes) = frame.to_bytes() else {
+        return Ok(());
+    };
+    let work = async {
+        writer.write_frame(bytes).await?;
+        writer.close().await
+    };
+    match tokio::time::timeout(CLOSE_LINGER, work).await {
+        Ok(r) => r,
+        Err(_) => Ok(()),
+    }
+}

@@ -1,0 +1,146 @@
+//! Errors and close reasons surfaced by the engine.
+
+use crate::frame::ErrorCode;
+use crate::io::TransportError;
+
+/// Why a connection (or session) ended.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum CloseReason {
+    /// [`Connection::close`](crate::Connection::close) was called on this side.
+    #[error("connection closed locally")]
+    Local,
+    /// A connection-level ERROR frame (stream 0) was sent or received.
+    #[error("connection error {code}: {message}")]
+    Error {
+        /// The error code (INVALID_SETUP, REJECTED_RESUME, CONNECTION_ERROR, CONNECTION_CLOSE, …).
+        code: ErrorCode,
+        /// The error text (lossily decoded).
+        message: String,
+    },
+    /// No frame arrived from the peer within the maximum lifetime.
+    #[error("keepalive timeout: no frame from the peer within the max lifetime")]
+    KeepaliveTimeout,
+    /// The transport failed or closed and the session cannot be resumed.
+    #[error("transport lost: {0}")]
+    TransportLost(String),
+    /// A detached resumable session was not resumed in time.
+    #[error("the detached session was not resumed in time")]
+    ResumeExpired,
+}
+
+/// Why a request failed, on the requesting side.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum RequestError {
+    /// The responder answered with an ERROR frame on the stream.
+    #[error("remote error {code}: {message}")]
+    Remote {
+        /// APPLICATION_ERROR, REJECTED, CANCELED, INVALID or an extension code.
+        code: ErrorCode,
+        /// The error text (lossily decoded).
+        message: String,
+    },
+    /// The connection closed before the request completed.
+    #[error("connection closed: {0}")]
+    Closed(CloseReason),
+    /// The payload (request or reassembled response) exceeds a size limit.
+    #[error("payload of {len} bytes exceeds the limit of {limit} bytes")]
+    PayloadTooLarge {
+        /// Size of the payload (or the part received so far).
+        len: usize,
+        /// The limit in force.
+        limit: usize,
+    },
+    /// All stream ids of this side were used up; open a new connection.
+    #[error("stream ids exhausted")]
+    StreamIdsExhausted,
+    /// The peer violated the protocol on this stream (for example sent more items than requested).
+    #[error("protocol violation: {0}")]
+    Protocol(&'static str),
+}
+
+/// The error a [`Responder`](crate::Responder) returns; sent to the requester as an ERROR frame.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{code}: {message}")]
+pub struct StreamError {
+    /// The code to send, normally APPLICATION_ERROR, REJECTED, CANCELED or INVALID.
+    pub code: ErrorCode,
+    /// The text to send.
+    pub message: String,
+}
+
+impl StreamError {
+    /// An error with any code.
+    pub fn new(code: ErrorCode, message: impl Into<String>) -> Self {
+        StreamError {
+            code,
+            message: message.into(),
+        }
+    }
+
+    /// APPLICATION_ERROR: the application failed to handle the request.
+    pub fn application(message: impl Into<String>) -> Self {
+        Self::new(ErrorCode::ApplicationError, message)
+    }
+
+    /// REJECTED: the request was refused before any processing.
+    pub fn rejected(message: impl Into<String>) -> Self {
+        Self::new(ErrorCode::Rejected, message)
+    }
+
+    /// INVALID: the request is invalid.
+    pub fn invalid(message: impl Into<String>) -> Self {
+        Self::new(ErrorCode::Invalid, message)
+    }
+}
+
+/// Why [`ClientSession::connect`](crate::ClientSession::connect) failed.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum ConnectError {
+    /// The server answered the SETUP with an ERROR (REJECTED_SETUP, UNSUPPORTED_SETUP, …).
+    #[error("setup rejected with {code}: {message}")]
+    Rejected {
+        /// The error code.
+        code: ErrorCode,
+        /// The server's message.
+        message: String,
+    },
+    /// The server did not answer within the connect timeout.
+    #[error("timed out waiting for the server to accept the setup")]
+    Timeout,
+    /// The configuration cannot be encoded (MIME type too long, zero keepalive, …).
+    #[error("invalid client configuration: {0}")]
+    InvalidConfig(String),
+    /// The transport failed during the handshake.
+    #[error("transport error during setup: {0}")]
+    Transport(#[from] TransportError),
+    /// The connection closed during the handshake for another reason.
+    #[error("connection closed during setup: {0}")]
+    Closed(CloseReason),
+}
+
+/// Why [`ClientSession::resume`](crate::ClientSession::resume) failed.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum ResumeError {
+    /// The server refused (unknown token, positions gone, session expired): connect afresh.
+    #[error("resume rejected: {message}")]
+    Rejected {
+        /// The server's message.
+        message: String,
+    },
+    /// The server did not answer within the timeout; the session stays detached and may be retried.
+    #[error("timed out waiting for RESUME_OK")]
+    Timeout,
+    /// The session has no resume token or can no longer be resumed.
+    #[error("the session is not resumable: {0}")]
+    NotResumable(String),
+    /// The session is closed.
+    #[error("session closed: {0}")]
+    Closed(CloseReason),
+    /// The session is attached to a working transport; nothing to resume.
+    #[error("the session is connected")]
+    NotDetached,
+}

@@ -1,0 +1,207 @@
+//! RSocket over WebSocket (tokio-tungstenite): one binary message carries one frame.
+//!
+//! TLS (`wss://`) is layered underneath by this crate's rustls setup, so tungstenite's own TLS
+//! features (and with them native-tls/OpenSSL) stay off.
+
+use bytes::Bytes;
+use futures_util::stream::{SplitSink, SplitStream};
+use futures_util::{SinkExt, StreamExt};
+use tokio::io::{AsyncRead, AsyncWrite};
+use tokio_tungstenite::WebSocketStream;
+use tokio_tungstenite::tungstenite::error::{CapacityError, ProtocolError};
+use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
+use tokio_tungstenite::tungstenite::{Error as WsError, Message};
+
+use super::{
+    BoxTransport, FrameReader, FrameTransport, FrameWriter, FramingConfig, TransportError,
+};
+
+/// Room for WebSocket frame headers on top of buffered payloads.
+const HEADER_ALLOWANCE: usize = 1024;
+
+/// The tungstenite settings matching a framing configuration: the read and write buffers, and a
+/// message limit equal to the frame limit. The write buffer is bounded too (tungstenite's own
+/// default is unbounded).
+pub(crate) fn ws_config(config: &FramingConfig) -> WebSocketConfig {
+    let max = config.get_max_frame_len();
+    let write = config.get_write_flush_threshold();
+    WebSocketConfig::default()
+        .read_buffer_size(config.get_read_buffer_capacity())
+        .write_buffer_size(write)
+        .max_write_buffer_size(write + max + HEADER_ALLOWANCE)
+        .max_message_size(Some(max))
+        .max_frame_size(Some(max))
+}
+
+/// A WebSocket connection carrying RSocket frames.
+///
+/// Binary messages are frames; pings and pongs are answered by tungstenite and otherwise
+/// ignored; a text message is a protocol error.
+#[derive(Debug)]
+pub struct WsTransport<S> {
+    ws: WebSocketStream<S>,
+    max_frame_len: usize,
+}
+
+impl<S> WsTransport<S> {
+    /// Wraps an established WebSocket. The frame limit of `config` applies to outgoing frames; the
+    /// incoming limit is the one `ws` was configured with.
+    pub fn new(ws: WebSocketStream<S>, config: &FramingConfig) -> Self {
+        WsTransport {
+            ws,
+            max_frame_len: config.get_max_frame_len(),
+        }
+    }
+}
+
+impl<S> FrameTransport for WsTransport<S>
+where
+    S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+{
+    type Reader = WsReader<S>;
+    type Writer = WsWriter<S>;
+
+    fn split(self) -> (WsReader<S>, WsWriter<S>) {
+        let (sink, stream) = self.ws.split();
+        (
+            WsReader { stream },
+            WsWriter {
+                sink,
+                max_frame_len: self.max_frame_len,
+            },
+        )
+    }
+}
+
+/// The receiving half of a [`WsTransport`].
+#[derive(Debug)]
+pub struct WsReader<S> {
+    stream: SplitStream<WebSocketStream<S>>,
+}
+
+impl<S> FrameReader for WsReader<S>
+where
+    S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+{
+    async fn read_frame(&mut self) -> Result<Option<Bytes>, TransportError> {
+        loop {
+            // `next` is cancel safe: tungstenite keeps partial messages in its own buffer.
+            match self.stream.next().await {
+                None => return Ok(None),
+                Some(Ok(Message::Binary(frame))) => return Ok(Some(frame)),
+                Some(Ok(Message::Text(_))) => {
+                    return Err(TransportError::Protocol(
+                        "WebSocket text message received; RSocket frames travel in binary messages"
+                            .into(),
+                    ));
+                }
+                Some(Ok(Message::Close(_))) => return Ok(None),
+                Some(Ok(Message::Ping(_) | Message::Pong(_) | Message::Frame(_))) => continue,
+                Some(Err(e)) => return read_error(e),
+            }
+        }
+    }
+}
+
+fn read_error(e: WsError) -> Result<Option<Bytes>, TransportError> {
+    match e {
+        // Closing without the WebSocket close handshake is how many peers end a connection; it is
+        // what EOF at a frame boundary is for a byte stream.
+        WsError::ConnectionClosed
+        | WsError::AlreadyClosed
+        | WsError::Protocol(ProtocolError::ResetWithoutClosingHandshake) => Ok(None),
+        WsError::Io(e) => Err(TransportError::Io(e)),
+        WsError::Capacity(CapacityError::MessageTooLong { size, max_size }) => {
+            Err(TransportError::FrameTooLarge {
+                len: size,
+                limit: max_size,
+            })
+        }
+        other => Err(TransportError::Protocol(format!(
+            "WebSocket error: {other}"
+        ))),
+    }
+}
+
+fn write_error(e: WsError) -> TransportError {
+    match e {
+        WsError::Io(e) => TransportError::Io(e),
+        WsError::ConnectionClosed | WsError::AlreadyClosed => TransportError::Io(
+            std::io::Error::new(std::io::ErrorKind::BrokenPipe, "WebSocket already closed"),
+        ),
+        other => TransportError::Protocol(format!("WebSocket error: {other}")),
+    }
+}
+
+/// The sending half of a [`WsTransport`].
+#[derive(Debug)]
+pub struct WsWriter<S> {
+    sink: SplitSink<WebSocketStream<S>, Message>,
+    max_frame_len: usize,
+}
+
+impl<S> FrameWriter for WsWriter<S>
+where
+    S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+{
+    async fn write_frame(&mut self, frame: Bytes) -> Result<(), TransportError> {
+        if frame.len() > self.max_frame_len {
+            return Err(TransportError::FrameTooLarge {
+                len: frame.len(),
+                limit: self.max_frame_len,
+            });
+        }
+        // `feed` only buffers (tungstenite writes out once its write buffer passes the threshold),
+        // so consecutive frames share syscalls until `flush`.
+        self.sink
+            .feed(Message::Binary(frame))
+            .await
+            .map_err(write_error)
+    }
+
+    async fn flush(&mut self) -> Result<(), TransportError> {
+        self.sink.flush().await.map_err(write_error)
+    }
+
+    async fn close(&mut self) -> Result<(), TransportError> {
+        self.sink.close().await.map_err(write_error)
+    }
+}
+
+/// Runs the client side of the WebSocket upgrade for `url` over `stream`.
+pub(crate) async fn client_handshake<S>(
+    stream: S,
+    url: &str,
+    config: &FramingConfig,
+) -> Result<BoxTransport, TransportError>
+where
+    S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+{
+    let (ws, _response) =
+        tokio_tungstenite::client_async_with_config(url, stream, Some(ws_config(config)))
+            .await
+            .map_err(|e| match e {
+                WsError::Io(e) => TransportError::Io(e),
+                other => {
+                    TransportError::Protocol(format!("WebSocket upgrade to {url} failed: {other}"))
+                }
+            })?;
+    Ok(BoxTransport::new(WsTransport::new(ws, config)))
+}
+
+/// Runs the server side of the WebSocket upgrade over `stream`, whatever the request path.
+pub(crate) async fn server_handshake<S>(
+    stream: S,
+    config: &FramingConfig,
+) -> Result<BoxTransport, TransportError>
+where
+    S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+{
+    let ws = tokio_tungstenite::accept_async_with_config(stream, Some(ws_config(config)))
+        .await
+        .map_err(|e| match e {
+            WsError::Io(e) => TransportError::Io(e),
+            other => TransportError::Protocol(format!("WebSocket upgrade failed: {other}")),
+        })?;
+    Ok(BoxTransport::new(WsTransport::new(ws, config)))
+}

@@ -1,0 +1,1223 @@
+//! The sans-IO RSocket state machine.
+//!
+//! A [`Session`] is fed whole frames ([`Session::handle_frame`]) and the current time
+//! ([`Session::handle_timeout`]); it produces frames to write ([`Session::poll_transmit`]), the next
+//! deadline ([`Session::poll_timeout`]) and [`Event`]s ([`Session::poll_event`]). It never touches
+//! a socket or a clock, so every protocol rule can be tested deterministically with a fake clock.
+//!
+//! ```
+//! use std::time::{Duration, Instant};
+//! use elarian_transport::protocol::{Session, SessionConfig, Role, Event};
+//! use elarian_transport::frame::SetupFrame;
+//!
+//! let now = Instant::now();
+//! let setup = SetupFrame {
+//!     major_version: 1, minor_version: 0, keepalive_ms: 1000, max_lifetime_ms: 60_000,
+//!     resume_token: None, lease: false,
+//!     metadata_mime: "application/json".into(), data_mime: "application/octet-stream".into(),
+//!     metadata: None, data: Default::default(),
+//! };
+//! let mut client = Session::client(SessionConfig::new(Role::Client), &setup, now).unwrap();
+//! let mut server = Session::server(SessionConfig::new(Role::Server), now);
+//! // SETUP is consumed by the server's handshake; the KEEPALIVE behind it goes to the session.
+//! let _setup = client.poll_transmit().unwrap();
+//! server.handle_frame(client.poll_transmit().unwrap(), now);
+//! client.handle_frame(server.poll_transmit().unwrap(), now);
+//! assert!(matches!(client.poll_event(), Some(Event::Established)));
+//! ```
+
+mod fragment;
+mod handshake;
+mod idmap;
+mod resume;
+
+use std::collections::VecDeque;
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+
+use crate::frame::{
+    ErrorCode, ErrorFrame, Frame, FrameError, KeepaliveFrame, MAX_U31, PayloadFrame, RequestFrame,
+    RequestKind, ResumeFrame, SetupFrame,
+};
+use crate::io::MAX_FRAME_LEN;
+use crate::{CloseReason, Payload, RequestError, StreamError};
+
+pub use fragment::MIN_MTU;
+use fragment::Reassembly;
+pub use handshake::{SetupRejection, check_setup};
+pub use idmap::IdMap;
+use resume::ResumeState;
+
+/// Which end of the connection a session is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Role {
+    /// Sent SETUP; uses odd stream ids and sends KEEPALIVEs.
+    Client,
+    /// Accepted SETUP; uses even stream ids and answers KEEPALIVEs.
+    Server,
+}
+
+/// Tunables of a [`Session`].
+#[derive(Debug, Clone)]
+pub struct SessionConfig {
+    /// Client or server.
+    pub role: Role,
+    /// Interval between KEEPALIVEs (client side).
+    pub keepalive_interval: Duration,
+    /// Without any frame from the peer for this long, the connection is dead.
+    pub max_lifetime: Duration,
+    /// Largest frame to send; larger payloads are fragmented (at least [`MIN_MTU`]).
+    pub mtu: usize,
+    /// Largest payload accepted through reassembly.
+    pub max_reassembly: usize,
+    /// Bytes of sent frames kept for resumption; `None` disables resumption.
+    pub resume_buffer: Option<usize>,
+    /// How long a detached resumable session waits to be resumed.
+    pub resume_window: Duration,
+    /// How long a client waits for RESUME_OK.
+    pub resume_timeout: Duration,
+    /// Most requests from the peer handled at once; more are refused with REJECTED.
+    pub max_inbound_streams: usize,
+}
+
+impl SessionConfig {
+    /// Defaults: keepalive 1 s, lifetime 60 s, no fragmentation below the 16 MiB frame limit,
+    /// 16 MiB reassembly, no resumption, 1024 concurrent inbound requests.
+    pub fn new(role: Role) -> Self {
+        SessionConfig {
+            role,
+            keepalive_interval: Duration::from_secs(1),
+            max_lifetime: Duration::from_secs(60),
+            mtu: MAX_FRAME_LEN,
+            max_reassembly: 16 * 1024 * 1024,
+            resume_buffer: None,
+            resume_window: Duration::from_secs(60),
+            resume_timeout: Duration::from_secs(10),
+            max_inbound_streams: 1024,
+        }
+    }
+}
+
+/// Allocates stream ids: odd for clients, even for servers, never reused within a session.
+///
+/// Shared (through an `Arc`) by all handles of a connection, so that a request's id is known to
+/// the caller before the driver sees the request.
+#[derive(Debug)]
+pub struct StreamIds(AtomicU32);
+
+impl StreamIds {
+    /// The allocator of `role`.
+    pub fn new(role: Role) -> Self {
+        StreamIds(AtomicU32::new(match role {
+            Role::Client => 1,
+            Role::Server => 2,
+        }))
+    }
+
+    /// The next unused id, or `None` once the 31-bit space is exhausted.
+    pub fn next(&self) -> Option<u32> {
+        let id = self.0.fetch_add(2, Ordering::Relaxed);
+        // Once past the limit the counter stays there (well below u32 wrap-around for any
+        // realistic number of calls).
+        if id == 0 || id > MAX_U31 {
+            self.0.store(MAX_U31 + 1, Ordering::Relaxed);
+            None
+        } else {
+            Some(id)
+        }
+    }
+}
+
+/// The interaction a peer's request asks for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum InboundKind {
+    /// REQUEST_RESPONSE: answer with [`Session::respond`].
+    Response,
+    /// REQUEST_FNF: no answer.
+    FireAndForget,
+    /// REQUEST_STREAM: answer with [`Session::stream_next`] within credit, then complete.
+    Stream {
+        /// Initial credit.
+        initial_n: u32,
+    },
+}
+
+/// Something the application (or driver) must act upon.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Event {
+    /// Client: the server answered the first KEEPALIVE, so it accepted the SETUP.
+    Established,
+    /// Client: the server accepted the RESUME; retransmission is queued.
+    Resumed,
+    /// The transport should be dropped: keepalive timeout or a RESUME that timed out on a
+    /// resumable session. The session is now detached and waits for a resumption.
+    Disconnected,
+    /// The peer sent a request.
+    Request {
+        /// Its stream.
+        stream_id: u32,
+        /// What it asks for.
+        kind: InboundKind,
+        /// The (reassembled) request payload.
+        payload: Payload,
+    },
+    /// The response to our REQUEST_RESPONSE.
+    Response {
+        /// The stream.
+        stream_id: u32,
+        /// The response.
+        payload: Payload,
+    },
+    /// An item of our REQUEST_STREAM.
+    StreamNext {
+        /// The stream.
+        stream_id: u32,
+        /// The item.
+        payload: Payload,
+    },
+    /// Our REQUEST_STREAM completed.
+    StreamComplete {
+        /// The stream.
+        stream_id: u32,
+    },
+    /// One of our requests failed.
+    RequestFailed {
+        /// The stream.
+        stream_id: u32,
+        /// Why.
+        error: RequestError,
+    },
+    /// A stream we respond to received credit after it ran out.
+    Credit {
+        /// The stream.
+        stream_id: u32,
+    },
+    /// The peer canceled a request we respond to.
+    Canceled {
+        /// The stream.
+        stream_id: u32,
+    },
+    /// The peer pushed connection metadata.
+    MetadataPush(Bytes),
+    /// The session ended; nothing more happens after this event.
+    Closed(CloseReason),
+}
+
+/// Why a local operation was refused.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum OperationError {
+    /// The stream is not active (completed, canceled, or never opened).
+    #[error("stream {0} is not active")]
+    UnknownStream(u32),
+    /// A responder stream has no credit left.
+    #[error("stream {0} has no credit")]
+    NoCredit(u32),
+    /// The stream id has the wrong parity, is zero, or is already in use.
+    #[error("stream id {0} is invalid for this side")]
+    InvalidStreamId(u32),
+    /// The session is closed.
+    #[error("session closed: {0}")]
+    Closed(CloseReason),
+    /// The frame cannot be encoded.
+    #[error(transparent)]
+    Frame(#[from] FrameError),
+}
+
+#[derive(Debug)]
+enum StreamState {
+    /// We sent REQUEST_RESPONSE.
+    AwaitResponse(Option<Reassembly>),
+    /// We sent REQUEST_STREAM.
+    AwaitStream(Option<Reassembly>),
+    /// The peer's request is still arriving in fragments.
+    InboundFragments(InboundKind, Reassembly),
+    /// We owe a response.
+    Responding,
+    /// We owe stream items, within `credit`.
+    StreamingOut { credit: u64 },
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum State {
+    /// Client waiting for the first KEEPALIVE answer.
+    Connecting,
+    Open,
+    /// No transport; resumable.
+    Detached {
+        since: Instant,
+    },
+    /// Client sent RESUME and waits for RESUME_OK.
+    Resuming {
+        deadline: Instant,
+    },
+    Closed,
+}
+
+/// Frames waiting to be written, with their total size.
+#[derive(Debug, Default)]
+struct TxQueue {
+    frames: VecDeque<Bytes>,
+    bytes: usize,
+}
+
+impl TxQueue {
+    fn push_back(&mut self, frame: Bytes) {
+        self.bytes += frame.len();
+        self.frames.push_back(frame);
+    }
+
+    fn pop_front(&mut self) -> Option<Bytes> {
+        let frame = self.frames.pop_front()?;
+        self.bytes -= frame.len();
+        Some(frame)
+    }
+
+    fn extend(&mut self, frames: impl IntoIterator<Item = Bytes>) {
+        for f in frames {
+            self.push_back(f);
+        }
+    }
+
+    fn clear(&mut self) {
+        self.frames.clear();
+        self.bytes = 0;
+    }
+
+    fn is_empty(&self) -> bool {
+        self.frames.is_empty()
+    }
+}
+
+/// The protocol state of one RSocket session (one connection, or a resumable sequence of them).
+#[derive(Debug)]
+pub struct Session {
+    config: SessionConfig,
+    state: State,
+    streams: IdMap<StreamState>,
+    inbound_count: usize,
+    transmit: TxQueue,
+    events: VecDeque<Event>,
+    resume: ResumeState,
+    last_received: Instant,
+    next_keepalive: Option<Instant>,
+    close_reason: Option<CloseReason>,
+}
+
+impl Session {
+    /// A client session; queues SETUP and the first KEEPALIVE (respond) for transmission.
+    ///
+    /// The keepalive and lifetime values of `setup` override those of `config`; resumption is
+    /// enabled when `setup` carries a resume token and `config.resume_buffer` is set.
+    pub fn client(
+        mut config: SessionConfig,
+        setup: &SetupFrame,
+        now: Instant,
+    ) -> Result<Self, FrameError> {
+        config.role = Role::Client;
+        config.keepalive_interval = Duration::from_millis(u64::from(setup.keepalive_ms));
+        config.max_lifetime = Duration::from_millis(u64::from(setup.max_lifetime_ms));
+        if setup.resume_token.is_none() {
+            config.resume_buffer = None;
+        }
+        let setup_bytes = Frame::Setup(setup.clone()).to_bytes()?;
+        let mut session = Session::new(config, now);
+        session.state = State::Connecting;
+        session.transmit.push_back(setup_bytes);
+        session.send_keepalive(now, true, Bytes::new());
+        Ok(session)
+    }
+
+    /// A server session for a connection whose SETUP was accepted.
+    pub fn server(mut config: SessionConfig, now: Instant) -> Self {
+        config.role = Role::Server;
+        Session::new(config, now)
+    }
+
+    fn new(config: SessionConfig, now: Instant) -> Self {
+        let resume = ResumeState::new(config.resume_buffer);
+        Session {
+            config,
+            state: State::Open,
+            streams: IdMap::default(),
+            inbound_count: 0,
+            transmit: TxQueue::default(),
+            events: VecDeque::new(),
+            resume,
+            last_received: now,
+            next_keepalive: None,
+            close_reason: None,
+        }
+    }
+
+    /// The role of this session.
+    pub fn role(&self) -> Role {
+        self.config.role
+    }
+
+    /// Whether the session can still be resumed after a transport loss.
+    pub fn is_resumable(&self) -> bool {
+        self.resume.is_resumable()
+    }
+
+    /// Whether the session ended.
+    pub fn is_closed(&self) -> bool {
+        self.state == State::Closed
+    }
+
+    /// Whether the session is detached (waiting for resumption).
+    pub fn is_detached(&self) -> bool {
+        matches!(self.state, State::Detached { .. })
+    }
+
+    /// Why the session closed, once it has.
+    pub fn close_reason(&self) -> Option<&CloseReason> {
+        self.close_reason.as_ref()
+    }
+
+    /// Number of active streams (both directions).
+    pub fn active_streams(&self) -> usize {
+        self.streams.len()
+    }
+
+    /// Bytes of resumable frames received so far.
+    pub fn received_position(&self) -> u64 {
+        self.resume.received
+    }
+
+    /// The next frame to write, if any.
+    pub fn poll_transmit(&mut self) -> Option<Bytes> {
+        self.transmit.pop_front()
+    }
+
+    /// Whether frames wait to be written.
+    pub fn has_transmit(&self) -> bool {
+        !self.transmit.is_empty()
+    }
+
+    /// Bytes of frames waiting to be written (drivers apply backpressure on it).
+    pub fn pending_transmit_bytes(&self) -> usize {
+        self.transmit.bytes
+    }
+
+    /// The next event, if any.
+    pub fn poll_event(&mut self) -> Option<Event> {
+        self.events.pop_front()
+    }
+
+    /// When [`handle_timeout`](Session::handle_timeout) must be called next.
+    pub fn poll_timeout(&self) -> Option<Instant> {
+        match self.state {
+            State::Closed => None,
+            State::Detached { since } => Some(since + self.config.resume_window),
+            State::Resuming { deadline } => Some(deadline),
+            State::Open | State::Connecting => {
+                let lifetime = self.last_received + self.config.max_lifetime;
+                Some(match self.next_keepalive {
+                    Some(k) => k.min(lifetime),
+                    None => lifetime,
+                })
+            }
+        }
+    }
+
+    /// Runs timers: KEEPALIVE emission, lifetime expiry, resume expiry.
+    pub fn handle_timeout(&mut self, now: Instant) {
+        match self.state {
+            State::Closed => {}
+            State::Detached { since } => {
+                if now >= since + self.config.resume_window {
+                    self.close(CloseReason::ResumeExpired);
+                }
+            }
+            State::Resuming { deadline } => {
+                if now >= deadline {
+                    tracing::debug!("RESUME timed out; the session stays detached");
+                    self.state = State::Detached { since: now };
+                    self.transmit.clear();
+                    self.events.push_back(Event::Disconnected);
+                }
+            }
+            State::Open | State::Connecting => {
+                if now >= self.last_received + self.config.max_lifetime {
+                    if self.resume.is_resumable() && self.state == State::Open {
+                        tracing::debug!("keepalive timeout; detaching the resumable session");
+                        self.detach(now);
+                        self.events.push_back(Event::Disconnected);
+                    } else {
+                        self.close(CloseReason::KeepaliveTimeout);
+                    }
+                    return;
+                }
+                if let Some(k) = self.next_keepalive
+                    && now >= k
+                {
+                    self.send_keepalive(now, true, Bytes::new());
+                }
+            }
+        }
+    }
+
+    fn send_keepalive(&mut self, now: Instant, respond: bool, data: Bytes) {
+        let frame = Frame::Keepalive(KeepaliveFrame {
+            respond,
+            last_received_position: self.resume.received,
+            data,
+        });
+        if let Ok(bytes) = frame.to_bytes() {
+            self.transmit.push_back(bytes);
+        }
+        if self.config.role == Role::Client && respond {
+            self.next_keepalive = Some(now + self.config.keepalive_interval);
+        }
+    }
+
+    /// Queues a frame; resumable frames also go to the resume buffer.
+    fn emit(&mut self, frame: &Frame) -> Result<(), FrameError> {
+        let bytes = frame.to_bytes()?;
+        if frame.is_resumable() {
+            self.resume.on_sent(&bytes);
+            if self.is_detached() && !self.resume.is_resumable() {
+                // Frames queued while detached overflowed the resume buffer: no resumption can
+                // deliver them any more.
+                self.close(CloseReason::TransportLost(
+                    "the resume buffer overflowed while detached".into(),
+                ));
+                return Ok(());
+            }
+        }
+        match self.state {
+            // Detached: resumable frames wait in the resume buffer and go out on resumption.
+            State::Detached { .. } | State::Resuming { .. } | State::Closed => {}
+            State::Open | State::Connecting => self.transmit.push_back(bytes),
+        }
+        Ok(())
+    }
+
+    fn emit_error(&mut self, stream_id: u32, code: ErrorCode, message: &str) {
+        let frame = Frame::Error(ErrorFrame {
+            stream_id,
+            code,
+            data: Bytes::copy_from_slice(message.as_bytes()),
+        });
+        if let Err(e) = self.emit(&frame) {
+            tracing::warn!(error = %e, "could not encode an ERROR frame");
+        }
+    }
+
+    /// Ends the session: every active stream fails and [`Event::Closed`] is queued.
+    fn close(&mut self, reason: CloseReason) {
+        if self.state == State::Closed {
+            return;
+        }
+        tracing::debug!(%reason, "session closed");
+        self.state = State::Closed;
+        for (stream_id, state) in self.streams.drain() {
+            if matches!(
+                state,
+                StreamState::AwaitResponse(_) | StreamState::AwaitStream(_)
+            ) {
+                self.events.push_back(Event::RequestFailed {
+                    stream_id,
+                    error: RequestError::Closed(reason.clone()),
+                });
+            }
+        }
+        self.inbound_count = 0;
+        self.resume.disable();
+        self.next_keepalive = None;
+        self.close_reason = Some(reason.clone());
+        self.events.push_back(Event::Closed(reason));
+    }
+
+    /// Closes with a connection-level ERROR sent to the peer (queued before the close).
+    pub fn close_with_error(&mut self, code: ErrorCode, message: &str) {
+        if self.state == State::Closed {
+            return;
+        }
+        self.emit_error(0, code, message);
+        self.close(CloseReason::Error {
+            code,
+            message: message.to_owned(),
+        });
+    }
+
+    /// Closes the session on this side's request, telling the peer with CONNECTION_CLOSE.
+    pub fn close_local(&mut self) {
+        if self.state == State::Closed {
+            return;
+        }
+        self.emit_error(0, ErrorCode::ConnectionClose, "closed by peer");
+        self.close(CloseReason::Local);
+    }
+
+    /// The transport is gone. A resumable session becomes detached; otherwise it closes.
+    pub fn transport_lost(&mut self, now: Instant, why: &str) {
+        match self.state {
+            State::Closed | State::Detached { .. } => {}
+            State::Open | State::Resuming { .. } if self.resume.is_resumable() => self.detach(now),
+            _ => self.close(CloseReason::TransportLost(why.to_owned())),
+        }
+    }
+
+    fn detach(&mut self, now: Instant) {
+        self.state = State::Detached { since: now };
+        // Unwritten resumable frames are in the resume buffer; the rest is stale.
+        self.transmit.clear();
+        self.next_keepalive = None;
+    }
+
+    /// Client: starts resuming a detached session over a new transport; queues RESUME.
+    pub fn start_resume(&mut self, token: Bytes, now: Instant) -> Result<(), OperationError> {
+        match self.state {
+            State::Detached { .. } if self.config.role == Role::Client => {}
+            State::Closed => {
+                return Err(OperationError::Closed(
+                    self.close_reason.clone().unwrap_or(CloseReason::Local),
+                ));
+            }
+            _ => return Err(OperationError::InvalidStreamId(0)),
+        }
+        if !self.resume.is_resumable() {
+            return Err(OperationError::Closed(CloseReason::TransportLost(
+                "the resume buffer overflowed".into(),
+            )));
+        }
+        let frame = Frame::Resume(ResumeFrame {
+            major_version: 1,
+            minor_version: 0,
+            resume_token: token,
+            last_received_server_position: self.resume.received,
+            first_available_client_position: self.resume.first_available,
+        });
+        self.transmit.clear();
+        self.transmit.push_back(frame.to_bytes()?);
+        self.state = State::Resuming {
+            deadline: now + self.config.resume_timeout,
+        };
+        Ok(())
+    }
+
+    /// Server: a client asks to resume this session over a new transport.
+    ///
+    /// On success RESUME_OK and the retransmission are queued and the session is open again. On
+    /// failure the caller answers REJECTED_RESUME with the returned text; the session is closed
+    /// when its state cannot be recovered.
+    pub fn accept_resume(&mut self, frame: &ResumeFrame, now: Instant) -> Result<(), String> {
+        if self.state == State::Closed || self.config.role != Role::Server {
+            return Err("session closed".into());
+        }
+        if frame.first_available_client_position > self.resume.received {
+            let msg = format!(
+                "client position {} gone: server received up to {}",
+                frame.first_available_client_position, self.resume.received
+            );
+            self.close(CloseReason::Error {
+                code: ErrorCode::RejectedResume,
+                message: msg.clone(),
+            });
+            return Err(msg);
+        }
+        let peer = frame.last_received_server_position;
+        let retransmit: Vec<Bytes> = match self.resume.retransmit_from(peer) {
+            Ok(frames) => frames,
+            Err(_) => {
+                let msg = format!("server position {peer} is no longer available");
+                self.close(CloseReason::Error {
+                    code: ErrorCode::RejectedResume,
+                    message: msg.clone(),
+                });
+                return Err(msg);
+            }
+        };
+        self.transmit.clear();
+        let ok = Frame::ResumeOk {
+            last_received_client_position: self.resume.received,
+        };
+        self.transmit
+            .push_back(ok.to_bytes().map_err(|e| e.to_string())?);
+        self.transmit.extend(retransmit);
+        self.state = State::Open;
+        self.last_received = now;
+        Ok(())
+    }
+
+    /// Handles one received frame.
+    pub fn handle_frame(&mut self, raw: Bytes, now: Instant) {
+        if self.state == State::Closed {
+            return;
+        }
+        let len = raw.len() as u64;
+        let frame = match Frame::decode(raw) {
+            Ok(f) => f,
+            Err(FrameError::UnknownType {
+                ignorable: true, ..
+            }) => return,
+            Err(e) => {
+                tracing::debug!(error = %e, "malformed frame");
+                self.close_with_error(ErrorCode::ConnectionError, &format!("malformed frame: {e}"));
+                return;
+            }
+        };
+        self.last_received = now;
+        if let State::Detached { .. } = self.state {
+            // Late frames from a transport we already gave up on.
+            return;
+        }
+        if let State::Resuming { .. } = self.state {
+            self.handle_resuming(frame, now);
+            return;
+        }
+        if frame.is_resumable() {
+            self.resume.received += len;
+        }
+        match frame {
+            Frame::Keepalive(k) => {
+                self.resume.release(k.last_received_position);
+                if k.respond {
+                    self.send_keepalive(now, false, k.data);
+                } else if self.state == State::Connecting {
+                    self.state = State::Open;
+                    self.events.push_back(Event::Established);
+                }
+            }
+            Frame::Request(r) => self.on_request(r),
+            Frame::Payload(p) => self.on_payload(p),
+            Frame::RequestN { stream_id, n } => {
+                if let Some(StreamState::StreamingOut { credit }) = self.streams.get_mut(&stream_id)
+                {
+                    let was_empty = *credit == 0;
+                    *credit = credit.saturating_add(u64::from(n));
+                    if was_empty {
+                        self.events.push_back(Event::Credit { stream_id });
+                    }
+                }
+            }
+            Frame::Cancel { stream_id } => match self.streams.get(&stream_id) {
+                Some(StreamState::Responding | StreamState::StreamingOut { .. }) => {
+                    self.remove_inbound(stream_id);
+                    self.events.push_back(Event::Canceled { stream_id });
+                }
+                Some(StreamState::InboundFragments(..)) => {
+                    self.remove_inbound(stream_id);
+                }
+                _ => {}
+            },
+            Frame::Error(e) => self.on_error(e),
+            Frame::MetadataPush { metadata } => {
+                self.events.push_back(Event::MetadataPush(metadata))
+            }
+            Frame::Setup(_) | Frame::Resume(_) => self.close_with_error(
+                ErrorCode::ConnectionError,
+                "SETUP or RESUME on an established connection",
+            ),
+            Frame::Lease(_) => {
+                self.close_with_error(ErrorCode::ConnectionError, "LEASE was not negotiated")
+            }
+            Frame::ResumeOk { .. } => {
+                self.close_with_error(ErrorCode::ConnectionError, "unexpected RESUME_OK")
+            }
+            Frame::Ext(ext) => {
+                if !ext.ignore {
+                    self.close_with_error(ErrorCode::ConnectionError, "unsupported EXT frame");
+                }
+            }
+        }
+    }
+
+    fn handle_resuming(&mut self, frame: Frame, now: Instant) {
+        match frame {
+            Frame::ResumeOk {
+                last_received_client_position: peer,
+            } => {
+                let frames: Vec<Bytes> = match self.resume.retransmit_from(peer) {
+                    Ok(frames) => frames,
+                    Err(_) => {
+                        self.close_with_error(
+                            ErrorCode::ConnectionError,
+                            "RESUME_OK position is not available",
+                        );
+                        return;
+                    }
+                };
+                self.transmit.extend(frames);
+                self.state = State::Open;
+                self.last_received = now;
+                self.send_keepalive(now, true, Bytes::new());
+                self.events.push_back(Event::Resumed);
+            }
+            Frame::Error(e) if e.stream_id == 0 => {
+                let message = e.message().into_owned();
+                self.close(CloseReason::Error {
+                    code: e.code,
+                    message,
+                });
+            }
+            _ => self.close_with_error(ErrorCode::ConnectionError, "expected RESUME_OK"),
+        }
+    }
+
+    fn peer_parity_ok(&self, stream_id: u32) -> bool {
+        match self.config.role {
+            // The server receives requests on odd ids, the client on even ones.
+            Role::Server => !stream_id.is_multiple_of(2),
+            Role::Client => stream_id.is_multiple_of(2),
+        }
+    }
+
+    fn on_request(&mut self, r: RequestFrame) {
+        let stream_id = r.stream_id;
+        if !self.peer_parity_ok(stream_id) || self.streams.contains_key(&stream_id) {
+            self.close_with_error(
+                ErrorCode::ConnectionError,
+                &format!("invalid stream id {stream_id} for a request"),
+            );
+            return;
+        }
+        let kind = match r.kind {
+            RequestKind::Response => InboundKind::Response,
+            RequestKind::FireAndForget => InboundKind::FireAndForget,
+            RequestKind::Stream { initial_n } => InboundKind::Stream { initial_n },
+            RequestKind::Channel { .. } => {
+                self.emit_error(
+                    stream_id,
+                    ErrorCode::Rejected,
+                    "REQUEST_CHANNEL is not supported",
+                );
+                return;
+            }
+        };
+        if self.inbound_count >= self.config.max_inbound_streams {
+            if kind != InboundKind::FireAndForget {
+                self.emit_error(
+                    stream_id,
+                    ErrorCode::Rejected,
+                    "too many concurrent requests",
+                );
+            }
+            return;
+        }
+        self.inbound_count += 1;
+        if r.follows {
+            let mut re = Reassembly::default();
+            if re
+                .push(r.metadata, r.data, self.config.max_reassembly)
+                .is_err()
+            {
+                self.inbound_count -= 1;
+                self.reject_too_large(stream_id, kind);
+                return;
+            }
+            self.streams
+                .insert(stream_id, StreamState::InboundFragments(kind, re));
+            return;
+        }
+        self.deliver_request(
+            stream_id,
+            kind,
+            Payload {
+                data: r.data,
+                metadata: r.metadata,
+            },
+        );
+    }
+
+    fn reject_too_large(&mut self, stream_id: u32, kind: InboundKind) {
+        if kind != InboundKind::FireAndForget {
+            let msg = format!(
+                "request exceeds the reassembly limit of {} bytes",
+                self.config.max_reassembly
+            );
+            self.emit_error(stream_id, ErrorCode::Rejected, &msg);
+        }
+    }
+
+    fn deliver_request(&mut self, stream_id: u32, kind: InboundKind, payload: Payload) {
+        match kind {
+            InboundKind::Response => {
+                self.streams.insert(stream_id, StreamState::Responding);
+            }
+            InboundKind::Stream { initial_n } => {
+                self.streams.insert(
+                    stream_id,
+                    StreamState::StreamingOut {
+                        credit: u64::from(initial_n),
+                    },
+                );
+            }
+            InboundKind::FireAndForget => {
+                self.streams.remove(&stream_id);
+                self.inbound_count -= 1;
+            }
+        }
+        self.events.push_back(Event::Request {
+            stream_id,
+            kind,
+            payload,
+        });
+    }
+
+    fn remove_inbound(&mut self, stream_id: u32) {
+        if self.streams.remove(&stream_id).is_some() {
+            self.inbound_count = self.inbound_count.saturating_sub(1);
+        }
+    }
+
+    fn on_payload(&mut self, p: PayloadFrame) {
+        let stream_id = p.stream_id;
+        let limit = self.config.max_reassembly;
+        let Some(state) = self.streams.get_mut(&stream_id) else {
+            // Frames for unknown (finished or canceled) streams are ignored, per the spec.
+            return;
+        };
+        let is_stream = matches!(state, StreamState::AwaitStream(_));
+        match state {
+            StreamState::InboundFragments(kind, re) => {
+                let kind = *kind;
+                if re.push(p.metadata, p.data, limit).is_err() {
+                    self.remove_inbound(stream_id);
+                    self.reject_too_large(stream_id, kind);
+                    return;
+                }
+                if p.follows {
+                    return;
+                }
+                let Some(StreamState::InboundFragments(_, re)) = self.streams.remove(&stream_id)
+                else {
+                    return;
+                };
+                self.deliver_request(stream_id, kind, re.finish());
+            }
+            StreamState::AwaitResponse(re) | StreamState::AwaitStream(re) => {
+                let payload = if p.follows || re.is_some() {
+                    let r = re.get_or_insert_with(Reassembly::default);
+                    if let Err(too_large) = r.push(p.metadata, p.data, limit) {
+                        self.streams.remove(&stream_id);
+                        // We are the requester: stop the responder and fail locally.
+                        let _ = self.emit(&Frame::Cancel { stream_id });
+                        self.events.push_back(Event::RequestFailed {
+                            stream_id,
+                            error: RequestError::PayloadTooLarge {
+                                len: too_large.len,
+                                limit,
+                            },
+                        });
+                        return;
+                    }
+                    if p.follows {
+                        return;
+                    }
+                    re.take().map(Reassembly::finish)
+                } else if p.next {
+                    Some(Payload {
+                        data: p.data,
+                        metadata: p.metadata,
+                    })
+                } else {
+                    None
+                };
+                if is_stream {
+                    if let Some(payload) = payload {
+                        self.events
+                            .push_back(Event::StreamNext { stream_id, payload });
+                    }
+                    if p.complete {
+                        self.streams.remove(&stream_id);
+                        self.events.push_back(Event::StreamComplete { stream_id });
+                    }
+                } else if payload.is_some() || p.complete {
+                    self.streams.remove(&stream_id);
+                    self.events.push_back(Event::Response {
+                        stream_id,
+                        payload: payload.unwrap_or_default(),
+                    });
+                }
+            }
+            StreamState::Responding | StreamState::StreamingOut { .. } => {
+                // REQUEST_CHANNEL is refused, so a peer never sends PAYLOAD on a stream we answer.
+                self.remove_inbound(stream_id);
+                self.emit_error(stream_id, ErrorCode::Invalid, "unexpected PAYLOAD");
+                self.events.push_back(Event::Canceled { stream_id });
+            }
+        }
+    }
+
+    fn on_error(&mut self, e: ErrorFrame) {
+        let message = e.message().into_owned();
+        if e.stream_id == 0 {
+            self.close(CloseReason::Error {
+                code: e.code,
+                message,
+            });
+            return;
+        }
+        match self.streams.get(&e.stream_id) {
+            Some(StreamState::AwaitResponse(_) | StreamState::AwaitStream(_)) => {
+                self.streams.remove(&e.stream_id);
+                self.events.push_back(Event::RequestFailed {
+                    stream_id: e.stream_id,
+                    error: RequestError::Remote {
+                        code: e.code,
+                        message,
+                    },
+                });
+            }
+            Some(_) => {
+                // An ERROR from the requester on a stream we answer ends it, like CANCEL.
+                self.remove_inbound(e.stream_id);
+                self.events.push_back(Event::Canceled {
+                    stream_id: e.stream_id,
+                });
+            }
+            None => {}
+        }
+    }
+
+    fn check_open(&self) -> Result<(), OperationError> {
+        if self.state == State::Closed {
+            return Err(OperationError::Closed(
+                self.close_reason.clone().unwrap_or(CloseReason::Local),
+            ));
+        }
+        Ok(())
+    }
+
+    fn check_new_id(&self, stream_id: u32) -> Result<(), OperationError> {
+        self.check_open()?;
+        let own_parity = match self.config.role {
+            Role::Client => 1,
+            Role::Server => 0,
+        };
+        if stream_id == 0
+            || stream_id > MAX_U31
+            || stream_id % 2 != own_parity
+            || self.streams.contains_key(&stream_id)
+        {
+            return Err(OperationError::InvalidStreamId(stream_id));
+        }
+        Ok(())
+    }
+
+    /// Sends a request frame (fragmented if needed) followed by PAYLOAD fragments.
+    fn emit_request(
+        &mut self,
+        stream_id: u32,
+        kind: RequestKind,
+        payload: Payload,
+    ) -> Result<(), OperationError> {
+        let extra = match kind {
+            RequestKind::Stream { .. } | RequestKind::Channel { .. } => 4,
+            _ => 0,
+        };
+        let mut first = true;
+        for frag in fragment::split(payload, self.config.mtu, extra) {
+            let frame = if first {
+                Frame::Request(RequestFrame {
+                    stream_id,
+                    kind,
+                    follows: frag.follows,
+                    metadata: frag.metadata,
+                    data: frag.data,
+                })
+            } else {
+                Frame::Payload(PayloadFrame {
+                    stream_id,
+                    follows: frag.follows,
+                    complete: false,
+                    next: true,
+                    metadata: frag.metadata,
+                    data: frag.data,
+                })
+            };
+            first = false;
+            self.emit(&frame)?;
+        }
+        Ok(())
+    }
+
+    /// Sends PAYLOAD frames (fragmented if needed); `complete` goes on the last one.
+    fn emit_payload(
+        &mut self,
+        stream_id: u32,
+        payload: Payload,
+        complete: bool,
+    ) -> Result<(), OperationError> {
+        for frag in fragment::split(payload, self.config.mtu, 0) {
+            self.emit(&Frame::Payload(PayloadFrame {
+                stream_id,
+                follows: frag.follows,
+                complete: complete && !frag.follows,
+                next: true,
+                metadata: frag.metadata,
+                data: frag.data,
+            }))?;
+        }
+        Ok(())
+    }
+
+    /// Sends a REQUEST_RESPONSE on `stream_id` (from [`StreamIds`]).
+    pub fn request_response(
+        &mut self,
+        stream_id: u32,
+        payload: Payload,
+    ) -> Result<(), OperationError> {
+        self.check_new_id(stream_id)?;
+        self.emit_request(stream_id, RequestKind::Response, payload)?;
+        self.streams
+            .insert(stream_id, StreamState::AwaitResponse(None));
+        Ok(())
+    }
+
+    /// Sends a REQUEST_FNF.
+    pub fn fire_and_forget(
+        &mut self,
+        stream_id: u32,
+        payload: Payload,
+    ) -> Result<(), OperationError> {
+        self.check_new_id(stream_id)?;
+        self.emit_request(stream_id, RequestKind::FireAndForget, payload)
+    }
+
+    /// Sends a REQUEST_STREAM with `initial_n` credit (1..=2^31-1).
+    pub fn request_stream(
+        &mut self,
+        stream_id: u32,
+        payload: Payload,
+        initial_n: u32,
+    ) -> Result<(), OperationError> {
+        self.check_new_id(stream_id)?;
+        self.emit_request(
+            stream_id,
+            RequestKind::Stream {
+                initial_n: initial_n.clamp(1, MAX_U31),
+            },
+            payload,
+        )?;
+        self.streams
+            .insert(stream_id, StreamState::AwaitStream(None));
+        Ok(())
+    }
+
+    /// Grants `n` more items on one of our REQUEST_STREAMs.
+    pub fn request_n(&mut self, stream_id: u32, n: u32) -> Result<(), OperationError> {
+        self.check_open()?;
+        match self.streams.get(&stream_id) {
+            Some(StreamState::AwaitStream(_)) => {
+                self.emit(&Frame::RequestN {
+                    stream_id,
+                    n: n.clamp(1, MAX_U31),
+                })?;
+                Ok(())
+            }
+            _ => Err(OperationError::UnknownStream(stream_id)),
+        }
+    }
+
+    /// Cancels one of our requests. Unknown streams are ignored (the request may have finished).
+    pub fn cancel(&mut self, stream_id: u32) {
+        if self.state == State::Closed {
+            return;
+        }
+        if let Some(StreamState::AwaitResponse(_) | StreamState::AwaitStream(_)) =
+            self.streams.get(&stream_id)
+        {
+            self.streams.remove(&stream_id);
+            let _ = self.emit(&Frame::Cancel { stream_id });
+        }
+    }
+
+    /// Sends METADATA_PUSH.
+    pub fn metadata_push(&mut self, metadata: Bytes) -> Result<(), OperationError> {
+        self.check_open()?;
+        self.emit(&Frame::MetadataPush { metadata })?;
+        Ok(())
+    }
+
+    /// Answers a peer's REQUEST_RESPONSE.
+    pub fn respond(
+        &mut self,
+        stream_id: u32,
+        result: Result<Payload, StreamError>,
+    ) -> Result<(), OperationError> {
+        self.check_open()?;
+        if !matches!(self.streams.get(&stream_id), Some(StreamState::Responding)) {
+            return Err(OperationError::UnknownStream(stream_id));
+        }
+        self.remove_inbound(stream_id);
+        match result {
+            Ok(payload) => self.emit_payload(stream_id, payload, true),
+            Err(e) => {
+                self.emit_error(stream_id, e.code, &e.message);
+                Ok(())
+            }
+        }
+    }
+
+    /// Remaining credit of a stream we answer (0 if unknown).
+    pub fn credit(&self, stream_id: u32) -> u64 {
+        match self.streams.get(&stream_id) {
+            Some(StreamState::StreamingOut { credit }) => *credit,
+            _ => 0,
+        }
+    }
+
+    /// Sends one item of a stream we answer; refused without credit.
+    pub fn stream_next(&mut self, stream_id: u32, payload: Payload) -> Result<(), OperationError> {
+        self.check_open()?;
+        match self.streams.get_mut(&stream_id) {
+            Some(StreamState::StreamingOut { credit }) if *credit > 0 => {
+                *credit -= 1;
+            }
+            Some(StreamState::StreamingOut { .. }) => {
+                return Err(OperationError::NoCredit(stream_id));
+            }
+            _ => return Err(OperationError::UnknownStream(stream_id)),
+        }
+        self.emit_payload(stream_id, payload, false)
+    }
+
+    /// Completes a stream we answer.
+    pub fn stream_complete(&mut self, stream_id: u32) -> Result<(), OperationError> {
+        self.check_open()?;
+        if !matches!(
+            self.streams.get(&stream_id),
+            Some(StreamState::StreamingOut { .. })
+        ) {
+            return Err(OperationError::UnknownStream(stream_id));
+        }
+        self.remove_inbound(stream_id);
+        self.emit(&Frame::Payload(PayloadFrame {
+            stream_id,
+            follows: false,
+            complete: true,
+            next: false,
+            metadata: None,
+            data: Bytes::new(),
+        }))?;
+        Ok(())
+    }
+
+    /// Fails a stream we answer with an ERROR frame.
+    pub fn stream_error(
+        &mut self,
+        stream_id: u32,
+        error: StreamError,
+    ) -> Result<(), OperationError> {
+        self.check_open()?;
+        if !matches!(
+            self.streams.get(&stream_id),
+            Some(StreamState::StreamingOut { .. } | StreamState::Responding)
+        ) {
+            return Err(OperationError::UnknownStream(stream_id));
+        }
+        self.remove_inbound(stream_id);
+        self.emit_error(stream_id, error.code, &error.message);
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,712 @@
+//! Deterministic tests of the state machine: no sockets, a fake clock.
+
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+
+use super::*;
+use crate::frame::{Frame, KeepaliveFrame, RequestFrame, RequestKind, SetupFrame};
+
+const TOKEN: &[u8] = b"token-1";
+
+fn setup_frame(token: Option<&[u8]>) -> SetupFrame {
+    SetupFrame {
+        major_version: 1,
+        minor_version: 0,
+        keepalive_ms: 1000,
+        max_lifetime_ms: 60_000,
+        resume_token: token.map(Bytes::copy_from_slice),
+        lease: false,
+        metadata_mime: "application/json".into(),
+        data_mime: "application/octet-stream".into(),
+        metadata: None,
+        data: Bytes::from_static(b"credentials"),
+    }
+}
+
+fn configs(resumable: bool) -> (SessionConfig, SessionConfig) {
+    let mut c = SessionConfig::new(Role::Client);
+    let mut s = SessionConfig::new(Role::Server);
+    if resumable {
+        c.resume_buffer = Some(1 << 20);
+        s.resume_buffer = Some(1 << 20);
+    }
+    (c, s)
+}
+
+/// A connected client/server pair with the handshake done and its events consumed.
+fn pair_with(
+    c: SessionConfig,
+    s: SessionConfig,
+    token: Option<&[u8]>,
+    now: Instant,
+) -> (Session, Session) {
+    let mut client = Session::client(c, &setup_frame(token), now).unwrap();
+    let mut server = Session::server(s, now);
+    let Frame::Setup(setup) = Frame::decode(client.poll_transmit().unwrap()).unwrap() else {
+        panic!("first frame is not SETUP");
+    };
+    check_setup(&setup, true).unwrap();
+    pump(&mut client, &mut server, now);
+    assert_eq!(events(&mut client), vec![Event::Established]);
+    (client, server)
+}
+
+fn pair(now: Instant) -> (Session, Session) {
+    let (c, s) = configs(false);
+    pair_with(c, s, None, now)
+}
+
+/// Delivers frames both ways until neither side has anything to send.
+fn pump(a: &mut Session, b: &mut Session, now: Instant) {
+    loop {
+        let mut moved = false;
+        while let Some(f) = a.poll_transmit() {
+            b.handle_frame(f, now);
+            moved = true;
+        }
+        while let Some(f) = b.poll_transmit() {
+            a.handle_frame(f, now);
+            moved = true;
+        }
+        if !moved {
+            return;
+        }
+    }
+}
+
+fn events(s: &mut Session) -> Vec<Event> {
+    std::iter::from_fn(|| s.poll_event()).collect()
+}
+
+fn transmitted(s: &mut Session) -> Vec<Frame> {
+    std::iter::from_fn(|| s.poll_transmit())
+        .map(|b| Frame::decode(b).unwrap())
+        .collect()
+}
+
+fn request_frame(stream_id: u32, kind: RequestKind) -> Bytes {
+    Frame::Request(RequestFrame {
+        stream_id,
+        kind,
+        follows: false,
+        metadata: None,
+        data: Bytes::from_static(b"req"),
+    })
+    .to_bytes()
+    .unwrap()
+}
+
+#[test]
+fn client_sends_keepalives_and_the_server_answers_with_the_same_data() {
+    let now = Instant::now();
+    let (mut client, mut server) = pair(now);
+    assert!(client.poll_timeout().unwrap() <= now + Duration::from_secs(1));
+    client.handle_timeout(now + Duration::from_secs(1));
+    let sent = transmitted(&mut client);
+    assert!(matches!(
+        sent.as_slice(),
+        [Frame::Keepalive(KeepaliveFrame { respond: true, .. })]
+    ));
+
+    let ping = Frame::Keepalive(KeepaliveFrame {
+        respond: true,
+        last_received_position: 0,
+        data: Bytes::from_static(b"ping"),
+    });
+    server.handle_frame(ping.to_bytes().unwrap(), now);
+    let answer = transmitted(&mut server);
+    assert_eq!(
+        answer,
+        vec![Frame::Keepalive(KeepaliveFrame {
+            respond: false,
+            last_received_position: 0,
+            data: Bytes::from_static(b"ping"),
+        })]
+    );
+    // A KEEPALIVE without the respond flag is not answered.
+    server.handle_frame(answer[0].to_bytes().unwrap(), now);
+    assert!(!server.has_transmit());
+}
+
+#[test]
+fn silence_beyond_the_max_lifetime_closes_with_keepalive_timeout() {
+    let now = Instant::now();
+    let (mut client, mut server) = pair(now);
+    let later = now + Duration::from_secs(60);
+    client.handle_timeout(later);
+    server.handle_timeout(later);
+    for s in [&mut client, &mut server] {
+        assert!(s.is_closed());
+        assert!(events(s).contains(&Event::Closed(CloseReason::KeepaliveTimeout)));
+    }
+}
+
+#[test]
+fn frames_received_keep_the_connection_alive() {
+    let now = Instant::now();
+    let (mut client, mut server) = pair(now);
+    for sec in 1..=120 {
+        let t = now + Duration::from_secs(sec);
+        client.handle_timeout(t);
+        server.handle_timeout(t);
+        pump(&mut client, &mut server, t);
+    }
+    assert!(!client.is_closed());
+    assert!(!server.is_closed());
+}
+
+#[test]
+fn connection_errors_close_with_code_and_message() {
+    let now = Instant::now();
+    for code in [
+        ErrorCode::InvalidSetup,
+        ErrorCode::UnsupportedSetup,
+        ErrorCode::RejectedSetup,
+        ErrorCode::RejectedResume,
+        ErrorCode::ConnectionError,
+        ErrorCode::ConnectionClose,
+    ] {
+        let (mut client, mut server) = pair(now);
+        server.close_with_error(code, "bye");
+        pump(&mut client, &mut server, now);
+        assert_eq!(
+            events(&mut client),
+            vec![Event::Closed(CloseReason::Error {
+                code,
+                message: "bye".into()
+            })]
+        );
+    }
+}
+
+#[test]
+fn stream_errors_fail_the_request_with_code_and_lossy_message() {
+    let now = Instant::now();
+    let (mut client, mut server) = pair(now);
+    for (i, code) in [
+        ErrorCode::ApplicationError,
+        ErrorCode::Rejected,
+        ErrorCode::Canceled,
+        ErrorCode::Invalid,
+        ErrorCode::Other(0x301),
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        let id = 1 + 2 * i as u32;
+        client.request_response(id, Payload::new("x")).unwrap();
+        pump(&mut client, &mut server, now);
+        assert!(matches!(
+            events(&mut server).as_slice(),
+            [Event::Request { .. }]
+        ));
+        server
+            .respond(id, Err(StreamError::new(code, "failed")))
+            .unwrap();
+        pump(&mut client, &mut server, now);
+        assert_eq!(
+            events(&mut client),
+            vec![Event::RequestFailed {
+                stream_id: id,
+                error: RequestError::Remote {
+                    code,
+                    message: "failed".into()
+                }
+            }]
+        );
+    }
+    // Invalid UTF-8 in the error data is replaced, not refused.
+    client.request_response(21, Payload::new("x")).unwrap();
+    pump(&mut client, &mut server, now);
+    let raw = Frame::Error(ErrorFrame {
+        stream_id: 21,
+        code: ErrorCode::ApplicationError,
+        data: Bytes::from_static(&[b'o', 0xFF, b'k']),
+    });
+    client.handle_frame(raw.to_bytes().unwrap(), now);
+    assert_eq!(
+        events(&mut client),
+        vec![Event::RequestFailed {
+            stream_id: 21,
+            error: RequestError::Remote {
+                code: ErrorCode::ApplicationError,
+                message: "o\u{FFFD}k".into()
+            }
+        }]
+    );
+    assert!(!client.is_closed());
+}
+
+#[test]
+fn lease_and_unknown_versions_are_unsupported_setups() {
+    let mut lease = setup_frame(None);
+    lease.lease = true;
+    assert_eq!(
+        check_setup(&lease, true).unwrap_err().code,
+        ErrorCode::UnsupportedSetup
+    );
+    let mut v2 = setup_frame(None);
+    v2.major_version = 2;
+    assert_eq!(
+        check_setup(&v2, true).unwrap_err().code,
+        ErrorCode::UnsupportedSetup
+    );
+    let resumable = setup_frame(Some(TOKEN));
+    assert_eq!(
+        check_setup(&resumable, false).unwrap_err().code,
+        ErrorCode::UnsupportedSetup
+    );
+    assert!(check_setup(&resumable, true).is_ok());
+}
+
+#[test]
+fn request_channel_is_rejected_on_its_stream() {
+    let now = Instant::now();
+    let (_client, mut server) = pair(now);
+    server.handle_frame(
+        request_frame(
+            1,
+            RequestKind::Channel {
+                initial_n: 1,
+                complete: false,
+            },
+        ),
+        now,
+    );
+    assert!(events(&mut server).is_empty());
+    match transmitted(&mut server).as_slice() {
+        [Frame::Error(e)] => {
+            assert_eq!(e.stream_id, 1);
+            assert_eq!(e.code, ErrorCode::Rejected);
+        }
+        other => panic!("unexpected {other:?}"),
+    }
+    assert!(!server.is_closed());
+}
+
+#[test]
+fn requests_on_invalid_stream_ids_are_connection_errors() {
+    let now = Instant::now();
+    // The server receives requests on odd ids only.
+    let (_client, mut server) = pair(now);
+    server.handle_frame(request_frame(2, RequestKind::Response), now);
+    assert!(server.is_closed());
+    match transmitted(&mut server).as_slice() {
+        [Frame::Error(e)] => assert_eq!((e.stream_id, e.code), (0, ErrorCode::ConnectionError)),
+        other => panic!("unexpected {other:?}"),
+    }
+    // Reusing an active id is also an error.
+    let (_client, mut server) = pair(now);
+    server.handle_frame(request_frame(1, RequestKind::Response), now);
+    server.handle_frame(request_frame(1, RequestKind::Response), now);
+    assert!(server.is_closed());
+}
+
+#[test]
+fn frames_for_unknown_streams_are_ignored() {
+    let now = Instant::now();
+    let (mut client, _server) = pair(now);
+    for f in [
+        Frame::Payload(PayloadFrame {
+            stream_id: 8,
+            follows: false,
+            complete: true,
+            next: true,
+            metadata: None,
+            data: Bytes::new(),
+        }),
+        Frame::RequestN { stream_id: 8, n: 3 },
+        Frame::Cancel { stream_id: 8 },
+        Frame::Error(ErrorFrame {
+            stream_id: 8,
+            code: ErrorCode::ApplicationError,
+            data: Bytes::new(),
+        }),
+    ] {
+        client.handle_frame(f.to_bytes().unwrap(), now);
+    }
+    assert!(events(&mut client).is_empty());
+    assert!(!client.has_transmit());
+    assert!(!client.is_closed());
+}
+
+#[test]
+fn malformed_frames_close_with_connection_error() {
+    let now = Instant::now();
+    let (mut client, _server) = pair(now);
+    client.handle_frame(Bytes::from_static(&[0, 0, 0, 1, 0x28]), now);
+    assert!(client.is_closed());
+    match transmitted(&mut client).as_slice() {
+        [Frame::Error(e)] => assert_eq!(e.code, ErrorCode::ConnectionError),
+        other => panic!("unexpected {other:?}"),
+    }
+}
+
+#[test]
+fn fragmentation_round_trip_both_ways() {
+    let now = Instant::now();
+    let (mut c, mut s) = configs(false);
+    c.mtu = 64;
+    s.mtu = 64;
+    let (mut client, mut server) = pair_with(c, s, None, now);
+    let request = Payload::new(vec![7u8; 1000]).with_metadata(vec![1u8; 300]);
+    client.request_response(1, request.clone()).unwrap();
+    let frames: Vec<Bytes> = std::iter::from_fn(|| client.poll_transmit()).collect();
+    assert!(frames.len() > 20);
+    assert!(frames.iter().all(|f| f.len() <= 64));
+    for f in frames {
+        server.handle_frame(f, now);
+    }
+    assert_eq!(
+        events(&mut server),
+        vec![Event::Request {
+            stream_id: 1,
+            kind: InboundKind::Response,
+            payload: request,
+        }]
+    );
+    let response = Payload::new(vec![9u8; 777]);
+    server.respond(1, Ok(response.clone())).unwrap();
+    pump(&mut client, &mut server, now);
+    assert_eq!(
+        events(&mut client),
+        vec![Event::Response {
+            stream_id: 1,
+            payload: response
+        }]
+    );
+    assert_eq!(client.active_streams(), 0);
+    assert_eq!(server.active_streams(), 0);
+}
+
+#[test]
+fn oversized_request_is_rejected_and_its_memory_released() {
+    let now = Instant::now();
+    let (mut c, mut s) = configs(false);
+    c.mtu = 100;
+    s.max_reassembly = 1000;
+    let (mut client, mut server) = pair_with(c, s, None, now);
+    client
+        .request_response(1, Payload::new(vec![0u8; 5000]))
+        .unwrap();
+    pump(&mut client, &mut server, now);
+    assert!(events(&mut server).is_empty());
+    assert_eq!(server.active_streams(), 0);
+    match events(&mut client).as_slice() {
+        [
+            Event::RequestFailed {
+                stream_id: 1,
+                error: RequestError::Remote { code, .. },
+            },
+        ] => assert_eq!(*code, ErrorCode::Rejected),
+        other => panic!("unexpected {other:?}"),
+    }
+    assert!(!server.is_closed());
+}
+
+#[test]
+fn oversized_response_cancels_the_stream_and_fails_locally() {
+    let now = Instant::now();
+    let (mut c, mut s) = configs(false);
+    c.max_reassembly = 500;
+    s.mtu = 100;
+    let (mut client, mut server) = pair_with(c, s, None, now);
+    client.request_response(1, Payload::new("q")).unwrap();
+    pump(&mut client, &mut server, now);
+    events(&mut server);
+    server
+        .respond(1, Ok(Payload::new(vec![0u8; 5000])))
+        .unwrap();
+    // Deliver frame by frame to see the CANCEL go out.
+    let mut canceled = false;
+    while let Some(f) = server.poll_transmit() {
+        client.handle_frame(f, now);
+        for f in transmitted(&mut client) {
+            canceled |= f == Frame::Cancel { stream_id: 1 };
+        }
+    }
+    assert!(canceled);
+    match events(&mut client).as_slice() {
+        [
+            Event::RequestFailed {
+                stream_id: 1,
+                error: RequestError::PayloadTooLarge { len, limit: 500 },
+            },
+        ] => assert!(*len > 500),
+        other => panic!("unexpected {other:?}"),
+    }
+    assert_eq!(client.active_streams(), 0);
+}
+
+#[test]
+fn responder_never_exceeds_request_n_credit() {
+    let now = Instant::now();
+    let (mut client, mut server) = pair(now);
+    client.request_stream(1, Payload::new("s"), 2).unwrap();
+    pump(&mut client, &mut server, now);
+    assert_eq!(
+        events(&mut server),
+        vec![Event::Request {
+            stream_id: 1,
+            kind: InboundKind::Stream { initial_n: 2 },
+            payload: Payload::new("s")
+        }]
+    );
+    server.stream_next(1, Payload::new("a")).unwrap();
+    server.stream_next(1, Payload::new("b")).unwrap();
+    assert_eq!(
+        server.stream_next(1, Payload::new("c")),
+        Err(OperationError::NoCredit(1))
+    );
+    pump(&mut client, &mut server, now);
+    assert_eq!(events(&mut client).len(), 2);
+    client.request_n(1, 1).unwrap();
+    pump(&mut client, &mut server, now);
+    assert_eq!(events(&mut server), vec![Event::Credit { stream_id: 1 }]);
+    server.stream_next(1, Payload::new("c")).unwrap();
+    server.stream_complete(1).unwrap();
+    pump(&mut client, &mut server, now);
+    assert_eq!(
+        events(&mut client),
+        vec![
+            Event::StreamNext {
+                stream_id: 1,
+                payload: Payload::new("c")
+            },
+            Event::StreamComplete { stream_id: 1 }
+        ]
+    );
+}
+
+#[test]
+fn cancel_stops_a_responder_stream() {
+    let now = Instant::now();
+    let (mut client, mut server) = pair(now);
+    client.request_stream(1, Payload::new("s"), 10).unwrap();
+    pump(&mut client, &mut server, now);
+    events(&mut server);
+    client.cancel(1);
+    pump(&mut client, &mut server, now);
+    assert_eq!(events(&mut server), vec![Event::Canceled { stream_id: 1 }]);
+    assert_eq!(
+        server.stream_next(1, Payload::new("late")),
+        Err(OperationError::UnknownStream(1))
+    );
+}
+
+#[test]
+fn fire_and_forget_and_metadata_push_are_delivered() {
+    let now = Instant::now();
+    let (mut client, mut server) = pair(now);
+    client.fire_and_forget(1, Payload::new("f")).unwrap();
+    client.metadata_push(Bytes::from_static(b"m")).unwrap();
+    pump(&mut client, &mut server, now);
+    assert_eq!(
+        events(&mut server),
+        vec![
+            Event::Request {
+                stream_id: 1,
+                kind: InboundKind::FireAndForget,
+                payload: Payload::new("f")
+            },
+            Event::MetadataPush(Bytes::from_static(b"m"))
+        ]
+    );
+    assert_eq!(server.active_streams(), 0);
+}
+
+#[test]
+fn server_requests_use_even_ids_and_client_answers() {
+    let now = Instant::now();
+    let (mut client, mut server) = pair(now);
+    assert!(matches!(
+        server.request_response(1, Payload::new("n")),
+        Err(OperationError::InvalidStreamId(1))
+    ));
+    server
+        .request_response(2, Payload::new("notification"))
+        .unwrap();
+    pump(&mut client, &mut server, now);
+    assert!(matches!(
+        events(&mut client).as_slice(),
+        [Event::Request { stream_id: 2, .. }]
+    ));
+    client.respond(2, Ok(Payload::new("reply"))).unwrap();
+    pump(&mut client, &mut server, now);
+    assert_eq!(
+        events(&mut server),
+        vec![Event::Response {
+            stream_id: 2,
+            payload: Payload::new("reply")
+        }]
+    );
+}
+
+/// Resumes `client` against `server`, returning what the server answered.
+fn resume(client: &mut Session, server: &mut Session, now: Instant) -> Result<(), String> {
+    client.start_resume(Bytes::from_static(TOKEN), now).unwrap();
+    let Frame::Resume(frame) = Frame::decode(client.poll_transmit().unwrap()).unwrap() else {
+        panic!("expected RESUME");
+    };
+    server.accept_resume(&frame, now)
+}
+
+#[test]
+fn resume_retransmits_lost_frames_exactly_once() {
+    let now = Instant::now();
+    let (c, s) = configs(true);
+    let (mut client, mut server) = pair_with(c, s, Some(TOKEN), now);
+    client.request_response(1, Payload::new("one")).unwrap();
+    client.request_response(3, Payload::new("three")).unwrap();
+    // Request 1 arrives, request 3 is lost with the transport.
+    server.handle_frame(client.poll_transmit().unwrap(), now);
+    client.poll_transmit().unwrap();
+    assert_eq!(events(&mut server).len(), 1);
+    // The answer to 1 is lost too.
+    server.respond(1, Ok(Payload::new("r1"))).unwrap();
+    server.poll_transmit().unwrap();
+    client.transport_lost(now, "reset");
+    server.transport_lost(now, "reset");
+    assert!(client.is_detached() && server.is_detached());
+    // Work done while detached is kept for the resumption.
+    client.request_response(5, Payload::new("five")).unwrap();
+    assert!(!client.has_transmit());
+
+    resume(&mut client, &mut server, now).unwrap();
+    pump(&mut client, &mut server, now);
+    assert!(events(&mut client).contains(&Event::Resumed));
+    let server_events = events(&mut server);
+    let ids: Vec<u32> = server_events
+        .iter()
+        .filter_map(|e| match e {
+            Event::Request { stream_id, .. } => Some(*stream_id),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(ids, vec![3, 5]);
+    server.respond(3, Ok(Payload::new("r3"))).unwrap();
+    server.respond(5, Ok(Payload::new("r5"))).unwrap();
+    pump(&mut client, &mut server, now);
+    let responses: Vec<u32> = events(&mut client)
+        .iter()
+        .filter_map(|e| match e {
+            Event::Response { stream_id, .. } => Some(*stream_id),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(responses, vec![3, 5]);
+    // The earlier response to 1 was delivered during the resume pump.
+    assert_eq!(client.active_streams(), 0);
+    assert_eq!(client.received_position(), server.resume.sent);
+    assert_eq!(server.received_position(), client.resume.sent);
+}
+
+#[test]
+fn resume_is_rejected_when_positions_are_gone() {
+    let now = Instant::now();
+    let (c, s) = configs(true);
+    let (mut client, mut server) = pair_with(c, s, Some(TOKEN), now);
+    client.request_response(1, Payload::new("one")).unwrap();
+    pump(&mut client, &mut server, now);
+    client.transport_lost(now, "reset");
+    server.transport_lost(now, "reset");
+    // The client claims to have received bytes the server never sent.
+    let bogus = ResumeFrame {
+        major_version: 1,
+        minor_version: 0,
+        resume_token: Bytes::from_static(TOKEN),
+        last_received_server_position: 1_000_000,
+        first_available_client_position: 0,
+    };
+    assert!(server.accept_resume(&bogus, now).is_err());
+    assert!(server.is_closed());
+
+    // A client that released frames the server still needs cannot resume either.
+    let (c, s) = configs(true);
+    let (mut client, mut server) = pair_with(c, s, Some(TOKEN), now);
+    client.request_response(1, Payload::new("one")).unwrap();
+    client.poll_transmit();
+    client.transport_lost(now, "reset");
+    server.transport_lost(now, "reset");
+    let gone = ResumeFrame {
+        first_available_client_position: 10,
+        ..bogus
+    };
+    assert!(server.accept_resume(&gone, now).is_err());
+}
+
+#[test]
+fn rejected_resume_closes_the_client_session() {
+    let now = Instant::now();
+    let (c, s) = configs(true);
+    let (mut client, _server) = pair_with(c, s, Some(TOKEN), now);
+    client.request_response(1, Payload::new("one")).unwrap();
+    client.transport_lost(now, "reset");
+    client.start_resume(Bytes::from_static(TOKEN), now).unwrap();
+    client.poll_transmit();
+    let reject = Frame::Error(ErrorFrame {
+        stream_id: 0,
+        code: ErrorCode::RejectedResume,
+        data: Bytes::from_static(b"unknown resume token"),
+    });
+    client.handle_frame(reject.to_bytes().unwrap(), now);
+    let ev = events(&mut client);
+    assert!(ev.contains(&Event::RequestFailed {
+        stream_id: 1,
+        error: RequestError::Closed(CloseReason::Error {
+            code: ErrorCode::RejectedResume,
+            message: "unknown resume token".into()
+        })
+    }));
+    assert!(client.is_closed());
+}
+
+#[test]
+fn resume_buffer_overflow_makes_the_session_non_resumable() {
+    let now = Instant::now();
+    let (mut c, s) = configs(true);
+    c.resume_buffer = Some(100);
+    let (mut client, _server) = pair_with(c, s, Some(TOKEN), now);
+    assert!(client.is_resumable());
+    client
+        .request_response(1, Payload::new(vec![0u8; 200]))
+        .unwrap();
+    assert!(!client.is_resumable());
+    client.transport_lost(now, "reset");
+    assert!(client.is_closed());
+}
+
+#[test]
+fn keepalive_positions_release_the_resume_buffer() {
+    let now = Instant::now();
+    let (c, s) = configs(true);
+    let (mut client, mut server) = pair_with(c, s, Some(TOKEN), now);
+    client.request_response(1, Payload::new("one")).unwrap();
+    pump(&mut client, &mut server, now);
+    assert_eq!(client.resume.first_available, 0);
+    client.handle_timeout(now + Duration::from_secs(1));
+    pump(&mut client, &mut server, now);
+    assert_eq!(client.resume.first_available, client.resume.sent);
+}
+
+#[test]
+fn detached_sessions_expire() {
+    let now = Instant::now();
+    let (c, s) = configs(true);
+    let (_client, mut server) = pair_with(c, s, Some(TOKEN), now);
+    server.transport_lost(now, "reset");
+    assert_eq!(server.poll_timeout(), Some(now + Duration::from_secs(60)));
+    server.handle_timeout(now + Duration::from_secs(60));
+    assert!(events(&mut server).contains(&Event::Closed(CloseReason::ResumeExpired)));
+}
+
+#[test]
+fn keepalive_timeout_detaches_a_resumable_session() {
+    let now = Instant::now();
+    let (c, s) = configs(true);
+    let (mut client, _server) = pair_with(c, s, Some(TOKEN), now);
+    client.handle_timeout(now + Duration::from_secs(60));
+    assert_eq!(events(&mut client), vec![Event::Disconnected]);
+    assert!(client.is_detached());
+}

@@ -1,0 +1,742 @@
+//! The tokio driver end to end over in-memory transports.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use bytes::Bytes;
+use elarian_transport::frame::{ErrorCode, Frame};
+use elarian_transport::io::memory::{self, MemoryTransport};
+use elarian_transport::io::{FrameReader, FrameTransport, FrameWriter, TransportError};
+use elarian_transport::responder::{BoxFuture, BoxStream};
+use elarian_transport::{
+    ClientConfig, ClientSession, CloseReason, ConnectError, Connection, Payload, RejectAll,
+    RequestError, Responder, ResumeError, Server, ServerConfig, StreamError,
+};
+use futures_util::StreamExt;
+use tokio::sync::mpsc;
+use tokio::time::timeout;
+
+const LIMIT: Duration = Duration::from_secs(10);
+
+/// Answers with the request data prefixed by `prefix`; records fire-and-forget and metadata push.
+struct Echo {
+    prefix: &'static str,
+    seen: mpsc::UnboundedSender<String>,
+    delay: Duration,
+    counts: Arc<Mutex<HashMap<Bytes, usize>>>,
+}
+
+impl Echo {
+    fn new(prefix: &'static str) -> (Arc<Self>, mpsc::UnboundedReceiver<String>) {
+        let (seen, rx) = mpsc::unbounded_channel();
+        (
+            Arc::new(Echo {
+                prefix,
+                seen,
+                delay: Duration::ZERO,
+                counts: Arc::default(),
+            }),
+            rx,
+        )
+    }
+}
+
+impl Responder for Echo {
+    fn request_response(
+        &self,
+        payload: Payload,
+    ) -> BoxFuture<'static, Result<Payload, StreamError>> {
+        *self
+            .counts
+            .lock()
+            .unwrap()
+            .entry(payload.data.clone())
+            .or_default() += 1;
+        let prefix = self.prefix;
+        let delay = self.delay;
+        Box::pin(async move {
+            if !delay.is_zero() {
+                tokio::time::sleep(delay).await;
+            }
+            if payload.data.as_ref() == b"fail" {
+                return Err(StreamError::application("asked to fail"));
+            }
+            let mut data = prefix.as_bytes().to_vec();
+            data.extend_from_slice(&payload.data);
+            Ok(Payload {
+                data: data.into(),
+                metadata: payload.metadata,
+            })
+        })
+    }
+
+    fn fire_and_forget(&self, payload: Payload) {
+        let _ = self
+            .seen
+            .send(format!("fnf:{}", String::from_utf8_lossy(&payload.data)));
+    }
+
+    fn request_stream(&self, payload: Payload) -> BoxStream<'static, Result<Payload, StreamError>> {
+        let n: usize = std::str::from_utf8(&payload.data)
+            .ok()
+            .and_then(|s| s.parse().ok())
+            .unwrap_or(0);
+        Box::pin(futures_util::stream::iter(
+            (0..n).map(|i| Ok(Payload::new(i.to_string()))),
+        ))
+    }
+
+    fn metadata_push(&self, metadata: Bytes) {
+        let _ = self
+            .seen
+            .send(format!("push:{}", String::from_utf8_lossy(&metadata)));
+    }
+}
+
+async fn connect_pair(
+    server: &Server,
+    server_responder: Arc<dyn Responder>,
+    client_responder: Arc<dyn Responder>,
+    config: ClientConfig,
+) -> (ClientSession, Connection) {
+    let (client_end, server_end) = memory::pair(64);
+    server.serve_transport(server_end);
+    let accept = tokio::spawn({
+        let server = server.clone();
+        async move {
+            let incoming = server.accept().await.expect("a client");
+            assert_eq!(incoming.setup().data_mime_type, "application/octet-stream");
+            incoming.accept(server_responder)
+        }
+    });
+    let session = timeout(
+        LIMIT,
+        ClientSession::connect(client_end, config, client_responder),
+    )
+    .await
+    .expect("connect in time")
+    .expect("connected");
+    let server_conn = accept.await.unwrap();
+    (session, server_conn)
+}
+
+#[tokio::test]
+async fn request_response_both_ways() {
+    let server = Server::new(ServerConfig::default());
+    let (server_echo, _) = Echo::new("server:");
+    let (client_echo, _) = Echo::new("client:");
+    let (client, server_conn) =
+        connect_pair(&server, server_echo, client_echo, ClientConfig::default()).await;
+
+    let reply = client
+        .request_response(Payload::new("hello").with_metadata("m"))
+        .await
+        .unwrap();
+    assert_eq!(reply, Payload::new("server:hello").with_metadata("m"));
+
+    // The server side sends a request (a notification) to the client.
+    let reply = server_conn
+        .request_response(Payload::new("notify"))
+        .await
+        .unwrap();
+    assert_eq!(reply.data, Bytes::from_static(b"client:notify"));
+
+    let err = client
+        .request_response(Payload::new("fail"))
+        .await
+        .unwrap_err();
+    assert_eq!(
+        err,
+        RequestError::Remote {
+            code: ErrorCode::ApplicationError,
+            message: "asked to fail".into()
+        }
+    );
+
+    // Many concurrent requests.
+    let mut tasks = Vec::new();
+    for i in 0..200 {
+        let client = client.clone();
+        tasks.push(tokio::spawn(async move {
+            client.request_response(Payload::new(format!("r{i}"))).await
+        }));
+    }
+    for (i, t) in tasks.into_iter().enumerate() {
+        assert_eq!(t.await.unwrap().unwrap().data, format!("server:r{i}"));
+    }
+}
+
+#[tokio::test]
+async fn default_responder_rejects() {
+    let server = Server::new(ServerConfig::default());
+    let (client, _server_conn) = connect_pair(
+        &server,
+        Arc::new(RejectAll),
+        Arc::new(RejectAll),
+        ClientConfig::default(),
+    )
+    .await;
+    match client.request_response(Payload::new("x")).await {
+        Err(RequestError::Remote { code, .. }) => assert_eq!(code, ErrorCode::Rejected),
+        other => panic!("unexpected {other:?}"),
+    }
+}
+
+#[tokio::test]
+async fn fire_and_forget_and_metadata_push_reach_the_responder() {
+    let server = Server::new(ServerConfig::default());
+    let (server_echo, mut seen) = Echo::new("");
+    let (client, _server_conn) = connect_pair(
+        &server,
+        server_echo,
+        Arc::new(RejectAll),
+        ClientConfig::default(),
+    )
+    .await;
+    client.fire_and_forget(Payload::new("f1")).await.unwrap();
+    client
+        .metadata_push(Bytes::from_static(b"meta"))
+        .await
+        .unwrap();
+    assert_eq!(
+        timeout(LIMIT, seen.recv()).await.unwrap().unwrap(),
+        "fnf:f1"
+    );
+    assert_eq!(
+        timeout(LIMIT, seen.recv()).await.unwrap().unwrap(),
+        "push:meta"
+    );
+}
+
+#[tokio::test]
+async fn request_stream_delivers_every_item_with_credit() {
+    let server = Server::new(ServerConfig::default());
+    let (server_echo, _) = Echo::new("");
+    let config = ClientConfig {
+        stream_window: 8,
+        ..ClientConfig::default()
+    };
+    let (client, _server_conn) =
+        connect_pair(&server, server_echo, Arc::new(RejectAll), config).await;
+    let items: Vec<_> = timeout(
+        LIMIT,
+        client
+            .request_stream(Payload::new("1000"))
+            .collect::<Vec<_>>(),
+    )
+    .await
+    .unwrap();
+    assert_eq!(items.len(), 1000);
+    for (i, item) in items.into_iter().enumerate() {
+        assert_eq!(item.unwrap().data, i.to_string());
+    }
+    // Dropping a stream early cancels it; the connection stays usable.
+    let mut partial = client.request_stream(Payload::new("100000"));
+    assert!(partial.next().await.unwrap().is_ok());
+    drop(partial);
+    let reply = client
+        .request_response(Payload::new("after"))
+        .await
+        .unwrap();
+    assert_eq!(reply.data, Bytes::from_static(b"after"));
+}
+
+#[tokio::test]
+async fn rejected_setup_is_a_connect_error() {
+    let server = Server::new(ServerConfig::default());
+    let (client_end, server_end) = memory::pair(8);
+    server.serve_transport(server_end);
+    let rejecter = tokio::spawn({
+        let server = server.clone();
+        async move {
+            let incoming = server.accept().await.unwrap();
+            assert_eq!(
+                incoming.setup().payload.data,
+                Bytes::from_static(b"bad key")
+            );
+            incoming.reject(ErrorCode::RejectedSetup, "invalid credentials");
+        }
+    });
+    let config = ClientConfig {
+        setup_payload: Payload::new("bad key"),
+        ..ClientConfig::default()
+    };
+    let err = ClientSession::connect(client_end, config, Arc::new(RejectAll))
+        .await
+        .unwrap_err();
+    rejecter.await.unwrap();
+    match err {
+        ConnectError::Rejected { code, message } => {
+            assert_eq!(code, ErrorCode::RejectedSetup);
+            assert_eq!(message, "invalid credentials");
+        }
+        other => panic!("unexpected {other:?}"),
+    }
+}
+
+#[tokio::test]
+async fn connect_times_out_when_the_server_is_silent() {
+    let (client_end, _server_end) = memory::pair(8);
+    let config = ClientConfig {
+        connect_timeout: Duration::from_millis(50),
+        ..ClientConfig::default()
+    };
+    let err = ClientSession::connect(client_end, config, Arc::new(RejectAll))
+        .await
+        .unwrap_err();
+    assert!(matches!(err, ConnectError::Timeout), "{err:?}");
+}
+
+#[tokio::test]
+async fn malformed_and_lease_setups_never_reach_accept() {
+    let server = Server::new(ServerConfig::default());
+    for (raw, expected) in [
+        (
+            Bytes::from_static(&[0, 0, 0, 0, 0x04, 0, 1]),
+            ErrorCode::InvalidSetup,
+        ),
+        (lease_setup(), ErrorCode::UnsupportedSetup),
+    ] {
+        let (peer, server_end) = memory::pair(8);
+        server.serve_transport(server_end);
+        let (mut reader, mut writer) = peer.split();
+        writer.write_frame(raw).await.unwrap();
+        writer.flush().await.unwrap();
+        let answer = timeout(LIMIT, reader.read_frame())
+            .await
+            .unwrap()
+            .unwrap()
+            .unwrap();
+        match Frame::decode(answer).unwrap() {
+            Frame::Error(e) => {
+                assert_eq!(e.stream_id, 0);
+                assert_eq!(e.code, expected);
+            }
+            other => panic!("unexpected {other:?}"),
+        }
+    }
+    assert!(
+        timeout(Duration::from_millis(50), server.accept())
+            .await
+            .is_err(),
+        "nothing reaches accept"
+    );
+}
+
+fn lease_setup() -> Bytes {
+    Frame::Setup(elarian_transport::frame::SetupFrame {
+        major_version: 1,
+        minor_version: 0,
+        keepalive_ms: 1000,
+        max_lifetime_ms: 60_000,
+        resume_token: None,
+        lease: true,
+        metadata_mime: "a".into(),
+        data_mime: "b".into(),
+        metadata: None,
+        data: Bytes::new(),
+    })
+    .to_bytes()
+    .unwrap()
+}
+
+/// Answers nothing until told, so that requests stay in flight.
+struct Never;
+impl Responder for Never {
+    fn request_response(&self, _: Payload) -> BoxFuture<'static, Result<Payload, StreamError>> {
+        Box::pin(futures_util::future::pending())
+    }
+}
+
+#[tokio::test]
+async fn close_fails_pending_requests_on_both_sides() {
+    let server = Server::new(ServerConfig::default());
+    let (client, server_conn) = connect_pair(
+        &server,
+        Arc::new(Never),
+        Arc::new(Never),
+        ClientConfig::default(),
+    )
+    .await;
+    let pending = tokio::spawn({
+        let client = client.clone();
+        async move { client.request_response(Payload::new("stuck")).await }
+    });
+    let server_pending = tokio::spawn({
+        let server_conn = server_conn.clone();
+        async move { server_conn.request_response(Payload::new("stuck")).await }
+    });
+    tokio::time::sleep(Duration::from_millis(20)).await;
+    client.close();
+    assert_eq!(
+        timeout(LIMIT, client.closed()).await.unwrap(),
+        CloseReason::Local
+    );
+    assert_eq!(
+        timeout(LIMIT, pending).await.unwrap().unwrap(),
+        Err(RequestError::Closed(CloseReason::Local))
+    );
+    // The server learns why: CONNECTION_CLOSE.
+    match timeout(LIMIT, server_conn.closed()).await.unwrap() {
+        CloseReason::Error { code, .. } => assert_eq!(code, ErrorCode::ConnectionClose),
+        other => panic!("unexpected {other:?}"),
+    }
+    assert!(matches!(
+        timeout(LIMIT, server_pending).await.unwrap().unwrap(),
+        Err(RequestError::Closed(_))
+    ));
+    // New requests fail at once.
+    assert!(matches!(
+        client.request_response(Payload::new("late")).await,
+        Err(RequestError::Closed(CloseReason::Local))
+    ));
+}
+
+#[tokio::test]
+async fn dropping_a_request_future_cancels_it() {
+    let server = Server::new(ServerConfig::default());
+    let (client, _server_conn) = connect_pair(
+        &server,
+        Arc::new(Never),
+        Arc::new(RejectAll),
+        ClientConfig {
+            max_in_flight: 1,
+            ..ClientConfig::default()
+        },
+    )
+    .await;
+    // With one in-flight slot, the second request can only start if the first released it.
+    for _ in 0..2 {
+        let r = timeout(
+            Duration::from_millis(30),
+            client.request_response(Payload::new("x")),
+        )
+        .await;
+        assert!(r.is_err(), "timed out as expected");
+    }
+    assert!(!client.is_closed());
+}
+
+/// A memory transport whose link can be cut from outside, like a dropped TCP connection.
+struct Cuttable {
+    inner: MemoryTransport,
+    cut: tokio::sync::watch::Receiver<bool>,
+}
+
+struct CutReader<R> {
+    inner: R,
+    cut: tokio::sync::watch::Receiver<bool>,
+}
+struct CutWriter<W> {
+    inner: W,
+    cut: tokio::sync::watch::Receiver<bool>,
+}
+
+fn broken() -> TransportError {
+    TransportError::Io(std::io::Error::new(
+        std::io::ErrorKind::ConnectionReset,
+        "cut",
+    ))
+}
+
+impl FrameTransport for Cuttable {
+    type Reader = CutReader<<MemoryTransport as FrameTransport>::Reader>;
+    type Writer = CutWriter<<MemoryTransport as FrameTransport>::Writer>;
+    fn split(self) -> (Self::Reader, Self::Writer) {
+        let (r, w) = self.inner.split();
+        (
+            CutReader {
+                inner: r,
+                cut: self.cut.clone(),
+            },
+            CutWriter {
+                inner: w,
+                cut: self.cut,
+            },
+        )
+    }
+}
+
+impl<R: FrameReader> FrameReader for CutReader<R> {
+    async fn read_frame(&mut self) -> Result<Option<Bytes>, TransportError> {
+        if *self.cut.borrow() {
+            return Err(broken());
+        }
+        tokio::select! {
+            r = self.inner.read_frame() => r,
+            _ = self.cut.wait_for(|c| *c) => Err(broken()),
+        }
+    }
+}
+
+impl<W: FrameWriter> FrameWriter for CutWriter<W> {
+    async fn write_frame(&mut self, frame: Bytes) -> Result<(), TransportError> {
+        if *self.cut.borrow() {
+            // The bytes vanish, as on a dead link.
+            return Err(broken());
+        }
+        self.inner.write_frame(frame).await
+    }
+    async fn flush(&mut self) -> Result<(), TransportError> {
+        self.inner.flush().await
+    }
+    async fn close(&mut self) -> Result<(), TransportError> {
+        self.inner.close().await
+    }
+}
+
+fn cuttable_pair() -> (Cuttable, Cuttable, tokio::sync::watch::Sender<bool>) {
+    let (a, b) = memory::pair(64);
+    let (tx, rx) = tokio::sync::watch::channel(false);
+    (
+        Cuttable {
+            inner: a,
+            cut: rx.clone(),
+        },
+        Cuttable { inner: b, cut: rx },
+        tx,
+    )
+}
+
+#[tokio::test]
+async fn resume_across_a_new_transport_completes_each_request_exactly_once() {
+    let server = Server::new(ServerConfig::default());
+    let (seen, _rx) = mpsc::unbounded_channel();
+    let counts = Arc::new(Mutex::new(HashMap::new()));
+    let server_responder = Arc::new(Echo {
+        prefix: "ok:",
+        seen,
+        delay: Duration::from_millis(100),
+        counts: counts.clone(),
+    });
+    let (client_end, server_end, cut) = cuttable_pair();
+    server.serve_transport(server_end);
+    let accept = tokio::spawn({
+        let server = server.clone();
+        async move { server.accept().await.unwrap().accept(server_responder) }
+    });
+    let config = ClientConfig {
+        resume_token: Some(Bytes::from_static(b"session-1")),
+        ..ClientConfig::default()
+    };
+    let client = ClientSession::connect(client_end, config, Arc::new(RejectAll))
+        .await
+        .unwrap();
+    let _server_conn = accept.await.unwrap();
+    assert_eq!(server.resumable_sessions(), 1);
+
+    let mut tasks = Vec::new();
+    for i in 0..50 {
+        let client = client.clone();
+        tasks.push(tokio::spawn(async move {
+            client.request_response(Payload::new(format!("q{i}"))).await
+        }));
+    }
+    // Let some requests arrive, then cut the link while the answers are pending.
+    tokio::time::sleep(Duration::from_millis(20)).await;
+    cut.send_replace(true);
+    timeout(LIMIT, client.disconnected()).await.unwrap();
+    assert!(client.is_detached());
+    // Requests made while detached are queued.
+    for i in 50..60 {
+        let client = client.clone();
+        tasks.push(tokio::spawn(async move {
+            client.request_response(Payload::new(format!("q{i}"))).await
+        }));
+    }
+
+    let (client_end, server_end) = memory::pair(64);
+    server.serve_transport(server_end);
+    timeout(LIMIT, client.resume(client_end))
+        .await
+        .unwrap()
+        .unwrap();
+
+    for (i, t) in tasks.into_iter().enumerate() {
+        let reply = timeout(LIMIT, t).await.unwrap().unwrap().unwrap();
+        assert_eq!(reply.data, format!("ok:q{i}"));
+    }
+    let counts = counts.lock().unwrap();
+    assert_eq!(counts.len(), 60);
+    assert!(
+        counts.values().all(|&n| n == 1),
+        "each request handled once"
+    );
+}
+
+#[tokio::test]
+async fn resume_with_an_unknown_token_is_rejected() {
+    let server = Server::new(ServerConfig::default());
+    let (client_end, server_end, cut) = cuttable_pair();
+    server.serve_transport(server_end);
+    let accept = tokio::spawn({
+        let server = server.clone();
+        async move { server.accept().await.unwrap().accept(Arc::new(Never)) }
+    });
+    let config = ClientConfig {
+        resume_token: Some(Bytes::from_static(b"session-2")),
+        ..ClientConfig::default()
+    };
+    let client = ClientSession::connect(client_end, config, Arc::new(RejectAll))
+        .await
+        .unwrap();
+    let _server_conn = accept.await.unwrap();
+    let pending = tokio::spawn({
+        let client = client.clone();
+        async move { client.request_response(Payload::new("lost")).await }
+    });
+    tokio::time::sleep(Duration::from_millis(20)).await;
+    cut.send_replace(true);
+    timeout(LIMIT, client.disconnected()).await.unwrap();
+
+    // A different server knows nothing of the session.
+    let other = Server::new(ServerConfig::default());
+    let (client_end, server_end) = memory::pair(8);
+    other.serve_transport(server_end);
+    match timeout(LIMIT, client.resume(client_end)).await.unwrap() {
+        Err(ResumeError::Rejected { message }) => assert!(message.contains("unknown")),
+        other => panic!("unexpected {other:?}"),
+    }
+    assert!(matches!(
+        timeout(LIMIT, pending).await.unwrap().unwrap(),
+        Err(RequestError::Closed(CloseReason::Error {
+            code: ErrorCode::RejectedResume,
+            ..
+        }))
+    ));
+}
+
+#[tokio::test]
+async fn non_resumable_sessions_close_when_the_transport_is_lost() {
+    let server = Server::new(ServerConfig::default());
+    let (client_end, server_end, cut) = cuttable_pair();
+    server.serve_transport(server_end);
+    let accept = tokio::spawn({
+        let server = server.clone();
+        async move { server.accept().await.unwrap().accept(Arc::new(Never)) }
+    });
+    let client = ClientSession::connect(client_end, ClientConfig::default(), Arc::new(RejectAll))
+        .await
+        .unwrap();
+    let server_conn = accept.await.unwrap();
+    let pending = tokio::spawn({
+        let client = client.clone();
+        async move { client.request_response(Payload::new("x")).await }
+    });
+    tokio::time::sleep(Duration::from_millis(20)).await;
+    cut.send_replace(true);
+    assert!(matches!(
+        timeout(LIMIT, client.closed()).await.unwrap(),
+        CloseReason::TransportLost(_)
+    ));
+    assert!(matches!(
+        timeout(LIMIT, pending).await.unwrap().unwrap(),
+        Err(RequestError::Closed(CloseReason::TransportLost(_)))
+    ));
+    assert!(matches!(
+        timeout(LIMIT, server_conn.closed()).await.unwrap(),
+        CloseReason::TransportLost(_)
+    ));
+    assert!(matches!(
+        client.resume(memory::pair(1).0).await,
+        Err(ResumeError::NotResumable(_) | ResumeError::Closed(_))
+    ));
+}
+
+#[tokio::test]
+async fn large_payloads_are_fragmented_and_reassembled() {
+    let server = Server::new(ServerConfig {
+        mtu: 1024,
+        ..ServerConfig::default()
+    });
+    let (server_echo, _) = Echo::new("");
+    let config = ClientConfig {
+        mtu: 1024,
+        ..ClientConfig::default()
+    };
+    let (client, _server_conn) =
+        connect_pair(&server, server_echo, Arc::new(RejectAll), config).await;
+    let big = Bytes::from((0..200_000u32).map(|i| i as u8).collect::<Vec<u8>>());
+    let reply = client
+        .request_response(Payload::new(big.clone()).with_metadata(vec![3u8; 5000]))
+        .await
+        .unwrap();
+    assert_eq!(reply.data, big);
+    assert_eq!(reply.metadata.unwrap().len(), 5000);
+}
+
+struct Panics;
+impl Responder for Panics {
+    fn request_response(&self, payload: Payload) -> BoxFuture<'static, Result<Payload, StreamError>> {
+        if payload.data.as_ref() == b"now" {
+            panic!("responder bug");
+        }
+        Box::pin(async move {
+            if payload.data.as_ref() == b"later" {
+                panic!("responder bug in the future");
+            }
+            Ok(payload)
+        })
+    }
+}
+
+#[tokio::test]
+async fn a_panicking_responder_fails_the_request_not_the_connection() {
+    let server = Server::new(ServerConfig::default());
+    let (client, _server_conn) = connect_pair(
+        &server,
+        Arc::new(Panics),
+        Arc::new(RejectAll),
+        ClientConfig::default(),
+    )
+    .await;
+    for what in ["now", "later"] {
+        match client.request_response(Payload::new(what)).await {
+            Err(RequestError::Remote { code, .. }) => assert_eq!(code, ErrorCode::ApplicationError),
+            other => panic!("unexpected {other:?}"),
+        }
+    }
+    let ok = client.request_response(Payload::new("fine")).await.unwrap();
+    assert_eq!(ok.data, Bytes::from_static(b"fine"));
+}
+
+/// A peer that accepts the SETUP, answers the first KEEPALIVE, then stays silent.
+#[tokio::test(start_paused = true)]
+async fn a_silent_server_is_detected_by_keepalive_timeout() {
+    let (client_end, peer) = memory::pair(64);
+    let (mut reader, mut writer) = peer.split();
+    let peer_task = tokio::spawn(async move {
+        let mut keepalives = 0;
+        while let Ok(Some(raw)) = reader.read_frame().await {
+            if let Ok(Frame::Keepalive(k)) = Frame::decode(raw) {
+                keepalives += 1;
+                if keepalives == 1 {
+                    let answer = Frame::Keepalive(elarian_transport::frame::KeepaliveFrame {
+                        respond: false,
+                        last_received_position: 0,
+                        data: k.data,
+                    });
+                    writer.write_frame(answer.to_bytes().unwrap()).await.unwrap();
+                    writer.flush().await.unwrap();
+                }
+            }
+        }
+        keepalives
+    });
+    let config = ClientConfig {
+        keepalive_interval: Duration::from_secs(1),
+        max_lifetime: Duration::from_secs(5),
+        ..ClientConfig::default()
+    };
+    let client = ClientSession::connect(client_end, config, Arc::new(RejectAll))
+        .await
+        .unwrap();
+    let started = tokio::time::Instant::now();
+    assert_eq!(client.closed().await, CloseReason::KeepaliveTimeout);
+    assert!(started.elapsed() >= Duration::from_secs(4));
+    drop(client);
+    // One KEEPALIVE per second until the lifetime ran out.
+    let sent = timeout(LIMIT, peer_task).await.unwrap().unwrap();
+    assert!((4..=7).contains(&sent), "{sent} keepalives");
+}
