@@ -1,1 +1,128 @@
-//! elarian-sdk
+//! The Rust SDK for [Elarian](https://developers.elarian.com), a customer-engagement runtime:
+//! code against customer data, react to what customers do (messages, USSD sessions, voice calls,
+//! payments, reminders) and act on it.
+//!
+//! ```no_run
+//! use std::time::{Duration, SystemTime};
+//! use elarian_sdk::{
+//!     ClientConfig, CustomerNumber, DataValue, Elarian, Message, MessagingChannel,
+//!     MessagingChannelNumber, Reminder, UssdMenu,
+//! };
+//!
+//! #[tokio::main]
+//! async fn main() -> Result<(), elarian_sdk::Error> {
+//!     let app = Elarian::new(
+//!         ClientConfig::builder()
+//!             .org_id("el_org_eu_1SJ2jx")
+//!             .app_id("el_app_WZFQdt")
+//!             .api_key("el_k_test_…"),
+//!     )?;
+//!
+//!     // Connection events.
+//!     app.on_connected(|| println!("connected"))
+//!         .on_error(|error| eprintln!("elarian: {error}"));
+//!
+//!     // A USSD menu: each step of the session arrives here; the reply is the next screen.
+//!     app.on_ussd_session(|notification, customer, app_data, responder| async move {
+//!         let name = customer
+//!             .get_metadata()
+//!             .await
+//!             .ok()
+//!             .and_then(|m| m.get("name").and_then(|v| v.to_serde::<String>().ok()))
+//!             .unwrap_or_else(|| "there".into());
+//!         let menu = match notification.input.text.as_deref() {
+//!             None | Some("") => UssdMenu::new(format!("Hi {name}!\n1. Balance\n2. Quit")),
+//!             Some(_) => UssdMenu::terminal("Goodbye"),
+//!         };
+//!         responder.reply(Some(menu), app_data);
+//!     });
+//!
+//!     // Reminders fire here.
+//!     app.on_reminder(|notification, customer, app_data, responder| async move {
+//!         let sms = MessagingChannelNumber::new("83044", MessagingChannel::Sms);
+//!         let text = notification.reminder.payload.unwrap_or_default();
+//!         if let Err(error) = customer.send_message(sms, Message::text(text)).await {
+//!             eprintln!("could not send: {error}");
+//!         }
+//!         responder.reply(None, app_data);
+//!     });
+//!
+//!     app.connect().await?;
+//!
+//!     let customer = app.customer(CustomerNumber::cellular("+254700000000"));
+//!     customer
+//!         .update_metadata([("name".to_string(), DataValue::string("Ann"))].into())
+//!         .await?;
+//!     customer
+//!         .add_reminder(
+//!             Reminder::new("repayment", SystemTime::now() + Duration::from_secs(60))
+//!                 .with_payload("Your loan is due"),
+//!         )
+//!         .await?;
+//!     tokio::time::sleep(Duration::from_secs(3600)).await;
+//!     app.disconnect().await;
+//!     Ok(())
+//! }
+//! ```
+//!
+//! # Overview
+//!
+//! - [`Elarian`]: the app. Connects ([`connect`](Elarian::connect)), runs app-wide commands
+//!   (tags, payments, replays, auth tokens) and routes notifications: typed `on_<event>`
+//!   handlers, the generic [`on`](Elarian::on), or a [`Stream`](futures_core::Stream) of
+//!   [`IncomingNotification`]s from [`notifications`](Elarian::notifications).
+//! - [`Customer`]: one customer, by number, id or secondary id: state, messages, voice calls,
+//!   consent, app data, metadata, tags, secondary ids, reminders.
+//! - [`models`]: plain serde types for everything on the wire.
+//! - The connection itself (reconnection, resumption, timeouts, backpressure) is the
+//!   `elarian-core` runtime, configured through [`ClientConfig::builder`].
+//!
+//! # Handlers and replies
+//!
+//! A handler gets the typed notification, the [`Customer`], the customer's app data and a
+//! responder. [`Responder::reply`] answers with an optional message (sent back into the
+//! customer's session) and the new app data; `voice_call` handlers get a [`VoiceResponder`]
+//! (voice actions) and `ussd_session` handlers a [`UssdResponder`] (a USSD screen). A responder
+//! dropped without replying sends the default reply (app data unchanged); so does the runtime
+//! when a handler does not reply within the notification timeout, or panics.
+//!
+//! # Errors and statuses
+//!
+//! Invalid arguments are rejected before anything is sent ([`Error::InvalidArgument`]). A
+//! reply with a boolean status of `false` is [`Error::Failed`]. Replies with a status enum
+//! (messages, consent, payments) are returned as `Ok`: check `reply.status` (e.g.
+//! [`MessageDeliveryStatus::NoConsent`], [`PaymentStatus::InsufficientFunds`]).
+//!
+//! # App data
+//!
+//! App data and metadata values are [`DataValue`]s: JSON (stored as text, like the JavaScript
+//! client, so apps in both languages share data) or raw bytes.
+
+#![warn(missing_docs)]
+
+mod client;
+mod command;
+pub mod connection;
+mod customer;
+mod dispatch;
+mod error;
+pub mod models;
+mod responder;
+mod validate;
+
+pub use client::{Elarian, PaymentReplay};
+pub use connection::{ConnectionEventStream, ConnectionHub};
+pub use customer::Customer;
+pub use dispatch::{IncomingNotification, NotificationStream};
+pub use error::{Error, Result};
+pub use models::*;
+pub use responder::{Responder, UssdResponder, VoiceResponder};
+
+/// Runtime types users configure the connection with (re-exported from `elarian-core`).
+pub use elarian_core::{
+    ClientConfig, ClientConfigBuilder, ClientError, CloseReason, CommandError, ConfigError,
+    ConnectError, ConnectionEvent, Credentials, Endpoint, NotificationError, ReconnectPolicy,
+    Secret, TlsClientOptions,
+};
+/// The wire types, for code that needs them.
+pub use elarian_proto as proto;

@@ -1,1 +1,590 @@
-//! elarian-simulator
+//! The Elarian simulator: plays customers' phones against an Elarian app, for development and
+//! tests. It sends what a customer would (an SMS, a USSD dial, a voice call step, a payment)
+//! and receives what the app directs at customers (messages, calls, payouts, checkouts).
+//!
+//! ```no_run
+//! use elarian_simulator::Simulator;
+//! use elarian_sdk::{
+//!     ClientConfig, InboundMessageBody, MessageBody, MessagingChannel, MessagingChannelNumber,
+//!     PaymentStatus, UssdInput, UssdSessionStatus,
+//! };
+//!
+//! # async fn run() -> Result<(), elarian_sdk::Error> {
+//! let simulator = Simulator::new(
+//!     ClientConfig::builder()
+//!         .org_id("el_org_eu_1SJ2jx")
+//!         .app_id("el_app_WZFQdt")
+//!         .api_key("el_k_test_…"),
+//! )?;
+//! // Approve every checkout the app starts.
+//! let approver = simulator.clone();
+//! simulator.on_checkout_payment(move |checkout| {
+//!     let approver = approver.clone();
+//!     async move {
+//!         let _ = approver
+//!             .update_payment_status(checkout.transaction_id, PaymentStatus::Success)
+//!             .await;
+//!     }
+//! });
+//! simulator.connect().await?;
+//!
+//! // Dial the USSD code: the app's `ussd_session` handler answers with the first menu.
+//! let reply = simulator
+//!     .receive_message(
+//!         "+254700000000",
+//!         MessagingChannelNumber::new("*83044#", MessagingChannel::Ussd),
+//!         "session-1",
+//!         vec![InboundMessageBody::Ussd(UssdInput {
+//!             text: None,
+//!             status: UssdSessionStatus::Active,
+//!         })],
+//!     )
+//!     .await?;
+//! if let Some(MessageBody::Ussd(menu)) = reply.message.and_then(|m| m.body) {
+//!     println!("{}", menu.text);
+//! }
+//! # Ok(()) }
+//! ```
+
+#![warn(missing_docs)]
+
+mod notifications;
+
+use std::collections::HashMap;
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, RwLock};
+use std::task::{Context, Poll};
+use std::time::Duration;
+
+use elarian_core::{
+    BoxFuture, Client, ClientConfig, ClientConfigBuilder, ClientError, CloseReason,
+    ConnectionEvent, HandlerError, NotificationHandler, Role,
+};
+use elarian_proto as proto;
+use elarian_proto::simulator_to_server_command::Entry;
+use elarian_sdk::{
+    Cash, ConnectionEventStream, ConnectionHub, Error, InboundMessageBody, MessagingChannelNumber,
+    PaymentChannelNumber, PaymentStatus, Result, SimulatorReply,
+};
+use futures_core::Stream;
+use tokio::sync::mpsc;
+
+pub use notifications::{
+    CheckoutPaymentNotification, EmptyNotification, MakeVoiceCallNotification,
+    SendChannelPaymentNotification, SendCustomerPaymentNotification, SendMessageNotification,
+    SimulatorEvent, SimulatorNotification,
+};
+
+/// Capacity of the notification stream; past it notifications are dropped with a warning.
+const STREAM_CAPACITY: usize = 256;
+
+type ErasedHandler =
+    Arc<dyn Fn(SimulatorNotification) -> BoxFuture<'static, ()> + Send + Sync + 'static>;
+
+#[derive(Default)]
+struct Registry {
+    handlers: RwLock<HashMap<SimulatorEvent, ErasedHandler>>,
+    stream: Mutex<Option<mpsc::Sender<SimulatorNotification>>>,
+}
+
+impl Registry {
+    fn handler(&self, event: SimulatorEvent) -> Option<ErasedHandler> {
+        let handlers = self.handlers.read().unwrap_or_else(|p| p.into_inner());
+        handlers.get(&event).cloned()
+    }
+
+    fn set(&self, event: SimulatorEvent, handler: ErasedHandler) {
+        let mut handlers = self.handlers.write().unwrap_or_else(|p| p.into_inner());
+        handlers.insert(event, handler);
+    }
+
+    fn stream(&self) -> Option<mpsc::Sender<SimulatorNotification>> {
+        let mut stream = self.stream.lock().unwrap_or_else(|p| p.into_inner());
+        if stream.as_ref().is_some_and(|s| s.is_closed()) {
+            *stream = None;
+        }
+        stream.clone()
+    }
+}
+
+/// The core runtime's notification handler for a simulator. Handlers run in their own task;
+/// the runtime waits for them (bounded by its notification timeout) so that a slow simulator
+/// slows the server down instead of piling up work.
+struct SimulatorDispatch {
+    registry: Arc<Registry>,
+}
+
+impl NotificationHandler for SimulatorDispatch {
+    fn on_simulator_notification(
+        &self,
+        notification: proto::ServerToSimulatorNotification,
+    ) -> BoxFuture<'static, std::result::Result<(), HandlerError>> {
+        let notification = match SimulatorNotification::try_from(notification) {
+            Ok(n) => n,
+            Err(error) => {
+                tracing::warn!(%error, "simulator notification not understood");
+                return Box::pin(async { Ok(()) });
+            }
+        };
+        let event = notification.event();
+        if let Some(handler) = self.registry.handler(event) {
+            let task = tokio::spawn(handler(notification));
+            return Box::pin(async move {
+                task.await
+                    .map_err(|e| HandlerError::new(format!("{event} handler failed: {e}")))
+            });
+        }
+        if let Some(stream) = self.registry.stream() {
+            if stream.try_send(notification).is_err() {
+                tracing::warn!(%event, "simulator notification stream full or closed; dropped");
+            }
+        } else {
+            tracing::debug!(%event, "no simulator handler registered");
+        }
+        Box::pin(async { Ok(()) })
+    }
+}
+
+/// A stream of simulator notifications for which no handler is registered.
+#[derive(Debug)]
+pub struct SimulatorNotificationStream {
+    receiver: mpsc::Receiver<SimulatorNotification>,
+}
+
+impl Stream for SimulatorNotificationStream {
+    type Item = SimulatorNotification;
+
+    fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
+        self.receiver.poll_recv(cx)
+    }
+}
+
+struct Inner {
+    config: ClientConfig,
+    client: RwLock<Option<Client>>,
+    connect_lock: tokio::sync::Mutex<()>,
+    registry: Arc<Registry>,
+    hub: Arc<ConnectionHub>,
+    /// Set when the current client stopped by itself (rejected, gave up) or was disconnected.
+    closed: Arc<AtomicBool>,
+}
+
+/// A simulator connection (role [`Role::Simulator`]). Cheap to clone.
+#[derive(Clone)]
+pub struct Simulator {
+    inner: Arc<Inner>,
+}
+
+impl std::fmt::Debug for Simulator {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Simulator")
+            .field("config", &self.inner.config)
+            .field("connected", &self.is_connected())
+            .finish()
+    }
+}
+
+/// Registers a typed handler for one simulator event.
+macro_rules! typed_handler {
+    ($(#[$doc:meta])* $method:ident, $event:ident, $notification:ty) => {
+        $(#[$doc])*
+        pub fn $method<F, Fut>(&self, handler: F) -> &Self
+        where
+            F: Fn($notification) -> Fut + Send + Sync + 'static,
+            Fut: Future<Output = ()> + Send + 'static,
+        {
+            let erased: ErasedHandler = Arc::new(move |notification| match notification {
+                SimulatorNotification::$event(n) => Box::pin(handler(n)),
+                _ => Box::pin(async {}),
+            });
+            self.inner.registry.set(SimulatorEvent::$event, erased);
+            self
+        }
+    };
+}
+
+fn invalid(argument: &'static str, reason: &str) -> Error {
+    Error::InvalidArgument {
+        argument,
+        reason: reason.to_string(),
+    }
+}
+
+fn non_empty(argument: &'static str, value: &str) -> Result<()> {
+    if value.trim().is_empty() {
+        return Err(invalid(argument, "must not be empty"));
+    }
+    Ok(())
+}
+
+impl Simulator {
+    /// Creates a simulator from a config builder; the role is set to [`Role::Simulator`].
+    /// Does not connect.
+    pub fn new(config: ClientConfigBuilder) -> Result<Self> {
+        let hub = Arc::new(ConnectionHub::new());
+        let closed = Arc::new(AtomicBool::new(false));
+        let mark_closed = closed.clone();
+        hub.on_closed(move |_| mark_closed.store(true, Ordering::SeqCst));
+        let forward = hub.clone();
+        let config = config
+            .role(Role::Simulator)
+            .on_event(move |event| forward.emit(event))
+            .build()?;
+        Ok(Simulator {
+            inner: Arc::new(Inner {
+                config,
+                client: RwLock::new(None),
+                connect_lock: tokio::sync::Mutex::new(()),
+                registry: Arc::new(Registry::default()),
+                hub,
+                closed,
+            }),
+        })
+    }
+
+    /// A config builder (the same as [`ClientConfig::builder`]).
+    pub fn builder() -> ClientConfigBuilder {
+        ClientConfig::builder()
+    }
+
+    /// The configuration (credentials redacted in `Debug`).
+    pub fn config(&self) -> &ClientConfig {
+        &self.inner.config
+    }
+
+    fn client(&self) -> Option<Client> {
+        self.inner
+            .client
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
+    }
+
+    /// Connects and resolves once the connection is up. Calling it while connected does nothing.
+    pub async fn connect(&self) -> Result<()> {
+        let _guard = self.inner.connect_lock.lock().await;
+        if self.client().is_some() && !self.inner.closed.load(Ordering::SeqCst) {
+            return Ok(());
+        }
+        // A client that stopped by itself (e.g. gave up reconnecting) is replaced.
+        let stale = self
+            .inner
+            .client
+            .write()
+            .unwrap_or_else(|p| p.into_inner())
+            .take();
+        if let Some(stale) = stale {
+            stale.disconnect().await;
+        }
+        self.inner.closed.store(false, Ordering::SeqCst);
+        let dispatch = SimulatorDispatch {
+            registry: self.inner.registry.clone(),
+        };
+        let client = Client::connect(self.inner.config.clone(), dispatch).await?;
+        *self.inner.client.write().unwrap_or_else(|p| p.into_inner()) = Some(client);
+        Ok(())
+    }
+
+    /// Disconnects gracefully; the simulator can connect again later.
+    pub async fn disconnect(&self) {
+        let _guard = self.inner.connect_lock.lock().await;
+        let client = self
+            .inner
+            .client
+            .write()
+            .unwrap_or_else(|p| p.into_inner())
+            .take();
+        if let Some(client) = client {
+            client.disconnect().await;
+        }
+    }
+
+    /// Whether the connection is up right now.
+    pub fn is_connected(&self) -> bool {
+        self.client().is_some_and(|c| c.is_connected())
+    }
+
+    async fn command(&self, entry: Entry) -> Result<SimulatorReply> {
+        let client = self.client().ok_or(Error::NotConnected)?;
+        let reply = client
+            .send_simulator_command(proto::SimulatorToServerCommand { entry: Some(entry) })
+            .await?;
+        if !reply.status {
+            return Err(Error::Failed {
+                description: reply.description,
+            });
+        }
+        Ok(reply.into())
+    }
+
+    /// A customer with `phone_number` sends `parts` on one of the app's channels (an SMS, a
+    /// USSD dial or answer, a voice call step, …). The reply carries the app's answer when there
+    /// is one (the next USSD screen, voice actions).
+    pub async fn receive_message(
+        &self,
+        phone_number: impl Into<String>,
+        channel_number: MessagingChannelNumber,
+        session_id: impl Into<String>,
+        parts: Vec<InboundMessageBody>,
+    ) -> Result<SimulatorReply> {
+        let phone_number = phone_number.into();
+        let session_id = session_id.into();
+        non_empty("phone_number", &phone_number)?;
+        non_empty("channel_number", &channel_number.number)?;
+        if parts.is_empty() {
+            return Err(invalid("parts", "must not be empty"));
+        }
+        self.command(Entry::ReceiveMessage(
+            proto::ReceiveMessageSimulatorCommand {
+                customer_number: phone_number,
+                channel_number: Some(channel_number.into()),
+                parts: parts.into_iter().map(Into::into).collect(),
+                session_id: (!session_id.is_empty()).then_some(session_id),
+                cost: None,
+                duration: None,
+            },
+        ))
+        .await
+    }
+
+    /// A customer with `phone_number` pays `value` into one of the app's payment channels.
+    pub async fn receive_payment(
+        &self,
+        phone_number: impl Into<String>,
+        channel_number: PaymentChannelNumber,
+        transaction_id: impl Into<String>,
+        value: Cash,
+        status: PaymentStatus,
+    ) -> Result<SimulatorReply> {
+        let phone_number = phone_number.into();
+        let transaction_id = transaction_id.into();
+        non_empty("phone_number", &phone_number)?;
+        non_empty("channel_number", &channel_number.number)?;
+        non_empty("transaction_id", &transaction_id)?;
+        non_empty("value.currency_code", &value.currency_code)?;
+        if !value.amount.is_finite() || value.amount < 0.0 {
+            return Err(invalid("value", "amount must be finite and not negative"));
+        }
+        self.command(Entry::ReceivePayment(
+            proto::ReceivePaymentSimulatorCommand {
+                transaction_id,
+                channel_number: Some(channel_number.into()),
+                customer_number: phone_number,
+                value: Some(value.into()),
+                status: status.into(),
+            },
+        ))
+        .await
+    }
+
+    /// Settles a payment the app started (e.g. approves a checkout with `Success`).
+    pub async fn update_payment_status(
+        &self,
+        transaction_id: impl Into<String>,
+        status: PaymentStatus,
+    ) -> Result<SimulatorReply> {
+        let transaction_id = transaction_id.into();
+        non_empty("transaction_id", &transaction_id)?;
+        self.command(Entry::UpdatePaymentStatus(
+            proto::UpdatePaymentStatusSimulatorCommand {
+                transaction_id,
+                status: status.into(),
+            },
+        ))
+        .await
+    }
+
+    /// Registers a handler for `event` receiving the typed [`SimulatorNotification`].
+    pub fn on<F, Fut>(&self, event: SimulatorEvent, handler: F) -> &Self
+    where
+        F: Fn(SimulatorNotification) -> Fut + Send + Sync + 'static,
+        Fut: Future<Output = ()> + Send + 'static,
+    {
+        let erased: ErasedHandler = Arc::new(move |n| Box::pin(handler(n)));
+        self.inner.registry.set(event, erased);
+        self
+    }
+
+    typed_handler!(
+        /// Handles messages the app sends to simulated customers.
+        on_send_message, SendMessage, SendMessageNotification
+    );
+    typed_handler!(
+        /// Handles calls the app makes to simulated customers.
+        on_make_voice_call, MakeVoiceCall, MakeVoiceCallNotification
+    );
+    typed_handler!(
+        /// Handles payments the app makes to simulated customers.
+        on_send_customer_payment, SendCustomerPayment, SendCustomerPaymentNotification
+    );
+    typed_handler!(
+        /// Handles payments the app makes to channel accounts.
+        on_send_channel_payment, SendChannelPayment, SendChannelPaymentNotification
+    );
+    typed_handler!(
+        /// Handles checkouts (payment requests) the app starts.
+        on_checkout_payment, CheckoutPayment, CheckoutPaymentNotification
+    );
+
+    /// A stream of the notifications for which no handler is registered. Opening a new stream
+    /// replaces the previous one; when it is full (256 waiting) notifications are dropped.
+    pub fn notifications(&self) -> SimulatorNotificationStream {
+        let (sender, receiver) = mpsc::channel(STREAM_CAPACITY);
+        *self
+            .inner
+            .registry
+            .stream
+            .lock()
+            .unwrap_or_else(|p| p.into_inner()) = Some(sender);
+        SimulatorNotificationStream { receiver }
+    }
+
+    /// Calls `callback` for every connection event.
+    pub fn on_connection_event(
+        &self,
+        callback: impl Fn(&ConnectionEvent) + Send + Sync + 'static,
+    ) -> &Self {
+        self.inner.hub.add(callback);
+        self
+    }
+
+    /// Calls `callback` when the simulator is created but not connecting yet.
+    pub fn on_pending(&self, callback: impl Fn() + Send + Sync + 'static) -> &Self {
+        self.inner.hub.on_pending(callback);
+        self
+    }
+
+    /// Calls `callback` when a connection attempt starts.
+    pub fn on_connecting(&self, callback: impl Fn() + Send + Sync + 'static) -> &Self {
+        self.inner.hub.on_connecting(callback);
+        self
+    }
+
+    /// Calls `callback` when the connection is up.
+    pub fn on_connected(&self, callback: impl Fn() + Send + Sync + 'static) -> &Self {
+        self.inner.hub.on_connected(callback);
+        self
+    }
+
+    /// Calls `callback(attempt, delay)` when the connection is down and will be retried.
+    pub fn on_reconnecting(
+        &self,
+        callback: impl Fn(u32, Duration) + Send + Sync + 'static,
+    ) -> &Self {
+        self.inner.hub.on_reconnecting(callback);
+        self
+    }
+
+    /// Calls `callback` when the connection stops for good.
+    pub fn on_closed(&self, callback: impl Fn(&CloseReason) + Send + Sync + 'static) -> &Self {
+        self.inner.hub.on_closed(callback);
+        self
+    }
+
+    /// Calls `callback` on connection errors.
+    pub fn on_error(&self, callback: impl Fn(&ClientError) + Send + Sync + 'static) -> &Self {
+        self.inner.hub.on_error(callback);
+        self
+    }
+
+    /// A stream of connection events from now on.
+    pub fn connection_events(&self) -> ConnectionEventStream {
+        self.inner.hub.subscribe()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use elarian_sdk::{CustomerNumber, Message, MessagingChannel};
+    use futures_util::StreamExt;
+
+    fn simulator() -> Simulator {
+        Simulator::new(
+            ClientConfig::builder()
+                .org_id("org")
+                .app_id("app")
+                .api_key("key")
+                .endpoint_url("tcp://127.0.0.1:1"),
+        )
+        .expect("valid config")
+    }
+
+    fn dispatch(simulator: &Simulator) -> SimulatorDispatch {
+        SimulatorDispatch {
+            registry: simulator.inner.registry.clone(),
+        }
+    }
+
+    fn send_message() -> proto::ServerToSimulatorNotification {
+        SimulatorNotification::SendMessage(SendMessageNotification {
+            org_id: "org".into(),
+            customer_id: "el_cst_1".into(),
+            message_id: "m".into(),
+            customer_number: CustomerNumber::cellular("+254700000000"),
+            channel_number: MessagingChannelNumber::new("83044", MessagingChannel::Sms),
+            message: Message::text("hello"),
+        })
+        .into()
+    }
+
+    #[tokio::test]
+    async fn typed_handlers_receive_their_notifications() {
+        let simulator = simulator();
+        let (seen, mut received) = mpsc::channel(1);
+        simulator.on_send_message(move |n| {
+            let seen = seen.clone();
+            async move {
+                let _ = seen.send(n).await;
+            }
+        });
+        dispatch(&simulator)
+            .on_simulator_notification(send_message())
+            .await
+            .expect("handled");
+        let n = received.recv().await.expect("handler ran");
+        assert_eq!(n.message, Message::text("hello"));
+    }
+
+    #[tokio::test]
+    async fn unhandled_notifications_go_to_the_stream() {
+        let simulator = simulator();
+        let mut stream = simulator.notifications();
+        dispatch(&simulator)
+            .on_simulator_notification(send_message())
+            .await
+            .expect("handled");
+        let n = stream.next().await.expect("delivered");
+        assert_eq!(n.event(), SimulatorEvent::SendMessage);
+    }
+
+    #[tokio::test]
+    async fn a_panicking_handler_is_reported_to_the_runtime() {
+        let simulator = simulator();
+        simulator.on(SimulatorEvent::SendMessage, |_n| async move {
+            panic!("simulator handler bug");
+        });
+        let result = dispatch(&simulator)
+            .on_simulator_notification(send_message())
+            .await;
+        assert!(result.is_err());
+    }
+
+    #[tokio::test]
+    async fn commands_need_a_connection() {
+        let simulator = simulator();
+        let result = simulator
+            .update_payment_status("tx", PaymentStatus::Success)
+            .await;
+        assert!(matches!(result, Err(Error::NotConnected)), "{result:?}");
+        let result = simulator
+            .update_payment_status(" ", PaymentStatus::Success)
+            .await;
+        assert!(
+            matches!(result, Err(Error::InvalidArgument { .. })),
+            "{result:?}"
+        );
+    }
+}

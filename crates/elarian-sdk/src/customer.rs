@@ -1,0 +1,480 @@
+//! A customer of the app and the commands that act on it.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+
+use elarian_proto as proto;
+use elarian_proto::app_to_server_command::Entry;
+
+use crate::client::Elarian;
+use crate::command::{BoolStatus, Target, customer_oneof, expect_reply};
+use crate::error::{Error, Result};
+use crate::models::state::metadata_to_proto;
+use crate::models::{
+    Activity, ConsentAction, ConsentUpdateReply, CustomerNumber, CustomerState,
+    CustomerStateUpdateReply, DataValue, Message, MessageReply, MessagingChannel,
+    MessagingChannelNumber, Reminder, SecondaryId, Tag, VoiceAction,
+};
+use crate::validate;
+
+/// A customer of the app, addressed by number, by id or by secondary id.
+///
+/// Cheap to clone; clones share what was learnt: once a reply tells the customer's id, later
+/// commands address the customer by id.
+///
+/// ```no_run
+/// # async fn demo(app: elarian_sdk::Elarian) -> Result<(), elarian_sdk::Error> {
+/// use elarian_sdk::{CustomerNumber, Tag};
+/// let customer = app.customer(CustomerNumber::cellular("+254700000000"));
+/// customer.update_tags(vec![Tag::new("tier", "gold")]).await?;
+/// let state = customer.get_state().await?;
+/// assert!(state.identity.tags.iter().any(|t| t.key == "tier"));
+/// # Ok(()) }
+/// ```
+#[derive(Clone)]
+pub struct Customer {
+    app: Elarian,
+    number: Option<CustomerNumber>,
+    secondary_id: Option<SecondaryId>,
+    id: Arc<Mutex<Option<String>>>,
+}
+
+impl std::fmt::Debug for Customer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Customer")
+            .field("id", &self.id())
+            .field("number", &self.number)
+            .field("secondary_id", &self.secondary_id)
+            .finish()
+    }
+}
+
+impl Customer {
+    pub(crate) fn from_parts(
+        app: Elarian,
+        id: Option<String>,
+        number: Option<CustomerNumber>,
+        secondary_id: Option<SecondaryId>,
+    ) -> Self {
+        Customer {
+            app,
+            number,
+            secondary_id,
+            id: Arc::new(Mutex::new(id.filter(|id| !id.is_empty()))),
+        }
+    }
+
+    /// The customer's id, if known.
+    pub fn id(&self) -> Option<String> {
+        self.id.lock().unwrap_or_else(|p| p.into_inner()).clone()
+    }
+
+    /// The customer's number, if the customer was addressed by one.
+    pub fn number(&self) -> Option<&CustomerNumber> {
+        self.number.as_ref()
+    }
+
+    /// The secondary id the customer was addressed by, if any.
+    pub fn secondary_id(&self) -> Option<&SecondaryId> {
+        self.secondary_id.as_ref()
+    }
+
+    fn learn(&self, id: Option<&String>) {
+        if let Some(id) = id.filter(|id| !id.is_empty()) {
+            let mut known = self.id.lock().unwrap_or_else(|p| p.into_inner());
+            if known.as_deref() != Some(id.as_str()) {
+                *known = Some(id.clone());
+            }
+        }
+    }
+
+    pub(crate) fn target(&self) -> Result<Target> {
+        if let Some(id) = self.id() {
+            return Ok(Target::Id(id));
+        }
+        if let Some(number) = &self.number {
+            validate::customer_number("customer.number", number)?;
+            return Ok(Target::Number(number.clone().into()));
+        }
+        if let Some(secondary_id) = &self.secondary_id {
+            validate::secondary_id("customer.secondary_id", secondary_id)?;
+            return Ok(Target::SecondaryId(secondary_id.mapping()));
+        }
+        Err(validate::invalid(
+            "customer",
+            "has no id, number or secondary id",
+        ))
+    }
+
+    fn require_number(&self) -> Result<proto::CustomerNumber> {
+        let number = self.number.as_ref().ok_or_else(|| {
+            validate::invalid("customer", "this command needs the customer's number")
+        })?;
+        validate::customer_number("customer.number", number)?;
+        Ok(number.clone().into())
+    }
+
+    /// The customer's id, fetching the state to learn it when it is not known yet.
+    async fn require_id(&self) -> Result<String> {
+        if let Some(id) = self.id() {
+            return Ok(id);
+        }
+        let state = self.get_state().await?;
+        validate::non_empty("customer.id", &state.customer_id)?;
+        Ok(state.customer_id)
+    }
+
+    async fn update(&self, entry: Entry) -> Result<CustomerStateUpdateReply> {
+        let reply = expect_reply!(self.app.command(entry).await?, UpdateCustomerState)?;
+        self.learn(reply.customer_id.as_ref());
+        Ok(reply.into())
+    }
+
+    /// App data commands are answered with `update_customer_app_data`; a server answering with
+    /// the generic `update_customer_state` is accepted too.
+    async fn app_data_update(&self, entry: Entry) -> Result<CustomerStateUpdateReply> {
+        use proto::app_to_server_command_reply::Entry as Reply;
+        let reply: CustomerStateUpdateReply = match self.app.command(entry).await? {
+            Reply::UpdateCustomerState(r) => BoolStatus::checked(r)?.into(),
+            Reply::UpdateCustomerAppData(r) => BoolStatus::checked(r)?.into(),
+            _ => {
+                return Err(Error::UnexpectedReply {
+                    expected: "UpdateCustomerAppData",
+                });
+            }
+        };
+        self.learn(reply.customer_id.as_ref());
+        Ok(reply)
+    }
+
+    /// Fetches everything Elarian knows about the customer.
+    pub async fn get_state(&self) -> Result<CustomerState> {
+        let command = proto::GetCustomerStateCommand {
+            customer: Some(customer_oneof!(get_customer_state_command, self.target()?)),
+        };
+        let reply = expect_reply!(
+            self.app.command(Entry::GetCustomerState(command)).await?,
+            GetCustomerState
+        )?;
+        let state = CustomerState::from(reply.data.unwrap_or_default());
+        self.learn(Some(&state.customer_id));
+        Ok(state)
+    }
+
+    /// Merges `other`'s state into this customer's and discards `other`.
+    pub async fn adopt_state(&self, other: &Customer) -> Result<CustomerStateUpdateReply> {
+        use proto::adopt_customer_state_command::OtherCustomer;
+        let customer_id = self.require_id().await?;
+        let other_customer = match other.target()? {
+            Target::Id(id) => OtherCustomer::OtherCustomerId(id),
+            Target::Number(n) => OtherCustomer::OtherCustomerNumber(n),
+            Target::SecondaryId(s) => OtherCustomer::OtherSecondaryId(s),
+        };
+        self.update(Entry::AdoptCustomerState(
+            proto::AdoptCustomerStateCommand {
+                customer_id,
+                other_customer: Some(other_customer),
+            },
+        ))
+        .await
+    }
+
+    /// Sends a message from one of the app's channel numbers. Check the reply's status: a
+    /// refusal such as `NoConsent` is returned, not raised.
+    pub async fn send_message(
+        &self,
+        channel_number: MessagingChannelNumber,
+        message: Message,
+    ) -> Result<MessageReply> {
+        validate::channel_number("channel_number", &channel_number)?;
+        if message.body.is_none() {
+            return Err(validate::invalid("message", "has no body"));
+        }
+        let command = proto::SendMessageCommand {
+            customer_number: Some(self.require_number()?),
+            channel_number: Some(channel_number.into()),
+            message: Some(message.into()),
+        };
+        let reply = expect_reply!(
+            self.app.command(Entry::SendMessage(command)).await?,
+            SendMessage
+        )?;
+        self.learn(reply.customer_id.as_ref());
+        Ok(reply.into())
+    }
+
+    /// Replies to a message the customer sent.
+    pub async fn reply_to_message(
+        &self,
+        message_id: impl Into<String>,
+        message: Message,
+    ) -> Result<MessageReply> {
+        let message_id = message_id.into();
+        validate::non_empty("message_id", &message_id)?;
+        if message.body.is_none() {
+            return Err(validate::invalid("message", "has no body"));
+        }
+        let customer_id = self.require_id().await?;
+        let command = proto::ReplyToMessageCommand {
+            customer_id,
+            message_id,
+            message: Some(message.into()),
+        };
+        let reply = expect_reply!(
+            self.app.command(Entry::ReplyToMessage(command)).await?,
+            SendMessage
+        )?;
+        Ok(reply.into())
+    }
+
+    /// Calls the customer from the app's voice number and runs `actions`.
+    pub async fn make_voice_call(
+        &self,
+        voice_number: impl Into<String>,
+        actions: Vec<VoiceAction>,
+    ) -> Result<MessageReply> {
+        if actions.is_empty() {
+            return Err(validate::invalid("actions", "must not be empty"));
+        }
+        self.send_message(
+            MessagingChannelNumber::new(voice_number, MessagingChannel::Voice),
+            Message::voice(actions),
+        )
+        .await
+    }
+
+    /// Records an activity of the customer from `source` (e.g. a web app) in `session_id`.
+    pub async fn update_activity(
+        &self,
+        source: impl Into<String>,
+        session_id: impl Into<String>,
+        activity: Activity,
+    ) -> Result<CustomerStateUpdateReply> {
+        let source = source.into();
+        let session_id = session_id.into();
+        validate::non_empty("source", &source)?;
+        validate::non_empty("session_id", &session_id)?;
+        validate::non_empty("activity.key", &activity.key)?;
+        let command = proto::CustomerActivityCommand {
+            customer_number: Some(self.require_number()?),
+            source,
+            session_id,
+            key: activity.key,
+            properties: activity.properties,
+        };
+        let reply = expect_reply!(
+            self.app.command(Entry::CustomerActivity(command)).await?,
+            CustomerActivity
+        )?;
+        self.learn(reply.customer_id.as_ref());
+        Ok(reply.into())
+    }
+
+    /// Allows or blocks messages from one of the app's channels to the customer.
+    pub async fn update_messaging_consent(
+        &self,
+        channel_number: MessagingChannelNumber,
+        action: ConsentAction,
+    ) -> Result<ConsentUpdateReply> {
+        validate::channel_number("channel_number", &channel_number)?;
+        let command = proto::UpdateMessagingConsentCommand {
+            customer_number: Some(self.require_number()?),
+            channel_number: Some(channel_number.into()),
+            update: action.into(),
+        };
+        let reply = expect_reply!(
+            self.app
+                .command(Entry::UpdateMessagingConsent(command))
+                .await?,
+            UpdateMessagingConsent
+        )?;
+        self.learn(reply.customer_id.as_ref());
+        Ok(reply.into())
+    }
+
+    /// Fetches the customer's app data and locks it against other leases (up to 90 s, until
+    /// the next update). `None` when the customer has none.
+    pub async fn lease_app_data(&self) -> Result<Option<DataValue>> {
+        let command = proto::LeaseCustomerAppDataCommand {
+            customer: Some(customer_oneof!(
+                lease_customer_app_data_command,
+                self.target()?
+            )),
+        };
+        let reply = expect_reply!(
+            self.app
+                .command(Entry::LeaseCustomerAppData(command))
+                .await?,
+            LeaseCustomerAppData
+        )?;
+        self.learn(reply.customer_id.as_ref());
+        Ok(reply.value.and_then(DataValue::from_wire))
+    }
+
+    /// Replaces the customer's app data (and releases a lease).
+    pub async fn update_app_data(&self, data: DataValue) -> Result<CustomerStateUpdateReply> {
+        let command = proto::UpdateCustomerAppDataCommand {
+            update: Some(data.into()),
+            customer: Some(customer_oneof!(
+                update_customer_app_data_command,
+                self.target()?
+            )),
+        };
+        self.app_data_update(Entry::UpdateCustomerAppData(command))
+            .await
+    }
+
+    /// Removes the customer's app data.
+    pub async fn delete_app_data(&self) -> Result<CustomerStateUpdateReply> {
+        let command = proto::DeleteCustomerAppDataCommand {
+            customer: Some(customer_oneof!(
+                delete_customer_app_data_command,
+                self.target()?
+            )),
+        };
+        self.app_data_update(Entry::DeleteCustomerAppData(command))
+            .await
+    }
+
+    /// The customer's metadata (from [`get_state`](Self::get_state)).
+    pub async fn get_metadata(&self) -> Result<HashMap<String, DataValue>> {
+        Ok(self.get_state().await?.identity.metadata)
+    }
+
+    /// Sets metadata values (other keys are kept).
+    pub async fn update_metadata(
+        &self,
+        metadata: HashMap<String, DataValue>,
+    ) -> Result<CustomerStateUpdateReply> {
+        validate::keys("metadata", metadata.keys())?;
+        let command = proto::UpdateCustomerMetadataCommand {
+            updates: metadata_to_proto(metadata),
+            customer: Some(customer_oneof!(
+                update_customer_metadata_command,
+                self.target()?
+            )),
+        };
+        self.update(Entry::UpdateCustomerMetadata(command)).await
+    }
+
+    /// Removes metadata by key.
+    pub async fn delete_metadata<I, K>(&self, keys: I) -> Result<CustomerStateUpdateReply>
+    where
+        I: IntoIterator<Item = K>,
+        K: Into<String>,
+    {
+        let deletions: Vec<String> = keys.into_iter().map(Into::into).collect();
+        validate::keys("keys", deletions.iter())?;
+        let command = proto::DeleteCustomerMetadataCommand {
+            deletions,
+            customer: Some(customer_oneof!(
+                delete_customer_metadata_command,
+                self.target()?
+            )),
+        };
+        self.update(Entry::DeleteCustomerMetadata(command)).await
+    }
+
+    /// The customer's secondary ids (from [`get_state`](Self::get_state)).
+    pub async fn get_secondary_ids(&self) -> Result<Vec<SecondaryId>> {
+        Ok(self.get_state().await?.identity.secondary_ids)
+    }
+
+    /// Adds or updates secondary ids.
+    pub async fn update_secondary_ids(
+        &self,
+        ids: Vec<SecondaryId>,
+    ) -> Result<CustomerStateUpdateReply> {
+        for id in &ids {
+            validate::secondary_id("ids", id)?;
+        }
+        let command = proto::UpdateCustomerSecondaryIdCommand {
+            updates: ids.into_iter().map(Into::into).collect(),
+            customer: Some(customer_oneof!(
+                update_customer_secondary_id_command,
+                self.target()?
+            )),
+        };
+        self.update(Entry::UpdateCustomerSecondaryId(command)).await
+    }
+
+    /// Removes secondary ids (matched by key and value).
+    pub async fn delete_secondary_ids(
+        &self,
+        ids: Vec<SecondaryId>,
+    ) -> Result<CustomerStateUpdateReply> {
+        for id in &ids {
+            validate::secondary_id("ids", id)?;
+        }
+        let command = proto::DeleteCustomerSecondaryIdCommand {
+            deletions: ids.iter().map(SecondaryId::mapping).collect(),
+            customer: Some(customer_oneof!(
+                delete_customer_secondary_id_command,
+                self.target()?
+            )),
+        };
+        self.update(Entry::DeleteCustomerSecondaryId(command)).await
+    }
+
+    /// The customer's tags (from [`get_state`](Self::get_state)).
+    pub async fn get_tags(&self) -> Result<Vec<Tag>> {
+        Ok(self.get_state().await?.identity.tags)
+    }
+
+    /// Adds or updates tags.
+    pub async fn update_tags(&self, tags: Vec<Tag>) -> Result<CustomerStateUpdateReply> {
+        for tag in &tags {
+            validate::tag("tags", tag)?;
+        }
+        let command = proto::UpdateCustomerTagCommand {
+            updates: tags.into_iter().map(Into::into).collect(),
+            customer: Some(customer_oneof!(update_customer_tag_command, self.target()?)),
+        };
+        self.update(Entry::UpdateCustomerTag(command)).await
+    }
+
+    /// Removes tags by key.
+    pub async fn delete_tags<I, K>(&self, keys: I) -> Result<CustomerStateUpdateReply>
+    where
+        I: IntoIterator<Item = K>,
+        K: Into<String>,
+    {
+        let deletions: Vec<String> = keys.into_iter().map(Into::into).collect();
+        validate::keys("keys", deletions.iter())?;
+        let command = proto::DeleteCustomerTagCommand {
+            deletions,
+            customer: Some(customer_oneof!(delete_customer_tag_command, self.target()?)),
+        };
+        self.update(Entry::DeleteCustomerTag(command)).await
+    }
+
+    /// Sets a reminder; [`Elarian::on_reminder`] fires when it is due.
+    pub async fn add_reminder(&self, reminder: Reminder) -> Result<CustomerStateUpdateReply> {
+        validate::reminder(&reminder)?;
+        let command = proto::AddCustomerReminderCommand {
+            reminder: Some(reminder.into()),
+            customer: Some(customer_oneof!(
+                add_customer_reminder_command,
+                self.target()?
+            )),
+        };
+        self.update(Entry::AddCustomerReminder(command)).await
+    }
+
+    /// Cancels the reminder with `key`.
+    pub async fn cancel_reminder(
+        &self,
+        key: impl Into<String>,
+    ) -> Result<CustomerStateUpdateReply> {
+        let key = key.into();
+        validate::non_empty("key", &key)?;
+        let command = proto::CancelCustomerReminderCommand {
+            key,
+            customer: Some(customer_oneof!(
+                cancel_customer_reminder_command,
+                self.target()?
+            )),
+        };
+        self.update(Entry::CancelCustomerReminder(command)).await
+    }
+}

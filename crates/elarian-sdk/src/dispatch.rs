@@ -1,0 +1,451 @@
+//! Routing of app notifications to handlers or to the notification stream.
+//!
+//! Order of precedence for each notification: the handler registered for its event (typed
+//! `on_<event>` or [`Elarian::on`](crate::Elarian::on)); otherwise the notification stream, if one
+//! is open; otherwise the default reply. Handlers run in their own task so a handler may keep
+//! working after it replied; the runtime's notification timeout bounds the wait for the reply.
+
+use std::collections::HashMap;
+use std::pin::Pin;
+use std::sync::{Arc, Mutex, RwLock, Weak};
+use std::task::{Context, Poll};
+
+use elarian_core::{
+    BoxFuture, ClientError, ConnectionEvent, HandlerError, NotificationError, NotificationHandler,
+    default_app_reply,
+};
+use elarian_proto as proto;
+use futures_core::Stream;
+use tokio::sync::{Semaphore, mpsc, oneshot};
+
+use crate::client::{Elarian, Inner};
+use crate::connection::ConnectionHub;
+use crate::customer::Customer;
+use crate::models::{AppEvent, DataValue, DecodedNotification, Notification};
+use crate::responder::Responder;
+
+/// Capacity of the notification stream; past it notifications get the default reply.
+pub(crate) const STREAM_CAPACITY: usize = 256;
+
+/// A handler with its types erased: the typed `on_<event>` methods wrap user closures in this.
+pub(crate) type ErasedHandler = Arc<
+    dyn Fn(Notification, Option<Customer>, Option<DataValue>, Responder) -> BoxFuture<'static, ()>
+        + Send
+        + Sync
+        + 'static,
+>;
+
+/// A notification delivered through [`Elarian::notifications`](crate::Elarian::notifications).
+#[derive(Debug)]
+pub struct IncomingNotification {
+    /// The typed notification.
+    pub notification: Notification,
+    /// The customer it concerns (`None` for purse notifications).
+    pub customer: Option<Customer>,
+    /// The customer's app data as the server sent it.
+    pub app_data: Option<DataValue>,
+    /// Answers the server; dropping it sends the default reply.
+    pub responder: Responder,
+}
+
+/// A stream of notifications that no handler took. See [`Elarian::notifications`](crate::Elarian::notifications).
+#[derive(Debug)]
+pub struct NotificationStream {
+    receiver: mpsc::Receiver<IncomingNotification>,
+}
+
+impl Stream for NotificationStream {
+    type Item = IncomingNotification;
+
+    fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
+        self.receiver.poll_recv(cx)
+    }
+}
+
+#[derive(Default)]
+pub(crate) struct Registry {
+    handlers: RwLock<HashMap<AppEvent, ErasedHandler>>,
+    stream: Mutex<Option<mpsc::Sender<IncomingNotification>>>,
+}
+
+impl Registry {
+    pub(crate) fn set_handler(&self, event: AppEvent, handler: ErasedHandler) {
+        let mut handlers = self.handlers.write().unwrap_or_else(|p| p.into_inner());
+        handlers.insert(event, handler);
+    }
+
+    pub(crate) fn remove_handler(&self, event: AppEvent) -> bool {
+        let mut handlers = self.handlers.write().unwrap_or_else(|p| p.into_inner());
+        handlers.remove(&event).is_some()
+    }
+
+    fn handler(&self, event: AppEvent) -> Option<ErasedHandler> {
+        let handlers = self.handlers.read().unwrap_or_else(|p| p.into_inner());
+        handlers.get(&event).cloned()
+    }
+
+    pub(crate) fn open_stream(&self) -> NotificationStream {
+        let (sender, receiver) = mpsc::channel(STREAM_CAPACITY);
+        *self.stream.lock().unwrap_or_else(|p| p.into_inner()) = Some(sender);
+        NotificationStream { receiver }
+    }
+
+    fn stream(&self) -> Option<mpsc::Sender<IncomingNotification>> {
+        let mut stream = self.stream.lock().unwrap_or_else(|p| p.into_inner());
+        if stream.as_ref().is_some_and(|s| s.is_closed()) {
+            *stream = None;
+        }
+        stream.clone()
+    }
+}
+
+/// The core runtime's notification handler for an [`Elarian`] app.
+pub(crate) struct AppDispatch {
+    pub(crate) registry: Arc<Registry>,
+    pub(crate) app: Weak<Inner>,
+    pub(crate) hub: Arc<ConnectionHub>,
+    /// Bounds the handler tasks running at once (see `on_app_notification`).
+    pub(crate) running: Arc<Semaphore>,
+}
+
+fn customer_for(app: &Elarian, notification: &Notification) -> Option<Customer> {
+    let context = notification.context();
+    let number = notification
+        .customer_number()
+        .filter(|n| !n.number.is_empty())
+        .cloned();
+    if context.customer_id.is_none() && number.is_none() {
+        return None;
+    }
+    Some(Customer::from_parts(
+        app.clone(),
+        context.customer_id.clone(),
+        number,
+        None,
+    ))
+}
+
+fn report_panic(hub: &ConnectionHub, event: AppEvent, message: String) {
+    tracing::error!(%event, %message, "notification handler panicked after replying");
+    hub.emit(&ConnectionEvent::Error(ClientError::Notification(
+        NotificationError::HandlerPanicked {
+            message: format!("{event} handler panicked: {message}"),
+        },
+    )));
+}
+
+fn panic_message(error: tokio::task::JoinError) -> String {
+    match error.try_into_panic() {
+        Ok(payload) => payload
+            .downcast_ref::<&str>()
+            .map(|s| s.to_string())
+            .or_else(|| payload.downcast_ref::<String>().cloned())
+            .unwrap_or_else(|| "non-string panic payload".to_string()),
+        Err(error) => error.to_string(),
+    }
+}
+
+impl NotificationHandler for AppDispatch {
+    fn on_app_notification(
+        &self,
+        notification: proto::ServerToAppNotification,
+    ) -> BoxFuture<'static, Result<proto::ServerToAppNotificationReply, HandlerError>> {
+        let default = default_app_reply(&notification);
+        let decoded = match DecodedNotification::try_from(notification) {
+            Ok(decoded) => decoded,
+            Err(error) => {
+                tracing::warn!(%error, "notification not understood; sending the default reply");
+                return Box::pin(async move { Ok(default) });
+            }
+        };
+        let Some(inner) = self.app.upgrade() else {
+            return Box::pin(async move { Ok(default) });
+        };
+        let app = Elarian::from_inner(inner);
+        let customer = customer_for(&app, &decoded.notification);
+        let event = decoded.notification.event();
+        let (sender, receiver) = oneshot::channel();
+        let responder = Responder::new(sender, default.clone());
+        tracing::debug!(%event, "notification received");
+
+        if let Some(handler) = self.registry.handler(event) {
+            let handler = handler(decoded.notification, customer, decoded.app_data, responder);
+            let running = self.running.clone();
+            let hub = self.hub.clone();
+            return Box::pin(async move {
+                // Handlers may keep working after they reply, so the runtime's own limit (which
+                // ends at the reply) does not bound them; this permit does, and waiting for it
+                // holds the runtime's intake, and so the socket, back.
+                let Ok(permit) = running.acquire_owned().await else {
+                    return Ok(default);
+                };
+                let task = tokio::spawn(async move {
+                    let _permit = permit;
+                    handler.await
+                });
+                // A handler may panic before replying (the responder is then dropped unanswered
+                // and the runtime reports the panic) or after (the reply is already out, so the
+                // panic is reported here as an error event).
+                let (panic_sender, mut panic_receiver) = oneshot::channel::<String>();
+                let monitor_hub = hub.clone();
+                tokio::spawn(async move {
+                    if let Err(error) = task.await
+                        && let Err(message) = panic_sender.send(panic_message(error))
+                    {
+                        report_panic(&monitor_hub, event, message);
+                    }
+                });
+                match receiver.await {
+                    Ok(reply) => {
+                        panic_receiver.close();
+                        if let Ok(message) = panic_receiver.try_recv() {
+                            report_panic(&hub, event, message);
+                        }
+                        Ok(reply)
+                    }
+                    Err(_) => match panic_receiver.await {
+                        Ok(message) => Err(HandlerError::new(format!(
+                            "{event} handler panicked: {message}"
+                        ))),
+                        Err(_) => Ok(default),
+                    },
+                }
+            });
+        }
+
+        if let Some(stream) = self.registry.stream() {
+            let incoming = IncomingNotification {
+                notification: decoded.notification,
+                customer,
+                app_data: decoded.app_data,
+                responder,
+            };
+            if let Err(error) = stream.try_send(incoming) {
+                // Dropping the undelivered notification drops its responder: default reply.
+                tracing::warn!(%event, "notification stream full or closed; sending the default reply");
+                drop(error);
+            }
+        } else {
+            tracing::debug!(%event, "no handler registered; sending the default reply");
+            drop(responder);
+        }
+        Box::pin(async move { Ok(receiver.await.unwrap_or(default)) })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::models::{
+        CustomerNumber, MessagingChannel, MessagingChannelNumber, NotificationContext, UssdInput,
+        UssdMenu, UssdSessionNotification,
+    };
+    use crate::{ClientConfig, Message};
+    use futures_util::StreamExt;
+
+    fn app() -> Elarian {
+        Elarian::new(
+            ClientConfig::builder()
+                .org_id("org")
+                .app_id("app")
+                .api_key("key")
+                .endpoint_url("tcp://127.0.0.1:1"),
+        )
+        .expect("valid config")
+    }
+
+    fn dispatch(app: &Elarian) -> AppDispatch {
+        app.dispatcher()
+    }
+
+    fn ussd_notification() -> proto::ServerToAppNotification {
+        DecodedNotification {
+            notification: Notification::UssdSession(UssdSessionNotification {
+                context: NotificationContext {
+                    org_id: "org".into(),
+                    app_id: "app".into(),
+                    customer_id: Some("el_cst_1".into()),
+                    ..Default::default()
+                },
+                message_id: "m".into(),
+                customer_number: CustomerNumber::cellular("+254700000000"),
+                channel_number: MessagingChannelNumber::new("*83044#", MessagingChannel::Ussd),
+                session_id: Some("s".into()),
+                input: UssdInput::default(),
+            }),
+            app_data: Some(DataValue::string("incoming")),
+        }
+        .into()
+    }
+
+    fn incoming_data() -> Option<proto::AppDataUpdate> {
+        Some(proto::AppDataUpdate {
+            data: Some(DataValue::string("incoming").into()),
+        })
+    }
+
+    #[tokio::test]
+    async fn a_registered_handler_answers_with_its_message_and_customer() {
+        let app = app();
+        app.on_ussd_session(|_n, customer, _data, responder| async move {
+            assert_eq!(customer.id().as_deref(), Some("el_cst_1"));
+            responder.reply(Some(UssdMenu::terminal("bye")), None);
+        });
+        let reply = dispatch(&app)
+            .on_app_notification(ussd_notification())
+            .await
+            .expect("reply");
+        assert_eq!(
+            reply.message,
+            Some(Message::ussd(UssdMenu::terminal("bye")).into())
+        );
+        assert_eq!(reply.data_update, incoming_data());
+    }
+
+    #[tokio::test]
+    async fn without_a_handler_the_stream_gets_the_notification_and_its_responder() {
+        let app = app();
+        let mut stream = app.notifications();
+        let reply = tokio::spawn(dispatch(&app).on_app_notification(ussd_notification()));
+        let incoming = stream.next().await.expect("delivered to the stream");
+        assert_eq!(incoming.notification.event(), AppEvent::UssdSession);
+        assert_eq!(incoming.app_data, Some(DataValue::string("incoming")));
+        incoming
+            .responder
+            .reply(Some(Message::text("hi")), Some(DataValue::string("new")));
+        let reply = reply.await.expect("joined").expect("reply");
+        assert_eq!(reply.message, Some(Message::text("hi").into()));
+        assert_eq!(
+            reply.data_update,
+            Some(proto::AppDataUpdate {
+                data: Some(DataValue::string("new").into())
+            })
+        );
+    }
+
+    #[tokio::test]
+    async fn without_handler_or_stream_the_default_reply_keeps_app_data() {
+        let app = app();
+        let reply = dispatch(&app)
+            .on_app_notification(ussd_notification())
+            .await
+            .expect("reply");
+        assert_eq!(reply.message, None);
+        assert_eq!(reply.data_update, incoming_data());
+
+        // A dropped stream no longer takes notifications.
+        drop(app.notifications());
+        let reply = dispatch(&app)
+            .on_app_notification(ussd_notification())
+            .await
+            .expect("reply");
+        assert_eq!(reply.data_update, incoming_data());
+    }
+
+    #[tokio::test]
+    async fn empty_notifications_get_the_default_reply() {
+        let app = app();
+        let reply = dispatch(&app)
+            .on_app_notification(proto::ServerToAppNotification { entry: None })
+            .await
+            .expect("reply");
+        assert_eq!(reply, proto::ServerToAppNotificationReply::default());
+    }
+
+    #[tokio::test]
+    async fn a_handler_panicking_before_replying_is_reported_to_the_runtime() {
+        let app = app();
+        app.on_ussd_session(|_n, _customer, _data, responder| async move {
+            let _held = responder;
+            panic!("handler bug");
+        });
+        let result = dispatch(&app)
+            .on_app_notification(ussd_notification())
+            .await;
+        let error = result.expect_err("the runtime learns of the panic");
+        assert!(error.message().contains("handler bug"), "{error}");
+    }
+
+    #[tokio::test]
+    async fn a_handler_panicking_after_replying_emits_an_error_event() {
+        let app = app();
+        let mut events = app.connection_events();
+        app.on_ussd_session(|_n, _customer, data, responder| async move {
+            responder.reply(None, data);
+            panic!("late bug");
+        });
+        let reply = dispatch(&app)
+            .on_app_notification(ussd_notification())
+            .await
+            .expect("the reply went out");
+        assert_eq!(reply.message, None);
+        let event = events.next().await.expect("an event");
+        assert!(
+            matches!(
+                &event,
+                ConnectionEvent::Error(ClientError::Notification(
+                    NotificationError::HandlerPanicked { message }
+                )) if message.contains("late bug")
+            ),
+            "{event:?}"
+        );
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn handlers_still_running_after_replying_count_against_the_limit() {
+        use std::sync::atomic::{AtomicUsize, Ordering};
+        let app = Elarian::new(
+            ClientConfig::builder()
+                .org_id("org")
+                .app_id("app")
+                .api_key("key")
+                .endpoint_url("tcp://127.0.0.1:1")
+                .max_concurrent_notifications(2),
+        )
+        .expect("valid config");
+        let running = Arc::new(AtomicUsize::new(0));
+        let most = Arc::new(AtomicUsize::new(0));
+        let (release, gate) = tokio::sync::watch::channel(false);
+        let (counting, handler_running, handler_most) =
+            (running.clone(), running.clone(), most.clone());
+        app.on_ussd_session(move |_n, _customer, data, responder| {
+            let running = handler_running.clone();
+            let most = handler_most.clone();
+            let mut gate = gate.clone();
+            async move {
+                let now = running.fetch_add(1, Ordering::SeqCst) + 1;
+                most.fetch_max(now, Ordering::SeqCst);
+                responder.reply(None, data);
+                let _ = gate.wait_for(|open| *open).await;
+                running.fetch_sub(1, Ordering::SeqCst);
+            }
+        });
+        let replies: Vec<_> = (0..5)
+            .map(|_| tokio::spawn(app.dispatcher().on_app_notification(ussd_notification())))
+            .collect();
+        while counting.load(Ordering::SeqCst) < 2 {
+            tokio::task::yield_now().await;
+        }
+        for _ in 0..100 {
+            tokio::task::yield_now().await;
+        }
+        release.send(true).expect("handlers wait");
+        for reply in replies {
+            reply.await.expect("joined").expect("replied");
+        }
+        assert_eq!(most.load(Ordering::SeqCst), 2);
+    }
+
+    #[test]
+    fn app_objects_and_their_futures_are_send_and_sync() {
+        fn send_sync<T: Send + Sync>(_: &T) {}
+        fn send<T: Send>(_: T) {}
+        let app = app();
+        send_sync(&app);
+        let customer = app.customer(CustomerNumber::cellular("+254700000000"));
+        send_sync(&customer);
+        send(customer.get_state());
+        send(app.connect());
+        send(app.generate_auth_token());
+    }
+}
