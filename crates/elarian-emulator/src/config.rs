@@ -1,0 +1,355 @@
+//! Static configuration of the emulator: organizations, apps, API keys, purses and channel numbers.
+//!
+//! The configuration is JSON (see `docs/emulator.md`). Without a file, [`EmulatorConfig::default`]
+//! holds the test values published in the Elarian SDK specification, so the SDK's examples run
+//! against the emulator unchanged.
+//!
+//! ```
+//! use elarian_emulator::config::{EmulatorConfig, TEST_ORG_ID, TEST_APP_ID};
+//!
+//! let config = EmulatorConfig::default();
+//! let org = config.org(TEST_ORG_ID).expect("the default config has the test org");
+//! assert!(org.app(TEST_APP_ID).is_some());
+//! ```
+
+use std::path::Path;
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+
+/// Organization id of the specification's test account.
+pub const TEST_ORG_ID: &str = "el_org_eu_1SJ2jx";
+/// App id of the specification's test account.
+pub const TEST_APP_ID: &str = "el_app_WZFQdt";
+/// API key of the specification's test account.
+pub const TEST_API_KEY: &str =
+    "el_k_test_80922f5e467e9d5e8067795c263ba0e43c6ef6de7ffa1923aaa189d2772042be";
+/// Purse id of the specification's test account.
+pub const TEST_PURSE_ID: &str = "el_prs_rL3IPZ";
+/// Currency of the test purse.
+pub const TEST_CURRENCY: &str = "KES";
+/// Opening balance of the test purse (generous, so examples never run dry).
+pub const TEST_PURSE_BALANCE: f64 = 1_000_000_000.0;
+/// Payment channel number (mobile money paybill) of the test account.
+pub const TEST_PAYMENT_CHANNEL: &str = "83044";
+/// SMS short code of the test account.
+pub const TEST_SMS_SHORT_CODE: &str = "83044";
+/// SMS sender id of the test account.
+pub const TEST_SMS_SENDER_ID: &str = "TEST_SENDER_ID";
+/// USSD code of the test account.
+pub const TEST_USSD_CODE: &str = "*83044#";
+/// Voice, WhatsApp, Telegram and Messenger number of the test account.
+pub const TEST_VOICE_NUMBER: &str = "+254711621711";
+
+/// Errors loading or validating a configuration.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    /// The file could not be read.
+    #[error("cannot read config file {path}: {source}")]
+    Read {
+        /// The file.
+        path: String,
+        /// The I/O error.
+        source: std::io::Error,
+    },
+    /// The file is not valid JSON for this schema.
+    #[error("invalid config file {path}: {source}")]
+    Parse {
+        /// The file.
+        path: String,
+        /// The parse error, with line and column.
+        source: serde_json::Error,
+    },
+    /// The configuration is well-formed but inconsistent.
+    #[error("invalid config: {0}")]
+    Invalid(String),
+}
+
+/// The whole emulator configuration.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct EmulatorConfig {
+    /// Organizations the emulator serves.
+    pub orgs: Vec<OrgConfig>,
+    /// Lifetime of tokens issued by `GenerateAuthToken`, in seconds.
+    #[serde(default = "default_token_lifetime")]
+    pub auth_token_lifetime_secs: u64,
+    /// How long an app waits for the app's reply to a received message before the simulator gets
+    /// an empty reply, in milliseconds.
+    #[serde(default = "default_reply_timeout")]
+    pub notification_reply_timeout_ms: u64,
+    /// Inactivity after which a messaging session (USSD, voice, chat) ends, in seconds.
+    #[serde(default = "default_session_timeout")]
+    pub session_timeout_secs: u64,
+    /// Messages kept per customer in its messaging state (older ones are dropped).
+    #[serde(default = "default_history")]
+    pub history_limit: usize,
+}
+
+fn default_token_lifetime() -> u64 {
+    3600
+}
+fn default_reply_timeout() -> u64 {
+    10_000
+}
+fn default_session_timeout() -> u64 {
+    180
+}
+fn default_history() -> usize {
+    100
+}
+
+/// One organization.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct OrgConfig {
+    /// Organization id, e.g. `el_org_eu_1SJ2jx`.
+    pub id: String,
+    /// Apps of this organization.
+    pub apps: Vec<AppConfig>,
+    /// Purses (org-level cash accounts) and their opening balances.
+    #[serde(default)]
+    pub purses: Vec<PurseConfig>,
+    /// Channel numbers the org owns.
+    #[serde(default)]
+    pub channels: ChannelConfig,
+}
+
+/// One app and the API keys that may connect as it.
+#[derive(Clone, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct AppConfig {
+    /// App id, e.g. `el_app_WZFQdt`.
+    pub id: String,
+    /// API keys accepted for this app.
+    pub api_keys: Vec<String>,
+}
+
+impl std::fmt::Debug for AppConfig {
+    // API keys are credentials: never print them.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("AppConfig")
+            .field("id", &self.id)
+            .field(
+                "api_keys",
+                &format_args!("[{} redacted]", self.api_keys.len()),
+            )
+            .finish()
+    }
+}
+
+/// A purse: an org-level account in one currency.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct PurseConfig {
+    /// Purse id, e.g. `el_prs_rL3IPZ`.
+    pub id: String,
+    /// ISO currency code, e.g. `KES`.
+    pub currency: String,
+    /// Opening balance.
+    pub balance: f64,
+}
+
+/// Channel numbers owned by an organization. Messages and payments on other numbers are answered
+/// with an invalid-channel status.
+#[derive(Clone, Debug, Default, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct ChannelConfig {
+    /// SMS short codes and sender ids.
+    pub sms: Vec<String>,
+    /// USSD codes.
+    pub ussd: Vec<String>,
+    /// Voice numbers.
+    pub voice: Vec<String>,
+    /// WhatsApp numbers.
+    pub whatsapp: Vec<String>,
+    /// Telegram numbers or handles.
+    pub telegram: Vec<String>,
+    /// Facebook Messenger page numbers.
+    pub messenger: Vec<String>,
+    /// Email sender addresses.
+    pub email: Vec<String>,
+    /// Mobile-money payment channel numbers (paybills).
+    pub payment: Vec<String>,
+}
+
+impl Default for EmulatorConfig {
+    fn default() -> Self {
+        EmulatorConfig {
+            orgs: vec![OrgConfig {
+                id: TEST_ORG_ID.into(),
+                apps: vec![AppConfig {
+                    id: TEST_APP_ID.into(),
+                    api_keys: vec![TEST_API_KEY.into()],
+                }],
+                purses: vec![PurseConfig {
+                    id: TEST_PURSE_ID.into(),
+                    currency: TEST_CURRENCY.into(),
+                    balance: TEST_PURSE_BALANCE,
+                }],
+                channels: ChannelConfig {
+                    sms: vec![TEST_SMS_SHORT_CODE.into(), TEST_SMS_SENDER_ID.into()],
+                    ussd: vec![TEST_USSD_CODE.into()],
+                    voice: vec![TEST_VOICE_NUMBER.into()],
+                    whatsapp: vec![TEST_VOICE_NUMBER.into()],
+                    telegram: vec![TEST_VOICE_NUMBER.into()],
+                    messenger: vec![TEST_VOICE_NUMBER.into()],
+                    email: vec![],
+                    payment: vec![TEST_PAYMENT_CHANNEL.into()],
+                },
+            }],
+            auth_token_lifetime_secs: default_token_lifetime(),
+            notification_reply_timeout_ms: default_reply_timeout(),
+            session_timeout_secs: default_session_timeout(),
+            history_limit: default_history(),
+        }
+    }
+}
+
+impl EmulatorConfig {
+    /// Reads and validates a JSON configuration file.
+    pub fn load(path: &Path) -> Result<Self, ConfigError> {
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+            path: path.display().to_string(),
+            source,
+        })?;
+        let config: EmulatorConfig =
+            serde_json::from_str(&text).map_err(|source| ConfigError::Parse {
+                path: path.display().to_string(),
+                source,
+            })?;
+        config.validate()?;
+        Ok(config)
+    }
+
+    /// Checks ids are unique and non-empty and balances are finite and non-negative.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        let mut orgs = std::collections::HashSet::new();
+        let mut purses = std::collections::HashSet::new();
+        if self.orgs.is_empty() {
+            return Err(ConfigError::Invalid("at least one org is required".into()));
+        }
+        for org in &self.orgs {
+            if org.id.is_empty() || !orgs.insert(org.id.as_str()) {
+                return Err(ConfigError::Invalid(format!(
+                    "org id {:?} is empty or duplicated",
+                    org.id
+                )));
+            }
+            let mut apps = std::collections::HashSet::new();
+            for app in &org.apps {
+                if app.id.is_empty() || !apps.insert(app.id.as_str()) {
+                    return Err(ConfigError::Invalid(format!(
+                        "app id {:?} in org {} is empty or duplicated",
+                        app.id, org.id
+                    )));
+                }
+                if app.api_keys.iter().any(|k| k.is_empty()) {
+                    return Err(ConfigError::Invalid(format!(
+                        "app {} has an empty API key",
+                        app.id
+                    )));
+                }
+            }
+            for purse in &org.purses {
+                if purse.id.is_empty() || !purses.insert(purse.id.as_str()) {
+                    return Err(ConfigError::Invalid(format!(
+                        "purse id {:?} is empty or duplicated",
+                        purse.id
+                    )));
+                }
+                if !purse.balance.is_finite() || purse.balance < 0.0 {
+                    return Err(ConfigError::Invalid(format!(
+                        "purse {} has an invalid balance",
+                        purse.id
+                    )));
+                }
+            }
+        }
+        if self.auth_token_lifetime_secs == 0
+            || self.session_timeout_secs == 0
+            || self.history_limit == 0
+        {
+            return Err(ConfigError::Invalid(
+                "auth_token_lifetime_secs, session_timeout_secs and history_limit must be positive"
+                    .into(),
+            ));
+        }
+        Ok(())
+    }
+
+    /// The organization with this id.
+    pub fn org(&self, id: &str) -> Option<&OrgConfig> {
+        self.orgs.iter().find(|o| o.id == id)
+    }
+
+    /// Lifetime of issued auth tokens.
+    pub fn auth_token_lifetime(&self) -> Duration {
+        Duration::from_secs(self.auth_token_lifetime_secs)
+    }
+}
+
+impl OrgConfig {
+    /// The app with this id.
+    pub fn app(&self, id: &str) -> Option<&AppConfig> {
+        self.apps.iter().find(|a| a.id == id)
+    }
+}
+
+impl ChannelConfig {
+    /// The numbers configured for a messaging channel (`MessagingChannel` as i32).
+    pub fn messaging_numbers(&self, channel: elarian_proto::MessagingChannel) -> &[String] {
+        use elarian_proto::MessagingChannel as C;
+        match channel {
+            C::Sms => &self.sms,
+            C::Ussd => &self.ussd,
+            C::Voice => &self.voice,
+            C::Whatsapp => &self.whatsapp,
+            C::Telegram => &self.telegram,
+            C::FbMessenger => &self.messenger,
+            C::Email => &self.email,
+            C::Unspecified => &[],
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn default_is_valid_and_round_trips_as_json() {
+        let config = EmulatorConfig::default();
+        config.validate().unwrap();
+        let text = serde_json::to_string_pretty(&config).unwrap();
+        let back: EmulatorConfig = serde_json::from_str(&text).unwrap();
+        assert_eq!(back, config);
+    }
+
+    #[test]
+    fn debug_never_prints_api_keys() {
+        let config = EmulatorConfig::default();
+        let debug = format!("{config:?}");
+        assert!(!debug.contains(TEST_API_KEY));
+    }
+
+    #[test]
+    fn rejects_duplicate_orgs_and_negative_balances() {
+        let mut config = EmulatorConfig::default();
+        config.orgs.push(config.orgs[0].clone());
+        assert!(config.validate().is_err());
+        let mut config = EmulatorConfig::default();
+        config.orgs[0].purses[0].balance = -1.0;
+        assert!(config.validate().is_err());
+    }
+
+    #[test]
+    fn minimal_file_uses_defaults() {
+        let config: EmulatorConfig =
+            serde_json::from_str(r#"{"orgs":[{"id":"o","apps":[{"id":"a","api_keys":["k"]}]}]}"#)
+                .unwrap();
+        config.validate().unwrap();
+        assert_eq!(config.auth_token_lifetime_secs, 3600);
+        assert!(config.orgs[0].purses.is_empty());
+    }
+}

@@ -1,0 +1,871 @@
+//! The protocol-independent core: every app and simulator command with Elarian's semantics.
+//!
+//! The engine takes decoded commands and returns the reply plus *effects*: notifications to
+//! deliver to apps or simulators. It never touches a socket, and reads time from an injectable
+//! [`Clock`], so tests drive it directly and move time by hand:
+//!
+//! ```
+//! use std::sync::Arc;
+//! use elarian_emulator::clock::ManualClock;
+//! use elarian_emulator::config::{EmulatorConfig, TEST_APP_ID, TEST_ORG_ID};
+//! use elarian_emulator::engine::{Engine, Identity};
+//! use elarian_proto::{app_to_server_command::Entry, AppToServerCommand, GenerateAuthTokenCommand};
+//!
+//! let engine = Engine::new(EmulatorConfig::default(), Arc::new(ManualClock::new(0)));
+//! let app = Identity::app(TEST_ORG_ID, TEST_APP_ID);
+//! let out = engine.app_command(&app, AppToServerCommand {
+//!     entry: Some(Entry::GenerateAuthToken(GenerateAuthTokenCommand {})),
+//! });
+//! assert!(out.effects.is_empty());
+//! ```
+
+mod activity;
+mod customers;
+mod messaging;
+mod payments;
+mod reminders;
+
+use std::path::Path;
+use std::sync::{Arc, Mutex, MutexGuard};
+
+use elarian_proto::{
+    AppConnectionMetadata, AppToServerCommand, AppToServerCommandReply, CustomerNumber,
+    DataMapValue, IndexMapping, ServerToAppCustomerNotification, ServerToAppNotification,
+    ServerToSimulatorNotification, SimulatorToServerCommand, SimulatorToServerCommandReply,
+    app_to_server_command::Entry as AppEntry, app_to_server_command_reply::Entry as ReplyEntry,
+    server_to_app_customer_notification::Entry as CustomerEntry,
+    simulator_to_server_command::Entry as SimEntry,
+};
+use prost::Message;
+use tokio::sync::{Notify, oneshot};
+
+use crate::clock::{Clock, Millis, to_timestamp};
+use crate::config::EmulatorConfig;
+use crate::record::{CustomerRecord, PurseRecord, TokenRecord, TransactionRecord};
+use crate::state::{OrgIdx, State, TimerKind};
+use crate::store::{Store, StoreError, StoreOp, Table, org_key, split_org_key};
+
+pub use messaging::InboundExchange;
+
+/// Who sent a command: the org and app a connection authenticated as, and its role.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Identity {
+    /// Organization id.
+    pub org_id: String,
+    /// App id.
+    pub app_id: String,
+    /// True for simulator connections (`simulator_mode` in the SETUP).
+    pub simulator: bool,
+    /// True when the connection asked for no notifications (`simplex_mode`).
+    pub simplex: bool,
+}
+
+impl Identity {
+    /// An app (non-simulator, notification-enabled) identity.
+    pub fn app(org_id: &str, app_id: &str) -> Self {
+        Identity {
+            org_id: org_id.into(),
+            app_id: app_id.into(),
+            simulator: false,
+            simplex: false,
+        }
+    }
+
+    /// A simulator identity.
+    pub fn simulator(org_id: &str, app_id: &str) -> Self {
+        Identity {
+            simulator: true,
+            simplex: true,
+            ..Identity::app(org_id, app_id)
+        }
+    }
+}
+
+/// Why a SETUP was refused.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum AuthError {
+    /// Neither an API key nor an auth token was given.
+    #[error("missing credentials: an api_key or an auth_token is required")]
+    MissingCredentials,
+    /// The org id is not configured.
+    #[error("unknown organization {0}")]
+    UnknownOrg(String),
+    /// The app id is not configured in the org.
+    #[error("unknown app {app} in organization {org}")]
+    UnknownApp {
+        /// Org id.
+        org: String,
+        /// App id.
+        app: String,
+    },
+    /// The API key is not one of the app's keys.
+    #[error("invalid API key for app {0}")]
+    InvalidApiKey(String),
+    /// The auth token is unknown or issued to another app.
+    #[error("invalid auth token")]
+    InvalidToken,
+    /// The auth token's lifetime is over.
+    #[error("expired auth token")]
+    ExpiredToken,
+}
+
+/// A notification for an app.
+#[derive(Clone, Debug, PartialEq)]
+pub struct AppNotice {
+    /// Org id.
+    pub org_id: String,
+    /// App id.
+    pub app_id: String,
+    /// The customer the notification is about (for refreshing its app data at delivery).
+    pub customer_id: Option<String>,
+    /// The notification.
+    pub notification: ServerToAppNotification,
+    /// True when the sender waits for the app's reply (a received message whose reply message
+    /// goes back to the simulator).
+    pub awaits_reply: bool,
+}
+
+/// A notification for the simulators of an org.
+#[derive(Clone, Debug, PartialEq)]
+pub struct SimulatorNotice {
+    /// Org id.
+    pub org_id: String,
+    /// The notification.
+    pub notification: ServerToSimulatorNotification,
+}
+
+/// Something to deliver as a consequence of a command or a timer.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Effect {
+    /// To the app's notification-enabled connections.
+    App(AppNotice),
+    /// To the org's simulator connections.
+    Simulator(SimulatorNotice),
+}
+
+/// Completes when the changes of a command are durable (immediately without a data dir).
+#[derive(Debug, Default)]
+pub struct Durable(Option<oneshot::Receiver<Result<(), StoreError>>>);
+
+impl Durable {
+    /// Waits for the commit.
+    pub async fn wait(self) -> Result<(), StoreError> {
+        match self.0 {
+            None => Ok(()),
+            Some(rx) => rx.await.unwrap_or(Err(StoreError::Closed)),
+        }
+    }
+}
+
+/// The result of a command: its reply, the notifications it causes and its durability.
+#[derive(Debug)]
+pub struct Outcome<R> {
+    /// The reply to send back.
+    pub reply: R,
+    /// Notifications to deliver, in order.
+    pub effects: Vec<Effect>,
+    /// Completes once the state change is committed; acknowledge only after it.
+    pub durable: Durable,
+}
+
+/// The result of a simulator command.
+#[derive(Debug)]
+pub struct SimulatorOutcome {
+    /// The reply, unless the command waits for the app (see `exchange`).
+    pub reply: SimulatorToServerCommandReply,
+    /// Notifications to deliver.
+    pub effects: Vec<Effect>,
+    /// Completes once the state change is committed.
+    pub durable: Durable,
+    /// For a received message: the effect index of the notification whose reply the simulator
+    /// waits for, and the context to pass to [`Engine::inbound_reply`].
+    pub exchange: Option<(usize, InboundExchange)>,
+}
+
+/// The emulator's engine. Cheap to share behind an `Arc`; all methods take `&self`.
+pub struct Engine {
+    state: Mutex<State>,
+    config: Arc<EmulatorConfig>,
+    clock: Arc<dyn Clock>,
+    store: Option<Store>,
+    timers_changed: Notify,
+}
+
+impl std::fmt::Debug for Engine {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Engine")
+            .field("durable", &self.store.is_some())
+            .finish_non_exhaustive()
+    }
+}
+
+/// Per-command working context over the locked state.
+pub(crate) struct Tx<'a> {
+    pub st: &'a mut State,
+    pub cfg: &'a EmulatorConfig,
+    pub org: OrgIdx,
+    pub app: &'a str,
+    pub now: Millis,
+    pub effects: Vec<Effect>,
+}
+
+impl Engine {
+    /// An engine keeping everything in memory.
+    pub fn new(config: EmulatorConfig, clock: Arc<dyn Clock>) -> Self {
+        Engine {
+            state: Mutex::new(State::new(config.orgs.clone())),
+            config: Arc::new(config),
+            clock,
+            store: None,
+            timers_changed: Notify::new(),
+        }
+    }
+
+    /// An engine persisting to `data_dir` (created if needed), loaded with what it holds.
+    pub fn open(
+        config: EmulatorConfig,
+        clock: Arc<dyn Clock>,
+        data_dir: &Path,
+    ) -> Result<Self, StoreError> {
+        let (store, loaded) = Store::open(data_dir)?;
+        let mut state = State::new(config.orgs.clone());
+        let mut skipped = 0usize;
+        for (key, bytes) in loaded.customers {
+            let Some((org, _)) = split_org_key(&key) else {
+                skipped += 1;
+                continue;
+            };
+            let (Some(idx), Ok(rec)) = (
+                state.org_index(org),
+                CustomerRecord::decode(bytes.as_slice()),
+            ) else {
+                skipped += 1;
+                continue;
+            };
+            let slot = state.orgs[idx].add_customer(rec);
+            reminders::reschedule_slot(&mut state, idx, slot);
+        }
+        for (key, bytes) in loaded.purses {
+            match (
+                split_org_key(&key).and_then(|(o, _)| state.org_index(o)),
+                PurseRecord::decode(bytes.as_slice()),
+            ) {
+                (Some(idx), Ok(p)) => {
+                    state.orgs[idx].purses.insert(p.id.clone(), p);
+                }
+                _ => skipped += 1,
+            }
+        }
+        for (key, bytes) in loaded.transactions {
+            match (
+                split_org_key(&key).and_then(|(o, _)| state.org_index(o)),
+                TransactionRecord::decode(bytes.as_slice()),
+            ) {
+                (Some(idx), Ok(t)) => {
+                    let id = split_org_key(&key).map(|(_, id)| id.to_owned());
+                    if let Some(id) = id {
+                        state.orgs[idx].transactions.insert(id, t);
+                    }
+                }
+                _ => skipped += 1,
+            }
+        }
+        for (token, bytes) in loaded.tokens {
+            match TokenRecord::decode(bytes.as_slice()) {
+                Ok(t) => {
+                    state.tokens.insert(token, t);
+                }
+                Err(_) => skipped += 1,
+            }
+        }
+        if skipped > 0 {
+            tracing::warn!(
+                skipped,
+                "records of unknown orgs or undecodable records were ignored"
+            );
+        }
+        Ok(Engine {
+            state: Mutex::new(state),
+            config: Arc::new(config),
+            clock,
+            store: Some(store),
+            timers_changed: Notify::new(),
+        })
+    }
+
+    /// Commits queued writes and closes the data dir (blocking); later changes stay in memory
+    /// and their [`Durable`] reports [`StoreError::Closed`].
+    pub fn close(&self) {
+        if let Some(store) = &self.store {
+            store.close();
+        }
+    }
+
+    /// The configuration.
+    pub fn config(&self) -> &EmulatorConfig {
+        &self.config
+    }
+
+    /// The current time of the engine's clock.
+    pub fn now(&self) -> Millis {
+        self.clock.now_millis()
+    }
+
+    fn lock(&self) -> MutexGuard<'_, State> {
+        // A panic while holding the lock leaves the state as consistent as the last completed
+        // statement; serving on beats taking the whole emulator down.
+        self.state.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Checks a SETUP's credentials: an API key of the app, or an unexpired token issued to it.
+    pub fn authenticate(&self, meta: &AppConnectionMetadata) -> Result<Identity, AuthError> {
+        let org = self
+            .config
+            .org(&meta.org_id)
+            .ok_or_else(|| AuthError::UnknownOrg(meta.org_id.clone()))?;
+        let app = org.app(&meta.app_id).ok_or_else(|| AuthError::UnknownApp {
+            org: meta.org_id.clone(),
+            app: meta.app_id.clone(),
+        })?;
+        match (&meta.api_key, &meta.auth_token) {
+            (Some(key), _) if !key.is_empty() => {
+                if !app.api_keys.iter().any(|k| k == key) {
+                    return Err(AuthError::InvalidApiKey(app.id.clone()));
+                }
+            }
+            (_, Some(token)) if !token.is_empty() => {
+                let st = self.lock();
+                let rec = st.tokens.get(token).ok_or(AuthError::InvalidToken)?;
+                if rec.org_id != meta.org_id || rec.app_id != meta.app_id {
+                    return Err(AuthError::InvalidToken);
+                }
+                if rec.expires_at <= self.now() {
+                    return Err(AuthError::ExpiredToken);
+                }
+            }
+            _ => return Err(AuthError::MissingCredentials),
+        }
+        Ok(Identity {
+            org_id: meta.org_id.clone(),
+            app_id: meta.app_id.clone(),
+            simulator: meta.simulator_mode,
+            simplex: meta.simplex_mode,
+        })
+    }
+
+    /// Runs `f` in a transaction context and packages the outcome, persisting dirty records.
+    fn with_tx<R>(&self, who: &Identity, f: impl FnOnce(&mut Tx<'_>) -> R) -> Outcome<R>
+    where
+        R: Default,
+    {
+        let now = self.now();
+        let mut st = self.lock();
+        let Some(org) = st.org_index(&who.org_id) else {
+            // authenticate() guarantees a configured org; an unknown one gets the default reply.
+            return Outcome {
+                reply: R::default(),
+                effects: Vec::new(),
+                durable: Durable::default(),
+            };
+        };
+        let earliest_before = st.timers.peek().map(|t| t.0.due);
+        let mut tx = Tx {
+            st: &mut st,
+            cfg: &self.config,
+            org,
+            app: &who.app_id,
+            now,
+            effects: Vec::new(),
+        };
+        let reply = f(&mut tx);
+        let effects = std::mem::take(&mut tx.effects);
+        let durable = self.flush(&mut st);
+        let earliest_after = st.timers.peek().map(|t| t.0.due);
+        drop(st);
+        if earliest_after.is_some() && earliest_after != earliest_before {
+            self.timers_changed.notify_one();
+        }
+        Outcome {
+            reply,
+            effects,
+            durable,
+        }
+    }
+
+    /// Serializes the dirty records and hands them to the store.
+    fn flush(&self, st: &mut State) -> Durable {
+        let dirty = std::mem::take(&mut st.dirty);
+        let Some(store) = &self.store else {
+            return Durable::default();
+        };
+        if dirty.is_empty() {
+            return Durable::default();
+        }
+        let mut ops = Vec::new();
+        let mut customers = dirty.customers;
+        customers.sort();
+        customers.dedup();
+        for (org, id) in customers {
+            let o = &st.orgs[org];
+            let key = org_key(&o.config.id, &id);
+            ops.push(match o.customers.get(&id) {
+                Some(rec) => StoreOp::Put {
+                    table: Table::Customers,
+                    key,
+                    value: rec.encode_to_vec(),
+                },
+                None => StoreOp::Delete {
+                    table: Table::Customers,
+                    key,
+                },
+            });
+        }
+        let mut purses = dirty.purses;
+        purses.sort();
+        purses.dedup();
+        for (org, id) in purses {
+            let o = &st.orgs[org];
+            if let Some(p) = o.purses.get(&id) {
+                ops.push(StoreOp::Put {
+                    table: Table::Purses,
+                    key: org_key(&o.config.id, &id),
+                    value: p.encode_to_vec(),
+                });
+            }
+        }
+        let mut txns = dirty.transactions;
+        txns.sort();
+        txns.dedup();
+        for (org, id) in txns {
+            let o = &st.orgs[org];
+            if let Some(t) = o.transactions.get(&id) {
+                ops.push(StoreOp::Put {
+                    table: Table::Transactions,
+                    key: org_key(&o.config.id, &id),
+                    value: t.encode_to_vec(),
+                });
+            }
+        }
+        for token in dirty.tokens {
+            ops.push(match st.tokens.get(&token) {
+                Some(t) => StoreOp::Put {
+                    table: Table::Tokens,
+                    key: token,
+                    value: t.encode_to_vec(),
+                },
+                None => StoreOp::Delete {
+                    table: Table::Tokens,
+                    key: token,
+                },
+            });
+        }
+        Durable(Some(store.submit(ops)))
+    }
+
+    /// Executes an app command. Unknown (or absent) commands get an `UpdateCustomerState` reply
+    /// with `status = false` and the description "unknown command".
+    pub fn app_command(
+        &self,
+        who: &Identity,
+        cmd: AppToServerCommand,
+    ) -> Outcome<AppToServerCommandReply> {
+        let token_lifetime = self.config.auth_token_lifetime();
+        self.with_tx(who, |tx| {
+            let entry = match cmd.entry {
+                Some(entry) => entry,
+                None => return failed_update("unknown command"),
+            };
+            let reply = match entry {
+                AppEntry::GenerateAuthToken(_) => tx.generate_auth_token(token_lifetime),
+                AppEntry::CreateCustomer(c) => tx.create_customer_cmd(c),
+                AppEntry::GetCustomerState(c) => tx.get_customer_state(c),
+                AppEntry::AdoptCustomerState(c) => tx.adopt_customer_state(c),
+                AppEntry::AddCustomerReminder(c) => tx.add_customer_reminder(c),
+                AppEntry::AddCustomerReminderTag(c) => tx.add_customer_reminder_tag(c),
+                AppEntry::CancelCustomerReminder(c) => tx.cancel_customer_reminder(c),
+                AppEntry::CancelCustomerReminderTag(c) => tx.cancel_customer_reminder_tag(c),
+                AppEntry::UpdateCustomerTag(c) => tx.update_customer_tag(c),
+                AppEntry::DeleteCustomerTag(c) => tx.delete_customer_tag(c),
+                AppEntry::UpdateCustomerSecondaryId(c) => tx.update_customer_secondary_id(c),
+                AppEntry::DeleteCustomerSecondaryId(c) => tx.delete_customer_secondary_id(c),
+                AppEntry::UpdateCustomerMetadata(c) => tx.update_customer_metadata(c),
+                AppEntry::DeleteCustomerMetadata(c) => tx.delete_customer_metadata(c),
+                AppEntry::LeaseCustomerAppData(c) => tx.lease_customer_app_data(c),
+                AppEntry::UpdateCustomerAppData(c) => tx.update_customer_app_data(c),
+                AppEntry::DeleteCustomerAppData(c) => tx.delete_customer_app_data(c),
+                AppEntry::SendMessage(c) => tx.send_message_cmd(c),
+                AppEntry::SendMessageTag(c) => tx.send_message_tag(c),
+                AppEntry::ReplyToMessage(c) => tx.reply_to_message(c),
+                AppEntry::UpdateMessagingConsent(c) => tx.update_messaging_consent(c),
+                AppEntry::InitiatePayment(c) => tx.initiate_payment(c),
+                AppEntry::CustomerActivity(c) => tx.customer_activity(c),
+                AppEntry::ReplayMessagingConsentUpdate(c) => tx.replay_messaging_consent_update(c),
+                AppEntry::ReplayReceivedMessage(c) => tx.replay_received_message(c),
+                AppEntry::ReplaySentMessage(c) => tx.replay_sent_message(c),
+                AppEntry::ReplayMessageStatusUpdate(c) => tx.replay_message_status_update(c),
+                AppEntry::ReplayMessageReactionUpdate(c) => tx.replay_message_reaction_update(c),
+                AppEntry::ReplayMessagingSession(c) => tx.replay_messaging_session(c),
+                AppEntry::ReplayPayment(c) => tx.replay_payment(c),
+                AppEntry::ReplayPaymentStatusUpdate(c) => tx.replay_payment_status_update(c),
+                AppEntry::DeleteCustomer(c) => tx.delete_customer(c.customer.map(Selector::from)),
+            };
+            AppToServerCommandReply { entry: Some(reply) }
+        })
+    }
+
+    /// Executes a simulator command.
+    pub fn simulator_command(
+        &self,
+        who: &Identity,
+        cmd: SimulatorToServerCommand,
+    ) -> SimulatorOutcome {
+        let mut exchange = None;
+        let out = self.with_tx(who, |tx| match cmd.entry {
+            None => sim_reply(false, "unknown command"),
+            Some(SimEntry::ReceiveMessage(c)) => match tx.receive_message(c) {
+                Ok((idx, ex)) => {
+                    exchange = Some((idx, ex));
+                    sim_reply(true, "message received")
+                }
+                Err(description) => sim_reply(false, &description),
+            },
+            Some(SimEntry::ReceivePayment(c)) => tx.receive_payment(c),
+            Some(SimEntry::UpdatePaymentStatus(c)) => tx.update_payment_status(c),
+        });
+        SimulatorOutcome {
+            reply: out.reply,
+            effects: out.effects,
+            durable: out.durable,
+            exchange,
+        }
+    }
+
+    /// Applies the app's reply message to a received message (records it as sent, and ends a
+    /// USSD session on a terminal menu). Returns the reply for the simulator.
+    pub fn inbound_reply(
+        &self,
+        who: &Identity,
+        exchange: &InboundExchange,
+        message: Option<elarian_proto::OutboundMessage>,
+    ) -> Outcome<SimulatorToServerCommandReply> {
+        self.with_tx(who, |tx| tx.apply_inbound_reply(exchange, message))
+    }
+
+    /// Stores an app's `data_update` from a notification reply.
+    pub fn apply_data_update(
+        &self,
+        org_id: &str,
+        app_id: &str,
+        customer_id: &str,
+        data: Option<DataMapValue>,
+    ) -> Durable {
+        let who = Identity::app(org_id, app_id);
+        self.with_tx(&who, |tx| {
+            if tx.org().customers.contains_key(customer_id) {
+                let app = tx.app.to_owned();
+                let rec = tx.customer_mut(customer_id);
+                if let Some(rec) = rec {
+                    let a = rec.app_mut(&app);
+                    a.data = data;
+                    a.lease_until = 0;
+                }
+            }
+        })
+        .durable
+    }
+
+    /// The stored app data of a customer, for filling customer notifications at delivery.
+    pub fn app_data(&self, org_id: &str, app_id: &str, customer_id: &str) -> Option<DataMapValue> {
+        let st = self.lock();
+        let org = st.org_index(org_id)?;
+        st.orgs[org]
+            .customers
+            .get(customer_id)?
+            .app(app_id)?
+            .data
+            .clone()
+    }
+
+    /// The earliest pending timer, epoch milliseconds.
+    pub fn next_due(&self) -> Option<Millis> {
+        self.lock().timers.peek().map(|t| t.0.due)
+    }
+
+    /// Notified whenever a command scheduled a timer earlier than the previous earliest one.
+    pub fn timers_changed(&self) -> &Notify {
+        &self.timers_changed
+    }
+
+    /// Fires at most `limit` timers due at the clock's current time: reminders become
+    /// `ReminderNotification`s (rescheduled when they repeat), expired sessions end.
+    /// The reply is the number of timers processed.
+    pub fn fire_due(&self, limit: usize) -> Outcome<usize> {
+        let now = self.now();
+        let mut st = self.lock();
+        let mut effects = Vec::new();
+        let mut processed = 0;
+        while processed < limit {
+            match st.timers.peek() {
+                Some(t) if t.0.due <= now => {}
+                _ => break,
+            }
+            let Some(std::cmp::Reverse(timer)) = st.timers.pop() else {
+                break;
+            };
+            processed += 1;
+            let org = timer.org as usize;
+            let Some(customer) = st
+                .orgs
+                .get(org)
+                .and_then(|o| o.customers.at(timer.slot))
+                .map(|r| r.id.clone())
+            else {
+                continue;
+            };
+            let mut tx = Tx {
+                st: &mut st,
+                cfg: &self.config,
+                org,
+                app: "",
+                now,
+                effects: Vec::new(),
+            };
+            match timer.kind {
+                TimerKind::Reminder => tx.fire_reminder(&customer, timer.seq),
+                TimerKind::SessionExpiry => tx.expire_sessions(&customer),
+            }
+            effects.append(&mut tx.effects);
+        }
+        let durable = self.flush(&mut st);
+        Outcome {
+            reply: processed,
+            effects,
+            durable,
+        }
+    }
+
+    /// Number of customers of an org (for diagnostics and tests).
+    pub fn customer_count(&self, org_id: &str) -> usize {
+        let st = self.lock();
+        st.org_index(org_id)
+            .map(|i| st.orgs[i].customers.len())
+            .unwrap_or(0)
+    }
+
+    /// Balance (available, actual) of a purse.
+    pub fn purse_balance(&self, org_id: &str, purse_id: &str) -> Option<(f64, f64)> {
+        let st = self.lock();
+        let org = st.org_index(org_id)?;
+        st.orgs[org]
+            .purses
+            .get(purse_id)
+            .map(|p| (p.available, p.actual))
+    }
+}
+
+impl Tx<'_> {
+    pub(crate) fn org(&self) -> &crate::state::OrgState {
+        &self.st.orgs[self.org]
+    }
+
+    pub(crate) fn org_mut(&mut self) -> &mut crate::state::OrgState {
+        &mut self.st.orgs[self.org]
+    }
+
+    pub(crate) fn org_id(&self) -> String {
+        self.org().config.id.clone()
+    }
+
+    /// A customer record for writing; marks it for persistence.
+    pub(crate) fn customer_mut(&mut self, id: &str) -> Option<&mut CustomerRecord> {
+        let org = self.org;
+        if self.st.orgs[org].customers.contains_key(id) {
+            self.st.dirty.customers.push((org, id.to_owned()));
+        }
+        self.st.orgs[org].customers.get_mut(id)
+    }
+
+    pub(crate) fn mark_purse(&mut self, id: &str) {
+        self.st.dirty.purses.push((self.org, id.to_owned()));
+    }
+
+    pub(crate) fn mark_transaction(&mut self, id: &str) {
+        self.st.dirty.transactions.push((self.org, id.to_owned()));
+    }
+
+    /// Queues a customer notification for `app`.
+    pub(crate) fn notify_customer(
+        &mut self,
+        app: &str,
+        customer_id: &str,
+        entry: CustomerEntry,
+        awaits_reply: bool,
+    ) -> usize {
+        let app_data = self
+            .org()
+            .customers
+            .get(customer_id)
+            .and_then(|c| c.app(app))
+            .and_then(|a| a.data.clone());
+        let notification = ServerToAppNotification {
+            entry: Some(elarian_proto::server_to_app_notification::Entry::Customer(
+                ServerToAppCustomerNotification {
+                    org_id: self.org_id(),
+                    app_id: app.to_owned(),
+                    customer_id: customer_id.to_owned(),
+                    app_data,
+                    created_at: Some(to_timestamp(self.now)),
+                    entry: Some(entry),
+                },
+            )),
+        };
+        self.effects.push(Effect::App(AppNotice {
+            org_id: self.org_id(),
+            app_id: app.to_owned(),
+            customer_id: Some(customer_id.to_owned()),
+            notification,
+            awaits_reply,
+        }));
+        self.effects.len() - 1
+    }
+
+    /// Queues a notification for the org's simulators.
+    pub(crate) fn notify_simulator(
+        &mut self,
+        entry: elarian_proto::server_to_simulator_notification::Entry,
+    ) {
+        self.effects.push(Effect::Simulator(SimulatorNotice {
+            org_id: self.org_id(),
+            notification: ServerToSimulatorNotification { entry: Some(entry) },
+        }));
+    }
+
+    fn generate_auth_token(&mut self, lifetime: std::time::Duration) -> ReplyEntry {
+        let token = crate::ids::auth_token();
+        let millis = i64::try_from(lifetime.as_millis()).unwrap_or(i64::MAX);
+        let now = self.now;
+        // Expired tokens are dropped here so the table does not grow without bound.
+        let expired: Vec<String> = self
+            .st
+            .tokens
+            .iter()
+            .filter(|(_, t)| t.expires_at <= now)
+            .map(|(k, _)| k.clone())
+            .collect();
+        for k in expired {
+            self.st.tokens.remove(&k);
+            self.st.dirty.tokens.push(k);
+        }
+        self.st.tokens.insert(
+            token.clone(),
+            TokenRecord {
+                org_id: self.org_id(),
+                app_id: self.app.to_owned(),
+                expires_at: now.saturating_add(millis),
+            },
+        );
+        self.st.dirty.tokens.push(token.clone());
+        ReplyEntry::GenerateAuthToken(elarian_proto::GenerateAuthTokenReply {
+            token,
+            lifetime: Some(crate::clock::to_duration(millis)),
+        })
+    }
+}
+
+/// How a command names a customer: by id, by number or by secondary id.
+#[derive(Clone, Debug)]
+pub(crate) enum Selector {
+    Id(String),
+    Number(CustomerNumber),
+    Secondary(IndexMapping),
+}
+
+macro_rules! selector_from {
+    ($($module:ident),* $(,)?) => {$(
+        impl From<elarian_proto::$module::Customer> for Selector {
+            fn from(c: elarian_proto::$module::Customer) -> Self {
+                use elarian_proto::$module::Customer as C;
+                match c {
+                    C::CustomerId(id) => Selector::Id(id),
+                    C::CustomerNumber(n) => Selector::Number(n),
+                    C::SecondaryId(m) => Selector::Secondary(m),
+                }
+            }
+        }
+    )*};
+}
+
+selector_from!(
+    get_customer_state_command,
+    add_customer_reminder_command,
+    cancel_customer_reminder_command,
+    update_customer_tag_command,
+    delete_customer_tag_command,
+    update_customer_secondary_id_command,
+    delete_customer_secondary_id_command,
+    update_customer_metadata_command,
+    delete_customer_metadata_command,
+    update_customer_app_data_command,
+    delete_customer_app_data_command,
+    lease_customer_app_data_command,
+    delete_customer_command,
+);
+
+impl From<elarian_proto::adopt_customer_state_command::OtherCustomer> for Selector {
+    fn from(c: elarian_proto::adopt_customer_state_command::OtherCustomer) -> Self {
+        use elarian_proto::adopt_customer_state_command::OtherCustomer as C;
+        match c {
+            C::OtherCustomerId(id) => Selector::Id(id),
+            C::OtherCustomerNumber(n) => Selector::Number(n),
+            C::OtherSecondaryId(m) => Selector::Secondary(m),
+        }
+    }
+}
+
+/// An `UpdateCustomerState` reply with `status = false`.
+pub(crate) fn failed_update(description: &str) -> AppToServerCommandReply {
+    AppToServerCommandReply {
+        entry: Some(ReplyEntry::UpdateCustomerState(
+            elarian_proto::UpdateCustomerStateReply {
+                status: false,
+                description: description.to_owned(),
+                customer_id: None,
+            },
+        )),
+    }
+}
+
+/// An `UpdateCustomerState` reply entry.
+pub(crate) fn update_reply(result: Result<String, String>, ok: &str) -> ReplyEntry {
+    ReplyEntry::UpdateCustomerState(match result {
+        Ok(id) => elarian_proto::UpdateCustomerStateReply {
+            status: true,
+            description: ok.to_owned(),
+            customer_id: Some(id),
+        },
+        Err(description) => elarian_proto::UpdateCustomerStateReply {
+            status: false,
+            description,
+            customer_id: None,
+        },
+    })
+}
+
+pub(crate) fn sim_reply(status: bool, description: &str) -> SimulatorToServerCommandReply {
+    SimulatorToServerCommandReply {
+        status,
+        description: description.to_owned(),
+        message: None,
+    }
+}
+
+/// Keeps the newest `limit` entries of a history list.
+pub(crate) fn trim_front<T>(list: &mut Vec<T>, limit: usize) {
+    if list.len() > limit {
+        let excess = list.len() - limit;
+        list.drain(..excess);
+    }
+}
+
+#[cfg(test)]
+mod tests;

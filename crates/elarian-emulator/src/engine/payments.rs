@@ -1,0 +1,854 @@
+//! Payments: purses, customer wallets, mobile-money customers and channel counterparties.
+//!
+//! Transfers between purses and wallets settle at once. Anything involving the outside world
+//! goes through the simulators: a checkout (customer debit) waits for the simulator's
+//! `UpdatePaymentStatus`; a payout (customer or channel credit) holds the funds until then.
+
+use elarian_proto::{
+    Cash, CheckoutPaymentSimulatorNotification, CustomerNumber, CustomerNumberProvider,
+    InitiatePaymentCommand, InitiatePaymentReply, PaymentBalance, PaymentChannelCounterParty,
+    PaymentChannelNumber, PaymentCounterParty, PaymentCustomerCounterParty,
+    PaymentPurseCounterParty, PaymentStatus, PaymentStatusNotification, PaymentTransaction,
+    PaymentWalletCounterParty, ReceivePaymentSimulatorCommand, ReceivedPaymentNotification,
+    ReplayPaymentCommand, ReplayPaymentReply, ReplayPaymentStatusUpdateCommand,
+    SendChannelPaymentSimulatorNotification, SendCustomerPaymentSimulatorNotification,
+    ServerToAppNotification, ServerToAppPurseNotification, SimulatorToServerCommandReply,
+    UpdatePaymentStatusSimulatorCommand, app_to_server_command_reply::Entry as ReplyEntry,
+    checkout_payment_simulator_notification::CreditParty, payment_counter_party::Party,
+    send_channel_payment_simulator_notification as channel_pay,
+    send_customer_payment_simulator_notification as customer_pay,
+    server_to_app_customer_notification::Entry as CustomerEntry,
+    server_to_app_notification::Entry as NotificationEntry,
+    server_to_app_purse_notification::Entry as PurseEntry,
+    server_to_simulator_notification::Entry as SimEntry,
+};
+
+use super::customers::is_pending;
+use super::{AppNotice, Effect, Selector, Tx, sim_reply};
+use crate::clock::{from_timestamp, to_timestamp};
+use crate::record::TransactionRecord;
+
+/// A resolved, validated counterparty.
+#[derive(Clone, Debug)]
+enum Side {
+    Purse(String),
+    Wallet {
+        customer_id: String,
+        wallet_id: String,
+    },
+    Customer {
+        customer_id: String,
+        number: CustomerNumber,
+        channel: PaymentChannelNumber,
+    },
+    Channel(PaymentChannelCounterParty),
+}
+
+type Fail = (PaymentStatus, String);
+
+fn fail<T>(status: PaymentStatus, description: impl Into<String>) -> Result<T, Fail> {
+    Err((status, description.into()))
+}
+
+/// Adds another balance of the same currency into `mine` (customer adoption).
+pub(crate) fn merge_balance(mine: &mut PaymentBalance, other: &PaymentBalance) {
+    if mine.currency_code != other.currency_code {
+        return;
+    }
+    for (m, o) in [
+        (&mut mine.available, &other.available),
+        (&mut mine.actual, &other.actual),
+    ] {
+        let add = o.as_ref().map(|c| c.amount).unwrap_or(0.0);
+        let cash = m.get_or_insert_with(|| Cash {
+            currency_code: other.currency_code.clone(),
+            amount: 0.0,
+        });
+        cash.amount += add;
+    }
+    mine.sequence_nr += 1;
+}
+
+fn cash(currency: &str, amount: f64) -> Option<Cash> {
+    Some(Cash {
+        currency_code: currency.into(),
+        amount,
+    })
+}
+
+fn validate_value(value: &Option<Cash>) -> Result<Cash, Fail> {
+    match value {
+        Some(v) if v.amount.is_finite() && v.amount > 0.0 && !v.currency_code.is_empty() => {
+            Ok(v.clone())
+        }
+        _ => fail(
+            PaymentStatus::InvalidRequest,
+            "value needs a currency and a positive, finite amount",
+        ),
+    }
+}
+
+impl Tx<'_> {
+    fn check_payment_channel(
+        &self,
+        channel: &Option<PaymentChannelNumber>,
+    ) -> Result<PaymentChannelNumber, String> {
+        let channel = channel
+            .clone()
+            .ok_or("payment channel_number is required")?;
+        if !self.org().config.channels.payment.contains(&channel.number) {
+            return Err(format!(
+                "{} is not a payment channel number of this organization",
+                channel.number
+            ));
+        }
+        Ok(channel)
+    }
+
+    fn side(&mut self, party: &Option<PaymentCounterParty>, currency: &str) -> Result<Side, Fail> {
+        let Some(party) = party.as_ref().and_then(|p| p.party.clone()) else {
+            return fail(
+                PaymentStatus::InvalidRequest,
+                "both counterparties are required",
+            );
+        };
+        match party {
+            Party::Purse(p) => match self.org().purses.get(&p.purse_id) {
+                None => fail(
+                    PaymentStatus::InvalidPurse,
+                    format!("unknown purse {}", p.purse_id),
+                ),
+                Some(purse) if purse.currency != currency => fail(
+                    PaymentStatus::InvalidRequest,
+                    format!(
+                        "purse {} holds {}, not {currency}",
+                        p.purse_id, purse.currency
+                    ),
+                ),
+                Some(_) => Ok(Side::Purse(p.purse_id)),
+            },
+            Party::Wallet(w) => {
+                if w.wallet_id.is_empty() {
+                    return fail(PaymentStatus::InvalidWallet, "wallet_id is required");
+                }
+                if !self.org().customers.contains_key(&w.customer_id) {
+                    return fail(
+                        PaymentStatus::InvalidWallet,
+                        format!("unknown customer id {}", w.customer_id),
+                    );
+                }
+                Ok(Side::Wallet {
+                    customer_id: w.customer_id,
+                    wallet_id: w.wallet_id,
+                })
+            }
+            Party::Customer(c) => {
+                let number = c.customer_number.clone().ok_or((
+                    PaymentStatus::InvalidRequest,
+                    "customer_number is required".to_string(),
+                ))?;
+                let channel = self
+                    .check_payment_channel(&c.channel_number)
+                    .map_err(|e| (PaymentStatus::InvalidRequest, e))?;
+                let customer_id = self
+                    .resolve(Selector::Number(number.clone()), true)
+                    .map_err(|e| (PaymentStatus::InvalidRequest, e))?;
+                Ok(Side::Customer {
+                    customer_id,
+                    number,
+                    channel,
+                })
+            }
+            Party::Channel(c) => Ok(Side::Channel(c)),
+        }
+    }
+
+    /// Takes `amount` from a purse or wallet: from `available` only when `hold`, else from both.
+    fn take_funds(&mut self, side: &Side, value: &Cash, hold: bool) -> Result<(), Fail> {
+        let amount = value.amount;
+        match side {
+            Side::Purse(id) => {
+                let id = id.clone();
+                let purse = self
+                    .org_mut()
+                    .purses
+                    .get_mut(&id)
+                    .ok_or((PaymentStatus::InvalidPurse, format!("unknown purse {id}")))?;
+                if purse.available < amount {
+                    return fail(
+                        PaymentStatus::InsufficientFunds,
+                        format!("purse {id} lacks funds"),
+                    );
+                }
+                purse.available -= amount;
+                if !hold {
+                    purse.actual -= amount;
+                }
+                self.mark_purse(&id);
+                Ok(())
+            }
+            Side::Wallet {
+                customer_id,
+                wallet_id,
+            } => {
+                let rec = self.customer_mut(customer_id).ok_or((
+                    PaymentStatus::InvalidWallet,
+                    format!("unknown customer id {customer_id}"),
+                ))?;
+                let Some(w) = rec
+                    .extra
+                    .as_mut()
+                    .and_then(|e| e.wallets.get_mut(wallet_id))
+                else {
+                    return fail(
+                        PaymentStatus::InvalidWallet,
+                        format!("unknown wallet {wallet_id}"),
+                    );
+                };
+                if w.currency_code != value.currency_code {
+                    return fail(
+                        PaymentStatus::InvalidRequest,
+                        format!("wallet {wallet_id} holds {}", w.currency_code),
+                    );
+                }
+                let available = w.available.as_ref().map(|c| c.amount).unwrap_or(0.0);
+                if available < amount {
+                    return fail(
+                        PaymentStatus::InsufficientFunds,
+                        format!("wallet {wallet_id} lacks funds"),
+                    );
+                }
+                w.available = cash(&value.currency_code, available - amount);
+                if !hold {
+                    let actual = w.actual.as_ref().map(|c| c.amount).unwrap_or(0.0);
+                    w.actual = cash(&value.currency_code, actual - amount);
+                }
+                w.sequence_nr += 1;
+                Ok(())
+            }
+            _ => fail(
+                PaymentStatus::NotSupported,
+                "only purses and wallets can be debited here",
+            ),
+        }
+    }
+
+    /// Adjusts a purse or wallet: `available += d_available`, `actual += d_actual`.
+    fn adjust(&mut self, side: &Side, currency: &str, d_available: f64, d_actual: f64) {
+        match side {
+            Side::Purse(id) => {
+                let id = id.clone();
+                if let Some(p) = self.org_mut().purses.get_mut(&id) {
+                    p.available += d_available;
+                    p.actual += d_actual;
+                    self.mark_purse(&id);
+                }
+            }
+            Side::Wallet {
+                customer_id,
+                wallet_id,
+            } => {
+                if let Some(rec) = self.customer_mut(customer_id) {
+                    let w = rec
+                        .extra_mut()
+                        .wallets
+                        .entry(wallet_id.clone())
+                        .or_insert_with(|| PaymentBalance {
+                            currency_code: currency.into(),
+                            ..Default::default()
+                        });
+                    let a = w.available.as_ref().map(|c| c.amount).unwrap_or(0.0);
+                    let t = w.actual.as_ref().map(|c| c.amount).unwrap_or(0.0);
+                    w.available = cash(currency, a + d_available);
+                    w.actual = cash(currency, t + d_actual);
+                    w.sequence_nr += 1;
+                }
+            }
+            _ => {}
+        }
+    }
+
+    fn check_credit_wallet(&self, side: &Side, currency: &str) -> Result<(), Fail> {
+        if let Side::Wallet {
+            customer_id,
+            wallet_id,
+        } = side
+            && let Some(w) = self
+                .org()
+                .customers
+                .get(customer_id)
+                .and_then(|c| c.extra.as_ref())
+                .and_then(|e| e.wallets.get(wallet_id))
+            && w.currency_code != currency
+        {
+            return fail(
+                PaymentStatus::InvalidRequest,
+                format!("wallet {wallet_id} holds {}", w.currency_code),
+            );
+        }
+        Ok(())
+    }
+
+    fn record_transaction(
+        &mut self,
+        txn: PaymentTransaction,
+        debit_customer_id: Option<String>,
+        credit_customer_id: Option<String>,
+        debit_held: bool,
+    ) {
+        let id = txn.transaction_id.clone();
+        let limit = self.cfg.history_limit;
+        for customer in [&debit_customer_id, &credit_customer_id]
+            .into_iter()
+            .flatten()
+        {
+            if let Some(rec) = self.customer_mut(customer) {
+                let e = rec.extra_mut();
+                if !e.transactions.contains(&id) {
+                    e.transactions.push(id.clone());
+                    super::trim_front(&mut e.transactions, limit);
+                }
+            }
+        }
+        self.org_mut().transactions.insert(
+            id.clone(),
+            TransactionRecord {
+                transaction: Some(txn),
+                debit_customer_id,
+                credit_customer_id,
+                debit_held,
+            },
+        );
+        self.mark_transaction(&id);
+    }
+
+    pub(super) fn initiate_payment(&mut self, c: InitiatePaymentCommand) -> ReplyEntry {
+        ReplyEntry::InitiatePayment(match self.initiate(c) {
+            Ok(reply) => reply,
+            Err((status, description)) => InitiatePaymentReply {
+                status: status as i32,
+                description,
+                ..Default::default()
+            },
+        })
+    }
+
+    fn initiate(&mut self, c: InitiatePaymentCommand) -> Result<InitiatePaymentReply, Fail> {
+        let value = validate_value(&c.value)?;
+        let debit = self.side(&c.debit_party, &value.currency_code)?;
+        let credit = self.side(&c.credit_party, &value.currency_code)?;
+        self.check_credit_wallet(&credit, &value.currency_code)?;
+        let txn_id = crate::ids::transaction_id();
+        let org_id = self.org_id();
+        let app = self.app.to_owned();
+        let customer_of = |s: &Side| match s {
+            Side::Wallet { customer_id, .. } | Side::Customer { customer_id, .. } => {
+                Some(customer_id.clone())
+            }
+            _ => None,
+        };
+        let (debit_customer, credit_customer) = (customer_of(&debit), customer_of(&credit));
+        let is_account = |s: &Side| account(s).is_some();
+        let status = match (&debit, &credit) {
+            (d, k) if is_account(d) && is_account(k) => {
+                if let (Side::Purse(a), Side::Purse(b)) = (d, k)
+                    && a == b
+                {
+                    return fail(
+                        PaymentStatus::InvalidRequest,
+                        "debit and credit are the same purse",
+                    );
+                }
+                self.take_funds(d, &value, false)?;
+                self.adjust(k, &value.currency_code, value.amount, value.amount);
+                PaymentStatus::Success
+            }
+            (
+                d,
+                Side::Customer {
+                    customer_id,
+                    number,
+                    channel,
+                },
+            ) if is_account(d) => {
+                self.take_funds(d, &value, true)?;
+                let debit_party = match account(d) {
+                    Some(Account::Purse(p)) => customer_pay::DebitParty::Purse(p),
+                    Some(Account::Wallet(w)) => customer_pay::DebitParty::Wallet(w),
+                    None => return fail(PaymentStatus::NotSupported, "not a purse or wallet"),
+                };
+                self.notify_simulator(SimEntry::SendCustomerPayment(
+                    SendCustomerPaymentSimulatorNotification {
+                        org_id,
+                        customer_id: customer_id.clone(),
+                        app_id: app,
+                        debit_party: Some(debit_party),
+                        transaction_id: txn_id.clone(),
+                        customer_number: Some(number.clone()),
+                        channel_number: Some(channel.clone()),
+                        value: Some(value.clone()),
+                    },
+                ));
+                PaymentStatus::Queued
+            }
+            (d, Side::Channel(ch)) if is_account(d) => {
+                if self.org().config.channels.payment.is_empty()
+                    || !self.org().config.channels.payment.contains(&ch.source)
+                {
+                    return fail(
+                        PaymentStatus::InvalidRequest,
+                        format!(
+                            "{} is not a payment channel number of this organization",
+                            ch.source
+                        ),
+                    );
+                }
+                self.take_funds(d, &value, true)?;
+                let debit_party = match account(d) {
+                    Some(Account::Purse(p)) => channel_pay::DebitParty::Purse(p),
+                    Some(Account::Wallet(w)) => channel_pay::DebitParty::Wallet(w),
+                    None => return fail(PaymentStatus::NotSupported, "not a purse or wallet"),
+                };
+                self.notify_simulator(SimEntry::SendChannelPayment(
+                    SendChannelPaymentSimulatorNotification {
+                        org_id,
+                        app_id: app,
+                        debit_party: Some(debit_party),
+                        transaction_id: txn_id.clone(),
+                        channel: ch.channel,
+                        source: ch.source.clone(),
+                        destination: ch.destination.clone(),
+                        account: ch.account.clone(),
+                        value: Some(value.clone()),
+                    },
+                ));
+                PaymentStatus::Queued
+            }
+            (
+                Side::Customer {
+                    customer_id,
+                    number,
+                    channel,
+                },
+                k,
+            ) if is_account(k) => {
+                let credit_party = match account(k) {
+                    Some(Account::Purse(p)) => CreditParty::Purse(p),
+                    Some(Account::Wallet(w)) => CreditParty::Wallet(w),
+                    None => return fail(PaymentStatus::NotSupported, "not a purse or wallet"),
+                };
+                self.notify_simulator(SimEntry::CheckoutPayment(
+                    CheckoutPaymentSimulatorNotification {
+                        org_id,
+                        customer_id: customer_id.clone(),
+                        app_id: app,
+                        credit_party: Some(credit_party),
+                        transaction_id: txn_id.clone(),
+                        customer_number: Some(number.clone()),
+                        channel_number: Some(channel.clone()),
+                        value: Some(value.clone()),
+                    },
+                ));
+                PaymentStatus::PendingConfirmation
+            }
+            _ => {
+                return fail(
+                    PaymentStatus::NotSupported,
+                    "supported: purse/wallet to purse/wallet, customer or channel; customer to purse/wallet",
+                );
+            }
+        };
+        for side in [&debit, &credit] {
+            if let Side::Customer {
+                customer_id,
+                channel,
+                ..
+            } = side
+                && let Some(rec) = self.customer_mut(customer_id)
+            {
+                let e = rec.extra_mut();
+                if !e.payment_channels.contains(channel) {
+                    e.payment_channels.push(channel.clone());
+                }
+            }
+        }
+        let debit_held = status == PaymentStatus::Queued;
+        self.record_transaction(
+            PaymentTransaction {
+                transaction_id: txn_id.clone(),
+                app_id: Some(self.app.to_owned()),
+                debit_party: c.debit_party,
+                credit_party: c.credit_party,
+                value: Some(value),
+                status: status as i32,
+                created_at: Some(to_timestamp(self.now)),
+                updated_at: Some(to_timestamp(self.now)),
+                provider_transaction_id: None,
+                narration: Some(c.narration).filter(|n| !n.is_empty()),
+            },
+            debit_customer.clone(),
+            credit_customer.clone(),
+            debit_held,
+        );
+        Ok(InitiatePaymentReply {
+            status: status as i32,
+            description: "payment initiated".into(),
+            transaction_id: Some(txn_id),
+            debit_customer_id: debit_customer,
+            credit_customer_id: credit_customer,
+        })
+    }
+
+    /// The simulator settles a pending payment.
+    pub(super) fn update_payment_status(
+        &mut self,
+        c: UpdatePaymentStatusSimulatorCommand,
+    ) -> SimulatorToServerCommandReply {
+        let Ok(new_status) = PaymentStatus::try_from(c.status) else {
+            return sim_reply(false, &format!("unknown payment status {}", c.status));
+        };
+        if new_status == PaymentStatus::Unspecified {
+            return sim_reply(false, "a payment status is required");
+        }
+        let Some(rec) = self.org().transactions.get(&c.transaction_id).cloned() else {
+            return sim_reply(false, &format!("unknown transaction {}", c.transaction_id));
+        };
+        let Some(mut txn) = rec.transaction.clone() else {
+            return sim_reply(false, "transaction record is empty");
+        };
+        if !is_pending(txn.status) {
+            return sim_reply(false, "the transaction is already settled");
+        }
+        let value = txn.value.clone().unwrap_or_default();
+        let currency = value.currency_code.clone();
+        let debit = account_side(&txn.debit_party);
+        let credit = account_side(&txn.credit_party);
+        let mut debit_held = rec.debit_held;
+        if new_status == PaymentStatus::Success {
+            if debit_held && let Some(d) = &debit {
+                self.adjust(d, &currency, 0.0, -value.amount);
+            }
+            if let Some(k) = &credit {
+                self.adjust(k, &currency, value.amount, value.amount);
+            }
+            debit_held = false;
+        } else if !is_pending(new_status as i32) {
+            if debit_held && let Some(d) = &debit {
+                self.adjust(d, &currency, value.amount, 0.0);
+            }
+            debit_held = false;
+        }
+        txn.status = new_status as i32;
+        txn.updated_at = Some(to_timestamp(self.now));
+        let app = txn.app_id.clone().unwrap_or_default();
+        let txn_id = txn.transaction_id.clone();
+        let customer = rec
+            .debit_customer_id
+            .clone()
+            .or(rec.credit_customer_id.clone());
+        let purse = [&txn.debit_party, &txn.credit_party]
+            .into_iter()
+            .find_map(|p| match p {
+                Some(PaymentCounterParty {
+                    party: Some(Party::Purse(p)),
+                }) => Some(p.purse_id.clone()),
+                _ => None,
+            });
+        self.org_mut().transactions.insert(
+            txn_id.clone(),
+            TransactionRecord {
+                transaction: Some(txn),
+                debit_held,
+                ..rec
+            },
+        );
+        self.mark_transaction(&txn_id);
+        let notice = PaymentStatusNotification {
+            transaction_id: txn_id,
+            status: new_status as i32,
+        };
+        match (customer, purse) {
+            (Some(customer_id), _) if self.org().customers.contains_key(&customer_id) => {
+                self.notify_customer(
+                    &app,
+                    &customer_id,
+                    CustomerEntry::PaymentStatus(notice),
+                    false,
+                );
+            }
+            (_, Some(purse_id)) => {
+                let org_id = self.org_id();
+                self.effects.push(Effect::App(AppNotice {
+                    org_id: org_id.clone(),
+                    app_id: app.clone(),
+                    customer_id: None,
+                    notification: ServerToAppNotification {
+                        entry: Some(NotificationEntry::Purse(ServerToAppPurseNotification {
+                            org_id,
+                            app_id: app,
+                            purse_id,
+                            created_at: Some(to_timestamp(self.now)),
+                            entry: Some(PurseEntry::PaymentStatus(notice)),
+                        })),
+                    },
+                    awaits_reply: false,
+                }));
+            }
+            _ => {}
+        }
+        sim_reply(true, "payment status updated")
+    }
+
+    /// A simulated customer pays the org through a payment channel.
+    pub(super) fn receive_payment(
+        &mut self,
+        c: ReceivePaymentSimulatorCommand,
+    ) -> SimulatorToServerCommandReply {
+        let channel = match self.check_payment_channel(&c.channel_number) {
+            Ok(ch) => ch,
+            Err(e) => return sim_reply(false, &e),
+        };
+        let value = match validate_value(&c.value) {
+            Ok(v) => v,
+            Err((_, e)) => return sim_reply(false, &e),
+        };
+        let status = match PaymentStatus::try_from(c.status) {
+            Ok(PaymentStatus::Unspecified) => PaymentStatus::Success,
+            Ok(s) => s,
+            Err(_) => return sim_reply(false, &format!("unknown payment status {}", c.status)),
+        };
+        let Some(purse_id) = self
+            .org()
+            .config
+            .purses
+            .iter()
+            .find(|p| p.currency == value.currency_code)
+            .map(|p| p.id.clone())
+        else {
+            return sim_reply(false, &format!("no purse holds {}", value.currency_code));
+        };
+        let number = CustomerNumber {
+            provider: CustomerNumberProvider::Cellular as i32,
+            number: c.customer_number.clone(),
+            partition: None,
+        };
+        let customer_id = match self.resolve(Selector::Number(number.clone()), true) {
+            Ok(id) => id,
+            Err(e) => return sim_reply(false, &e),
+        };
+        if status == PaymentStatus::Success {
+            self.adjust(
+                &Side::Purse(purse_id.clone()),
+                &value.currency_code,
+                value.amount,
+                value.amount,
+            );
+        }
+        if let Some(rec) = self.customer_mut(&customer_id) {
+            let e = rec.extra_mut();
+            if !e.payment_channels.contains(&channel) {
+                e.payment_channels.push(channel.clone());
+            }
+        }
+        let txn_id = crate::ids::transaction_id();
+        self.record_transaction(
+            PaymentTransaction {
+                transaction_id: txn_id.clone(),
+                app_id: Some(self.app.to_owned()),
+                debit_party: Some(PaymentCounterParty {
+                    party: Some(Party::Customer(PaymentCustomerCounterParty {
+                        customer_number: Some(number.clone()),
+                        channel_number: Some(channel.clone()),
+                    })),
+                }),
+                credit_party: Some(PaymentCounterParty {
+                    party: Some(Party::Purse(PaymentPurseCounterParty {
+                        purse_id: purse_id.clone(),
+                    })),
+                }),
+                value: Some(value.clone()),
+                status: status as i32,
+                created_at: Some(to_timestamp(self.now)),
+                updated_at: Some(to_timestamp(self.now)),
+                provider_transaction_id: Some(c.transaction_id.clone()).filter(|t| !t.is_empty()),
+                narration: None,
+            },
+            Some(customer_id.clone()),
+            None,
+            false,
+        );
+        let app = self.app.to_owned();
+        self.notify_customer(
+            &app,
+            &customer_id,
+            CustomerEntry::ReceivedPayment(ReceivedPaymentNotification {
+                purse_id,
+                transaction_id: txn_id,
+                customer_number: Some(number),
+                channel_number: Some(channel),
+                value: Some(value),
+                status: status as i32,
+            }),
+            false,
+        );
+        sim_reply(true, "payment received")
+    }
+
+    pub(super) fn replay_payment(&mut self, c: ReplayPaymentCommand) -> ReplyEntry {
+        let result = (|| {
+            let value = validate_value(&c.value).map_err(|(_, e)| e)?;
+            let mut customers = [None, None];
+            for (slot, party) in customers.iter_mut().zip([&c.debit_party, &c.credit_party]) {
+                *slot = match party.as_ref().and_then(|p| p.party.as_ref()) {
+                    Some(Party::Customer(cp)) => {
+                        let n = cp
+                            .customer_number
+                            .clone()
+                            .ok_or("customer_number is required")?;
+                        Some(self.resolve(Selector::Number(n), true)?)
+                    }
+                    Some(Party::Wallet(w)) => {
+                        Some(self.resolve(Selector::Id(w.customer_id.clone()), false)?)
+                    }
+                    Some(_) => None,
+                    None => return Err("both counterparties are required".to_string()),
+                };
+            }
+            let [debit_customer, credit_customer] = customers;
+            let txn_id = crate::ids::transaction_id();
+            let at = c.created_at.unwrap_or_else(|| to_timestamp(self.now));
+            self.record_transaction(
+                PaymentTransaction {
+                    transaction_id: txn_id.clone(),
+                    app_id: Some(self.app.to_owned()),
+                    debit_party: c.debit_party,
+                    credit_party: c.credit_party,
+                    value: Some(value),
+                    status: c.status,
+                    created_at: Some(at),
+                    updated_at: Some(at),
+                    provider_transaction_id: Some(c.provider_transaction_id),
+                    narration: Some(c.narration).filter(|n| !n.is_empty()),
+                },
+                debit_customer.clone(),
+                credit_customer.clone(),
+                false,
+            );
+            Ok((txn_id, debit_customer, credit_customer))
+        })();
+        ReplyEntry::ReplayPayment(match result {
+            Ok((txn, d, k)) => ReplayPaymentReply {
+                status: true,
+                description: "payment replayed".into(),
+                transaction_id: Some(txn),
+                debit_customer_id: d,
+                credit_customer_id: k,
+            },
+            Err(description) => ReplayPaymentReply {
+                status: false,
+                description,
+                ..Default::default()
+            },
+        })
+    }
+
+    pub(super) fn replay_payment_status_update(
+        &mut self,
+        c: ReplayPaymentStatusUpdateCommand,
+    ) -> ReplyEntry {
+        let result = (|| {
+            let number = c
+                .customer_number
+                .clone()
+                .ok_or("customer_number is required")?;
+            let id = self.resolve(Selector::Number(number), false)?;
+            let txn_ids = self
+                .org()
+                .customers
+                .get(&id)
+                .and_then(|r| r.extra.as_ref())
+                .map(|e| e.transactions.clone())
+                .unwrap_or_default();
+            let found = txn_ids.into_iter().find(|t| {
+                self.org().transactions.get(t).is_some_and(|r| {
+                    r.transaction
+                        .as_ref()
+                        .and_then(|x| x.provider_transaction_id.as_deref())
+                        == Some(c.provider_transaction_id.as_str())
+                })
+            });
+            let txn_id =
+                found.ok_or_else(|| format!("no transaction {}", c.provider_transaction_id))?;
+            let at = c
+                .updated_at
+                .as_ref()
+                .map(from_timestamp)
+                .unwrap_or(self.now);
+            if let Some(t) = self
+                .org_mut()
+                .transactions
+                .get_mut(&txn_id)
+                .and_then(|r| r.transaction.as_mut())
+            {
+                t.status = c.status;
+                t.updated_at = Some(to_timestamp(at));
+            }
+            self.mark_transaction(&txn_id);
+            let (d, k) = self
+                .org()
+                .transactions
+                .get(&txn_id)
+                .map(|r| (r.debit_customer_id.clone(), r.credit_customer_id.clone()))
+                .unwrap_or_default();
+            Ok((txn_id, d, k))
+        })();
+        ReplyEntry::ReplayPayment(match result {
+            Ok((txn, d, k)) => ReplayPaymentReply {
+                status: true,
+                description: "payment status replayed".into(),
+                transaction_id: Some(txn),
+                debit_customer_id: d,
+                credit_customer_id: k,
+            },
+            Err(description) => ReplayPaymentReply {
+                status: false,
+                description,
+                ..Default::default()
+            },
+        })
+    }
+}
+
+/// The purse or wallet behind a stored counterparty, if it is one.
+fn account_side(party: &Option<PaymentCounterParty>) -> Option<Side> {
+    match party.as_ref()?.party.as_ref()? {
+        Party::Purse(p) => Some(Side::Purse(p.purse_id.clone())),
+        Party::Wallet(w) => Some(Side::Wallet {
+            customer_id: w.customer_id.clone(),
+            wallet_id: w.wallet_id.clone(),
+        }),
+        _ => None,
+    }
+}
+
+enum Account {
+    Purse(PaymentPurseCounterParty),
+    Wallet(PaymentWalletCounterParty),
+}
+
+/// A purse or wallet side as the counterparty message the simulator notifications carry.
+fn account(side: &Side) -> Option<Account> {
+    match side {
+        Side::Purse(p) => Some(Account::Purse(PaymentPurseCounterParty {
+            purse_id: p.clone(),
+        })),
+        Side::Wallet {
+            customer_id,
+            wallet_id,
+        } => Some(Account::Wallet(PaymentWalletCounterParty {
+            customer_id: customer_id.clone(),
+            wallet_id: wallet_id.clone(),
+        })),
+        _ => None,
+    }
+}

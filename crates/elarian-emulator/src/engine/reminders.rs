@@ -1,0 +1,268 @@
+//! Reminders: per customer and by tag, fired as `ReminderNotification`s at `remind_at`, repeated
+//! at `interval`, cancelable.
+//!
+//! Scheduling is a binary heap of `(due, seq)` timers in the state. A reminder record carries
+//! the `seq` of its live timer; cancelling or replacing a reminder just drops the record, and the
+//! stale timer is skipped when it surfaces. One heap entry is a few dozen bytes, so a million
+//! reminders stay well within memory, and firing is a heap pop plus a record lookup.
+
+use elarian_proto::{
+    AddCustomerReminderCommand, AddCustomerReminderTagCommand, CancelCustomerReminderCommand,
+    CancelCustomerReminderTagCommand, CustomerIndex, CustomerReminder, IndexMapping,
+    ReminderNotification, TagCommandReply, app_to_server_command_reply::Entry as ReplyEntry,
+    server_to_app_customer_notification::Entry as CustomerEntry,
+};
+
+use super::{Tx, update_reply};
+use crate::clock::{duration_millis, from_timestamp, to_timestamp};
+use crate::record::{ReminderRecord, TagOrigin};
+use crate::state::{OrgIdx, State, TimerKind};
+
+/// Shortest repeat interval; a smaller one would let one reminder flood an app.
+const MIN_INTERVAL_MILLIS: i64 = 1_000;
+/// Reminders one customer may hold per app.
+const MAX_REMINDERS: usize = 1_000;
+
+fn validate(reminder: &Option<CustomerReminder>) -> Result<(CustomerReminder, i64), String> {
+    let r = reminder.clone().ok_or("reminder is required")?;
+    if r.key.is_empty() {
+        return Err("reminder key is required".into());
+    }
+    let due = r
+        .remind_at
+        .as_ref()
+        .map(from_timestamp)
+        .ok_or("reminder remind_at is required")?;
+    if let Some(i) = &r.interval
+        && duration_millis(i) > 0
+        && duration_millis(i) < MIN_INTERVAL_MILLIS
+    {
+        return Err(format!(
+            "reminder interval must be at least {} s",
+            MIN_INTERVAL_MILLIS / 1000
+        ));
+    }
+    Ok((r, due))
+}
+
+impl Tx<'_> {
+    /// Adds (or replaces, by key) a reminder of the current app on a customer.
+    fn put_reminder(
+        &mut self,
+        customer_id: &str,
+        reminder: CustomerReminder,
+        due: i64,
+        origin: Option<TagOrigin>,
+    ) -> Result<(), String> {
+        let org = self.org;
+        let seq = self.st.schedule(due, org, customer_id, TimerKind::Reminder);
+        let app = self.app.to_owned();
+        let rec = self
+            .customer_mut(customer_id)
+            .ok_or_else(|| format!("unknown customer id {customer_id}"))?;
+        let a = rec.app_mut(&app);
+        a.reminders
+            .retain(|r| r.reminder.as_ref().map(|x| &x.key) != Some(&reminder.key));
+        if a.reminders.len() >= MAX_REMINDERS {
+            return Err(format!("too many reminders (max {MAX_REMINDERS})"));
+        }
+        a.reminders.push(ReminderRecord {
+            reminder: Some(reminder),
+            origin: origin.map(Box::new),
+            due,
+            seq,
+        });
+        Ok(())
+    }
+
+    pub(super) fn add_customer_reminder(&mut self, c: AddCustomerReminderCommand) -> ReplyEntry {
+        let result = (|| {
+            let (reminder, due) = validate(&c.reminder)?;
+            let id = self.resolve_opt(c.customer, true)?;
+            self.put_reminder(&id, reminder, due, None)?;
+            Ok(id)
+        })();
+        update_reply(result, "reminder added")
+    }
+
+    pub(super) fn cancel_customer_reminder(
+        &mut self,
+        c: CancelCustomerReminderCommand,
+    ) -> ReplyEntry {
+        let result = (|| {
+            let id = self.resolve_opt(c.customer, false)?;
+            if !self.remove_reminder(&id, &c.key) {
+                return Err(format!("no reminder with key {}", c.key));
+            }
+            Ok(id)
+        })();
+        update_reply(result, "reminder cancelled")
+    }
+
+    fn remove_reminder(&mut self, customer_id: &str, key: &str) -> bool {
+        let app = self.app.to_owned();
+        let Some(rec) = self.customer_mut(customer_id) else {
+            return false;
+        };
+        let Some(a) = rec.apps.iter_mut().find(|a| a.app_id == app) else {
+            return false;
+        };
+        let before = a.reminders.len();
+        a.reminders
+            .retain(|r| r.reminder.as_ref().map(|x| x.key.as_str()) != Some(key));
+        before != a.reminders.len()
+    }
+
+    pub(super) fn add_customer_reminder_tag(
+        &mut self,
+        c: AddCustomerReminderTagCommand,
+    ) -> ReplyEntry {
+        let result = (|| {
+            let tag = valid_tag(c.tag)?;
+            let (reminder, due) = validate(&c.reminder)?;
+            let work_id = crate::ids::work_id();
+            let index = CustomerIndex {
+                mapping: Some(tag.clone()),
+                expires_at: None,
+            };
+            for id in self.org().tagged(&tag, self.now) {
+                self.put_reminder(
+                    &id,
+                    reminder.clone(),
+                    due,
+                    Some(TagOrigin {
+                        tag: Some(index.clone()),
+                        work_id: work_id.clone(),
+                    }),
+                )?;
+            }
+            Ok(work_id)
+        })();
+        tag_reply(result, "reminder added to tagged customers")
+    }
+
+    pub(super) fn cancel_customer_reminder_tag(
+        &mut self,
+        c: CancelCustomerReminderTagCommand,
+    ) -> ReplyEntry {
+        let result = (|| {
+            let tag = valid_tag(c.tag)?;
+            for id in self.org().tagged(&tag, self.now) {
+                self.remove_reminder(&id, &c.key);
+            }
+            Ok(crate::ids::work_id())
+        })();
+        tag_reply(result, "reminder cancelled on tagged customers")
+    }
+
+    /// Fires the reminder whose live timer is `seq`, if it still exists.
+    pub(super) fn fire_reminder(&mut self, customer_id: &str, seq: u64) {
+        let now = self.now;
+        let org = self.org;
+        let Some(rec) = self.st.orgs[org].customers.get(customer_id) else {
+            return;
+        };
+        let Some((app_idx, r_idx)) = rec.apps.iter().enumerate().find_map(|(ai, a)| {
+            a.reminders
+                .iter()
+                .position(|r| r.seq == seq)
+                .map(|ri| (ai, ri))
+        }) else {
+            return;
+        };
+        let app_id = rec.apps[app_idx].app_id.clone();
+        let r = rec.apps[app_idx].reminders[r_idx].clone();
+        let interval = r
+            .reminder
+            .as_ref()
+            .and_then(|x| x.interval.as_ref())
+            .map(duration_millis)
+            .unwrap_or(0);
+        let mut fired = r.reminder.clone().unwrap_or_default();
+        fired.remind_at = Some(to_timestamp(r.due));
+        self.st.dirty.customers.push((org, customer_id.to_owned()));
+        if interval > 0 {
+            // Missed periods (the emulator was down) collapse into one notification.
+            let mut next = r.due.saturating_add(interval);
+            if next <= now {
+                let behind = (now - next) / interval + 1;
+                next = next.saturating_add(behind.saturating_mul(interval));
+            }
+            let new_seq = self
+                .st
+                .schedule(next, org, customer_id, TimerKind::Reminder);
+            if let Some(rec) = self.st.orgs[org].customers.get_mut(customer_id) {
+                let rr = &mut rec.apps[app_idx].reminders[r_idx];
+                rr.due = next;
+                rr.seq = new_seq;
+                if let Some(x) = rr.reminder.as_mut() {
+                    x.remind_at = Some(to_timestamp(next));
+                }
+            }
+        } else if let Some(rec) = self.st.orgs[org].customers.get_mut(customer_id) {
+            rec.apps[app_idx].reminders.remove(r_idx);
+        }
+        self.notify_customer(
+            &app_id,
+            customer_id,
+            CustomerEntry::Reminder(ReminderNotification {
+                reminder: Some(fired),
+                tag: r.origin.as_ref().and_then(|o| o.tag.clone()),
+                work_id: r.origin.map(|o| o.work_id),
+            }),
+            false,
+        );
+    }
+
+    /// Gives every reminder of a customer a fresh timer (after adoption).
+    pub(super) fn reschedule_all(&mut self, customer_id: &str) {
+        let org = self.org;
+        if let Some(slot) = self.st.orgs[org].customers.slot_of(customer_id) {
+            reschedule_slot(self.st, org, slot);
+        }
+    }
+}
+
+/// Schedules the timers of a stored record (after load or adoption), assigning fresh `seq`s.
+pub(crate) fn reschedule_slot(st: &mut State, org: OrgIdx, slot: u32) {
+    let Some(mut rec) = st.orgs[org].customers.take(slot) else {
+        return;
+    };
+    for a in &mut rec.apps {
+        for r in &mut a.reminders {
+            r.seq = st.schedule(r.due, org, &rec.id, TimerKind::Reminder);
+        }
+    }
+    if let Some(e) = &rec.extra {
+        for ch in &e.channels {
+            if let Some(elarian_proto::messaging_channel_state::State::InSession(s)) = &ch.state
+                && let Some(exp) = &s.expires_at
+            {
+                st.schedule(from_timestamp(exp), org, &rec.id, TimerKind::SessionExpiry);
+            }
+        }
+    }
+    st.orgs[org].customers.put_back(slot, rec);
+}
+
+fn valid_tag(tag: Option<IndexMapping>) -> Result<IndexMapping, String> {
+    match tag {
+        Some(t) if !t.key.is_empty() => Ok(t),
+        _ => Err("a tag with a non-empty key is required".into()),
+    }
+}
+
+pub(super) fn tag_reply(result: Result<String, String>, ok: &str) -> ReplyEntry {
+    ReplyEntry::TagCommand(match result {
+        Ok(work_id) => TagCommandReply {
+            status: true,
+            description: ok.into(),
+            work_id: Some(work_id),
+        },
+        Err(description) => TagCommandReply {
+            status: false,
+            description,
+            work_id: None,
+        },
+    })
+}

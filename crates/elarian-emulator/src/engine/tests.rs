@@ -1,0 +1,1381 @@
+//! Engine semantics, driven directly with a manual clock.
+
+use std::sync::Arc;
+
+use elarian_proto::{
+    self as p, AppToServerCommand, CustomerNumber, CustomerNumberProvider, DataMapValue,
+    IndexMapping, MessageDeliveryStatus, MessagingChannel, MessagingChannelNumber, PaymentStatus,
+    app_to_server_command::Entry as E, app_to_server_command_reply::Entry as R,
+    data_map_value::Value, server_to_app_customer_notification::Entry as CE,
+    server_to_app_notification::Entry as NE, server_to_simulator_notification::Entry as SE,
+};
+
+use super::*;
+use crate::clock::{ManualClock, to_timestamp};
+use crate::config::*;
+
+const T0: i64 = 1_700_000_000_000;
+
+struct Harness {
+    engine: Engine,
+    clock: ManualClock,
+    app: Identity,
+    sim: Identity,
+}
+
+fn harness() -> Harness {
+    let clock = ManualClock::new(T0);
+    Harness {
+        engine: Engine::new(EmulatorConfig::default(), Arc::new(clock.clone())),
+        clock,
+        app: Identity::app(TEST_ORG_ID, TEST_APP_ID),
+        sim: Identity::simulator(TEST_ORG_ID, TEST_APP_ID),
+    }
+}
+
+fn phone(n: &str) -> CustomerNumber {
+    CustomerNumber {
+        provider: CustomerNumberProvider::Cellular as i32,
+        number: n.into(),
+        partition: None,
+    }
+}
+
+fn mapping(k: &str, v: &str) -> IndexMapping {
+    IndexMapping {
+        key: k.into(),
+        value: Some(v.into()),
+    }
+}
+
+fn index(k: &str, v: &str, expires_at: Option<i64>) -> p::CustomerIndex {
+    p::CustomerIndex {
+        mapping: Some(mapping(k, v)),
+        expires_at: expires_at.map(to_timestamp),
+    }
+}
+
+fn text(v: &str) -> DataMapValue {
+    DataMapValue {
+        value: Some(Value::StringVal(v.into())),
+    }
+}
+
+fn sms() -> MessagingChannelNumber {
+    MessagingChannelNumber {
+        channel: MessagingChannel::Sms as i32,
+        number: TEST_SMS_SHORT_CODE.into(),
+    }
+}
+
+fn ussd() -> MessagingChannelNumber {
+    MessagingChannelNumber {
+        channel: MessagingChannel::Ussd as i32,
+        number: TEST_USSD_CODE.into(),
+    }
+}
+
+fn text_message(t: &str) -> p::OutboundMessage {
+    p::OutboundMessage {
+        body: Some(p::OutboundMessageBody {
+            entry: Some(p::outbound_message_body::Entry::Text(t.into())),
+        }),
+        ..Default::default()
+    }
+}
+
+impl Harness {
+    fn run(&self, entry: E) -> (R, Vec<Effect>) {
+        let out = self
+            .engine
+            .app_command(&self.app, AppToServerCommand { entry: Some(entry) });
+        (
+            out.reply.entry.expect("every command gets a reply"),
+            out.effects,
+        )
+    }
+
+    fn update(&self, entry: E) -> p::UpdateCustomerStateReply {
+        match self.run(entry).0 {
+            R::UpdateCustomerState(r) => r,
+            other => panic!("unexpected reply {other:?}"),
+        }
+    }
+
+    fn create(&self, number: &str) -> String {
+        let r = self.update(E::CreateCustomer(p::CreateCustomerCommand {
+            customer_number: Some(phone(number)),
+        }));
+        assert!(r.status, "{}", r.description);
+        r.customer_id.expect("created customer has an id")
+    }
+
+    fn state(&self, id: &str) -> p::CustomerStateReplyData {
+        match self
+            .run(E::GetCustomerState(p::GetCustomerStateCommand {
+                customer: Some(p::get_customer_state_command::Customer::CustomerId(
+                    id.into(),
+                )),
+            }))
+            .0
+        {
+            R::GetCustomerState(r) => {
+                assert!(r.status, "{}", r.description);
+                r.data.expect("state data")
+            }
+            other => panic!("unexpected reply {other:?}"),
+        }
+    }
+
+    fn tag(&self, id: &str, k: &str, v: &str, expires_at: Option<i64>) {
+        let r = self.update(E::UpdateCustomerTag(p::UpdateCustomerTagCommand {
+            customer: Some(p::update_customer_tag_command::Customer::CustomerId(
+                id.into(),
+            )),
+            updates: vec![index(k, v, expires_at)],
+        }));
+        assert!(r.status, "{}", r.description);
+    }
+
+    fn fire(&self) -> Vec<Effect> {
+        self.engine.fire_due(usize::MAX).effects
+    }
+}
+
+/// The customer notifications of the effects, as (customer id, entry).
+fn app_entries(effects: &[Effect]) -> Vec<(String, CE)> {
+    effects
+        .iter()
+        .filter_map(|e| match e {
+            Effect::App(AppNotice {
+                notification:
+                    p::ServerToAppNotification {
+                        entry: Some(NE::Customer(c)),
+                    },
+                ..
+            }) => Some((c.customer_id.clone(), c.entry.clone()?)),
+            _ => None,
+        })
+        .collect()
+}
+
+fn sim_entries(effects: &[Effect]) -> Vec<SE> {
+    effects
+        .iter()
+        .filter_map(|e| match e {
+            Effect::Simulator(s) => s.notification.entry.clone(),
+            _ => None,
+        })
+        .collect()
+}
+
+#[test]
+fn customers_are_created_on_first_reference_and_found_again() {
+    let h = harness();
+    let id = h.create("+254700000001");
+    assert!(id.starts_with("el_cst_"));
+    assert_eq!(h.create("+254700000001"), id, "same number, same customer");
+    let st = h.state(&id);
+    assert_eq!(st.customer_id, id);
+    let numbers = st.activity_state.unwrap().customer_numbers;
+    assert_eq!(numbers[0].number, "+254700000001");
+    assert_eq!(h.engine.customer_count(TEST_ORG_ID), 1);
+}
+
+#[test]
+fn unknown_customer_id_gives_status_false_with_a_description() {
+    let h = harness();
+    let (reply, _) = h.run(E::GetCustomerState(p::GetCustomerStateCommand {
+        customer: Some(p::get_customer_state_command::Customer::CustomerId(
+            "el_cst_nope".into(),
+        )),
+    }));
+    let R::GetCustomerState(r) = reply else {
+        panic!("wrong reply")
+    };
+    assert!(!r.status);
+    assert!(r.description.contains("el_cst_nope"));
+    let r = h.update(E::DeleteCustomerTag(p::DeleteCustomerTagCommand {
+        customer: Some(p::delete_customer_tag_command::Customer::CustomerId(
+            "el_cst_nope".into(),
+        )),
+        deletions: vec!["x".into()],
+    }));
+    assert!(!r.status);
+}
+
+#[test]
+fn missing_command_is_answered_unknown_command() {
+    let h = harness();
+    let out = h
+        .engine
+        .app_command(&h.app, AppToServerCommand { entry: None });
+    let Some(R::UpdateCustomerState(r)) = out.reply.entry else {
+        panic!("wrong reply")
+    };
+    assert!(!r.status);
+    assert_eq!(r.description, "unknown command");
+}
+
+#[test]
+fn tags_replace_by_key_expire_and_delete() {
+    let h = harness();
+    let id = h.create("+254700000002");
+    h.tag(&id, "tier", "gold", None);
+    h.tag(&id, "tier", "silver", None);
+    h.tag(&id, "promo", "x", Some(T0 + 1_000));
+    let tags = h.state(&id).identity_state.unwrap().tags;
+    assert_eq!(tags.len(), 2);
+    assert!(tags.contains(&index("tier", "silver", None)));
+    h.clock.advance_millis(2_000);
+    let tags = h.state(&id).identity_state.unwrap().tags;
+    assert_eq!(
+        tags,
+        vec![index("tier", "silver", None)],
+        "expired tag hidden"
+    );
+    let r = h.update(E::DeleteCustomerTag(p::DeleteCustomerTagCommand {
+        customer: Some(p::delete_customer_tag_command::Customer::CustomerId(
+            id.clone(),
+        )),
+        deletions: vec!["tier".into()],
+    }));
+    assert!(r.status);
+    assert!(h.state(&id).identity_state.unwrap().tags.is_empty());
+}
+
+#[test]
+fn secondary_ids_identify_customers_uniquely() {
+    let h = harness();
+    let a = h.create("+254700000003");
+    let b = h.create("+254700000004");
+    let set = |id: &str| {
+        h.update(E::UpdateCustomerSecondaryId(
+            p::UpdateCustomerSecondaryIdCommand {
+                customer: Some(
+                    p::update_customer_secondary_id_command::Customer::CustomerId(id.into()),
+                ),
+                updates: vec![index("passport", "A123", None)],
+            },
+        ))
+    };
+    assert!(set(&a).status);
+    let conflict = set(&b);
+    assert!(!conflict.status, "a secondary id belongs to one customer");
+    let st = match h
+        .run(E::GetCustomerState(p::GetCustomerStateCommand {
+            customer: Some(p::get_customer_state_command::Customer::SecondaryId(
+                mapping("passport", "A123"),
+            )),
+        }))
+        .0
+    {
+        R::GetCustomerState(r) => r.data.unwrap(),
+        _ => panic!("wrong reply"),
+    };
+    assert_eq!(st.customer_id, a);
+    let r = h.update(E::DeleteCustomerSecondaryId(
+        p::DeleteCustomerSecondaryIdCommand {
+            customer: Some(
+                p::delete_customer_secondary_id_command::Customer::CustomerId(a.clone()),
+            ),
+            deletions: vec![mapping("passport", "A123")],
+        },
+    ));
+    assert!(r.status);
+    assert!(set(&b).status, "free again after deletion");
+}
+
+#[test]
+fn metadata_updates_and_deletes() {
+    let h = harness();
+    let id = h.create("+254700000005");
+    let r = h.update(E::UpdateCustomerMetadata(
+        p::UpdateCustomerMetadataCommand {
+            customer: Some(p::update_customer_metadata_command::Customer::CustomerId(
+                id.clone(),
+            )),
+            updates: [
+                ("name".to_string(), text("Ann")),
+                ("age".into(), text("30")),
+            ]
+            .into_iter()
+            .collect(),
+        },
+    ));
+    assert!(r.status);
+    let r = h.update(E::DeleteCustomerMetadata(
+        p::DeleteCustomerMetadataCommand {
+            customer: Some(p::delete_customer_metadata_command::Customer::CustomerId(
+                id.clone(),
+            )),
+            deletions: vec!["age".into()],
+        },
+    ));
+    assert!(r.status);
+    let meta = h.state(&id).identity_state.unwrap().metadata;
+    assert_eq!(meta.len(), 1);
+    assert_eq!(meta["name"], text("Ann"));
+}
+
+#[test]
+fn app_data_lease_locks_other_leases_until_update_or_90_seconds() {
+    let h = harness();
+    let id = h.create("+254700000006");
+    let customer = || {
+        Some(p::lease_customer_app_data_command::Customer::CustomerId(
+            id.clone(),
+        ))
+    };
+    let lease = || match h
+        .run(E::LeaseCustomerAppData(p::LeaseCustomerAppDataCommand {
+            customer: customer(),
+        }))
+        .0
+    {
+        R::LeaseCustomerAppData(r) => r,
+        _ => panic!("wrong reply"),
+    };
+    let update = |v: &str| match h
+        .run(E::UpdateCustomerAppData(p::UpdateCustomerAppDataCommand {
+            customer: Some(p::update_customer_app_data_command::Customer::CustomerId(
+                id.clone(),
+            )),
+            update: Some(text(v)),
+        }))
+        .0
+    {
+        R::UpdateCustomerAppData(r) => r,
+        _ => panic!("wrong reply"),
+    };
+    assert!(update("v1").status);
+    let first = lease();
+    assert!(first.status);
+    assert_eq!(first.value, Some(text("v1")));
+    assert!(!lease().status, "locked while leased");
+    assert!(update("v2").status, "an update releases the lease");
+    let again = lease();
+    assert!(again.status);
+    assert_eq!(again.value, Some(text("v2")));
+    h.clock.advance_millis(89_000);
+    assert!(!lease().status);
+    h.clock.advance_millis(1_000);
+    assert!(lease().status, "the lease lapses after 90 s");
+    match h
+        .run(E::DeleteCustomerAppData(p::DeleteCustomerAppDataCommand {
+            customer: Some(p::delete_customer_app_data_command::Customer::CustomerId(
+                id.clone(),
+            )),
+        }))
+        .0
+    {
+        R::UpdateCustomerAppData(r) => assert!(r.status),
+        _ => panic!("wrong reply"),
+    }
+    assert_eq!(lease().value, None);
+}
+
+fn reminder(key: &str, at: i64, interval_secs: i64) -> p::CustomerReminder {
+    p::CustomerReminder {
+        key: key.into(),
+        remind_at: Some(to_timestamp(at)),
+        interval: (interval_secs > 0).then_some(prost_types::Duration {
+            seconds: interval_secs,
+            nanos: 0,
+        }),
+        payload: Some("pay up".into()),
+    }
+}
+
+fn add_reminder(h: &Harness, id: &str, r: p::CustomerReminder) -> p::UpdateCustomerStateReply {
+    h.update(E::AddCustomerReminder(p::AddCustomerReminderCommand {
+        customer: Some(p::add_customer_reminder_command::Customer::CustomerId(
+            id.into(),
+        )),
+        reminder: Some(r),
+    }))
+}
+
+fn reminders_fired(effects: &[Effect]) -> Vec<(String, p::ReminderNotification)> {
+    app_entries(effects)
+        .into_iter()
+        .filter_map(|(id, e)| match e {
+            CE::Reminder(r) => Some((id, r)),
+            _ => None,
+        })
+        .collect()
+}
+
+#[test]
+fn reminders_fire_at_remind_at_repeat_and_cancel() {
+    let h = harness();
+    let id = h.create("+254700000007");
+    assert!(add_reminder(&h, &id, reminder("once", T0 + 10_000, 0)).status);
+    assert!(add_reminder(&h, &id, reminder("daily", T0 + 5_000, 60)).status);
+    assert_eq!(h.engine.next_due(), Some(T0 + 5_000));
+    assert!(h.fire().is_empty(), "nothing due yet");
+
+    h.clock.advance_millis(5_000);
+    let fired = reminders_fired(&h.fire());
+    assert_eq!(fired.len(), 1);
+    assert_eq!(fired[0].0, id);
+    let r = fired[0].1.reminder.clone().unwrap();
+    assert_eq!(r.key, "daily");
+    assert_eq!(r.payload.as_deref(), Some("pay up"));
+    assert!(fired[0].1.tag.is_none());
+
+    h.clock.advance_millis(5_000);
+    let fired = reminders_fired(&h.fire());
+    assert_eq!(fired.len(), 1);
+    assert_eq!(fired[0].1.reminder.as_ref().unwrap().key, "once");
+
+    h.clock.advance_millis(55_000);
+    let fired = reminders_fired(&h.fire());
+    assert_eq!(
+        fired.len(),
+        1,
+        "the repeating reminder fires again one interval later"
+    );
+    assert_eq!(fired[0].1.reminder.as_ref().unwrap().key, "daily");
+
+    let r = h.update(E::CancelCustomerReminder(
+        p::CancelCustomerReminderCommand {
+            customer: Some(p::cancel_customer_reminder_command::Customer::CustomerId(
+                id.clone(),
+            )),
+            key: "daily".into(),
+        },
+    ));
+    assert!(r.status);
+    h.clock.advance_millis(600_000);
+    assert!(reminders_fired(&h.fire()).is_empty(), "cancelled");
+}
+
+#[test]
+fn replacing_a_reminder_by_key_fires_only_the_new_one() {
+    let h = harness();
+    let id = h.create("+254700000008");
+    add_reminder(&h, &id, reminder("k", T0 + 1_000, 0));
+    add_reminder(&h, &id, reminder("k", T0 + 3_000, 0));
+    h.clock.advance_millis(1_500);
+    assert!(reminders_fired(&h.fire()).is_empty());
+    h.clock.advance_millis(2_000);
+    assert_eq!(reminders_fired(&h.fire()).len(), 1);
+}
+
+#[test]
+fn invalid_reminders_are_refused() {
+    let h = harness();
+    let id = h.create("+254700000009");
+    let mut r = reminder("", T0, 0);
+    assert!(!add_reminder(&h, &id, r.clone()).status);
+    r.key = "k".into();
+    r.remind_at = None;
+    assert!(!add_reminder(&h, &id, r).status);
+}
+
+#[test]
+fn tag_reminders_reach_every_tagged_customer_with_tag_and_work_id() {
+    let h = harness();
+    let a = h.create("+254700000010");
+    let b = h.create("+254700000011");
+    let c = h.create("+254700000012");
+    h.tag(&a, "segment", "late", None);
+    h.tag(&b, "segment", "late", None);
+    h.tag(&c, "segment", "early", None);
+    let (reply, _) = h.run(E::AddCustomerReminderTag(
+        p::AddCustomerReminderTagCommand {
+            tag: Some(mapping("segment", "late")),
+            reminder: Some(reminder("nudge", T0 + 1_000, 0)),
+        },
+    ));
+    let R::TagCommand(t) = reply else {
+        panic!("wrong reply")
+    };
+    assert!(t.status);
+    let work_id = t.work_id.unwrap();
+    h.clock.advance_millis(1_000);
+    let mut fired = reminders_fired(&h.fire());
+    fired.sort_by(|x, y| x.0.cmp(&y.0));
+    let mut expected = vec![a.clone(), b.clone()];
+    expected.sort();
+    assert_eq!(
+        fired.iter().map(|f| f.0.clone()).collect::<Vec<_>>(),
+        expected
+    );
+    for (_, n) in &fired {
+        assert_eq!(n.work_id.as_deref(), Some(work_id.as_str()));
+        assert_eq!(
+            n.tag.as_ref().and_then(|t| t.mapping.clone()),
+            Some(mapping("segment", "late"))
+        );
+    }
+
+    h.run(E::AddCustomerReminderTag(
+        p::AddCustomerReminderTagCommand {
+            tag: Some(mapping("segment", "late")),
+            reminder: Some(reminder("again", T0 + 5_000, 0)),
+        },
+    ));
+    let (reply, _) = h.run(E::CancelCustomerReminderTag(
+        p::CancelCustomerReminderTagCommand {
+            tag: Some(mapping("segment", "late")),
+            key: "again".into(),
+        },
+    ));
+    assert!(matches!(reply, R::TagCommand(t) if t.status && t.work_id.is_some()));
+    h.clock.advance_millis(10_000);
+    assert!(reminders_fired(&h.fire()).is_empty());
+}
+
+#[test]
+fn send_message_reaches_the_simulator_and_reports_delivery() {
+    let h = harness();
+    let (reply, effects) = h.run(E::SendMessage(p::SendMessageCommand {
+        customer_number: Some(phone("+254700000013")),
+        channel_number: Some(sms()),
+        message: Some(text_message("hello")),
+    }));
+    let R::SendMessage(r) = reply else {
+        panic!("wrong reply")
+    };
+    assert_eq!(r.status, MessageDeliveryStatus::Sent as i32);
+    let message_id = r.message_id.unwrap();
+    let customer_id = r.customer_id.unwrap();
+    let sims = sim_entries(&effects);
+    let [SE::SendMessage(s)] = sims.as_slice() else {
+        panic!("expected one simulator notification, got {sims:?}")
+    };
+    assert_eq!(s.message_id, message_id);
+    assert_eq!(s.customer_number.as_ref().unwrap().number, "+254700000013");
+    assert_eq!(s.message, Some(text_message("hello")));
+    let apps = app_entries(&effects);
+    assert!(apps.iter().any(|(id, e)| id == &customer_id
+        && matches!(e, CE::MessageStatus(m) if m.message_id == message_id
+            && m.status == MessageDeliveryStatus::Delivered as i32)));
+    let messages = h.state(&customer_id).messaging_state.unwrap().messages;
+    assert_eq!(messages.len(), 1);
+}
+
+#[test]
+fn send_message_validates_channel_and_body() {
+    let h = harness();
+    let send = |cn: MessagingChannelNumber, m: Option<p::OutboundMessage>| match h
+        .run(E::SendMessage(p::SendMessageCommand {
+            customer_number: Some(phone("+254700000014")),
+            channel_number: Some(cn),
+            message: m,
+        }))
+        .0
+    {
+        R::SendMessage(r) => r.status,
+        _ => panic!("wrong reply"),
+    };
+    let wrong = MessagingChannelNumber {
+        channel: MessagingChannel::Sms as i32,
+        number: "99999".into(),
+    };
+    assert_eq!(
+        send(wrong, Some(text_message("x"))),
+        MessageDeliveryStatus::InvalidChannelNumber as i32
+    );
+    assert_eq!(
+        send(sms(), None),
+        MessageDeliveryStatus::InvalidRequest as i32
+    );
+    assert_eq!(
+        send(sms(), Some(p::OutboundMessage::default())),
+        MessageDeliveryStatus::InvalidRequest as i32
+    );
+}
+
+#[test]
+fn blocked_consent_stops_messages_until_allowed() {
+    let h = harness();
+    let consent = |u: p::MessagingConsentUpdate| {
+        h.run(E::UpdateMessagingConsent(
+            p::UpdateMessagingConsentCommand {
+                customer_number: Some(phone("+254700000015")),
+                channel_number: Some(sms()),
+                update: u as i32,
+            },
+        ))
+    };
+    let (reply, effects) = consent(p::MessagingConsentUpdate::Block);
+    let R::UpdateMessagingConsent(r) = reply else {
+        panic!("wrong reply")
+    };
+    assert_eq!(r.status, p::MessagingConsentUpdateStatus::Completed as i32);
+    assert!(app_entries(&effects).iter().any(|(_, e)| matches!(e,
+        CE::MessagingConsentUpdate(n) if n.update == p::MessagingConsentUpdate::Block as i32)));
+    let send = || match h
+        .run(E::SendMessage(p::SendMessageCommand {
+            customer_number: Some(phone("+254700000015")),
+            channel_number: Some(sms()),
+            message: Some(text_message("promo")),
+        }))
+        .0
+    {
+        R::SendMessage(r) => r.status,
+        _ => panic!("wrong reply"),
+    };
+    assert_eq!(send(), MessageDeliveryStatus::NoConsent as i32);
+    consent(p::MessagingConsentUpdate::Allow);
+    assert_eq!(send(), MessageDeliveryStatus::Sent as i32);
+}
+
+#[test]
+fn voice_dialplan_on_voice_channel_places_a_call() {
+    let h = harness();
+    let voice = MessagingChannelNumber {
+        channel: MessagingChannel::Voice as i32,
+        number: TEST_VOICE_NUMBER.into(),
+    };
+    let dialplan = p::OutboundMessage {
+        body: Some(p::OutboundMessageBody {
+            entry: Some(p::outbound_message_body::Entry::Voice(
+                p::VoiceCallDialplanMessageBody {
+                    actions: vec![p::VoiceCallAction {
+                        entry: Some(p::voice_call_action::Entry::Say(p::SayCallAction {
+                            text: "hi".into(),
+                            ..Default::default()
+                        })),
+                    }],
+                },
+            )),
+        }),
+        ..Default::default()
+    };
+    let (reply, effects) = h.run(E::SendMessage(p::SendMessageCommand {
+        customer_number: Some(phone("+254700000016")),
+        channel_number: Some(voice),
+        message: Some(dialplan),
+    }));
+    let R::SendMessage(r) = reply else {
+        panic!("wrong reply")
+    };
+    let session_id = r.session_id.expect("a call has a session");
+    let sims = sim_entries(&effects);
+    let [SE::MakeVoiceCall(call)] = sims.as_slice() else {
+        panic!("expected a call, got {sims:?}")
+    };
+    assert_eq!(call.session_id, session_id);
+    assert!(
+        app_entries(&effects).iter().any(
+            |(_, e)| matches!(e, CE::MessagingSessionStarted(s) if s.session_id == session_id)
+        )
+    );
+}
+
+fn ussd_input(status: p::UssdSessionStatus, t: &str) -> p::InboundMessageBody {
+    p::InboundMessageBody {
+        entry: Some(p::inbound_message_body::Entry::Ussd(
+            p::UssdInputMessageBody {
+                status: status as i32,
+                text: Some(t.into()),
+            },
+        )),
+    }
+}
+
+#[test]
+fn inbound_ussd_notifies_the_app_and_a_terminal_menu_ends_the_session() {
+    let h = harness();
+    let out = h.engine.simulator_command(
+        &h.sim,
+        p::SimulatorToServerCommand {
+            entry: Some(p::simulator_to_server_command::Entry::ReceiveMessage(
+                p::ReceiveMessageSimulatorCommand {
+                    customer_number: "+254700000017".into(),
+                    channel_number: Some(ussd()),
+                    parts: vec![ussd_input(p::UssdSessionStatus::Active, "")],
+                    session_id: Some("sess-1".into()),
+                    cost: None,
+                    duration: None,
+                },
+            )),
+        },
+    );
+    assert!(out.reply.status, "{}", out.reply.description);
+    let (idx, exchange) = out.exchange.expect("the simulator waits for the app");
+    let Effect::App(notice) = &out.effects[idx] else {
+        panic!("the awaited effect is an app notification")
+    };
+    assert!(notice.awaits_reply);
+    let entries = app_entries(&out.effects);
+    assert!(entries.iter().any(|(_, e)| matches!(e,
+        CE::MessagingSessionStarted(s) if s.session_id == "sess-1")));
+    assert!(entries.iter().any(|(_, e)| matches!(e,
+        CE::ReceivedMessage(m) if m.session_id.as_deref() == Some("sess-1"))));
+
+    let menu = p::OutboundMessage {
+        body: Some(p::OutboundMessageBody {
+            entry: Some(p::outbound_message_body::Entry::Ussd(
+                p::UssdMenuMessageBody {
+                    text: "Bye".into(),
+                    is_terminal: true,
+                },
+            )),
+        }),
+        ..Default::default()
+    };
+    let done = h
+        .engine
+        .inbound_reply(&h.sim, &exchange, Some(menu.clone()));
+    assert!(done.reply.status);
+    assert_eq!(done.reply.message, Some(menu));
+    assert!(app_entries(&done.effects).iter().any(|(_, e)| matches!(e,
+        CE::MessagingSessionEnded(s) if s.session_id == "sess-1"
+            && s.reason == p::MessagingSessionEndReason::NormalClearing as i32)));
+    let st = h.state(&exchange.customer_id).messaging_state.unwrap();
+    assert_eq!(st.sessions.len(), 1);
+    assert_eq!(st.messages.len(), 2, "the inbound message and the menu");
+
+    let reply = match h
+        .run(E::ReplyToMessage(p::ReplyToMessageCommand {
+            customer_id: exchange.customer_id.clone(),
+            message_id: "el_msg_unknown".into(),
+            message: Some(text_message("x")),
+        }))
+        .0
+    {
+        R::SendMessage(r) => r,
+        _ => panic!("wrong reply"),
+    };
+    assert_eq!(
+        reply.status,
+        MessageDeliveryStatus::InvalidReplyToMessageId as i32
+    );
+}
+
+#[test]
+fn idle_sessions_end_by_inactivity() {
+    let h = harness();
+    let out = h.engine.simulator_command(
+        &h.sim,
+        p::SimulatorToServerCommand {
+            entry: Some(p::simulator_to_server_command::Entry::ReceiveMessage(
+                p::ReceiveMessageSimulatorCommand {
+                    customer_number: "+254700000018".into(),
+                    channel_number: Some(ussd()),
+                    parts: vec![ussd_input(p::UssdSessionStatus::Active, "")],
+                    session_id: None,
+                    ..Default::default()
+                },
+            )),
+        },
+    );
+    assert!(out.reply.status);
+    h.clock
+        .advance_millis(EmulatorConfig::default().session_timeout_secs as i64 * 1000);
+    let ended = app_entries(&h.fire());
+    assert!(ended.iter().any(|(_, e)| matches!(e,
+        CE::MessagingSessionEnded(s) if s.reason == p::MessagingSessionEndReason::Inactivity as i32)));
+}
+
+#[test]
+fn received_sms_can_be_replied_to() {
+    let h = harness();
+    let out = h.engine.simulator_command(
+        &h.sim,
+        p::SimulatorToServerCommand {
+            entry: Some(p::simulator_to_server_command::Entry::ReceiveMessage(
+                p::ReceiveMessageSimulatorCommand {
+                    customer_number: "+254700000019".into(),
+                    channel_number: Some(sms()),
+                    parts: vec![p::InboundMessageBody {
+                        entry: Some(p::inbound_message_body::Entry::Text("OK".into())),
+                    }],
+                    ..Default::default()
+                },
+            )),
+        },
+    );
+    let (_, ex) = out.exchange.unwrap();
+    assert!(ex.session_id.is_none(), "SMS has no sessions");
+    let (reply, effects) = h.run(E::ReplyToMessage(p::ReplyToMessageCommand {
+        customer_id: ex.customer_id.clone(),
+        message_id: ex.message_id.clone(),
+        message: Some(text_message("thanks")),
+    }));
+    assert!(matches!(reply, R::SendMessage(r) if r.status == MessageDeliveryStatus::Sent as i32));
+    assert!(matches!(
+        sim_entries(&effects).as_slice(),
+        [SE::SendMessage(_)]
+    ));
+}
+
+#[test]
+fn send_message_tag_reaches_tagged_customers() {
+    let h = harness();
+    let a = h.create("+254700000020");
+    let b = h.create("+254700000021");
+    h.tag(&a, "vip", "1", None);
+    h.tag(&b, "vip", "1", None);
+    let (reply, effects) = h.run(E::SendMessageTag(p::SendMessageTagCommand {
+        tag: Some(mapping("vip", "1")),
+        channel_number: Some(sms()),
+        message: Some(text_message("hi vip")),
+    }));
+    assert!(matches!(reply, R::TagCommand(t) if t.status && t.work_id.is_some()));
+    assert_eq!(sim_entries(&effects).len(), 2);
+}
+
+fn purse() -> p::PaymentCounterParty {
+    p::PaymentCounterParty {
+        party: Some(p::payment_counter_party::Party::Purse(
+            p::PaymentPurseCounterParty {
+                purse_id: TEST_PURSE_ID.into(),
+            },
+        )),
+    }
+}
+
+fn wallet(customer_id: &str, wallet_id: &str) -> p::PaymentCounterParty {
+    p::PaymentCounterParty {
+        party: Some(p::payment_counter_party::Party::Wallet(
+            p::PaymentWalletCounterParty {
+                customer_id: customer_id.into(),
+                wallet_id: wallet_id.into(),
+            },
+        )),
+    }
+}
+
+fn mobile(number: &str) -> p::PaymentCounterParty {
+    p::PaymentCounterParty {
+        party: Some(p::payment_counter_party::Party::Customer(
+            p::PaymentCustomerCounterParty {
+                customer_number: Some(phone(number)),
+                channel_number: Some(p::PaymentChannelNumber {
+                    channel: p::PaymentChannel::Cellular as i32,
+                    number: TEST_PAYMENT_CHANNEL.into(),
+                }),
+            },
+        )),
+    }
+}
+
+fn kes(amount: f64) -> p::Cash {
+    p::Cash {
+        currency_code: "KES".into(),
+        amount,
+    }
+}
+
+impl Harness {
+    fn pay(
+        &self,
+        debit: p::PaymentCounterParty,
+        credit: p::PaymentCounterParty,
+        value: p::Cash,
+    ) -> (p::InitiatePaymentReply, Vec<Effect>) {
+        match self.run(E::InitiatePayment(p::InitiatePaymentCommand {
+            debit_party: Some(debit),
+            credit_party: Some(credit),
+            value: Some(value),
+            narration: "test".into(),
+        })) {
+            (R::InitiatePayment(r), e) => (r, e),
+            other => panic!("wrong reply {other:?}"),
+        }
+    }
+
+    fn settle(
+        &self,
+        txn: &str,
+        status: PaymentStatus,
+    ) -> (p::SimulatorToServerCommandReply, Vec<Effect>) {
+        let out = self.engine.simulator_command(
+            &self.sim,
+            p::SimulatorToServerCommand {
+                entry: Some(p::simulator_to_server_command::Entry::UpdatePaymentStatus(
+                    p::UpdatePaymentStatusSimulatorCommand {
+                        transaction_id: txn.into(),
+                        status: status as i32,
+                    },
+                )),
+            },
+        );
+        (out.reply, out.effects)
+    }
+
+    fn purse(&self) -> (f64, f64) {
+        self.engine
+            .purse_balance(TEST_ORG_ID, TEST_PURSE_ID)
+            .unwrap()
+    }
+}
+
+#[test]
+fn purse_to_wallet_and_back_settles_at_once_and_checks_funds() {
+    let h = harness();
+    let id = h.create("+254700000022");
+    let start = h.purse();
+    let (r, _) = h.pay(purse(), wallet(&id, "savings"), kes(100.0));
+    assert_eq!(r.status, PaymentStatus::Success as i32, "{}", r.description);
+    assert_eq!(h.purse(), (start.0 - 100.0, start.1 - 100.0));
+    let wallets = h.state(&id).payment_state.unwrap().wallets;
+    assert_eq!(wallets["savings"].available.as_ref().unwrap().amount, 100.0);
+
+    let (r, _) = h.pay(wallet(&id, "savings"), purse(), kes(150.0));
+    assert_eq!(r.status, PaymentStatus::InsufficientFunds as i32);
+    let (r, _) = h.pay(wallet(&id, "savings"), purse(), kes(40.0));
+    assert_eq!(r.status, PaymentStatus::Success as i32);
+    assert_eq!(h.purse(), (start.0 - 60.0, start.1 - 60.0));
+}
+
+#[test]
+fn payments_are_validated() {
+    let h = harness();
+    let id = h.create("+254700000023");
+    let unknown = p::PaymentCounterParty {
+        party: Some(p::payment_counter_party::Party::Purse(
+            p::PaymentPurseCounterParty {
+                purse_id: "el_prs_nope".into(),
+            },
+        )),
+    };
+    assert_eq!(
+        h.pay(unknown, wallet(&id, "w"), kes(1.0)).0.status,
+        PaymentStatus::InvalidPurse as i32
+    );
+    for bad in [0.0, -5.0, f64::NAN, f64::INFINITY] {
+        assert_eq!(
+            h.pay(purse(), wallet(&id, "w"), kes(bad)).0.status,
+            PaymentStatus::InvalidRequest as i32
+        );
+    }
+    let usd = p::Cash {
+        currency_code: "USD".into(),
+        amount: 1.0,
+    };
+    assert_eq!(
+        h.pay(purse(), wallet(&id, "w"), usd).0.status,
+        PaymentStatus::InvalidRequest as i32
+    );
+    assert_eq!(
+        h.pay(wallet(&id, "missing"), purse(), kes(1.0)).0.status,
+        PaymentStatus::InvalidWallet as i32
+    );
+    let huge = kes(TEST_PURSE_BALANCE * 2.0);
+    assert_eq!(
+        h.pay(purse(), wallet(&id, "w"), huge).0.status,
+        PaymentStatus::InsufficientFunds as i32
+    );
+}
+
+#[test]
+fn checkout_waits_for_the_simulator_then_credits_the_purse() {
+    let h = harness();
+    let start = h.purse();
+    let (r, effects) = h.pay(mobile("+254700000024"), purse(), kes(250.0));
+    assert_eq!(r.status, PaymentStatus::PendingConfirmation as i32);
+    let txn = r.transaction_id.unwrap();
+    let customer_id = r.debit_customer_id.unwrap();
+    let sims = sim_entries(&effects);
+    let [SE::CheckoutPayment(c)] = sims.as_slice() else {
+        panic!("expected a checkout, got {sims:?}")
+    };
+    assert_eq!(c.transaction_id, txn);
+    assert_eq!(c.value, Some(kes(250.0)));
+    assert_eq!(h.purse(), start, "nothing moves before confirmation");
+    let pending = h
+        .state(&customer_id)
+        .payment_state
+        .unwrap()
+        .pending_transactions;
+    assert_eq!(pending.len(), 1);
+
+    let (reply, effects) = h.settle(&txn, PaymentStatus::Success);
+    assert!(reply.status, "{}", reply.description);
+    assert_eq!(h.purse(), (start.0 + 250.0, start.1 + 250.0));
+    assert!(
+        app_entries(&effects)
+            .iter()
+            .any(|(id, e)| id == &customer_id
+                && matches!(e, CE::PaymentStatus(s) if s.transaction_id == txn
+            && s.status == PaymentStatus::Success as i32))
+    );
+    let (again, _) = h.settle(&txn, PaymentStatus::Success);
+    assert!(!again.status, "settled transactions stay settled");
+    let ps = h.state(&customer_id).payment_state.unwrap();
+    assert!(ps.pending_transactions.is_empty());
+    assert_eq!(ps.transaction_log.len(), 1);
+}
+
+#[test]
+fn payout_holds_funds_and_a_failure_releases_them() {
+    let h = harness();
+    let start = h.purse();
+    let (r, effects) = h.pay(purse(), mobile("+254700000025"), kes(70.0));
+    assert_eq!(r.status, PaymentStatus::Queued as i32);
+    assert!(matches!(
+        sim_entries(&effects).as_slice(),
+        [SE::SendCustomerPayment(_)]
+    ));
+    assert_eq!(h.purse(), (start.0 - 70.0, start.1));
+    h.settle(r.transaction_id.as_ref().unwrap(), PaymentStatus::Failed);
+    assert_eq!(h.purse(), start);
+
+    let (r, _) = h.pay(purse(), mobile("+254700000025"), kes(30.0));
+    h.settle(r.transaction_id.as_ref().unwrap(), PaymentStatus::Success);
+    assert_eq!(h.purse(), (start.0 - 30.0, start.1 - 30.0));
+}
+
+#[test]
+fn received_payment_credits_the_purse_and_notifies() {
+    let h = harness();
+    let start = h.purse();
+    let out = h.engine.simulator_command(
+        &h.sim,
+        p::SimulatorToServerCommand {
+            entry: Some(p::simulator_to_server_command::Entry::ReceivePayment(
+                p::ReceivePaymentSimulatorCommand {
+                    transaction_id: "mpesa-1".into(),
+                    channel_number: Some(p::PaymentChannelNumber {
+                        channel: p::PaymentChannel::Cellular as i32,
+                        number: TEST_PAYMENT_CHANNEL.into(),
+                    }),
+                    customer_number: "+254700000026".into(),
+                    value: Some(kes(500.0)),
+                    status: PaymentStatus::Success as i32,
+                },
+            )),
+        },
+    );
+    assert!(out.reply.status, "{}", out.reply.description);
+    assert_eq!(h.purse(), (start.0 + 500.0, start.1 + 500.0));
+    assert!(app_entries(&out.effects).iter().any(|(_, e)| matches!(e,
+        CE::ReceivedPayment(r) if r.purse_id == TEST_PURSE_ID && r.value == Some(kes(500.0)))));
+}
+
+#[test]
+fn adopt_merges_the_other_customer_and_retires_it() {
+    let h = harness();
+    let a = h.create("+254700000027");
+    let b = h.create("+254700000028");
+    h.tag(&b, "from", "b", None);
+    add_reminder(&h, &b, reminder("r", T0 + 1_000, 0));
+    let r = h.update(E::AdoptCustomerState(p::AdoptCustomerStateCommand {
+        customer_id: a.clone(),
+        other_customer: Some(
+            p::adopt_customer_state_command::OtherCustomer::OtherCustomerId(b.clone()),
+        ),
+    }));
+    assert!(r.status, "{}", r.description);
+    assert_eq!(h.create("+254700000028"), a, "b's number now leads to a");
+    let st = h.state(&a);
+    assert!(
+        st.identity_state
+            .unwrap()
+            .tags
+            .contains(&index("from", "b", None))
+    );
+    assert_eq!(h.engine.customer_count(TEST_ORG_ID), 1);
+    h.clock.advance_millis(1_000);
+    let fired = reminders_fired(&h.fire());
+    assert_eq!(fired.len(), 1);
+    assert_eq!(fired[0].0, a, "adopted reminders fire for the adopter");
+    let r = h.update(E::AdoptCustomerState(p::AdoptCustomerStateCommand {
+        customer_id: a.clone(),
+        other_customer: Some(
+            p::adopt_customer_state_command::OtherCustomer::OtherCustomerId(a.clone()),
+        ),
+    }));
+    assert!(!r.status);
+}
+
+#[test]
+fn delete_customer_forgets_it() {
+    let h = harness();
+    let a = h.create("+254700000029");
+    let r = h.update(E::DeleteCustomer(p::DeleteCustomerCommand {
+        customer: Some(p::delete_customer_command::Customer::CustomerNumber(phone(
+            "+254700000029",
+        ))),
+    }));
+    assert!(r.status);
+    assert_eq!(r.customer_id.as_deref(), Some(a.as_str()));
+    assert_eq!(h.engine.customer_count(TEST_ORG_ID), 0);
+    let r = h.update(E::DeleteCustomer(p::DeleteCustomerCommand {
+        customer: Some(p::delete_customer_command::Customer::CustomerId(a.clone())),
+    }));
+    assert!(!r.status);
+    assert_ne!(
+        h.create("+254700000029"),
+        a,
+        "a new customer after deletion"
+    );
+}
+
+#[test]
+fn activity_is_recorded_and_notified() {
+    let h = harness();
+    let (reply, effects) = h.run(E::CustomerActivity(p::CustomerActivityCommand {
+        customer_number: Some(phone("+254700000030")),
+        source: "web".into(),
+        session_id: "s1".into(),
+        key: "login".into(),
+        properties: [("ip".to_string(), "1.2.3.4".to_string())]
+            .into_iter()
+            .collect(),
+    }));
+    let R::CustomerActivity(r) = reply else {
+        panic!("wrong reply")
+    };
+    assert!(r.status);
+    assert!(
+        app_entries(&effects)
+            .iter()
+            .any(|(_, e)| matches!(e, CE::CustomerActivity(a) if a.source == "web"))
+    );
+    let sessions = h
+        .state(&r.customer_id.unwrap())
+        .activity_state
+        .unwrap()
+        .sessions;
+    assert_eq!(sessions[0].activities[0].key, "login");
+}
+
+#[test]
+fn auth_tokens_work_until_they_expire() {
+    let h = harness();
+    let (reply, _) = h.run(E::GenerateAuthToken(p::GenerateAuthTokenCommand {}));
+    let R::GenerateAuthToken(t) = reply else {
+        panic!("wrong reply")
+    };
+    assert_eq!(t.lifetime.unwrap().seconds, 3600);
+    let meta = |key: Option<&str>, token: Option<&str>| p::AppConnectionMetadata {
+        org_id: TEST_ORG_ID.into(),
+        app_id: TEST_APP_ID.into(),
+        api_key: key.map(Into::into),
+        auth_token: token.map(Into::into),
+        simplex_mode: false,
+        simulator_mode: false,
+    };
+    assert!(
+        h.engine
+            .authenticate(&meta(Some(TEST_API_KEY), None))
+            .is_ok()
+    );
+    assert_eq!(
+        h.engine.authenticate(&meta(Some("el_k_wrong"), None)),
+        Err(AuthError::InvalidApiKey(TEST_APP_ID.into()))
+    );
+    assert!(h.engine.authenticate(&meta(None, Some(&t.token))).is_ok());
+    assert_eq!(
+        h.engine.authenticate(&meta(None, Some("el_tkn_forged"))),
+        Err(AuthError::InvalidToken)
+    );
+    assert_eq!(
+        h.engine.authenticate(&meta(None, None)),
+        Err(AuthError::MissingCredentials)
+    );
+    let mut other = meta(Some(TEST_API_KEY), None);
+    other.org_id = "el_org_other".into();
+    assert!(matches!(
+        h.engine.authenticate(&other),
+        Err(AuthError::UnknownOrg(_))
+    ));
+    h.clock.advance_millis(3_600_000);
+    assert_eq!(
+        h.engine.authenticate(&meta(None, Some(&t.token))),
+        Err(AuthError::ExpiredToken)
+    );
+}
+
+#[test]
+fn replays_update_the_state_they_describe() {
+    let h = harness();
+    let r = h.update(E::ReplaySentMessage(p::ReplaySentMessageCommand {
+        provider_message_id: "prov-1".into(),
+        customer_number: Some(phone("+254700000031")),
+        channel_number: Some(sms()),
+        message: Some(text_message("old")),
+        status: MessageDeliveryStatus::Sent as i32,
+        ..Default::default()
+    }));
+    assert!(r.status, "{}", r.description);
+    let id = r.customer_id.unwrap();
+    let r = h.update(E::ReplayMessageStatusUpdate(
+        p::ReplayMessageStatusUpdateCommand {
+            provider_message_id: "prov-1".into(),
+            customer_number: Some(phone("+254700000031")),
+            channel_number: Some(sms()),
+            status: MessageDeliveryStatus::Read as i32,
+            ..Default::default()
+        },
+    ));
+    assert!(r.status, "{}", r.description);
+    let msgs = h.state(&id).messaging_state.unwrap().messages;
+    let Some(p::channel_message::Entry::Sent(s)) = &msgs[0].entry else {
+        panic!("expected a sent message")
+    };
+    assert_eq!(s.status, MessageDeliveryStatus::Read as i32);
+    let r = h.update(E::ReplayMessagingConsentUpdate(
+        p::ReplayMessagingConsentUpdateCommand {
+            customer_number: Some(phone("+254700000031")),
+            channel_number: Some(sms()),
+            updated_at: None,
+            update: p::MessagingConsentUpdate::Block as i32,
+        },
+    ));
+    assert!(r.status);
+    let channels = h.state(&id).messaging_state.unwrap().channels;
+    assert!(matches!(
+        channels[0].state,
+        Some(p::messaging_channel_state::State::Blocked(_))
+    ));
+    let (reply, _) = h.run(E::ReplayPayment(p::ReplayPaymentCommand {
+        provider_transaction_id: "mp-9".into(),
+        debit_party: Some(mobile("+254700000031")),
+        credit_party: Some(purse()),
+        status: PaymentStatus::PendingConfirmation as i32,
+        value: Some(kes(5.0)),
+        ..Default::default()
+    }));
+    let R::ReplayPayment(rp) = reply else {
+        panic!("wrong reply")
+    };
+    assert!(rp.status);
+    assert_eq!(rp.debit_customer_id.as_deref(), Some(id.as_str()));
+    let (reply, _) = h.run(E::ReplayPaymentStatusUpdate(
+        p::ReplayPaymentStatusUpdateCommand {
+            customer_number: Some(phone("+254700000031")),
+            provider_transaction_id: "mp-9".into(),
+            updated_at: None,
+            status: PaymentStatus::Success as i32,
+        },
+    ));
+    assert!(matches!(reply, R::ReplayPayment(r) if r.status));
+    let log = h.state(&id).payment_state.unwrap().transaction_log;
+    assert_eq!(log[0].status, PaymentStatus::Success as i32);
+}
+
+#[tokio::test]
+async fn acknowledged_changes_survive_a_restart_with_a_data_dir() {
+    let dir = std::env::temp_dir().join(format!(
+        "elarian-emulator-engine-{}-{}",
+        std::process::id(),
+        fastrand::u64(..)
+    ));
+    let clock = ManualClock::new(T0);
+    let app = Identity::app(TEST_ORG_ID, TEST_APP_ID);
+    let id;
+    let token;
+    {
+        let engine =
+            Engine::open(EmulatorConfig::default(), Arc::new(clock.clone()), &dir).unwrap();
+        let out = engine.app_command(
+            &app,
+            AppToServerCommand {
+                entry: Some(E::UpdateCustomerTag(p::UpdateCustomerTagCommand {
+                    customer: Some(p::update_customer_tag_command::Customer::CustomerNumber(
+                        phone("+254700000032"),
+                    )),
+                    updates: vec![index("k", "v", None)],
+                })),
+            },
+        );
+        out.durable.wait().await.unwrap();
+        let Some(R::UpdateCustomerState(r)) = out.reply.entry else {
+            panic!("wrong reply")
+        };
+        id = r.customer_id.unwrap();
+        let out = engine.app_command(
+            &app,
+            AppToServerCommand {
+                entry: Some(E::AddCustomerReminder(p::AddCustomerReminderCommand {
+                    customer: Some(p::add_customer_reminder_command::Customer::CustomerId(
+                        id.clone(),
+                    )),
+                    reminder: Some(reminder("later", T0 + 60_000, 0)),
+                })),
+            },
+        );
+        out.durable.wait().await.unwrap();
+        let out = engine.app_command(
+            &app,
+            AppToServerCommand {
+                entry: Some(E::GenerateAuthToken(p::GenerateAuthTokenCommand {})),
+            },
+        );
+        out.durable.wait().await.unwrap();
+        let Some(R::GenerateAuthToken(t)) = out.reply.entry else {
+            panic!("wrong reply")
+        };
+        token = t.token;
+        let (r, _) = {
+            let out = engine.app_command(
+                &app,
+                AppToServerCommand {
+                    entry: Some(E::InitiatePayment(p::InitiatePaymentCommand {
+                        debit_party: Some(purse()),
+                        credit_party: Some(wallet(&id, "w")),
+                        value: Some(kes(10.0)),
+                        narration: String::new(),
+                    })),
+                },
+            );
+            out.durable.wait().await.unwrap();
+            (out.reply, out.effects)
+        };
+        assert!(
+            matches!(r.entry, Some(R::InitiatePayment(ref x)) if x.status == PaymentStatus::Success as i32)
+        );
+    }
+    let engine = Engine::open(EmulatorConfig::default(), Arc::new(clock.clone()), &dir).unwrap();
+    assert_eq!(engine.customer_count(TEST_ORG_ID), 1);
+    assert_eq!(
+        engine.purse_balance(TEST_ORG_ID, TEST_PURSE_ID),
+        Some((TEST_PURSE_BALANCE - 10.0, TEST_PURSE_BALANCE - 10.0))
+    );
+    let meta = p::AppConnectionMetadata {
+        org_id: TEST_ORG_ID.into(),
+        app_id: TEST_APP_ID.into(),
+        auth_token: Some(token),
+        ..Default::default()
+    };
+    assert!(
+        engine.authenticate(&meta).is_ok(),
+        "tokens survive restarts"
+    );
+    clock.advance_millis(60_000);
+    let fired = reminders_fired(&engine.fire_due(100).effects);
+    assert_eq!(fired.len(), 1, "reminders survive restarts");
+    assert_eq!(fired[0].0, id);
+    drop(engine);
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn a_deleted_customers_reminders_and_tags_die_with_it() {
+    let h = harness();
+    let a = h.create("+254700000040");
+    h.tag(&a, "t", "1", None);
+    add_reminder(&h, &a, reminder("r", T0 + 1_000, 0));
+    let r = h.update(E::DeleteCustomer(p::DeleteCustomerCommand {
+        customer: Some(p::delete_customer_command::Customer::CustomerId(a.clone())),
+    }));
+    assert!(r.status);
+    // The next customer takes over the freed storage slot.
+    let b = h.create("+254700000041");
+    add_reminder(&h, &b, reminder("r", T0 + 5_000, 0));
+    h.clock.advance_millis(1_000);
+    assert!(reminders_fired(&h.fire()).is_empty());
+    let (reply, effects) = h.run(E::SendMessageTag(p::SendMessageTagCommand {
+        tag: Some(mapping("t", "1")),
+        channel_number: Some(sms()),
+        message: Some(text_message("x")),
+    }));
+    assert!(matches!(reply, R::TagCommand(t) if t.status));
+    assert!(
+        sim_entries(&effects).is_empty(),
+        "nobody carries the tag any more"
+    );
+    h.clock.advance_millis(4_000);
+    let fired = reminders_fired(&h.fire());
+    assert_eq!(fired.len(), 1);
+    assert_eq!(fired[0].0, b);
+}

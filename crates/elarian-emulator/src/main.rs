@@ -1,0 +1,183 @@
+//! `elarian-emulator`: runs a local, wire-compatible Elarian server.
+//!
+//! Without listener flags it listens on 127.0.0.1: TCP 5555, TLS 5556 (self-signed) and
+//! WebSocket 5557. See `docs/emulator.md`.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+use anyhow::Context;
+use clap::Parser;
+use elarian_emulator::Emulator;
+use elarian_emulator::config::EmulatorConfig;
+
+/// A local, wire-compatible Elarian server for development and tests.
+#[derive(Debug, Parser)]
+#[command(name = "elarian-emulator", version, about)]
+struct Args {
+    /// Listen for RSocket over plain TCP on ADDR (e.g. 127.0.0.1:5555).
+    #[arg(long, value_name = "ADDR")]
+    tcp: Option<SocketAddr>,
+    /// Listen for RSocket over TLS on ADDR; self-signed for localhost unless --cert/--key.
+    #[arg(long, value_name = "ADDR")]
+    tls: Option<SocketAddr>,
+    /// Listen for RSocket over WebSocket on ADDR.
+    #[arg(long, value_name = "ADDR")]
+    ws: Option<SocketAddr>,
+    /// PEM certificate chain for --tls.
+    #[arg(long, value_name = "FILE", requires = "key")]
+    cert: Option<PathBuf>,
+    /// PEM private key for --tls.
+    #[arg(long, value_name = "FILE", requires = "cert")]
+    key: Option<PathBuf>,
+    /// Keep state durably in DIR (created if needed); in memory without it.
+    #[arg(long, value_name = "DIR", env = "ELARIAN_EMULATOR_DATA_DIR")]
+    data_dir: Option<PathBuf>,
+    /// JSON configuration of orgs, apps, keys, purses and channel numbers.
+    #[arg(long, value_name = "FILE", env = "ELARIAN_EMULATOR_CONFIG")]
+    config: Option<PathBuf>,
+    /// Print the default configuration as JSON and exit.
+    #[arg(long)]
+    print_default_config: bool,
+}
+
+const DEFAULT_TCP: &str = "127.0.0.1:5555";
+const DEFAULT_TLS: &str = "127.0.0.1:5556";
+const DEFAULT_WS: &str = "127.0.0.1:5557";
+
+const CERT_FILE: &str = "tls-cert.pem";
+const KEY_FILE: &str = "tls-key.pem";
+
+/// The self-signed certificate kept in the data dir, created on first use.
+fn persistent_certificate(dir: &std::path::Path) -> anyhow::Result<(PathBuf, PathBuf)> {
+    let (cert, key) = (dir.join(CERT_FILE), dir.join(KEY_FILE));
+    if cert.exists() && key.exists() {
+        return Ok((cert, key));
+    }
+    std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+    let generated =
+        rcgen::generate_simple_self_signed(vec!["localhost".to_string(), "127.0.0.1".to_string()])
+            .context("generating a self-signed certificate")?;
+    std::fs::write(&cert, generated.cert.pem())
+        .with_context(|| format!("writing {}", cert.display()))?;
+    write_private(&key, generated.signing_key.serialize_pem().as_bytes())?;
+    Ok((cert, key))
+}
+
+/// Writes a file only its owner can read (a private key).
+fn write_private(path: &std::path::Path, bytes: &[u8]) -> anyhow::Result<()> {
+    use std::io::Write;
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create(true).truncate(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt;
+        options.mode(0o600);
+    }
+    let mut file = options
+        .open(path)
+        .with_context(|| format!("writing {}", path.display()))?;
+    file.write_all(bytes)
+        .with_context(|| format!("writing {}", path.display()))?;
+    Ok(())
+}
+
+#[tokio::main]
+async fn main() -> std::process::ExitCode {
+    match run().await {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}
+
+async fn run() -> anyhow::Result<()> {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
+        )
+        .init();
+    let mut args = Args::parse();
+    if args.print_default_config {
+        println!(
+            "{}",
+            serde_json::to_string_pretty(&EmulatorConfig::default())?
+        );
+        return Ok(());
+    }
+    if args.tcp.is_none() && args.tls.is_none() && args.ws.is_none() {
+        args.tcp = Some(DEFAULT_TCP.parse()?);
+        args.tls = Some(DEFAULT_TLS.parse()?);
+        args.ws = Some(DEFAULT_WS.parse()?);
+    }
+    let config = match &args.config {
+        Some(path) => EmulatorConfig::load(path)?,
+        None => EmulatorConfig::default(),
+    };
+    let mut builder = Emulator::builder().config(config);
+    if let Some(addr) = args.tcp {
+        builder = builder.tcp(addr);
+    }
+    if let Some(addr) = args.tls {
+        let pem_files = match (&args.cert, &args.key, &args.data_dir) {
+            (Some(cert), Some(key), _) => Some((cert.clone(), key.clone())),
+            // With a data dir the self-signed certificate is kept, so clients trust it once.
+            (_, _, Some(dir)) => Some(persistent_certificate(dir)?),
+            _ => None,
+        };
+        builder = match pem_files {
+            Some((cert, key)) => builder.tls_with_certificate(
+                addr,
+                std::fs::read(&cert).with_context(|| format!("reading {}", cert.display()))?,
+                std::fs::read(&key).with_context(|| format!("reading {}", key.display()))?,
+            ),
+            None => builder.tls(addr),
+        };
+    }
+    if let Some(addr) = args.ws {
+        builder = builder.ws(addr);
+    }
+    if let Some(dir) = &args.data_dir {
+        builder = builder.data_dir(dir);
+    }
+    let emulator = builder.start().await?;
+
+    if let Some(endpoint) = emulator.endpoint() {
+        println!("tcp:  {endpoint}");
+    }
+    if let Some(endpoint) = emulator.tls_endpoint() {
+        println!("tls:  {endpoint}");
+    }
+    if let Some(endpoint) = emulator.ws_endpoint() {
+        println!("ws:   {endpoint}");
+    }
+    if let Some(pem) = emulator.tls_certificate_pem() {
+        let path = match (&args.cert, &args.data_dir) {
+            (Some(cert), _) => cert.clone(),
+            (None, Some(dir)) => dir.join(CERT_FILE),
+            (None, None) => {
+                let path = std::env::temp_dir()
+                    .join(format!("elarian-emulator-{}-cert.pem", std::process::id()));
+                std::fs::write(&path, pem)
+                    .with_context(|| format!("writing {}", path.display()))?;
+                path
+            }
+        };
+        println!("tls certificate (trust it in clients): {}", path.display());
+    }
+    match &args.data_dir {
+        Some(dir) => println!("data dir: {}", dir.display()),
+        None => println!("data: in memory (use --data-dir to keep it)"),
+    }
+    println!("press Ctrl-C to stop");
+
+    tokio::signal::ctrl_c()
+        .await
+        .context("waiting for Ctrl-C")?;
+    println!("stopping");
+    emulator.shutdown().await;
+    Ok(())
+}

@@ -1,0 +1,225 @@
+//! The network side of a connection: SETUP authentication and command handling.
+//!
+//! A SETUP's data must decode as `AppConnectionMetadata` (else INVALID_SETUP) and carry valid
+//! credentials (else REJECTED_SETUP, with the reason). App connections send
+//! `AppToServerCommand`s, simulator connections `SimulatorToServerCommand`s. A request that does
+//! not decode gets an APPLICATION_ERROR on its stream and the connection carries on; an unknown
+//! command gets a `status = false` reply.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::Bytes;
+use elarian_proto::{AppConnectionMetadata, AppToServerCommand, SimulatorToServerCommand};
+use elarian_transport::responder::BoxFuture;
+use elarian_transport::{ErrorCode, Incoming, Payload, Responder, StreamError};
+use prost::Message;
+use tokio::sync::oneshot;
+
+use crate::delivery::Hub;
+use crate::engine::{Engine, Identity};
+
+/// Per-connection settings of command handling.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct CommandLimits {
+    /// Largest command accepted, in bytes.
+    pub max_command_bytes: usize,
+    /// How long a simulator's received message waits for the app's reply.
+    pub reply_timeout: Duration,
+}
+
+/// Answers the commands of one authenticated connection.
+struct ConnectionResponder {
+    engine: Arc<Engine>,
+    hub: Arc<Hub>,
+    who: Identity,
+    limits: CommandLimits,
+}
+
+impl Responder for ConnectionResponder {
+    fn request_response(
+        &self,
+        payload: Payload,
+    ) -> BoxFuture<'static, Result<Payload, StreamError>> {
+        let engine = self.engine.clone();
+        let hub = self.hub.clone();
+        let who = self.who.clone();
+        let limits = self.limits;
+        Box::pin(async move {
+            if payload.data.len() > limits.max_command_bytes {
+                return Err(StreamError::rejected(format!(
+                    "command of {} bytes exceeds the limit of {} bytes",
+                    payload.data.len(),
+                    limits.max_command_bytes
+                )));
+            }
+            let reply = if who.simulator {
+                simulator_command(&engine, &hub, &who, limits, payload.data).await?
+            } else {
+                app_command(&engine, &hub, &who, payload.data).await?
+            };
+            Ok(Payload {
+                data: reply,
+                metadata: None,
+            })
+        })
+    }
+}
+
+async fn app_command(
+    engine: &Engine,
+    hub: &Arc<Hub>,
+    who: &Identity,
+    data: Bytes,
+) -> Result<Bytes, StreamError> {
+    let cmd = AppToServerCommand::decode(data).map_err(|e| {
+        StreamError::application(format!("request is not an AppToServerCommand: {e}"))
+    })?;
+    tracing::debug!(org = %who.org_id, app = %who.app_id, command = command_name(&cmd), "app command");
+    let out = engine.app_command(who, cmd);
+    out.durable.wait().await.map_err(|e| {
+        tracing::error!(error = %e, "command not persisted");
+        StreamError::application(e.to_string())
+    })?;
+    dispatch(hub, out.effects);
+    Ok(Bytes::from(out.reply.encode_to_vec()))
+}
+
+/// Effects of one command beyond this many (tag commands over many customers) are queued from
+/// a task at the apps' pace instead of being dropped when a queue is full.
+const PACED_DISPATCH_THRESHOLD: usize = 256;
+
+fn dispatch(hub: &Arc<Hub>, effects: Vec<crate::engine::Effect>) {
+    if effects.len() > PACED_DISPATCH_THRESHOLD {
+        let hub = hub.clone();
+        tokio::spawn(async move { hub.dispatch_paced(effects).await });
+    } else {
+        hub.dispatch(effects);
+    }
+}
+
+async fn simulator_command(
+    engine: &Engine,
+    hub: &Hub,
+    who: &Identity,
+    limits: CommandLimits,
+    data: Bytes,
+) -> Result<Bytes, StreamError> {
+    let cmd = SimulatorToServerCommand::decode(data).map_err(|e| {
+        StreamError::application(format!("request is not a SimulatorToServerCommand: {e}"))
+    })?;
+    let out = engine.simulator_command(who, cmd);
+    let persisted = |r: Result<(), crate::store::StoreError>| {
+        r.map_err(|e| {
+            tracing::error!(error = %e, "command not persisted");
+            StreamError::application(e.to_string())
+        })
+    };
+    persisted(out.durable.wait().await)?;
+    let Some((awaited, exchange)) = out.exchange else {
+        hub.dispatch(out.effects);
+        return Ok(Bytes::from(out.reply.encode_to_vec()));
+    };
+    let (tx, rx) = oneshot::channel();
+    hub.dispatch_awaiting(out.effects, awaited, tx);
+    let message = match tokio::time::timeout(limits.reply_timeout, rx).await {
+        Ok(Ok(message)) => message,
+        Ok(Err(_)) => None,
+        Err(_) => {
+            tracing::debug!(app = %who.app_id, "no app reply to a received message in time");
+            None
+        }
+    };
+    let done = engine.inbound_reply(who, &exchange, message);
+    persisted(done.durable.wait().await)?;
+    hub.dispatch(done.effects);
+    Ok(Bytes::from(done.reply.encode_to_vec()))
+}
+
+fn command_name(cmd: &AppToServerCommand) -> &'static str {
+    use elarian_proto::app_to_server_command::Entry as E;
+    match &cmd.entry {
+        None => "unknown",
+        Some(E::GenerateAuthToken(_)) => "GenerateAuthToken",
+        Some(E::CreateCustomer(_)) => "CreateCustomer",
+        Some(E::GetCustomerState(_)) => "GetCustomerState",
+        Some(E::AdoptCustomerState(_)) => "AdoptCustomerState",
+        Some(E::AddCustomerReminder(_)) => "AddCustomerReminder",
+        Some(E::AddCustomerReminderTag(_)) => "AddCustomerReminderTag",
+        Some(E::CancelCustomerReminder(_)) => "CancelCustomerReminder",
+        Some(E::CancelCustomerReminderTag(_)) => "CancelCustomerReminderTag",
+        Some(E::UpdateCustomerTag(_)) => "UpdateCustomerTag",
+        Some(E::DeleteCustomerTag(_)) => "DeleteCustomerTag",
+        Some(E::UpdateCustomerSecondaryId(_)) => "UpdateCustomerSecondaryId",
+        Some(E::DeleteCustomerSecondaryId(_)) => "DeleteCustomerSecondaryId",
+        Some(E::UpdateCustomerMetadata(_)) => "UpdateCustomerMetadata",
+        Some(E::DeleteCustomerMetadata(_)) => "DeleteCustomerMetadata",
+        Some(E::LeaseCustomerAppData(_)) => "LeaseCustomerAppData",
+        Some(E::UpdateCustomerAppData(_)) => "UpdateCustomerAppData",
+        Some(E::DeleteCustomerAppData(_)) => "DeleteCustomerAppData",
+        Some(E::SendMessage(_)) => "SendMessage",
+        Some(E::SendMessageTag(_)) => "SendMessageTag",
+        Some(E::ReplyToMessage(_)) => "ReplyToMessage",
+        Some(E::UpdateMessagingConsent(_)) => "UpdateMessagingConsent",
+        Some(E::InitiatePayment(_)) => "InitiatePayment",
+        Some(E::CustomerActivity(_)) => "CustomerActivity",
+        Some(E::ReplayMessagingConsentUpdate(_)) => "ReplayMessagingConsentUpdate",
+        Some(E::ReplayReceivedMessage(_)) => "ReplayReceivedMessage",
+        Some(E::ReplaySentMessage(_)) => "ReplaySentMessage",
+        Some(E::ReplayMessageStatusUpdate(_)) => "ReplayMessageStatusUpdate",
+        Some(E::ReplayMessageReactionUpdate(_)) => "ReplayMessageReactionUpdate",
+        Some(E::ReplayMessagingSession(_)) => "ReplayMessagingSession",
+        Some(E::ReplayPayment(_)) => "ReplayPayment",
+        Some(E::ReplayPaymentStatusUpdate(_)) => "ReplayPaymentStatusUpdate",
+        Some(E::DeleteCustomer(_)) => "DeleteCustomer",
+    }
+}
+
+/// Authenticates a client's SETUP and accepts or rejects it.
+pub(crate) fn handle_incoming(
+    incoming: Incoming,
+    engine: &Arc<Engine>,
+    hub: &Arc<Hub>,
+    limits: CommandLimits,
+) {
+    let meta = match AppConnectionMetadata::decode(incoming.setup().payload.data.clone()) {
+        Ok(meta) => meta,
+        Err(e) => {
+            tracing::info!(error = %e, "setup rejected: undecodable connection metadata");
+            incoming.reject(
+                ErrorCode::InvalidSetup,
+                format!("setup data is not an AppConnectionMetadata: {e}"),
+            );
+            return;
+        }
+    };
+    let who = match engine.authenticate(&meta) {
+        Ok(who) => who,
+        Err(e) => {
+            tracing::info!(org = %meta.org_id, app = %meta.app_id, reason = %e, "setup rejected");
+            incoming.reject(ErrorCode::RejectedSetup, e.to_string());
+            return;
+        }
+    };
+    tracing::info!(
+        org = %who.org_id,
+        app = %who.app_id,
+        simulator = who.simulator,
+        simplex = who.simplex,
+        "connection accepted"
+    );
+    let responder = Arc::new(ConnectionResponder {
+        engine: engine.clone(),
+        hub: hub.clone(),
+        who: who.clone(),
+        limits,
+    });
+    let conn = incoming.accept(responder);
+    let id = hub.register(&who, conn.clone());
+    let hub = hub.clone();
+    tokio::spawn(async move {
+        let reason = conn.closed().await;
+        tracing::info!(org = %who.org_id, app = %who.app_id, %reason, "connection closed");
+        hub.unregister(id);
+    });
+}

@@ -1,0 +1,409 @@
+//! The in-memory state of the emulator: customers per organization with their lookup indexes,
+//! purses, transactions, auth tokens and the timer queue.
+//!
+//! Indexes map customer numbers, secondary ids and tags to customer slots. They are derived
+//! data: rebuilt from the records on load and kept in step by [`Indexes::index`] /
+//! [`Indexes::unindex`] around every change that touches them.
+
+use std::cmp::{Ordering, Reverse};
+use std::collections::{BinaryHeap, HashMap, HashSet};
+
+use elarian_proto::{CustomerIndex, CustomerNumber, CustomerNumberProvider, IndexMapping};
+
+use crate::clock::{Millis, from_timestamp};
+use crate::config::OrgConfig;
+use crate::record::{CustomerRecord, PurseRecord, TokenRecord, TransactionRecord};
+
+/// Position of an organization in [`State::orgs`].
+pub(crate) type OrgIdx = usize;
+
+/// Lookup key of a customer number: provider (unspecified counts as cellular), number, partition.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub(crate) struct NumberKey {
+    provider: i32,
+    number: Box<str>,
+    partition: Option<Box<str>>,
+}
+
+impl NumberKey {
+    pub(crate) fn of(n: &CustomerNumber) -> Self {
+        NumberKey {
+            provider: normalized_provider(n.provider),
+            number: n.number.as_str().into(),
+            partition: n
+                .partition
+                .as_deref()
+                .filter(|p| !p.is_empty())
+                .map(Into::into),
+        }
+    }
+}
+
+/// The provider used for indexing: the JavaScript client leaves it unspecified for phone numbers.
+pub(crate) fn normalized_provider(provider: i32) -> i32 {
+    if provider == CustomerNumberProvider::Unspecified as i32 {
+        CustomerNumberProvider::Cellular as i32
+    } else {
+        provider
+    }
+}
+
+/// Lookup key of a tag or secondary id: (key, value).
+pub(crate) type MappingKey = (String, String);
+
+pub(crate) fn mapping_key(m: &IndexMapping) -> MappingKey {
+    (m.key.clone(), m.value.clone().unwrap_or_default())
+}
+
+/// True when an index entry has an expiry in the past.
+pub(crate) fn expired(index: &CustomerIndex, now: Millis) -> bool {
+    index
+        .expires_at
+        .as_ref()
+        .is_some_and(|t| from_timestamp(t) <= now)
+}
+
+/// The customers of an org: records in a slab addressed by a compact slot number, plus the
+/// customer-id lookup. Indexes and timers hold slots (4 bytes) instead of id strings.
+#[derive(Default)]
+pub(crate) struct Customers {
+    slots: Vec<Option<CustomerRecord>>,
+    free: Vec<u32>,
+    by_id: HashMap<Box<str>, u32>,
+}
+
+impl Customers {
+    pub(crate) fn slot_of(&self, id: &str) -> Option<u32> {
+        self.by_id.get(id).copied()
+    }
+
+    pub(crate) fn at(&self, slot: u32) -> Option<&CustomerRecord> {
+        self.slots.get(slot as usize)?.as_ref()
+    }
+
+    pub(crate) fn get(&self, id: &str) -> Option<&CustomerRecord> {
+        self.at(self.slot_of(id)?)
+    }
+
+    pub(crate) fn get_mut(&mut self, id: &str) -> Option<&mut CustomerRecord> {
+        let slot = self.slot_of(id)?;
+        self.slots.get_mut(slot as usize)?.as_mut()
+    }
+
+    pub(crate) fn contains_key(&self, id: &str) -> bool {
+        self.by_id.contains_key(id)
+    }
+
+    pub(crate) fn len(&self) -> usize {
+        self.by_id.len()
+    }
+
+    /// Stores a record under its id (replacing one with the same id) and returns its slot.
+    fn insert(&mut self, rec: CustomerRecord) -> u32 {
+        if let Some(slot) = self.slot_of(&rec.id) {
+            self.slots[slot as usize] = Some(rec);
+            return slot;
+        }
+        let id: Box<str> = rec.id.as_str().into();
+        let slot = match self.free.pop() {
+            Some(slot) => {
+                self.slots[slot as usize] = Some(rec);
+                slot
+            }
+            None => {
+                self.slots.push(Some(rec));
+                u32::try_from(self.slots.len() - 1).unwrap_or(u32::MAX)
+            }
+        };
+        self.by_id.insert(id, slot);
+        slot
+    }
+
+    fn remove(&mut self, id: &str) -> Option<(u32, CustomerRecord)> {
+        let slot = self.by_id.remove(id)?;
+        let rec = self.slots.get_mut(slot as usize)?.take()?;
+        self.free.push(slot);
+        Some((slot, rec))
+    }
+
+    /// Takes a record out of its slot for a change that needs the rest of the state; the id
+    /// keeps its slot until [`Customers::put_back`].
+    pub(crate) fn take(&mut self, slot: u32) -> Option<CustomerRecord> {
+        self.slots.get_mut(slot as usize)?.take()
+    }
+
+    pub(crate) fn put_back(&mut self, slot: u32, rec: CustomerRecord) {
+        if let Some(s) = self.slots.get_mut(slot as usize) {
+            *s = Some(rec);
+        }
+    }
+}
+
+/// Lookup indexes from numbers, secondary ids and tags to customer slots.
+#[derive(Default)]
+pub(crate) struct Indexes {
+    pub by_number: HashMap<NumberKey, u32>,
+    pub by_secondary: HashMap<MappingKey, u32>,
+    pub by_tag: HashMap<MappingKey, HashSet<u32>>,
+}
+
+impl Indexes {
+    /// Adds a record's numbers, secondary ids and tags.
+    pub(crate) fn index(&mut self, slot: u32, rec: &CustomerRecord) {
+        for n in &rec.numbers {
+            self.by_number.insert(NumberKey::of(n), slot);
+        }
+        for t in &rec.tags {
+            if let Some(m) = &t.mapping {
+                self.by_tag.entry(mapping_key(m)).or_default().insert(slot);
+            }
+        }
+        if let Some(extra) = &rec.extra {
+            for s in &extra.secondary_ids {
+                if let Some(m) = &s.mapping {
+                    self.by_secondary.insert(mapping_key(m), slot);
+                }
+            }
+        }
+    }
+
+    /// Removes a record's numbers, secondary ids and tags.
+    pub(crate) fn unindex(&mut self, slot: u32, rec: &CustomerRecord) {
+        for n in &rec.numbers {
+            let key = NumberKey::of(n);
+            if self.by_number.get(&key) == Some(&slot) {
+                self.by_number.remove(&key);
+            }
+        }
+        for t in &rec.tags {
+            if let Some(m) = &t.mapping {
+                let key = mapping_key(m);
+                if let Some(set) = self.by_tag.get_mut(&key) {
+                    set.remove(&slot);
+                    if set.is_empty() {
+                        self.by_tag.remove(&key);
+                    }
+                }
+            }
+        }
+        if let Some(extra) = &rec.extra {
+            for s in &extra.secondary_ids {
+                if let Some(m) = &s.mapping {
+                    let key = mapping_key(m);
+                    if self.by_secondary.get(&key) == Some(&slot) {
+                        self.by_secondary.remove(&key);
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// One organization's data.
+pub(crate) struct OrgState {
+    pub config: OrgConfig,
+    pub customers: Customers,
+    pub idx: Indexes,
+    pub purses: HashMap<String, PurseRecord>,
+    pub transactions: HashMap<String, TransactionRecord>,
+}
+
+impl OrgState {
+    pub(crate) fn new(config: OrgConfig) -> Self {
+        let purses = config
+            .purses
+            .iter()
+            .map(|p| {
+                (
+                    p.id.clone(),
+                    PurseRecord {
+                        id: p.id.clone(),
+                        currency: p.currency.clone(),
+                        available: p.balance,
+                        actual: p.balance,
+                    },
+                )
+            })
+            .collect();
+        OrgState {
+            config,
+            customers: Customers::default(),
+            idx: Indexes::default(),
+            purses,
+            transactions: HashMap::new(),
+        }
+    }
+
+    /// Stores and indexes a record; returns its slot.
+    pub(crate) fn add_customer(&mut self, rec: CustomerRecord) -> u32 {
+        if let Some(old) = self.customers.slot_of(&rec.id)
+            && let Some(prev) = self.customers.take(old)
+        {
+            self.idx.unindex(old, &prev);
+        }
+        let slot = self.customers.insert(rec);
+        if let Some(rec) = self.customers.at(slot) {
+            self.idx.index(slot, rec);
+        }
+        slot
+    }
+
+    /// Unindexes and removes a record.
+    pub(crate) fn remove_customer(&mut self, id: &str) -> Option<CustomerRecord> {
+        let (slot, rec) = self.customers.remove(id)?;
+        self.idx.unindex(slot, &rec);
+        Some(rec)
+    }
+
+    fn id_at(&self, slot: u32) -> Option<String> {
+        self.customers.at(slot).map(|r| r.id.clone())
+    }
+
+    /// The id of the customer known by this number.
+    pub(crate) fn id_by_number(&self, key: &NumberKey) -> Option<String> {
+        self.id_at(*self.idx.by_number.get(key)?)
+    }
+
+    /// The id of the customer holding this (unexpired) secondary id.
+    pub(crate) fn id_by_secondary(&self, key: &MappingKey, now: Millis) -> Option<String> {
+        let rec = self.customers.at(*self.idx.by_secondary.get(key)?)?;
+        let holds = rec.extra.as_ref().is_some_and(|e| {
+            e.secondary_ids.iter().any(|s| {
+                s.mapping.as_ref().map(mapping_key).as_ref() == Some(key) && !expired(s, now)
+            })
+        });
+        holds.then(|| rec.id.clone())
+    }
+
+    /// Ids of the customers carrying an unexpired tag, sorted for a stable order.
+    pub(crate) fn tagged(&self, tag: &IndexMapping, now: Millis) -> Vec<String> {
+        let key = mapping_key(tag);
+        let mut ids: Vec<String> = self
+            .idx
+            .by_tag
+            .get(&key)
+            .map(|set| {
+                set.iter()
+                    .filter_map(|slot| self.customers.at(*slot))
+                    .filter(|c| {
+                        c.tags.iter().any(|t| {
+                            t.mapping.as_ref().map(mapping_key).as_ref() == Some(&key)
+                                && !expired(t, now)
+                        })
+                    })
+                    .map(|c| c.id.clone())
+                    .collect()
+            })
+            .unwrap_or_default();
+        ids.sort();
+        ids
+    }
+}
+
+/// What a timer does when it fires.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum TimerKind {
+    /// Fire the reminder whose record carries the same `seq`.
+    Reminder,
+    /// End the customer's messaging sessions that have expired.
+    SessionExpiry,
+}
+
+/// An entry of the timer queue. Cancelled reminders are not removed from the heap: a popped
+/// timer whose `seq` no longer matches a reminder record is simply skipped.
+#[derive(Debug)]
+pub(crate) struct Timer {
+    pub due: Millis,
+    pub seq: u64,
+    pub org: u32,
+    /// The customer's slot; a slot reused by another customer only meets stale `seq`s.
+    pub slot: u32,
+    pub kind: TimerKind,
+}
+
+impl PartialEq for Timer {
+    fn eq(&self, other: &Self) -> bool {
+        (self.due, self.seq) == (other.due, other.seq)
+    }
+}
+impl Eq for Timer {}
+impl PartialOrd for Timer {
+    fn partial_cmp(&self, other: &Self) -> Option<Ordering> {
+        Some(self.cmp(other))
+    }
+}
+impl Ord for Timer {
+    fn cmp(&self, other: &Self) -> Ordering {
+        (self.due, self.seq).cmp(&(other.due, other.seq))
+    }
+}
+
+/// Records changed by the current command, to persist before it is acknowledged.
+#[derive(Default)]
+pub(crate) struct Dirty {
+    pub customers: Vec<(OrgIdx, String)>,
+    pub purses: Vec<(OrgIdx, String)>,
+    pub transactions: Vec<(OrgIdx, String)>,
+    pub tokens: Vec<String>,
+}
+
+impl Dirty {
+    pub(crate) fn is_empty(&self) -> bool {
+        self.customers.is_empty()
+            && self.purses.is_empty()
+            && self.transactions.is_empty()
+            && self.tokens.is_empty()
+    }
+}
+
+/// The whole mutable state, guarded by one mutex in the engine.
+pub(crate) struct State {
+    pub orgs: Vec<OrgState>,
+    pub tokens: HashMap<String, TokenRecord>,
+    pub timers: BinaryHeap<Reverse<Timer>>,
+    pub next_seq: u64,
+    pub dirty: Dirty,
+}
+
+impl State {
+    pub(crate) fn new(orgs: Vec<OrgConfig>) -> Self {
+        State {
+            orgs: orgs.into_iter().map(OrgState::new).collect(),
+            tokens: HashMap::new(),
+            timers: BinaryHeap::new(),
+            next_seq: 1,
+            dirty: Dirty::default(),
+        }
+    }
+
+    pub(crate) fn org_index(&self, org_id: &str) -> Option<OrgIdx> {
+        self.orgs.iter().position(|o| o.config.id == org_id)
+    }
+
+    /// Schedules a timer for a customer and returns its sequence number (also when the customer
+    /// is unknown: such a timer simply finds nothing when it fires).
+    pub(crate) fn schedule(
+        &mut self,
+        due: Millis,
+        org: OrgIdx,
+        customer: &str,
+        kind: TimerKind,
+    ) -> u64 {
+        let seq = self.next_seq;
+        self.next_seq += 1;
+        if let Some(slot) = self
+            .orgs
+            .get(org)
+            .and_then(|o| o.customers.slot_of(customer))
+        {
+            self.timers.push(Reverse(Timer {
+                due,
+                seq,
+                org: u32::try_from(org).unwrap_or(u32::MAX),
+                slot,
+                kind,
+            }));
+        }
+        seq
+    }
+}

@@ -1,0 +1,296 @@
+//! Durable storage in an embedded redb database, with group commit.
+//!
+//! Records are written by one writer thread. Each engine command hands over the records it
+//! changed as one batch; the writer takes every batch waiting, writes them in one transaction,
+//! commits (fsync), and only then completes the batches. The server acknowledges a command after
+//! its batch completed, so every acknowledged write survives `kill -9`.
+
+use std::path::{Path, PathBuf};
+use std::sync::{Mutex, mpsc};
+use std::thread;
+
+use redb::{Database, ReadableDatabase, ReadableTable, TableDefinition};
+use tokio::sync::oneshot;
+
+/// A table of the store.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Table {
+    Customers,
+    Purses,
+    Transactions,
+    Tokens,
+}
+
+impl Table {
+    const ALL: [Table; 4] = [
+        Table::Customers,
+        Table::Purses,
+        Table::Transactions,
+        Table::Tokens,
+    ];
+
+    fn definition(self) -> TableDefinition<'static, &'static str, &'static [u8]> {
+        match self {
+            Table::Customers => TableDefinition::new("customers"),
+            Table::Purses => TableDefinition::new("purses"),
+            Table::Transactions => TableDefinition::new("transactions"),
+            Table::Tokens => TableDefinition::new("tokens"),
+        }
+    }
+}
+
+/// One write.
+#[derive(Debug)]
+pub(crate) enum StoreOp {
+    Put {
+        table: Table,
+        key: String,
+        value: Vec<u8>,
+    },
+    Delete {
+        table: Table,
+        key: String,
+    },
+}
+
+/// Errors of the durable store.
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum StoreError {
+    /// The database could not be opened or read.
+    #[error("cannot open the data dir {path}: {message}")]
+    Open {
+        /// The data dir.
+        path: String,
+        /// What failed.
+        message: String,
+    },
+    /// A commit failed; the change may not be durable.
+    #[error("storage write failed: {0}")]
+    Write(String),
+    /// The writer thread is gone (the emulator is shutting down).
+    #[error("storage is closed")]
+    Closed,
+}
+
+struct Batch {
+    ops: Vec<StoreOp>,
+    done: oneshot::Sender<Result<(), StoreError>>,
+}
+
+/// Batches waiting for the writer; beyond this, submitting blocks (backpressure on commands).
+const QUEUE_BOUND: usize = 1024;
+/// Batches folded into one transaction at most.
+const GROUP_LIMIT: usize = 512;
+
+/// Everything read from the store at open.
+#[derive(Default)]
+pub(crate) struct Loaded {
+    pub customers: Vec<(String, Vec<u8>)>,
+    pub purses: Vec<(String, Vec<u8>)>,
+    pub transactions: Vec<(String, Vec<u8>)>,
+    pub tokens: Vec<(String, Vec<u8>)>,
+}
+
+/// Handle to the writer thread.
+pub(crate) struct Store {
+    tx: Mutex<Option<mpsc::SyncSender<Batch>>>,
+    writer: Mutex<Option<thread::JoinHandle<()>>>,
+}
+
+impl Store {
+    /// Opens (or creates) `dir/emulator.redb` and reads every record.
+    pub(crate) fn open(dir: &Path) -> Result<(Store, Loaded), StoreError> {
+        let open_err = |message: String| StoreError::Open {
+            path: dir.display().to_string(),
+            message,
+        };
+        std::fs::create_dir_all(dir).map_err(|e| open_err(e.to_string()))?;
+        let path: PathBuf = dir.join("emulator.redb");
+        let db = Database::create(&path).map_err(|e| open_err(e.to_string()))?;
+        // Create the tables so that the first read transaction finds them.
+        let init = || -> Result<(), redb::Error> {
+            let txn = db.begin_write()?;
+            for table in Table::ALL {
+                txn.open_table(table.definition())?;
+            }
+            txn.commit()?;
+            Ok(())
+        };
+        init().map_err(|e| open_err(e.to_string()))?;
+        let loaded = read_all(&db).map_err(|e| open_err(e.to_string()))?;
+        let (tx, rx) = mpsc::sync_channel::<Batch>(QUEUE_BOUND);
+        let writer = thread::Builder::new()
+            .name("elarian-emulator-store".into())
+            .spawn(move || write_loop(db, rx))
+            .map_err(|e| open_err(e.to_string()))?;
+        Ok((
+            Store {
+                tx: Mutex::new(Some(tx)),
+                writer: Mutex::new(Some(writer)),
+            },
+            loaded,
+        ))
+    }
+
+    /// Queues a batch; the receiver completes once it is committed.
+    pub(crate) fn submit(&self, ops: Vec<StoreOp>) -> oneshot::Receiver<Result<(), StoreError>> {
+        let (done, rx) = oneshot::channel();
+        let tx = self.tx.lock().ok().and_then(|t| t.clone());
+        let batch = Batch { ops, done };
+        // A full queue blocks here: the disk is behind, and commands wait for it.
+        let refused = match tx {
+            Some(tx) => tx.send(batch).err().map(|mpsc::SendError(b)| b),
+            None => Some(batch),
+        };
+        if let Some(batch) = refused {
+            let _ = batch.done.send(Err(StoreError::Closed));
+        }
+        rx
+    }
+
+    /// Commits what is queued, stops the writer and closes the database file. Blocks.
+    pub(crate) fn close(&self) {
+        // Closing the channel lets the writer finish the queued batches and exit.
+        if let Ok(mut tx) = self.tx.lock() {
+            tx.take();
+        }
+        let writer = self.writer.lock().ok().and_then(|mut w| w.take());
+        if let Some(writer) = writer {
+            let _ = writer.join();
+        }
+    }
+}
+
+impl Drop for Store {
+    fn drop(&mut self) {
+        self.close();
+    }
+}
+
+fn read_all(db: &Database) -> Result<Loaded, redb::Error> {
+    let txn = db.begin_read()?;
+    let mut loaded = Loaded::default();
+    for table in Table::ALL {
+        let t = txn.open_table(table.definition())?;
+        let target = match table {
+            Table::Customers => &mut loaded.customers,
+            Table::Purses => &mut loaded.purses,
+            Table::Transactions => &mut loaded.transactions,
+            Table::Tokens => &mut loaded.tokens,
+        };
+        for entry in t.iter()? {
+            let (k, v) = entry?;
+            target.push((k.value().to_owned(), v.value().to_vec()));
+        }
+    }
+    Ok(loaded)
+}
+
+fn write_loop(db: Database, rx: mpsc::Receiver<Batch>) {
+    while let Ok(first) = rx.recv() {
+        let mut group = vec![first];
+        while group.len() < GROUP_LIMIT {
+            match rx.try_recv() {
+                Ok(batch) => group.push(batch),
+                Err(_) => break,
+            }
+        }
+        let result = commit(&db, &group).map_err(|e| {
+            tracing::error!(error = %e, "store commit failed");
+            StoreError::Write(e.to_string())
+        });
+        for batch in group {
+            let _ = batch.done.send(result.clone());
+        }
+    }
+}
+
+fn commit(db: &Database, group: &[Batch]) -> Result<(), redb::Error> {
+    let txn = db.begin_write()?;
+    {
+        let mut tables = Vec::with_capacity(Table::ALL.len());
+        for table in Table::ALL {
+            tables.push(txn.open_table(table.definition())?);
+        }
+        for batch in group {
+            for op in &batch.ops {
+                match op {
+                    StoreOp::Put { table, key, value } => {
+                        tables[*table as usize].insert(key.as_str(), value.as_slice())?;
+                    }
+                    StoreOp::Delete { table, key } => {
+                        tables[*table as usize].remove(key.as_str())?;
+                    }
+                }
+            }
+        }
+    }
+    txn.commit()?;
+    Ok(())
+}
+
+/// The store key of a record owned by an org.
+pub(crate) fn org_key(org_id: &str, id: &str) -> String {
+    let mut key = String::with_capacity(org_id.len() + 1 + id.len());
+    key.push_str(org_id);
+    key.push('/');
+    key.push_str(id);
+    key
+}
+
+/// Splits an [`org_key`] back into (org id, record id).
+pub(crate) fn split_org_key(key: &str) -> Option<(&str, &str)> {
+    key.split_once('/')
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    pub(crate) fn temp_dir(name: &str) -> PathBuf {
+        let dir = std::env::temp_dir().join(format!(
+            "elarian-emulator-{name}-{}-{}",
+            std::process::id(),
+            fastrand::u64(..)
+        ));
+        let _ = std::fs::remove_dir_all(&dir);
+        dir
+    }
+
+    #[tokio::test]
+    async fn committed_batches_are_read_back_after_reopen() {
+        let dir = temp_dir("store");
+        {
+            let (store, loaded) = Store::open(&dir).unwrap();
+            assert!(loaded.customers.is_empty());
+            let a = store.submit(vec![StoreOp::Put {
+                table: Table::Customers,
+                key: org_key("o", "c1"),
+                value: vec![1, 2, 3],
+            }]);
+            let b = store.submit(vec![
+                StoreOp::Put {
+                    table: Table::Purses,
+                    key: org_key("o", "p"),
+                    value: vec![9],
+                },
+                StoreOp::Put {
+                    table: Table::Customers,
+                    key: org_key("o", "c2"),
+                    value: vec![4],
+                },
+                StoreOp::Delete {
+                    table: Table::Customers,
+                    key: org_key("o", "c2"),
+                },
+            ]);
+            a.await.unwrap().unwrap();
+            b.await.unwrap().unwrap();
+        }
+        let (_store, loaded) = Store::open(&dir).unwrap();
+        assert_eq!(loaded.customers, vec![("o/c1".to_string(), vec![1, 2, 3])]);
+        assert_eq!(loaded.purses, vec![("o/p".to_string(), vec![9])]);
+        assert_eq!(split_org_key("o/c1"), Some(("o", "c1")));
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+}
