@@ -4,7 +4,7 @@
 //! ```text
 //! cargo bench -p elarian-transport --bench req_resp            # full run
 //! cargo bench -p elarian-transport --bench req_resp -- --quick # smoke run
-//! cargo bench -p elarian-transport --bench req_resp -- --only=elarian   # one contender
+//! cargo bench -p elarian-transport --bench req_resp -- --only=elarian --in-flight=64
 //! ```
 //!
 //! The server runs on its own single-worker runtime in its own thread, the client on a
@@ -361,11 +361,11 @@ fn main() {
     let rounds = if quick { 1 } else { 5 };
     // `--only=<part of a name>` keeps one contender, for profiling.
     let only = std::env::args().find_map(|a| a.strip_prefix("--only=").map(str::to_owned));
-    let contenders: Vec<Box<dyn Contender>> =
-        vec![Box::new(Ours), Box::new(RsocketRust), Box::new(Raw)]
-            .into_iter()
-            .filter(|c: &Box<dyn Contender>| only.as_deref().is_none_or(|o| c.name().contains(o)))
-            .collect();
+    let all: [Box<dyn Contender>; 3] = [Box::new(Ours), Box::new(RsocketRust), Box::new(Raw)];
+    let contenders: Vec<Box<dyn Contender>> = all
+        .into_iter()
+        .filter(|c| only.as_deref().is_none_or(|o| c.name().contains(o)))
+        .collect();
 
     let server_rt = server_runtime();
     let client_rt = client_runtime();
@@ -377,7 +377,14 @@ fn main() {
     println!(
         "request/response echo, {PAYLOAD}-byte payloads, loopback TCP, median of {rounds} round(s)"
     );
-    for in_flight in [1usize, 64] {
+    // `--in-flight=<n>` runs one level only, for profiling.
+    let levels: Vec<usize> = match std::env::args()
+        .find_map(|a| a.strip_prefix("--in-flight=").and_then(|n| n.parse().ok()))
+    {
+        Some(n) => vec![n],
+        None => vec![1, 64],
+    };
+    for in_flight in levels {
         let requests = match (in_flight, quick) {
             (1, true) => 2_000,
             (1, false) => 20_000,

@@ -9,7 +9,7 @@ use tokio::sync::{mpsc, oneshot};
 
 use crate::connection::{self, Attach, Connection, DriverParts, HandleLimits, LinkState};
 use crate::frame::{MAX_U31, SetupFrame};
-use crate::io::{FrameTransport, MAX_FRAME_LEN};
+use crate::io::{FrameTransport, MAX_FRAME_LEN, TransportError};
 use crate::protocol::{Role, Session, SessionConfig};
 use crate::responder::Responder;
 use crate::{CloseReason, ConnectError, Payload, ResumeError};
@@ -19,7 +19,9 @@ use crate::{CloseReason, ConnectError, Payload, ResumeError};
 pub struct ClientConfig {
     /// Interval between KEEPALIVE frames (default 1 s).
     pub keepalive_interval: Duration,
-    /// The connection is dead after this long without a frame from the server (default 60 s).
+    /// The connection is dead after this long without a frame from the server (default 60 s):
+    /// it closes with [`CloseReason::KeepaliveTimeout`], or, when resumable, detaches (see
+    /// [`ClientSession::disconnected`]).
     pub max_lifetime: Duration,
     /// MIME type of data (default `application/octet-stream`).
     pub data_mime_type: String,
@@ -187,6 +189,7 @@ impl ClientSession {
                 max_in_flight: config.max_in_flight,
                 command_queue: config.command_queue,
                 stream_window: config.stream_window,
+                max_responders: config.max_inbound_requests,
             },
             established: Some(established_tx),
             on_exit: None,
@@ -200,6 +203,13 @@ impl ClientSession {
             }),
             Ok(Ok(Err(CloseReason::Error { code, message }))) => {
                 Err(ConnectError::Rejected { code, message })
+            }
+            // The transport failed before the server answered: a transport error, so that
+            // callers retry it like a failed dial.
+            Ok(Ok(Err(CloseReason::TransportLost(message)))) => {
+                Err(ConnectError::Transport(TransportError::Io(
+                    std::io::Error::new(std::io::ErrorKind::ConnectionAborted, message),
+                )))
             }
             Ok(Ok(Err(reason))) => Err(ConnectError::Closed(reason)),
             Ok(Err(_)) => Err(ConnectError::Closed(connection.closed().await)),

@@ -7,18 +7,20 @@
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::task::{Context, Poll};
 use std::time::Duration;
 
 use bytes::Bytes;
 use futures_util::future::{BoxFuture, FusedFuture, FutureExt};
 use futures_util::stream::{BoxStream, FuturesUnordered, Stream, StreamExt};
-use tokio::sync::{Semaphore, mpsc, oneshot, watch};
+use tokio::sync::{mpsc, oneshot, watch};
 
 use crate::frame::{ErrorCode, ErrorFrame, Frame, ResumeFrame};
 use crate::io::{
     BoxReader, BoxTransport, BoxWriter, FrameReader, FrameTransport, FrameWriter, TransportError,
 };
+use crate::limit::{InflightLimit, OwnedPermit};
 use crate::protocol::{Event, IdMap, InboundKind, OperationError, Session, StreamIds};
 use crate::responder::Responder;
 use crate::{CloseReason, Payload, RequestError, ResumeError, StreamError};
@@ -60,18 +62,20 @@ pub(crate) enum LinkState {
     Closed(CloseReason),
 }
 
+/// Requests carry a token chosen by the handle rather than a stream id: the driver assigns stream
+/// ids in the order requests reach it, so ids go out strictly increasing even when tasks race.
+/// The token lets a handle cancel or grant credit before it could know the stream id.
 pub(crate) enum Command {
     RequestResponse {
-        id: u32,
+        token: u64,
         payload: Payload,
         reply: oneshot::Sender<Result<Payload, RequestError>>,
     },
     FireAndForget {
-        id: u32,
         payload: Payload,
     },
     Stream {
-        id: u32,
+        token: u64,
         payload: Payload,
         initial_n: u32,
         items: mpsc::Sender<Result<Payload, RequestError>>,
@@ -80,8 +84,10 @@ pub(crate) enum Command {
 }
 
 pub(crate) enum Control {
-    Cancel(u32),
-    RequestN(u32, u32),
+    /// Cancel the request with this token.
+    Cancel(u64),
+    /// Grant more items to the stream request with this token.
+    RequestN(u64, u32),
     Close,
 }
 
@@ -106,13 +112,15 @@ pub(crate) struct HandleLimits {
     pub(crate) max_in_flight: usize,
     pub(crate) command_queue: usize,
     pub(crate) stream_window: u32,
+    /// Most responder futures (or streams) running at once; more requests are refused.
+    pub(crate) max_responders: usize,
 }
 
 struct Shared {
     cmd_tx: mpsc::Sender<Command>,
     ctrl_tx: mpsc::UnboundedSender<Control>,
-    ids: StreamIds,
-    inflight: Arc<Semaphore>,
+    tokens: AtomicU64,
+    inflight: Arc<InflightLimit>,
     state: watch::Receiver<LinkState>,
     stream_window: u32,
 }
@@ -134,18 +142,31 @@ impl std::fmt::Debug for Connection {
     }
 }
 
-/// Sends CANCEL for a request whose future is dropped before it completes.
-struct CancelOnDrop<'a> {
-    id: u32,
+/// The reply slot of a request; dropped before the answer, it cancels the request.
+struct PendingReply<'a> {
+    token: u64,
     ctrl: &'a mpsc::UnboundedSender<Control>,
-    armed: bool,
+    rx: Option<oneshot::Receiver<Result<Payload, RequestError>>>,
 }
 
-impl Drop for CancelOnDrop<'_> {
+impl Drop for PendingReply<'_> {
     fn drop(&mut self) {
-        if self.armed {
-            let _ = self.ctrl.send(Control::Cancel(self.id));
+        if let Some(rx) = self.rx.take() {
+            // Close the slot first: a driver that has not yet seen the request then skips it.
+            drop(rx);
+            let _ = self.ctrl.send(Control::Cancel(self.token));
         }
+    }
+}
+
+/// Queues a command for the driver, waiting only when the queue is full.
+async fn submit(tx: &mpsc::Sender<Command>, cmd: Command) -> Result<(), ()> {
+    // `try_send` is a single atomic step; `send` builds a semaphore future even when there is
+    // room, which shows up on the request path.
+    match tx.try_send(cmd) {
+        Ok(()) => Ok(()),
+        Err(mpsc::error::TrySendError::Full(cmd)) => tx.send(cmd).await.map_err(|_| ()),
+        Err(mpsc::error::TrySendError::Closed(_)) => Err(()),
     }
 }
 
@@ -170,39 +191,37 @@ impl Connection {
             .acquire()
             .await
             .map_err(|_| self.closed_error())?;
-        let id = self
-            .shared
-            .ids
-            .next()
-            .ok_or(RequestError::StreamIdsExhausted)?;
+        let token = self.shared.tokens.fetch_add(1, Ordering::Relaxed);
         let (reply, rx) = oneshot::channel();
-        self.shared
-            .cmd_tx
-            .send(Command::RequestResponse { id, payload, reply })
-            .await
-            .map_err(|_| self.closed_error())?;
-        let mut guard = CancelOnDrop {
-            id,
+        submit(
+            &self.shared.cmd_tx,
+            Command::RequestResponse {
+                token,
+                payload,
+                reply,
+            },
+        )
+        .await
+        .map_err(|()| self.closed_error())?;
+        let mut pending = PendingReply {
+            token,
             ctrl: &self.shared.ctrl_tx,
-            armed: true,
+            rx: Some(rx),
         };
-        let result = rx.await;
-        guard.armed = false;
+        let result = match pending.rx.as_mut() {
+            Some(rx) => rx.await,
+            None => return Err(self.closed_error()),
+        };
+        // Answered: nothing to cancel.
+        pending.rx = None;
         result.unwrap_or_else(|_| Err(self.closed_error()))
     }
 
     /// Sends a REQUEST_FNF. Resolves once the request is queued on the connection.
     pub async fn fire_and_forget(&self, payload: Payload) -> Result<(), RequestError> {
-        let id = self
-            .shared
-            .ids
-            .next()
-            .ok_or(RequestError::StreamIdsExhausted)?;
-        self.shared
-            .cmd_tx
-            .send(Command::FireAndForget { id, payload })
+        submit(&self.shared.cmd_tx, Command::FireAndForget { payload })
             .await
-            .map_err(|_| self.closed_error())
+            .map_err(|()| self.closed_error())
     }
 
     /// Sends a REQUEST_STREAM. The returned stream grants REQUEST_N credit as it is consumed
@@ -212,6 +231,7 @@ impl Connection {
         let shared = self.shared.clone();
         let (items_tx, items_rx) = mpsc::channel(window as usize);
         let conn = self.clone();
+        let token = self.shared.tokens.fetch_add(1, Ordering::Relaxed);
         let start = async move {
             let permit = shared
                 .inflight
@@ -219,22 +239,21 @@ impl Connection {
                 .acquire_owned()
                 .await
                 .map_err(|_| conn.closed_error())?;
-            let id = shared.ids.next().ok_or(RequestError::StreamIdsExhausted)?;
             shared
                 .cmd_tx
                 .send(Command::Stream {
-                    id,
+                    token,
                     payload,
                     initial_n: window,
                     items: items_tx,
                 })
                 .await
                 .map_err(|_| conn.closed_error())?;
-            Ok((id, permit))
+            Ok(permit)
         };
         RequestStream {
             start: Some(Box::pin(start)),
-            id: None,
+            token,
             items: items_rx,
             ctrl: self.shared.ctrl_tx.clone(),
             window,
@@ -298,25 +317,24 @@ impl Connection {
     }
 }
 
-type StartFuture =
-    BoxFuture<'static, Result<(u32, tokio::sync::OwnedSemaphorePermit), RequestError>>;
+type StartFuture = BoxFuture<'static, Result<OwnedPermit, RequestError>>;
 
 /// The items of a REQUEST_STREAM, from [`Connection::request_stream`].
 pub struct RequestStream {
     start: Option<StartFuture>,
-    id: Option<u32>,
+    token: u64,
     items: mpsc::Receiver<Result<Payload, RequestError>>,
     ctrl: mpsc::UnboundedSender<Control>,
     window: u32,
     consumed: u32,
     done: bool,
-    _permit: Option<tokio::sync::OwnedSemaphorePermit>,
+    _permit: Option<OwnedPermit>,
 }
 
 impl std::fmt::Debug for RequestStream {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("RequestStream")
-            .field("id", &self.id)
+            .field("started", &self.start.is_none())
             .field("done", &self.done)
             .finish_non_exhaustive()
     }
@@ -333,8 +351,7 @@ impl Stream for RequestStream {
         if let Some(start) = this.start.as_mut() {
             match start.as_mut().poll(cx) {
                 Poll::Pending => return Poll::Pending,
-                Poll::Ready(Ok((id, permit))) => {
-                    this.id = Some(id);
+                Poll::Ready(Ok(permit)) => {
                     this._permit = Some(permit);
                     this.start = None;
                 }
@@ -359,10 +376,8 @@ impl Stream for RequestStream {
             }
             Poll::Ready(Some(Ok(p))) => {
                 this.consumed += 1;
-                if this.consumed >= this.window / 2
-                    && let Some(id) = this.id
-                {
-                    let _ = this.ctrl.send(Control::RequestN(id, this.consumed));
+                if this.consumed >= this.window / 2 {
+                    let _ = this.ctrl.send(Control::RequestN(this.token, this.consumed));
                     this.consumed = 0;
                 }
                 Poll::Ready(Some(Ok(p)))
@@ -373,15 +388,22 @@ impl Stream for RequestStream {
 
 impl Drop for RequestStream {
     fn drop(&mut self) {
-        if !self.done
-            && let Some(id) = self.id
-        {
-            let _ = self.ctrl.send(Control::Cancel(id));
+        // Only a request that reached the driver (its start completed) needs canceling.
+        if !self.done && self.start.is_none() {
+            // Close the channel first: a driver that has not yet seen the request skips it.
+            self.items.close();
+            let _ = self.ctrl.send(Control::Cancel(self.token));
         }
     }
 }
 
-enum Waiter {
+/// Where the answer to one of our requests goes.
+struct Waiter {
+    token: u64,
+    kind: WaiterKind,
+}
+
+enum WaiterKind {
     Response(oneshot::Sender<Result<Payload, RequestError>>),
     Stream(mpsc::Sender<Result<Payload, RequestError>>),
 }
@@ -400,6 +422,9 @@ pub(crate) struct DriverParts {
 pub(crate) fn spawn(parts: DriverParts) -> (Connection, mpsc::Sender<Attach>) {
     let limits = parts.limits;
     let (cmd_tx, cmd_rx) = mpsc::channel(limits.command_queue.max(1));
+    // Unbounded so that `Drop` impls can send without waiting; still bounded in practice: a
+    // request sends at most one CANCEL, a stream one REQUEST_N per half window it consumed, and
+    // requests are capped by the in-flight limit.
     let (ctrl_tx, ctrl_rx) = mpsc::unbounded_channel();
     let (attach_tx, attach_rx) = mpsc::channel(4);
     let initial = if parts.transport.is_some() {
@@ -408,7 +433,7 @@ pub(crate) fn spawn(parts: DriverParts) -> (Connection, mpsc::Sender<Attach>) {
         LinkState::Detached
     };
     let (state_tx, state_rx) = watch::channel(initial);
-    let inflight = Arc::new(Semaphore::new(limits.max_in_flight.max(1)));
+    let inflight = Arc::new(InflightLimit::new(limits.max_in_flight));
     let role = parts.session.role();
     let driver = Driver {
         session: parts.session,
@@ -417,6 +442,8 @@ pub(crate) fn spawn(parts: DriverParts) -> (Connection, mpsc::Sender<Attach>) {
         ctrl_rx,
         attach_rx,
         waiters: IdMap::default(),
+        ids: StreamIds::new(role),
+        max_responders: limits.max_responders.max(1),
         state_tx,
         inflight: inflight.clone(),
         established: parts.established,
@@ -428,7 +455,7 @@ pub(crate) fn spawn(parts: DriverParts) -> (Connection, mpsc::Sender<Attach>) {
         shared: Arc::new(Shared {
             cmd_tx,
             ctrl_tx,
-            ids: StreamIds::new(role),
+            tokens: AtomicU64::new(0),
             inflight,
             state: state_rx,
             stream_window: limits.stream_window,
@@ -444,8 +471,10 @@ struct Driver {
     ctrl_rx: mpsc::UnboundedReceiver<Control>,
     attach_rx: mpsc::Receiver<Attach>,
     waiters: IdMap<Waiter>,
+    ids: StreamIds,
+    max_responders: usize,
     state_tx: watch::Sender<LinkState>,
-    inflight: Arc<Semaphore>,
+    inflight: Arc<InflightLimit>,
     established: Option<oneshot::Sender<Result<(), CloseReason>>>,
     resume_reply: Option<oneshot::Sender<Result<(), ResumeError>>>,
     on_exit: Option<Box<dyn FnOnce() + Send>>,
@@ -514,7 +543,11 @@ fn next_item(id: u32, stream: ItemStream) -> ItemFuture {
 }
 
 impl Future for ItemFuture {
-    type Output = (u32, Option<Result<Payload, StreamError>>, Option<ItemStream>);
+    type Output = (
+        u32,
+        Option<Result<Payload, StreamError>>,
+        Option<ItemStream>,
+    );
     fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
         let id = self.id;
         let Some(stream) = self.stream.as_mut() else {
@@ -607,13 +640,12 @@ impl Driver {
                     Ok(Some(frame)) => {
                         let now = now();
                         self.session.handle_frame(frame, now);
-                        // Take every frame already received before going back to the select:
-                        // one loop turn per frame costs more than the frame itself. Readers are
-                        // cancel safe, so dropping a pending read loses nothing.
+                        // Take every frame already buffered before going back to the select:
+                        // one loop turn per frame costs more than the frame itself.
                         let mut reader = reader;
                         let mut failed = None;
                         for _ in 1..READ_BATCH {
-                            match reader.read_frame().now_or_never() {
+                            match reader.try_read_frame() {
                                 Some(Ok(Some(frame))) => self.session.handle_frame(frame, now),
                                 Some(Ok(None)) => {
                                     failed = Some("peer closed the transport".to_owned());
@@ -675,10 +707,9 @@ impl Driver {
                 }
                 attach = self.attach_rx.recv(), if attach_open => match attach {
                     Some(attach) => {
-                        read_fut.set(futures_util::future::Fuse::terminated());
-                        write_fut.set(futures_util::future::Fuse::terminated());
-                        writer_idle = None;
+                        // A refused attachment leaves the current transport (if any) alone.
                         if let Some((r, w)) = self.on_attach(attach) {
+                            write_fut.set(futures_util::future::Fuse::terminated());
                             read_fut.set(read_owned(r).fuse());
                             writer_idle = Some(w);
                         }
@@ -742,26 +773,44 @@ impl Driver {
 
     fn on_command(&mut self, cmd: Command) {
         match cmd {
-            Command::RequestResponse { id, payload, reply } => {
+            Command::RequestResponse {
+                token,
+                payload,
+                reply,
+            } => {
                 if reply.is_closed() {
                     return;
                 }
+                let Some(id) = self.ids.next() else {
+                    let _ = reply.send(Err(RequestError::StreamIdsExhausted));
+                    return;
+                };
                 match self.session.request_response(id, payload) {
                     Ok(()) => {
-                        self.waiters.insert(id, Waiter::Response(reply));
+                        self.waiters.insert(
+                            id,
+                            Waiter {
+                                token,
+                                kind: WaiterKind::Response(reply),
+                            },
+                        );
                     }
                     Err(e) => {
                         let _ = reply.send(Err(op_error(e)));
                     }
                 }
             }
-            Command::FireAndForget { id, payload } => {
-                if let Err(e) = self.session.fire_and_forget(id, payload) {
+            Command::FireAndForget { payload } => {
+                let result = match self.ids.next() {
+                    Some(id) => self.session.fire_and_forget(id, payload).map_err(op_error),
+                    None => Err(RequestError::StreamIdsExhausted),
+                };
+                if let Err(e) = result {
                     tracing::debug!(error = %e, "fire-and-forget not sent");
                 }
             }
             Command::Stream {
-                id,
+                token,
                 payload,
                 initial_n,
                 items,
@@ -769,9 +818,19 @@ impl Driver {
                 if items.is_closed() {
                     return;
                 }
+                let Some(id) = self.ids.next() else {
+                    let _ = items.try_send(Err(RequestError::StreamIdsExhausted));
+                    return;
+                };
                 match self.session.request_stream(id, payload, initial_n) {
                     Ok(()) => {
-                        self.waiters.insert(id, Waiter::Stream(items));
+                        self.waiters.insert(
+                            id,
+                            Waiter {
+                                token,
+                                kind: WaiterKind::Stream(items),
+                            },
+                        );
                     }
                     Err(e) => {
                         let _ = items.try_send(Err(op_error(e)));
@@ -786,15 +845,27 @@ impl Driver {
         }
     }
 
+    /// The stream id of the request with `token`. A linear search: only cancellation and
+    /// credit grants need it, and the number of waiters is bounded by the in-flight limit.
+    fn stream_of(&self, token: u64) -> Option<u32> {
+        self.waiters
+            .iter()
+            .find(|(_, w)| w.token == token)
+            .map(|(id, _)| *id)
+    }
+
     fn on_control(&mut self, ctrl: Control) {
         match ctrl {
-            Control::Cancel(id) => {
-                if self.waiters.remove(&id).is_some() {
+            Control::Cancel(token) => {
+                if let Some(id) = self.stream_of(token) {
+                    self.waiters.remove(&id);
                     self.session.cancel(id);
                 }
             }
-            Control::RequestN(id, n) => {
-                let _ = self.session.request_n(id, n);
+            Control::RequestN(token, n) => {
+                if let Some(id) = self.stream_of(token) {
+                    let _ = self.session.request_n(id, n);
+                }
             }
             Control::Close => self.session.close_local(),
         }
@@ -903,15 +974,34 @@ impl Driver {
                     kind,
                     payload,
                 } => match kind {
+                    // Canceled requests keep their responder future until it finishes (its
+                    // answer is then dropped), so the number of running futures is capped
+                    // separately from the session's count of open streams.
+                    InboundKind::Response if work.responses.len() >= self.max_responders => {
+                        let busy = StreamError::rejected("too many requests in progress");
+                        let _ = self.session.respond(stream_id, Err(busy));
+                    }
+                    InboundKind::Stream { .. }
+                        if work.items.len() + work.parked.len() >= self.max_responders =>
+                    {
+                        let busy = StreamError::rejected("too many streams in progress");
+                        let _ = self.session.stream_error(stream_id, busy);
+                    }
                     InboundKind::Response => {
                         let responder = &self.responder;
                         match std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
                             responder.request_response(payload)
                         })) {
-                            Ok(fut) => work.responses.push(ResponseFuture {
-                                id: stream_id,
-                                fut,
-                            }),
+                            Ok(fut) => {
+                                let mut answer = ResponseFuture { id: stream_id, fut };
+                                // Answers ready at once skip the FuturesUnordered bookkeeping.
+                                match (&mut answer).now_or_never() {
+                                    Some((id, result)) => {
+                                        let _ = self.session.respond(id, result);
+                                    }
+                                    None => work.responses.push(answer),
+                                }
+                            }
                             Err(_) => {
                                 let _ = self.session.respond(stream_id, Err(panicked()));
                             }
@@ -940,12 +1030,19 @@ impl Driver {
                     }
                 },
                 Event::Response { stream_id, payload } => {
-                    if let Some(Waiter::Response(tx)) = self.waiters.remove(&stream_id) {
+                    if let Some(Waiter {
+                        kind: WaiterKind::Response(tx),
+                        ..
+                    }) = self.waiters.remove(&stream_id)
+                    {
                         let _ = tx.send(Ok(payload));
                     }
                 }
                 Event::StreamNext { stream_id, payload } => {
-                    if let Some(Waiter::Stream(tx)) = self.waiters.get(&stream_id)
+                    if let Some(Waiter {
+                        kind: WaiterKind::Stream(tx),
+                        ..
+                    }) = self.waiters.get(&stream_id)
                         && tx.try_send(Ok(payload)).is_err()
                     {
                         // Full means the responder exceeded the credit we granted.
@@ -957,11 +1054,11 @@ impl Driver {
                     self.waiters.remove(&stream_id);
                 }
                 Event::RequestFailed { stream_id, error } => {
-                    match self.waiters.remove(&stream_id) {
-                        Some(Waiter::Response(tx)) => {
+                    match self.waiters.remove(&stream_id).map(|w| w.kind) {
+                        Some(WaiterKind::Response(tx)) => {
                             let _ = tx.send(Err(error));
                         }
-                        Some(Waiter::Stream(tx)) => {
+                        Some(WaiterKind::Stream(tx)) => {
                             let _ = tx.try_send(Err(error));
                         }
                         None => {}
@@ -1014,11 +1111,11 @@ impl Driver {
             .unwrap_or(CloseReason::Local);
         self.process_events(work);
         for (_, waiter) in self.waiters.drain() {
-            match waiter {
-                Waiter::Response(tx) => {
+            match waiter.kind {
+                WaiterKind::Response(tx) => {
                     let _ = tx.send(Err(RequestError::Closed(reason.clone())));
                 }
-                Waiter::Stream(tx) => {
+                WaiterKind::Stream(tx) => {
                     let _ = tx.try_send(Err(RequestError::Closed(reason.clone())));
                 }
             }

@@ -231,7 +231,9 @@ pub enum FrameError {
 }
 
 /// A SETUP frame: the client's first frame on a new connection.
-#[derive(Debug, Clone, PartialEq, Eq)]
+///
+/// `Debug` redacts the payload and the resume token: for Elarian they carry credentials.
+#[derive(Clone, PartialEq, Eq)]
 pub struct SetupFrame {
     /// Protocol major version (1 for RSocket 1.0).
     pub major_version: u16,
@@ -253,6 +255,32 @@ pub struct SetupFrame {
     pub metadata: Option<Bytes>,
     /// Setup data.
     pub data: Bytes,
+}
+
+impl std::fmt::Debug for SetupFrame {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SetupFrame")
+            .field("major_version", &self.major_version)
+            .field("minor_version", &self.minor_version)
+            .field("keepalive_ms", &self.keepalive_ms)
+            .field("max_lifetime_ms", &self.max_lifetime_ms)
+            .field(
+                "resume_token",
+                &self.resume_token.as_ref().map(|_| "<redacted>"),
+            )
+            .field("lease", &self.lease)
+            .field("metadata_mime", &self.metadata_mime)
+            .field("data_mime", &self.data_mime)
+            .field(
+                "metadata",
+                &self
+                    .metadata
+                    .as_ref()
+                    .map(|m| format!("<{} bytes>", m.len())),
+            )
+            .field("data", &format_args!("<{} bytes>", self.data.len()))
+            .finish()
+    }
 }
 
 /// A LEASE frame.
@@ -1006,7 +1034,7 @@ fn put_metadata(buf: &mut BytesMut, metadata: &Option<Bytes>) -> Result<(), Fram
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
     use proptest::prelude::*;
 
@@ -1026,7 +1054,7 @@ mod tests {
         1..=MAX_U31
     }
 
-    fn frame_strategy() -> impl Strategy<Value = Frame> {
+    pub(crate) fn frame_strategy() -> impl Strategy<Value = Frame> {
         prop_oneof![
             (
                 any::<u16>(),
@@ -1283,6 +1311,24 @@ mod tests {
         };
         assert!(range.contains(&decoded.data.as_ptr()));
         assert!(range.contains(&decoded.metadata.unwrap().as_ptr()));
+    }
+
+    #[test]
+    fn setup_debug_redacts_credentials() {
+        let setup = SetupFrame {
+            major_version: 1,
+            minor_version: 0,
+            keepalive_ms: 1,
+            max_lifetime_ms: 1,
+            resume_token: Some(Bytes::from_static(b"tok-secret")),
+            lease: false,
+            metadata_mime: String::new(),
+            data_mime: String::new(),
+            metadata: Some(Bytes::from_static(b"meta-secret")),
+            data: Bytes::from_static(b"el_k_test_secret"),
+        };
+        let text = format!("{:?}", Frame::Setup(setup));
+        assert!(!text.contains("secret"), "{text}");
     }
 
     #[test]

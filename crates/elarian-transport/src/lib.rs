@@ -69,11 +69,14 @@
 //! # });
 //! ```
 
+#![warn(missing_docs)]
+
 pub mod client;
 pub mod connection;
 pub mod error;
 pub mod frame;
 pub mod io;
+mod limit;
 pub mod payload;
 pub mod protocol;
 pub mod responder;

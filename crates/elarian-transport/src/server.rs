@@ -333,6 +333,7 @@ impl Incoming {
                 max_in_flight: config.max_in_flight,
                 command_queue: config.command_queue,
                 stream_window: config.stream_window,
+                max_responders: config.max_inbound_requests,
             },
             established: None,
             on_exit: Some(Box::new(move || {

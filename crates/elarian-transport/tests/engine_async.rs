@@ -668,7 +668,10 @@ async fn large_payloads_are_fragmented_and_reassembled() {
 
 struct Panics;
 impl Responder for Panics {
-    fn request_response(&self, payload: Payload) -> BoxFuture<'static, Result<Payload, StreamError>> {
+    fn request_response(
+        &self,
+        payload: Payload,
+    ) -> BoxFuture<'static, Result<Payload, StreamError>> {
         if payload.data.as_ref() == b"now" {
             panic!("responder bug");
         }
@@ -717,7 +720,10 @@ async fn a_silent_server_is_detected_by_keepalive_timeout() {
                         last_received_position: 0,
                         data: k.data,
                     });
-                    writer.write_frame(answer.to_bytes().unwrap()).await.unwrap();
+                    writer
+                        .write_frame(answer.to_bytes().unwrap())
+                        .await
+                        .unwrap();
                     writer.flush().await.unwrap();
                 }
             }
@@ -739,4 +745,238 @@ async fn a_silent_server_is_detected_by_keepalive_timeout() {
     // One KEEPALIVE per second until the lifetime ran out.
     let sent = timeout(LIMIT, peer_task).await.unwrap().unwrap();
     assert!((4..=7).contains(&sent), "{sent} keepalives");
+}
+
+#[tokio::test]
+async fn boxed_transports_work_like_concrete_ones() {
+    use elarian_transport::io::BoxTransport;
+    let server = Server::new(ServerConfig::default());
+    let (client_end, server_end) = memory::pair(8);
+    server.serve_transport(BoxTransport::new(server_end));
+    let accept = tokio::spawn({
+        let server = server.clone();
+        async move { server.accept().await.unwrap().accept(Echo::new("s:").0) }
+    });
+    let client = ClientSession::connect(
+        BoxTransport::new(client_end),
+        ClientConfig::default(),
+        Arc::new(RejectAll),
+    )
+    .await
+    .unwrap();
+    let _server_conn = accept.await.unwrap();
+    let reply = client.request_response(Payload::new("x")).await.unwrap();
+    assert_eq!(reply.data, Bytes::from_static(b"s:x"));
+}
+
+#[tokio::test(start_paused = true)]
+async fn detached_server_sessions_expire_and_fail_their_requests() {
+    let server = Server::new(ServerConfig {
+        resume_window: Duration::from_secs(30),
+        ..ServerConfig::default()
+    });
+    let (client_end, server_end, cut) = cuttable_pair();
+    server.serve_transport(server_end);
+    let accept = tokio::spawn({
+        let server = server.clone();
+        async move { server.accept().await.unwrap().accept(Arc::new(RejectAll)) }
+    });
+    let config = ClientConfig {
+        resume_token: Some(Bytes::from_static(b"session-3")),
+        ..ClientConfig::default()
+    };
+    let client = ClientSession::connect(client_end, config, Arc::new(Never))
+        .await
+        .unwrap();
+    let server_conn = accept.await.unwrap();
+    let notification = tokio::spawn({
+        let server_conn = server_conn.clone();
+        async move { server_conn.request_response(Payload::new("n")).await }
+    });
+    tokio::time::sleep(Duration::from_millis(10)).await;
+    cut.send_replace(true);
+    let started = tokio::time::Instant::now();
+    assert_eq!(
+        timeout(Duration::from_secs(120), server_conn.closed())
+            .await
+            .unwrap(),
+        CloseReason::ResumeExpired
+    );
+    assert!(started.elapsed() >= Duration::from_secs(30));
+    assert_eq!(
+        notification.await.unwrap(),
+        Err(RequestError::Closed(CloseReason::ResumeExpired))
+    );
+    assert_eq!(server.resumable_sessions(), 0);
+    drop(client);
+}
+
+/// A hand-driven server: accepts the SETUP, answers KEEPALIVEs and reports every other frame.
+fn raw_server(peer: MemoryTransport) -> mpsc::UnboundedReceiver<Frame> {
+    let (tx, rx) = mpsc::unbounded_channel();
+    let (mut reader, mut writer) = peer.split();
+    tokio::spawn(async move {
+        while let Ok(Some(raw)) = reader.read_frame().await {
+            match Frame::decode(raw) {
+                Ok(Frame::Keepalive(k)) if k.respond => {
+                    let answer = Frame::Keepalive(elarian_transport::frame::KeepaliveFrame {
+                        respond: false,
+                        last_received_position: 0,
+                        data: k.data,
+                    });
+                    if writer
+                        .write_frame(answer.to_bytes().unwrap())
+                        .await
+                        .is_err()
+                    {
+                        return;
+                    }
+                    let _ = writer.flush().await;
+                }
+                Ok(Frame::Setup(_)) => {}
+                Ok(other) => {
+                    let _ = tx.send(other);
+                }
+                Err(e) => panic!("client sent a malformed frame: {e}"),
+            }
+        }
+    });
+    rx
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn dropped_requests_send_cancel_and_ids_increase() {
+    let (client_end, peer) = memory::pair(64);
+    let mut frames = raw_server(peer);
+    let client = ClientSession::connect(client_end, ClientConfig::default(), Arc::new(RejectAll))
+        .await
+        .unwrap();
+    // Requests from many tasks at once still leave with strictly increasing odd ids.
+    let mut tasks = Vec::new();
+    for _ in 0..100 {
+        let client = client.clone();
+        tasks.push(tokio::spawn(async move {
+            let _ = timeout(
+                Duration::from_millis(200),
+                client.request_response(Payload::new("x")),
+            )
+            .await;
+        }));
+    }
+    let mut last = 0;
+    let mut requested = Vec::new();
+    while requested.len() < 100 {
+        match timeout(LIMIT, frames.recv()).await.unwrap().unwrap() {
+            Frame::Request(r) => {
+                assert!(
+                    r.stream_id > last && r.stream_id % 2 == 1,
+                    "{} after {last}",
+                    r.stream_id
+                );
+                last = r.stream_id;
+                requested.push(r.stream_id);
+            }
+            other => panic!("unexpected {other:?}"),
+        }
+    }
+    // Every request times out unanswered: each is canceled exactly once.
+    let mut canceled = Vec::new();
+    while canceled.len() < 100 {
+        match timeout(LIMIT, frames.recv()).await.unwrap().unwrap() {
+            Frame::Cancel { stream_id } => canceled.push(stream_id),
+            other => panic!("unexpected {other:?}"),
+        }
+    }
+    canceled.sort_unstable();
+    assert_eq!(canceled, requested);
+    for t in tasks {
+        t.await.unwrap();
+    }
+}
+
+#[tokio::test]
+async fn a_transport_that_dies_during_setup_is_a_transport_error() {
+    let (client_end, peer) = memory::pair(8);
+    let closer = tokio::spawn(async move {
+        let (mut reader, _writer) = peer.split();
+        // Read the SETUP, then hang up.
+        let _ = reader.read_frame().await;
+    });
+    let err = ClientSession::connect(client_end, ClientConfig::default(), Arc::new(RejectAll))
+        .await
+        .unwrap_err();
+    closer.await.unwrap();
+    assert!(matches!(err, ConnectError::Transport(_)), "{err:?}");
+}
+
+/// An endless responder stream that counts the items pulled from it and notices being dropped.
+struct Endless {
+    pulled: Arc<std::sync::atomic::AtomicUsize>,
+    dropped: Arc<std::sync::atomic::AtomicBool>,
+}
+
+struct DropFlag(Arc<std::sync::atomic::AtomicBool>);
+impl Drop for DropFlag {
+    fn drop(&mut self) {
+        self.0.store(true, std::sync::atomic::Ordering::SeqCst);
+    }
+}
+
+impl Responder for Endless {
+    fn request_stream(&self, _: Payload) -> BoxStream<'static, Result<Payload, StreamError>> {
+        let pulled = self.pulled.clone();
+        let flag = DropFlag(self.dropped.clone());
+        Box::pin(futures_util::stream::repeat_with(move || {
+            let _keep = &flag;
+            let n = pulled.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+            Ok(Payload::new(n.to_string()))
+        }))
+    }
+}
+
+#[tokio::test]
+async fn responder_streams_pause_without_credit_and_stop_on_cancel() {
+    use std::sync::atomic::Ordering::SeqCst;
+    let pulled = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let dropped = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let server = Server::new(ServerConfig::default());
+    let config = ClientConfig {
+        stream_window: 8,
+        ..ClientConfig::default()
+    };
+    let (client, _server_conn) = connect_pair(
+        &server,
+        Arc::new(Endless {
+            pulled: pulled.clone(),
+            dropped: dropped.clone(),
+        }),
+        Arc::new(RejectAll),
+        config,
+    )
+    .await;
+    let mut items = client.request_stream(Payload::new("go"));
+    for i in 0..10 {
+        let item = timeout(LIMIT, items.next())
+            .await
+            .unwrap()
+            .unwrap()
+            .unwrap();
+        assert_eq!(item.data, i.to_string());
+    }
+    // Give the server every chance to run ahead; credit must hold it back.
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    // 8 initial + 4 + 4 granted while consuming 10, plus at most one item being produced.
+    let n = pulled.load(SeqCst);
+    assert!((10..=17).contains(&n), "{n} items pulled");
+    drop(items);
+    for _ in 0..100 {
+        if dropped.load(SeqCst) {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    assert!(
+        dropped.load(SeqCst),
+        "the responder stream was not dropped after CANCEL"
+    );
 }

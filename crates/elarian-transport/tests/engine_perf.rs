@@ -14,7 +14,10 @@ use elarian_transport::{
 
 struct Echo;
 impl Responder for Echo {
-    fn request_response(&self, payload: Payload) -> BoxFuture<'static, Result<Payload, StreamError>> {
+    fn request_response(
+        &self,
+        payload: Payload,
+    ) -> BoxFuture<'static, Result<Payload, StreamError>> {
         Box::pin(std::future::ready(Ok(payload)))
     }
 }

@@ -151,6 +151,12 @@ async fn run(total: usize, in_flight: usize, min_cuts: usize) {
         }
     });
 
+    // Requests run in slices: a request may start only once its id is below `allowed`, which
+    // moves up one slice per cut. So the cuts spread over the whole run however fast it goes.
+    let cuts_planned = min_cuts + 2;
+    let slice = (total / (cuts_planned + 1)).max(1);
+    let (allowed_tx, allowed_rx) = watch::channel(slice.min(total));
+
     // Pipelined requests, each with a unique id that must come back as its own response.
     let next_id = Arc::new(AtomicUsize::new(0));
     let completed = Arc::new(AtomicUsize::new(0));
@@ -159,12 +165,17 @@ async fn run(total: usize, in_flight: usize, min_cuts: usize) {
             let session = session.clone();
             let next_id = next_id.clone();
             let completed = completed.clone();
+            let mut allowed = allowed_rx.clone();
             tokio::spawn(async move {
                 loop {
                     let id = next_id.fetch_add(1, Ordering::Relaxed);
                     if id >= total {
                         return Ok::<_, String>(());
                     }
+                    allowed
+                        .wait_for(|limit| id < *limit)
+                        .await
+                        .map_err(|_| "the test driver stopped".to_owned())?;
                     let request = Bytes::from(format!("request-{id}"));
                     let reply = session
                         .request_response(Payload::new(request.clone()))
@@ -179,17 +190,25 @@ async fn run(total: usize, in_flight: usize, min_cuts: usize) {
         })
         .collect();
 
-    // Cuts the connection each time another slice of the requests has completed, but only while
-    // the session is attached, so that every cut interrupts live traffic.
-    let slice = (total / (min_cuts + 2)).max(1);
+    // Cuts the connection when a slice is nearly done, so that about half the pipeline is in
+    // flight at that moment, and only while the session is attached; then opens the next slice.
     let mut cuts = 0;
-    let mut threshold = slice;
-    while completed.load(Ordering::Relaxed) < total {
-        if completed.load(Ordering::Relaxed) >= threshold && !session.is_detached() {
+    let mut limit = slice.min(total);
+    while cuts < cuts_planned {
+        let due = limit.saturating_sub(in_flight / 2);
+        if completed.load(Ordering::Relaxed) >= due && !session.is_detached() {
             proxy.cut_all();
             cuts += 1;
-            threshold += slice;
+            limit = (limit + slice).min(total);
+            allowed_tx.send_replace(limit);
         }
+        if reconnector.is_finished() {
+            panic!("the reconnector stopped: {:?}", reconnector.await);
+        }
+        tokio::time::sleep(Duration::from_millis(1)).await;
+    }
+    allowed_tx.send_replace(total);
+    while completed.load(Ordering::Relaxed) < total {
         if reconnector.is_finished() {
             panic!("the reconnector stopped: {:?}", reconnector.await);
         }

@@ -2,7 +2,6 @@
 //! listeners. Run with `--all-features` to include the WebSocket cases.
 #![cfg(feature = "tcp")]
 
-use std::net::SocketAddr;
 use std::time::Duration;
 
 use bytes::Bytes;
@@ -83,6 +82,7 @@ async fn round_trip(transport: BoxTransport) {
     );
 }
 
+#[cfg(feature = "tls")]
 fn self_signed() -> rcgen::CertifiedKey<rcgen::KeyPair> {
     rcgen::generate_simple_self_signed(vec!["localhost".to_owned(), "127.0.0.1".to_owned()])
         .expect("certificate")
@@ -164,6 +164,8 @@ async fn clean_close_between_frames_is_end_of_stream() {
 
 #[cfg(feature = "tls")]
 mod tls {
+    use std::net::SocketAddr;
+
     use super::*;
     use elarian_transport::io::{TlsListener, TlsServerOptions};
 
@@ -314,6 +316,29 @@ mod tls {
                 .await
                 .is_err()
         );
+    }
+
+    #[tokio::test]
+    async fn connect_gives_up_on_a_server_that_never_answers_the_handshake() {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let port = listener.local_addr().unwrap().port();
+        // Accepts the TCP connection and then says nothing.
+        let _server = tokio::spawn(async move {
+            let held = listener.accept().await;
+            std::future::pending::<()>().await;
+            drop(held);
+        });
+        let err = connect(
+            &Endpoint::tls("localhost", port),
+            &TlsClientOptions::new(),
+            Duration::from_millis(200),
+        )
+        .await
+        .unwrap_err();
+        match err {
+            TransportError::Io(e) => assert_eq!(e.kind(), std::io::ErrorKind::TimedOut),
+            other => panic!("expected a timeout, got {other:?}"),
+        }
     }
 
     #[test]

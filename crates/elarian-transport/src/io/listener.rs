@@ -265,8 +265,11 @@ mod tls_listener {
 
     /// Accepts TLS-over-TCP connections.
     ///
-    /// Handshakes run in the background (see the [module docs](super)); a failed or slow one is
-    /// logged at debug level and never reaches [`accept`](TlsListener::accept).
+    /// Handshakes run in background tasks, at most
+    /// [`max_concurrent_handshakes`](ListenerConfig::max_concurrent_handshakes) at once and each
+    /// within [`handshake_timeout`](ListenerConfig::handshake_timeout), so a slow peer does not
+    /// hold up the others. A failed or timed-out handshake is logged at debug level and never
+    /// reaches [`accept`](TlsListener::accept).
     #[derive(Debug)]
     pub struct TlsListener {
         queue: HandshakeQueue,
@@ -327,8 +330,11 @@ mod ws_listener {
     /// Accepts WebSocket connections (`ws://`, or `wss://` with [`bind_tls`](WsListener::bind_tls)),
     /// whatever the request path.
     ///
-    /// Handshakes run in the background (see the [module docs](super)); a failed or slow one is
-    /// logged at debug level and never reaches [`accept`](WsListener::accept).
+    /// Handshakes run in background tasks, at most
+    /// [`max_concurrent_handshakes`](ListenerConfig::max_concurrent_handshakes) at once and each
+    /// within [`handshake_timeout`](ListenerConfig::handshake_timeout), so a slow peer does not
+    /// hold up the others. A failed or timed-out handshake is logged at debug level and never
+    /// reaches [`accept`](WsListener::accept).
     #[derive(Debug)]
     pub struct WsListener {
         queue: HandshakeQueue,

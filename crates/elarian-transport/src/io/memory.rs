@@ -62,6 +62,14 @@ impl FrameReader for MemoryReader {
     async fn read_frame(&mut self) -> Result<Option<Bytes>, TransportError> {
         Ok(self.0.recv().await)
     }
+
+    fn try_read_frame(&mut self) -> Option<Result<Option<Bytes>, TransportError>> {
+        match self.0.try_recv() {
+            Ok(frame) => Some(Ok(Some(frame))),
+            Err(mpsc::error::TryRecvError::Empty) => None,
+            Err(mpsc::error::TryRecvError::Disconnected) => Some(Ok(None)),
+        }
+    }
 }
 
 fn closed() -> TransportError {
@@ -75,6 +83,17 @@ impl FrameWriter for MemoryWriter {
     async fn write_frame(&mut self, frame: Bytes) -> Result<(), TransportError> {
         match &self.0 {
             Some(tx) => tx.send(frame).await.map_err(|_| closed()),
+            None => Err(closed()),
+        }
+    }
+
+    fn try_write_frame(&mut self, frame: Bytes) -> Result<Option<Bytes>, TransportError> {
+        match &self.0 {
+            Some(tx) => match tx.try_send(frame) {
+                Ok(()) => Ok(None),
+                Err(mpsc::error::TrySendError::Full(frame)) => Ok(Some(frame)),
+                Err(mpsc::error::TrySendError::Closed(_)) => Err(closed()),
+            },
             None => Err(closed()),
         }
     }

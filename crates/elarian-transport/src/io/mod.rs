@@ -39,6 +39,12 @@ pub use self::tls::{TlsClientOptions, TlsConfigError};
 pub use self::tls::{TlsServerOptions, TlsStream};
 #[cfg(feature = "websocket")]
 pub use self::ws::{WsReader, WsTransport, WsWriter};
+/// The rustls version behind [`TlsServerOptions::from_rustls_config`].
+#[cfg(feature = "tls")]
+pub use rustls;
+/// The certificate and key types of the TLS options, re-exported so that callers need not depend
+/// on `rustls-pki-types` themselves.
+pub use rustls_pki_types as pki_types;
 
 /// The largest frame a byte-stream transport can carry: the length prefix has 24 bits.
 pub const MAX_FRAME_LEN: usize = (1 << 24) - 1;
@@ -72,6 +78,15 @@ pub trait FrameReader: Send + 'static {
     ///
     /// Cancel safety: dropping the future loses no data already received.
     fn read_frame(&mut self) -> impl Future<Output = Result<Option<Bytes>, TransportError>> + Send;
+
+    /// Returns the next frame if it is already buffered, without waiting or doing I/O; `None`
+    /// means [`read_frame`](FrameReader::read_frame) is needed.
+    ///
+    /// Optional (the default always says `None`): it lets [`BoxReader`] hand out buffered frames
+    /// without allocating a future for each.
+    fn try_read_frame(&mut self) -> Option<Result<Option<Bytes>, TransportError>> {
+        None
+    }
 }
 
 /// The sending half of a transport.
@@ -82,6 +97,14 @@ pub trait FrameWriter: Send + 'static {
         &mut self,
         frame: Bytes,
     ) -> impl Future<Output = Result<(), TransportError>> + Send;
+    /// Queues `frame` if that needs no I/O and gives it back (`Ok(Some(frame))`) if it needs
+    /// [`write_frame`](FrameWriter::write_frame).
+    ///
+    /// Optional (the default always gives the frame back): it lets [`BoxWriter`] queue frames
+    /// without allocating a future for each.
+    fn try_write_frame(&mut self, frame: Bytes) -> Result<Option<Bytes>, TransportError> {
+        Ok(Some(frame))
+    }
     /// Writes out everything queued.
     fn flush(&mut self) -> impl Future<Output = Result<(), TransportError>> + Send;
     /// Flushes and closes the sending direction.
@@ -103,17 +126,22 @@ type BoxFut<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
 /// Object-safe form of [`FrameReader`], used by [`BoxTransport`].
 trait DynFrameReader: Send + 'static {
     fn read_frame_boxed(&mut self) -> BoxFut<'_, Result<Option<Bytes>, TransportError>>;
+    fn try_read_frame_dyn(&mut self) -> Option<Result<Option<Bytes>, TransportError>>;
 }
 
 impl<R: FrameReader> DynFrameReader for R {
     fn read_frame_boxed(&mut self) -> BoxFut<'_, Result<Option<Bytes>, TransportError>> {
         Box::pin(self.read_frame())
     }
+    fn try_read_frame_dyn(&mut self) -> Option<Result<Option<Bytes>, TransportError>> {
+        self.try_read_frame()
+    }
 }
 
 /// Object-safe form of [`FrameWriter`], used by [`BoxTransport`].
 trait DynFrameWriter: Send + 'static {
     fn write_frame_boxed(&mut self, frame: Bytes) -> BoxFut<'_, Result<(), TransportError>>;
+    fn try_write_frame_dyn(&mut self, frame: Bytes) -> Result<Option<Bytes>, TransportError>;
     fn flush_boxed(&mut self) -> BoxFut<'_, Result<(), TransportError>>;
     fn close_boxed(&mut self) -> BoxFut<'_, Result<(), TransportError>>;
 }
@@ -121,6 +149,9 @@ trait DynFrameWriter: Send + 'static {
 impl<W: FrameWriter> DynFrameWriter for W {
     fn write_frame_boxed(&mut self, frame: Bytes) -> BoxFut<'_, Result<(), TransportError>> {
         Box::pin(self.write_frame(frame))
+    }
+    fn try_write_frame_dyn(&mut self, frame: Bytes) -> Result<Option<Bytes>, TransportError> {
+        self.try_write_frame(frame)
     }
     fn flush_boxed(&mut self) -> BoxFut<'_, Result<(), TransportError>> {
         Box::pin(self.flush())
@@ -160,17 +191,29 @@ pub struct BoxReader(Box<dyn DynFrameReader>);
 pub struct BoxWriter(Box<dyn DynFrameWriter>);
 
 impl FrameReader for BoxReader {
-    fn read_frame(&mut self) -> impl Future<Output = Result<Option<Bytes>, TransportError>> + Send {
-        self.0.read_frame_boxed()
+    // Buffered frames skip the boxed future: one allocation per frame is measurable. Being an
+    // `async fn`, the check runs on the first poll, so a future dropped unpolled (a losing
+    // `select!` branch) takes no frame with it.
+    async fn read_frame(&mut self) -> Result<Option<Bytes>, TransportError> {
+        match self.0.try_read_frame_dyn() {
+            Some(ready) => ready,
+            None => self.0.read_frame_boxed().await,
+        }
+    }
+    fn try_read_frame(&mut self) -> Option<Result<Option<Bytes>, TransportError>> {
+        self.0.try_read_frame_dyn()
     }
 }
 
 impl FrameWriter for BoxWriter {
-    fn write_frame(
-        &mut self,
-        frame: Bytes,
-    ) -> impl Future<Output = Result<(), TransportError>> + Send {
-        self.0.write_frame_boxed(frame)
+    async fn write_frame(&mut self, frame: Bytes) -> Result<(), TransportError> {
+        match self.0.try_write_frame_dyn(frame)? {
+            None => Ok(()),
+            Some(frame) => self.0.write_frame_boxed(frame).await,
+        }
+    }
+    fn try_write_frame(&mut self, frame: Bytes) -> Result<Option<Bytes>, TransportError> {
+        self.0.try_write_frame_dyn(frame)
     }
     fn flush(&mut self) -> impl Future<Output = Result<(), TransportError>> + Send {
         self.0.flush_boxed()

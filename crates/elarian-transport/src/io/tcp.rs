@@ -11,6 +11,7 @@
 
 use std::collections::VecDeque;
 use std::io::IoSlice;
+use std::pin::Pin;
 
 use bytes::{Buf, BufMut, Bytes, BytesMut};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
@@ -151,6 +152,12 @@ impl<R> LengthPrefixedReader<R> {
 }
 
 impl<R: AsyncRead + Unpin + Send + 'static> FrameReader for LengthPrefixedReader<R> {
+    fn try_read_frame(&mut self) -> Option<Result<Option<Bytes>, TransportError>> {
+        split_length_prefixed(&mut self.buf, self.max_frame_len)
+            .transpose()
+            .map(|r| r.map(Some))
+    }
+
     async fn read_frame(&mut self) -> Result<Option<Bytes>, TransportError> {
         loop {
             if let Some(frame) = split_length_prefixed(&mut self.buf, self.max_frame_len)? {
@@ -210,13 +217,19 @@ impl<W: AsyncWrite + Unpin + Send + 'static> LengthPrefixedWriter<W> {
             self.queue.push_back(self.staging.split().freeze());
         }
         while !self.queue.is_empty() {
-            let mut slices = [IoSlice::new(&[]); MAX_IOVECS];
-            let mut count = 0;
-            for (slot, chunk) in slices.iter_mut().zip(self.queue.iter()) {
-                *slot = IoSlice::new(chunk);
-                count += 1;
-            }
-            let mut written = self.io.write_vectored(&slices[..count]).await?;
+            // The slices live only inside `poll`: held across an await they would make this
+            // future (boxed once per frame by `BoxTransport`) over a kilobyte large.
+            let (io, queue) = (&mut self.io, &self.queue);
+            let mut written = std::future::poll_fn(|cx| {
+                let mut slices = [IoSlice::new(&[]); MAX_IOVECS];
+                let mut count = 0;
+                for (slot, chunk) in slices.iter_mut().zip(queue.iter()) {
+                    *slot = IoSlice::new(chunk);
+                    count += 1;
+                }
+                Pin::new(&mut *io).poll_write_vectored(cx, &slices[..count])
+            })
+            .await?;
             if written == 0 {
                 return Err(std::io::Error::from(std::io::ErrorKind::WriteZero).into());
             }
@@ -239,8 +252,9 @@ impl<W: AsyncWrite + Unpin + Send + 'static> LengthPrefixedWriter<W> {
     }
 }
 
-impl<W: AsyncWrite + Unpin + Send + 'static> FrameWriter for LengthPrefixedWriter<W> {
-    async fn write_frame(&mut self, frame: Bytes) -> Result<(), TransportError> {
+impl<W> LengthPrefixedWriter<W> {
+    /// Appends `frame` to the queue (no I/O).
+    fn enqueue(&mut self, frame: Bytes) -> Result<(), TransportError> {
         let len = frame.len();
         if len > self.max_frame_len {
             return Err(TransportError::FrameTooLarge {
@@ -258,6 +272,20 @@ impl<W: AsyncWrite + Unpin + Send + 'static> FrameWriter for LengthPrefixedWrite
             self.queue.push_back(frame);
         }
         self.queued += PREFIX_LEN + len;
+        Ok(())
+    }
+}
+
+impl<W: AsyncWrite + Unpin + Send + 'static> FrameWriter for LengthPrefixedWriter<W> {
+    fn try_write_frame(&mut self, frame: Bytes) -> Result<Option<Bytes>, TransportError> {
+        if self.queued + PREFIX_LEN + frame.len() >= self.flush_threshold {
+            return Ok(Some(frame));
+        }
+        self.enqueue(frame).map(|()| None)
+    }
+
+    async fn write_frame(&mut self, frame: Bytes) -> Result<(), TransportError> {
+        self.enqueue(frame)?;
         if self.queued >= self.flush_threshold {
             self.write_queued().await?;
         }
@@ -445,6 +473,34 @@ mod tests {
         );
     }
 
+    proptest::proptest! {
+        /// However the byte stream is cut into reads, the same frames come out, in order.
+        #[test]
+        fn any_chunking_yields_the_frames_sent(
+            frames in proptest::collection::vec(proptest::collection::vec(proptest::num::u8::ANY, 0..600), 0..24),
+            chunks in proptest::collection::vec(1usize..700, 1..8),
+        ) {
+            let refs: Vec<&[u8]> = frames.iter().map(Vec::as_slice).collect();
+            let stream = prefixed(&refs);
+            let mut buf = BytesMut::new();
+            let mut out = Vec::new();
+            let mut pos = 0;
+            for size in chunks.iter().cycle() {
+                if pos >= stream.len() {
+                    break;
+                }
+                let end = (pos + size).min(stream.len());
+                buf.put_slice(&stream[pos..end]);
+                pos = end;
+                while let Some(frame) = split_length_prefixed(&mut buf, 1024).unwrap() {
+                    out.push(frame.to_vec());
+                }
+            }
+            proptest::prop_assert!(buf.is_empty());
+            proptest::prop_assert_eq!(out, frames);
+        }
+    }
+
     #[test]
     fn config_clamps_the_limit_to_what_the_prefix_can_express() {
         let config = FramingConfig::default().max_frame_len(usize::MAX);
@@ -467,6 +523,68 @@ mod tests {
         assert_eq!(rx.read_frame().await.unwrap().as_deref(), Some(&b"two"[..]));
         tx.close().await.unwrap();
         assert_eq!(rx.read_frame().await.unwrap(), None);
+    }
+
+    /// `BoxTransport` boxes one of these futures per frame: a large one costs an allocation and
+    /// a copy of that size on every write.
+    #[test]
+    fn per_frame_futures_stay_small() {
+        let (a, _b) = tokio::io::duplex(1024);
+        let (mut rx, mut tx) = LengthPrefixed::new(a, FramingConfig::default()).split();
+        let write = tx.write_frame(Bytes::new());
+        assert!(
+            std::mem::size_of_val(&write) <= 256,
+            "{}",
+            std::mem::size_of_val(&write)
+        );
+        drop(write);
+        let read = rx.read_frame();
+        assert!(
+            std::mem::size_of_val(&read) <= 256,
+            "{}",
+            std::mem::size_of_val(&read)
+        );
+    }
+
+    #[tokio::test]
+    async fn fast_paths_queue_and_hand_out_buffered_frames_without_io() {
+        let (a, b) = tokio::io::duplex(64 * 1024);
+        let config = FramingConfig::default().write_flush_threshold(100);
+        let (_, mut tx) = LengthPrefixed::new(a, config).split();
+        let (mut rx, _) = LengthPrefixed::new(b, config).split();
+        assert_eq!(tx.try_write_frame(Bytes::from_static(b"a")).unwrap(), None);
+        assert_eq!(tx.try_write_frame(Bytes::from_static(b"b")).unwrap(), None);
+        // This one would pass the flush threshold, so it needs the async path.
+        let big = Bytes::from(vec![1u8; 100]);
+        assert_eq!(tx.try_write_frame(big.clone()).unwrap(), Some(big.clone()));
+        assert!(rx.try_read_frame().is_none(), "nothing buffered yet");
+        tx.write_frame(big.clone()).await.unwrap();
+        tx.flush().await.unwrap();
+        assert_eq!(rx.read_frame().await.unwrap().as_deref(), Some(&b"a"[..]));
+        // The rest arrived with the same read: no I/O needed for them.
+        assert_eq!(
+            rx.try_read_frame().unwrap().unwrap().as_deref(),
+            Some(&b"b"[..])
+        );
+        assert_eq!(rx.try_read_frame().unwrap().unwrap(), Some(big));
+        assert!(rx.try_read_frame().is_none());
+    }
+
+    #[tokio::test]
+    async fn a_boxed_read_dropped_unpolled_loses_no_frame() {
+        let (a, b) = tokio::io::duplex(64 * 1024);
+        let (_, mut tx) =
+            crate::io::BoxTransport::new(LengthPrefixed::new(a, FramingConfig::default())).split();
+        let (mut rx, _) =
+            crate::io::BoxTransport::new(LengthPrefixed::new(b, FramingConfig::default())).split();
+        for frame in [&b"one"[..], b"two"] {
+            tx.write_frame(Bytes::from_static(frame)).await.unwrap();
+        }
+        tx.flush().await.unwrap();
+        assert_eq!(rx.read_frame().await.unwrap().as_deref(), Some(&b"one"[..]));
+        // "two" is buffered now; a read future that is never polled must leave it there.
+        drop(rx.read_frame());
+        assert_eq!(rx.read_frame().await.unwrap().as_deref(), Some(&b"two"[..]));
     }
 
     #[tokio::test]

@@ -35,7 +35,7 @@ use std::collections::VecDeque;
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::{Duration, Instant};
 
-use bytes::Bytes;
+use bytes::{Bytes, BytesMut};
 
 use crate::frame::{
     ErrorCode, ErrorFrame, Frame, FrameError, KeepaliveFrame, MAX_U31, PayloadFrame, RequestFrame,
@@ -47,7 +47,7 @@ use crate::{CloseReason, Payload, RequestError, StreamError};
 pub use fragment::MIN_MTU;
 use fragment::Reassembly;
 pub use handshake::{SetupRejection, check_setup};
-pub use idmap::IdMap;
+pub(crate) use idmap::IdMap;
 use resume::ResumeState;
 
 /// Which end of the connection a session is.
@@ -100,10 +100,23 @@ impl SessionConfig {
     }
 }
 
+/// Connection-level codes are not valid on a stream; an application that uses one gets
+/// APPLICATION_ERROR instead, so that the peer does not misread it.
+fn stream_code(code: ErrorCode) -> ErrorCode {
+    if code.is_connection_error() {
+        ErrorCode::ApplicationError
+    } else {
+        code
+    }
+}
+
+/// Size of the buffers frames are encoded into (larger frames get a buffer of their own).
+const SCRATCH_CHUNK: usize = 16 * 1024;
+
 /// Allocates stream ids: odd for clients, even for servers, never reused within a session.
 ///
-/// Shared (through an `Arc`) by all handles of a connection, so that a request's id is known to
-/// the caller before the driver sees the request.
+/// Ids must go out in increasing order, so a connection allocates them where its frames are
+/// queued (the driver task), not in the tasks that make requests.
 #[derive(Debug)]
 pub struct StreamIds(AtomicU32);
 
@@ -232,7 +245,11 @@ enum StreamState {
     /// We sent REQUEST_RESPONSE.
     AwaitResponse(Option<Reassembly>),
     /// We sent REQUEST_STREAM.
-    AwaitStream(Option<Reassembly>),
+    AwaitStream {
+        re: Option<Reassembly>,
+        /// Items the responder may still send.
+        credit: u64,
+    },
     /// The peer's request is still arriving in fragments.
     InboundFragments(InboundKind, Reassembly),
     /// We owe a response.
@@ -300,6 +317,7 @@ pub struct Session {
     streams: IdMap<StreamState>,
     inbound_count: usize,
     transmit: TxQueue,
+    scratch: BytesMut,
     events: VecDeque<Event>,
     resume: ResumeState,
     last_received: Instant,
@@ -345,6 +363,7 @@ impl Session {
             streams: IdMap::default(),
             inbound_count: 0,
             transmit: TxQueue::default(),
+            scratch: BytesMut::new(),
             events: VecDeque::new(),
             resume,
             last_received: now,
@@ -467,7 +486,7 @@ impl Session {
             last_received_position: self.resume.received,
             data,
         });
-        if let Ok(bytes) = frame.to_bytes() {
+        if let Ok(bytes) = self.encode(&frame) {
             self.transmit.push_back(bytes);
         }
         if self.config.role == Role::Client && respond {
@@ -475,9 +494,23 @@ impl Session {
         }
     }
 
+    /// Encodes a frame into the shared scratch buffer. Frames are slices of a few large buffers
+    /// rather than one allocation each.
+    fn encode(&mut self, frame: &Frame) -> Result<Bytes, FrameError> {
+        let len = frame.encoded_len();
+        if self.scratch.capacity() < len {
+            self.scratch.reserve(len.max(SCRATCH_CHUNK));
+        }
+        if let Err(e) = frame.encode(&mut self.scratch) {
+            self.scratch.clear();
+            return Err(e);
+        }
+        Ok(self.scratch.split().freeze())
+    }
+
     /// Queues a frame; resumable frames also go to the resume buffer.
     fn emit(&mut self, frame: &Frame) -> Result<(), FrameError> {
-        let bytes = frame.to_bytes()?;
+        let bytes = self.encode(frame)?;
         if frame.is_resumable() {
             self.resume.on_sent(&bytes);
             if self.is_detached() && !self.resume.is_resumable() {
@@ -518,7 +551,7 @@ impl Session {
         for (stream_id, state) in self.streams.drain() {
             if matches!(
                 state,
-                StreamState::AwaitResponse(_) | StreamState::AwaitStream(_)
+                StreamState::AwaitResponse(_) | StreamState::AwaitStream { .. }
             ) {
                 self.events.push_back(Event::RequestFailed {
                     stream_id,
@@ -594,7 +627,8 @@ impl Session {
             first_available_client_position: self.resume.first_available,
         });
         self.transmit.clear();
-        self.transmit.push_back(frame.to_bytes()?);
+        let bytes = self.encode(&frame)?;
+        self.transmit.push_back(bytes);
         self.state = State::Resuming {
             deadline: now + self.config.resume_timeout,
         };
@@ -637,8 +671,8 @@ impl Session {
         let ok = Frame::ResumeOk {
             last_received_client_position: self.resume.received,
         };
-        self.transmit
-            .push_back(ok.to_bytes().map_err(|e| e.to_string())?);
+        let ok = self.encode(&ok).map_err(|e| e.to_string())?;
+        self.transmit.push_back(ok);
         self.transmit.extend(retransmit);
         self.state = State::Open;
         self.last_received = now;
@@ -873,7 +907,7 @@ impl Session {
             // Frames for unknown (finished or canceled) streams are ignored, per the spec.
             return;
         };
-        let is_stream = matches!(state, StreamState::AwaitStream(_));
+        let is_stream = matches!(state, StreamState::AwaitStream { .. });
         match state {
             StreamState::InboundFragments(kind, re) => {
                 let kind = *kind;
@@ -891,7 +925,7 @@ impl Session {
                 };
                 self.deliver_request(stream_id, kind, re.finish());
             }
-            StreamState::AwaitResponse(re) | StreamState::AwaitStream(re) => {
+            StreamState::AwaitResponse(re) | StreamState::AwaitStream { re, .. } => {
                 let payload = if p.follows || re.is_some() {
                     let r = re.get_or_insert_with(Reassembly::default);
                     if let Err(too_large) = r.push(p.metadata, p.data, limit) {
@@ -921,6 +955,22 @@ impl Session {
                 };
                 if is_stream {
                     if let Some(payload) = payload {
+                        if let Some(StreamState::AwaitStream { credit, .. }) =
+                            self.streams.get_mut(&stream_id)
+                        {
+                            if *credit == 0 {
+                                self.streams.remove(&stream_id);
+                                let _ = self.emit(&Frame::Cancel { stream_id });
+                                self.events.push_back(Event::RequestFailed {
+                                    stream_id,
+                                    error: RequestError::Protocol(
+                                        "the responder sent more items than requested",
+                                    ),
+                                });
+                                return;
+                            }
+                            *credit -= 1;
+                        }
                         self.events
                             .push_back(Event::StreamNext { stream_id, payload });
                     }
@@ -955,7 +1005,7 @@ impl Session {
             return;
         }
         match self.streams.get(&e.stream_id) {
-            Some(StreamState::AwaitResponse(_) | StreamState::AwaitStream(_)) => {
+            Some(StreamState::AwaitResponse(_) | StreamState::AwaitStream { .. }) => {
                 self.streams.remove(&e.stream_id);
                 self.events.push_back(Event::RequestFailed {
                     stream_id: e.stream_id,
@@ -1096,8 +1146,13 @@ impl Session {
             },
             payload,
         )?;
-        self.streams
-            .insert(stream_id, StreamState::AwaitStream(None));
+        self.streams.insert(
+            stream_id,
+            StreamState::AwaitStream {
+                re: None,
+                credit: u64::from(initial_n.clamp(1, MAX_U31)),
+            },
+        );
         Ok(())
     }
 
@@ -1105,11 +1160,14 @@ impl Session {
     pub fn request_n(&mut self, stream_id: u32, n: u32) -> Result<(), OperationError> {
         self.check_open()?;
         match self.streams.get(&stream_id) {
-            Some(StreamState::AwaitStream(_)) => {
-                self.emit(&Frame::RequestN {
-                    stream_id,
-                    n: n.clamp(1, MAX_U31),
-                })?;
+            Some(StreamState::AwaitStream { .. }) => {
+                let n = n.clamp(1, MAX_U31);
+                self.emit(&Frame::RequestN { stream_id, n })?;
+                if let Some(StreamState::AwaitStream { credit, .. }) =
+                    self.streams.get_mut(&stream_id)
+                {
+                    *credit = credit.saturating_add(u64::from(n));
+                }
                 Ok(())
             }
             _ => Err(OperationError::UnknownStream(stream_id)),
@@ -1121,7 +1179,7 @@ impl Session {
         if self.state == State::Closed {
             return;
         }
-        if let Some(StreamState::AwaitResponse(_) | StreamState::AwaitStream(_)) =
+        if let Some(StreamState::AwaitResponse(_) | StreamState::AwaitStream { .. }) =
             self.streams.get(&stream_id)
         {
             self.streams.remove(&stream_id);
@@ -1150,7 +1208,7 @@ impl Session {
         match result {
             Ok(payload) => self.emit_payload(stream_id, payload, true),
             Err(e) => {
-                self.emit_error(stream_id, e.code, &e.message);
+                self.emit_error(stream_id, stream_code(e.code), &e.message);
                 Ok(())
             }
         }
@@ -1214,7 +1272,7 @@ impl Session {
             return Err(OperationError::UnknownStream(stream_id));
         }
         self.remove_inbound(stream_id);
-        self.emit_error(stream_id, error.code, &error.message);
+        self.emit_error(stream_id, stream_code(error.code), &error.message);
         Ok(())
     }
 }
