@@ -5,8 +5,15 @@
 //! notifications round-robin over the route's connections, with a bounded number in flight per
 //! connection. A notification whose connection drops before it is answered goes back to the
 //! front of the route; one the app answers with an error or not at all is not retried (the app
-//! saw it). App replies are applied: a `data_update` is stored as the customer's app data, and a
-//! reply `message` is handed to whoever waits for it (a simulator's received message).
+//! saw it). App replies are applied: a `data_update` that differs from the app data the
+//! notification carried is stored as the customer's app data (one equal to it means "unchanged",
+//! see [`Engine::apply_reply_data_update`]), and a reply `message` is handed to whoever waits for
+//! it (a simulator's received message).
+//!
+//! A full queue is never a silent loss: commands wait for room within a budget and report what
+//! could not be queued ([`Hub::deliver`]); work nobody waits on follows the apps' pace and logs
+//! what a stalled queue refused ([`Hub::deliver_paced`]). With a data dir every notification has
+//! a durable pending record, settled here once it is answered or refused.
 //!
 //! Simplex connections and connections of the other role never receive notifications.
 
@@ -16,7 +23,9 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use bytes::Bytes;
-use elarian_proto::{OutboundMessage, ServerToAppNotificationReply, server_to_app_notification};
+use elarian_proto::{
+    DataMapValue, OutboundMessage, ServerToAppNotificationReply, server_to_app_notification,
+};
 use elarian_transport::{Connection, Payload, RequestError};
 use prost::Message;
 use tokio::sync::{Notify, Semaphore, mpsc, oneshot, watch};
@@ -26,13 +35,21 @@ use crate::engine::{AppNotice, Effect, Engine, Identity, SimulatorNotice};
 /// Limits of notification delivery.
 #[derive(Debug, Clone, Copy)]
 pub struct DeliveryLimits {
-    /// Notifications waiting per route (app or simulators of an org); beyond it new ones are
-    /// dropped with a warning.
+    /// Notifications waiting per route (app or simulators of an org). A command whose
+    /// notifications find it full waits up to `enqueue_timeout` for room, then is answered with
+    /// a failure that says so.
     pub queue: usize,
     /// Notifications in flight per connection.
     pub per_connection: usize,
     /// How long a connection may take to answer one notification.
     pub answer_timeout: Duration,
+    /// How long a command waits for room in a full notification queue before it is answered
+    /// with `status = false` (its state change stands; the description says which
+    /// notifications were not delivered).
+    pub enqueue_timeout: Duration,
+    /// How long reminder firing and large tag commands, which no caller waits on, wait for a
+    /// full queue that makes no progress before refusing the rest (logged as an error).
+    pub stall_timeout: Duration,
 }
 
 impl Default for DeliveryLimits {
@@ -41,6 +58,8 @@ impl Default for DeliveryLimits {
             queue: 10_000,
             per_connection: 64,
             answer_timeout: Duration::from_secs(30),
+            enqueue_timeout: Duration::from_secs(5),
+            stall_timeout: Duration::from_secs(60),
         }
     }
 }
@@ -217,6 +236,11 @@ impl Hub {
         }
     }
 
+    /// The delivery limits.
+    pub(crate) fn limits(&self) -> DeliveryLimits {
+        self.limits
+    }
+
     fn item_of(effect: Effect) -> (RouteKey, Item) {
         match effect {
             Effect::App(n) => (
@@ -241,69 +265,148 @@ impl Hub {
         }
     }
 
-    fn enqueue(&self, key: RouteKey, item: Item) {
-        let route = self.route(&key);
-        if let Err(e) = route.tx.try_send(item) {
-            let reason = match e {
-                mpsc::error::TrySendError::Full(_) => "queue full",
-                mpsc::error::TrySendError::Closed(_) => "route closed",
-            };
-            let dropped = route.dropped.fetch_add(1, Ordering::Relaxed) + 1;
-            // One line per power of two: a flood of drops must not flood the log too.
-            if dropped.is_power_of_two() {
-                tracing::warn!(?key, reason, dropped, "notifications dropped");
-            }
-        }
-    }
-
-    /// Queues notifications without waiting (commands must not stall on a slow app).
-    pub(crate) fn dispatch(&self, effects: Vec<Effect>) {
-        for effect in effects {
-            let (key, item) = Self::item_of(effect);
-            self.enqueue(key, item);
-        }
-    }
-
-    /// Queues notifications; the one at `awaited` carries `reply`, which receives the app's
-    /// reply message (or is dropped when there is none).
-    pub(crate) fn dispatch_awaiting(
+    /// Queues notifications, waiting for room in a full route queue until `deadline`; the
+    /// effect at `awaited.0` carries `awaited.1`, which receives the app's reply message (or is
+    /// dropped when there is none). Returns what could not be queued, so that the command that
+    /// caused it can say so: nothing is dropped silently.
+    pub(crate) async fn deliver(
         &self,
         effects: Vec<Effect>,
-        awaited: usize,
-        reply: oneshot::Sender<Option<OutboundMessage>>,
-    ) {
-        let mut reply = Some(reply);
+        awaited: Option<(usize, oneshot::Sender<Option<OutboundMessage>>)>,
+        deadline: tokio::time::Instant,
+    ) -> Undelivered {
+        let mut undelivered = Undelivered::default();
+        let (awaited_at, mut reply) = match awaited {
+            Some((i, tx)) => (Some(i), Some(tx)),
+            None => (None, None),
+        };
         for (i, effect) in effects.into_iter().enumerate() {
             let (key, mut item) = Self::item_of(effect);
-            if i == awaited {
+            if Some(i) == awaited_at {
                 item.reply = reply.take();
             }
-            self.enqueue(key, item);
+            let route = self.route(&key);
+            // Past the deadline this still takes free room at once: timeouts poll first.
+            let wait = deadline.saturating_duration_since(tokio::time::Instant::now());
+            if let Err(e) = route.tx.send_timeout(item, wait).await {
+                let closed = matches!(e, mpsc::error::SendTimeoutError::Closed(_));
+                undelivered.count(&key, closed);
+                if let mpsc::error::SendTimeoutError::Timeout(item) = e {
+                    // Refused and reported to the caller: nothing left to deliver later. (A
+                    // notification refused by a shutdown stays pending for the next start.)
+                    settle(&self.engine, &item);
+                }
+                let dropped = route.dropped.fetch_add(1, Ordering::Relaxed) + 1;
+                // One line per power of two: a flood of refusals must not flood the log too.
+                if dropped.is_power_of_two() {
+                    tracing::warn!(?key, closed, dropped, "notification queue full: refused");
+                }
+            }
+        }
+        undelivered
+    }
+
+    /// Queues notifications at the pace the apps take them, for work no caller waits on (due
+    /// reminders, large tag commands). While a route has a live connection this waits for room
+    /// as long as the route makes progress; a route that stays full for `limits.stall_timeout`
+    /// (its app is not connected, or stopped answering) gets the rest refused, counted and
+    /// logged as an error.
+    pub(crate) async fn deliver_paced(&self, effects: Vec<Effect>) {
+        let mut refused: HashMap<RouteKey, u64> = HashMap::new();
+        for effect in effects {
+            let (key, mut item) = Self::item_of(effect);
+            if refused.contains_key(&key) {
+                settle(&self.engine, &item);
+                *refused.entry(key).or_default() += 1;
+                continue;
+            }
+            let route = self.route(&key);
+            // Without a connection nothing drains the queue: waiting long would only hold up
+            // the scheduler's other routes.
+            let patience = if route.has_members() {
+                self.limits.stall_timeout
+            } else {
+                self.limits.enqueue_timeout
+            };
+            let stalled_at = tokio::time::Instant::now() + patience;
+            loop {
+                let wait = stalled_at
+                    .saturating_duration_since(tokio::time::Instant::now())
+                    .min(Duration::from_millis(500));
+                match route.tx.send_timeout(item, wait).await {
+                    Ok(()) => break,
+                    Err(mpsc::error::SendTimeoutError::Timeout(back))
+                        if tokio::time::Instant::now() < stalled_at =>
+                    {
+                        item = back;
+                    }
+                    Err(e) => {
+                        if let mpsc::error::SendTimeoutError::Timeout(item) = e {
+                            settle(&self.engine, &item);
+                        }
+                        *refused.entry(key).or_default() += 1;
+                        break;
+                    }
+                }
+            }
+        }
+        for (key, count) in refused {
+            tracing::error!(
+                ?key,
+                count,
+                "notification queue stayed full: notifications refused"
+            );
+        }
+    }
+}
+
+/// Notifications a command could not queue.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Undelivered {
+    /// For apps, because their queue stayed full.
+    pub app: usize,
+    /// For simulators, because their queue stayed full.
+    pub simulator: usize,
+    /// Because delivery is shutting down.
+    pub closed: usize,
+}
+
+impl Undelivered {
+    fn count(&mut self, key: &RouteKey, closed: bool) {
+        match (closed, key) {
+            (true, _) => self.closed += 1,
+            (false, RouteKey::App { .. }) => self.app += 1,
+            (false, RouteKey::Simulators { .. }) => self.simulator += 1,
         }
     }
 
-    /// Queues notifications, waiting for room while the route has a live connection to drain
-    /// it (the reminder scheduler, so that a burst of due reminders follows the app's pace).
-    pub(crate) async fn dispatch_paced(&self, effects: Vec<Effect>) {
-        for effect in effects {
-            let (key, mut item) = Self::item_of(effect);
-            let route = self.route(&key);
-            loop {
-                if !route.has_members() {
-                    self.enqueue(key, item);
-                    break;
-                }
-                match route
-                    .tx
-                    .send_timeout(item, Duration::from_millis(500))
-                    .await
-                {
-                    Ok(()) => break,
-                    Err(mpsc::error::SendTimeoutError::Timeout(back)) => item = back,
-                    Err(mpsc::error::SendTimeoutError::Closed(_)) => break,
-                }
-            }
+    /// True when everything was queued.
+    pub(crate) fn is_empty(&self) -> bool {
+        *self == Undelivered::default()
+    }
+
+    /// A description for the command's reply.
+    pub(crate) fn describe(&self) -> String {
+        let mut parts = Vec::new();
+        if self.app > 0 {
+            parts.push(format!(
+                "{} notification(s) not delivered: the app's notification queue is full",
+                self.app
+            ));
         }
+        if self.simulator > 0 {
+            parts.push(format!(
+                "{} notification(s) not delivered: the simulators' notification queue is full",
+                self.simulator
+            ));
+        }
+        if self.closed > 0 {
+            parts.push(format!(
+                "{} notification(s) not delivered: the emulator is shutting down",
+                self.closed
+            ));
+        }
+        parts.join("; ")
     }
 }
 
@@ -345,7 +448,7 @@ async fn dispatch(
         let retry_tx = retry_tx.clone();
         let key = key.clone();
         tokio::spawn(async move {
-            let payload = encode(&engine, &item.notice);
+            let (payload, sent) = encode(&engine, &item.notice);
             let answer = tokio::time::timeout(
                 limits.answer_timeout,
                 member.conn.request_response(Payload {
@@ -355,36 +458,63 @@ async fn dispatch(
             )
             .await;
             drop(permit);
+            let pending = pending_of(&item);
             match answer {
-                Ok(Ok(reply)) => apply_reply(&engine, item, reply.data).await,
+                Ok(Ok(reply)) => apply_reply(&engine, item, sent, reply.data).await,
                 Ok(Err(RequestError::Closed(reason))) => {
                     tracing::debug!(?key, %reason, "connection dropped mid-delivery; retrying");
                     let _ = retry_tx.send(item);
+                    return;
                 }
                 Ok(Err(e)) => tracing::warn!(?key, error = %e, "notification failed"),
                 Err(_) => tracing::warn!(?key, "notification not answered in time"),
+            }
+            // Answered, or failed in a way the app saw: it is not sent again, even after a
+            // restart.
+            if let Some(id) = pending {
+                engine.settle_pending(id);
             }
         });
     }
 }
 
-fn encode(engine: &Engine, notice: &Notice) -> Bytes {
-    match notice {
-        Notice::App(n) => {
-            let mut notification = n.notification.clone();
-            // The app data sent is the stored one at delivery time, not at queueing time.
-            if let (Some(customer_id), Some(server_to_app_notification::Entry::Customer(c))) =
-                (&n.customer_id, notification.entry.as_mut())
-            {
-                c.app_data = engine.app_data(&n.org_id, &n.app_id, customer_id);
-            }
-            Bytes::from(notification.encode_to_vec())
-        }
-        Notice::Simulator(n) => Bytes::from(n.notification.encode_to_vec()),
+fn pending_of(item: &Item) -> Option<u64> {
+    match &item.notice {
+        Notice::App(n) => n.pending,
+        Notice::Simulator(n) => n.pending,
     }
 }
 
-async fn apply_reply(engine: &Engine, item: Item, data: Bytes) {
+/// Forgets the durable record of a notification that will not be delivered.
+fn settle(engine: &Engine, item: &Item) {
+    if let Some(id) = pending_of(item) {
+        engine.settle_pending(id);
+    }
+}
+
+/// Encodes a notification for the wire, and returns the customer's app data it carries (the
+/// snapshot a reply's `data_update` is compared with).
+fn encode(engine: &Engine, notice: &Notice) -> (Bytes, Option<DataMapValue>) {
+    match notice {
+        Notice::App(n) => {
+            let mut notification = n.notification.clone();
+            let mut sent = None;
+            if let Some(server_to_app_notification::Entry::Customer(c)) =
+                notification.entry.as_mut()
+            {
+                // The app data sent is the stored one at delivery time, not at queueing time.
+                if let Some(customer_id) = &n.customer_id {
+                    c.app_data = engine.app_data(&n.org_id, &n.app_id, customer_id);
+                }
+                sent = c.app_data.clone();
+            }
+            (Bytes::from(notification.encode_to_vec()), sent)
+        }
+        Notice::Simulator(n) => (Bytes::from(n.notification.encode_to_vec()), None),
+    }
+}
+
+async fn apply_reply(engine: &Engine, item: Item, sent: Option<DataMapValue>, data: Bytes) {
     let Notice::App(notice) = &item.notice else {
         return;
     };
@@ -396,13 +526,117 @@ async fn apply_reply(engine: &Engine, item: Item, data: Bytes) {
         }
     };
     if let (Some(update), Some(customer_id)) = (reply.data_update, &notice.customer_id) {
-        let durable =
-            engine.apply_data_update(&notice.org_id, &notice.app_id, customer_id, update.data);
+        let (_, durable) = engine.apply_reply_data_update(
+            &notice.org_id,
+            &notice.app_id,
+            customer_id,
+            &sent,
+            update.data,
+        );
         if let Err(e) = durable.wait().await {
             tracing::error!(error = %e, "app data from a notification reply not persisted");
         }
     }
     if let Some(tx) = item.reply {
         let _ = tx.send(reply.message);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use elarian_proto::{
+        AppDataUpdate, AppToServerCommand, CreateCustomerCommand, CustomerNumber,
+        ServerToAppNotification, app_to_server_command::Entry as E,
+        app_to_server_command_reply::Entry as R, data_map_value::Value,
+    };
+
+    use super::*;
+    use crate::clock::ManualClock;
+    use crate::config::{EmulatorConfig, TEST_APP_ID, TEST_ORG_ID};
+
+    fn text(v: &str) -> Option<DataMapValue> {
+        Some(DataMapValue {
+            value: Some(Value::StringVal(v.into())),
+        })
+    }
+
+    fn notice(customer_id: &str) -> Item {
+        Item {
+            notice: Notice::App(AppNotice {
+                org_id: TEST_ORG_ID.into(),
+                app_id: TEST_APP_ID.into(),
+                customer_id: Some(customer_id.into()),
+                pending: None,
+                notification: ServerToAppNotification::default(),
+                awaits_reply: false,
+            }),
+            reply: None,
+        }
+    }
+
+    fn reply_with(data: Option<DataMapValue>) -> Bytes {
+        Bytes::from(
+            ServerToAppNotificationReply {
+                data_update: Some(AppDataUpdate { data }),
+                message: None,
+            }
+            .encode_to_vec(),
+        )
+    }
+
+    #[tokio::test]
+    async fn an_echoed_reply_does_not_overwrite_newer_app_data() {
+        let engine = Engine::new(EmulatorConfig::default(), Arc::new(ManualClock::new(0)));
+        let app = Identity::app(TEST_ORG_ID, TEST_APP_ID);
+        let created = engine.app_command(
+            &app,
+            AppToServerCommand {
+                entry: Some(E::CreateCustomer(CreateCustomerCommand {
+                    customer_number: Some(CustomerNumber {
+                        number: "+254700000001".into(),
+                        ..Default::default()
+                    }),
+                })),
+            },
+        );
+        let Some(R::UpdateCustomerState(r)) = created.reply.entry else {
+            panic!("unexpected reply");
+        };
+        let id = r.customer_id.expect("customer id");
+        let stored = || engine.app_data(TEST_ORG_ID, TEST_APP_ID, &id);
+        // Step 1 of a USSD flow: the app stores "menu-1" in its reply.
+        apply_reply(&engine, notice(&id), None, reply_with(text("menu-1"))).await;
+        assert_eq!(stored(), text("menu-1"));
+        // Two notifications went out carrying "menu-1"; the reply to the newer one stores
+        // "menu-2", then the late reply to the older one echoes what it received.
+        apply_reply(
+            &engine,
+            notice(&id),
+            text("menu-1"),
+            reply_with(text("menu-2")),
+        )
+        .await;
+        apply_reply(
+            &engine,
+            notice(&id),
+            text("menu-1"),
+            reply_with(text("menu-1")),
+        )
+        .await;
+        assert_eq!(stored(), text("menu-2"), "an echo is no change");
+        // A real change in a late reply still applies: the last change wins.
+        apply_reply(
+            &engine,
+            notice(&id),
+            text("menu-1"),
+            reply_with(text("end")),
+        )
+        .await;
+        assert_eq!(stored(), text("end"));
+        // Echoing "no data" does not clear data stored since.
+        apply_reply(&engine, notice(&id), None, reply_with(None)).await;
+        assert_eq!(stored(), text("end"));
     }
 }

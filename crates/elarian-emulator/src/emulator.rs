@@ -322,6 +322,13 @@ impl EmulatorBuilder {
                 }
             }));
         }
+        let recovered = engine.take_recovered();
+        if !recovered.is_empty() {
+            let hub = hub.clone();
+            tasks.push(tokio::spawn(
+                async move { hub.deliver_paced(recovered).await },
+            ));
+        }
         tasks.push(tokio::spawn(crate::scheduler::run(
             engine.clone(),
             hub.clone(),

@@ -9,8 +9,8 @@ use std::collections::HashMap;
 
 use elarian_proto::{
     ActivitySessionState, ChannelMessage, CompleteMessagingSession, CustomerIndex, CustomerNumber,
-    CustomerReminder, DataMapValue, MessagingChannelState, PaymentBalance, PaymentChannelNumber,
-    PaymentTransaction,
+    CustomerReminder, DataMapValue, IndexMapping, MessagingChannelState, PaymentBalance,
+    PaymentChannelNumber, PaymentTransaction,
 };
 
 /// Everything the emulator knows about one customer.
@@ -159,6 +159,66 @@ pub struct TokenRecord {
     /// Expiry, epoch milliseconds.
     #[prost(int64, tag = "3")]
     pub expires_at: i64,
+}
+
+/// A reminder set on a tag (`AddCustomerReminderTag`): it applies to every customer holding the
+/// tag, including customers tagged after it was set, until it is cancelled or, without an
+/// interval, its time has passed.
+#[derive(Clone, PartialEq, prost::Message)]
+pub struct TagReminderRecord {
+    /// The app that set it (and gets its notifications).
+    #[prost(string, tag = "1")]
+    pub app_id: String,
+    /// The tag, key and value.
+    #[prost(message, optional, tag = "2")]
+    pub tag: Option<IndexMapping>,
+    /// The reminder as set.
+    #[prost(message, optional, tag = "3")]
+    pub reminder: Option<CustomerReminder>,
+    /// Its first due time, epoch milliseconds.
+    #[prost(int64, tag = "4")]
+    pub due: i64,
+    /// The work id the command answered with, carried by every notification of it.
+    #[prost(string, tag = "5")]
+    pub work_id: String,
+}
+
+impl TagReminderRecord {
+    /// Its id within the org: one per app, tag and reminder key.
+    pub fn id(&self) -> String {
+        let (key, value) = self
+            .tag
+            .as_ref()
+            .map(|t| (t.key.as_str(), t.value.as_deref().unwrap_or("")))
+            .unwrap_or(("", ""));
+        let reminder = self.reminder.as_ref().map_or("", |r| r.key.as_str());
+        // The unit separator cannot clash with the printable ids and keys apps use.
+        format!("{}\u{1f}{key}\u{1f}{value}\u{1f}{reminder}", self.app_id)
+    }
+}
+
+/// A notification handed to delivery and not answered yet (kept with a data dir, so that a
+/// notification survives a restart or `kill -9` until an app or simulator answered it).
+#[derive(Clone, PartialEq, prost::Message)]
+pub struct PendingRecord {
+    /// Org id.
+    #[prost(string, tag = "1")]
+    pub org_id: String,
+    /// App id (empty for a simulator notification).
+    #[prost(string, tag = "2")]
+    pub app_id: String,
+    /// The customer of a customer notification (for its app data at delivery).
+    #[prost(string, optional, tag = "3")]
+    pub customer_id: Option<String>,
+    /// The encoded `ServerToAppNotification` or `ServerToSimulatorNotification`.
+    #[prost(bytes = "vec", tag = "4")]
+    pub notification: Vec<u8>,
+    /// True for a simulator notification.
+    #[prost(bool, tag = "5")]
+    pub simulator: bool,
+    /// True when the sender waited for the app's reply message.
+    #[prost(bool, tag = "6")]
+    pub awaits_reply: bool,
 }
 
 impl CustomerRecord {

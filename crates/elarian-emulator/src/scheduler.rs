@@ -16,12 +16,18 @@ const MAX_SLEEP_MILLIS: i64 = 1_000;
 
 pub(crate) async fn run(engine: Arc<Engine>, hub: Arc<Hub>, mut shutdown: watch::Receiver<bool>) {
     loop {
+        // Waiting for disk room here, outside the state lock, keeps fire_due from ever
+        // blocking a worker thread on a full write queue.
+        if let Err(e) = engine.ready_for_writes(Duration::from_secs(1)).await {
+            tracing::warn!(error = %e, "timers wait for the disk");
+            continue;
+        }
         let out = engine.fire_due(BATCH);
         if out.reply > 0 {
             if let Err(e) = out.durable.wait().await {
                 tracing::error!(error = %e, "fired timers not persisted");
             }
-            hub.dispatch_paced(out.effects).await;
+            hub.deliver_paced(out.effects).await;
             if *shutdown.borrow() {
                 return;
             }

@@ -10,7 +10,9 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
-use elarian_proto::{AppConnectionMetadata, AppToServerCommand, SimulatorToServerCommand};
+use elarian_proto::{
+    AppConnectionMetadata, AppToServerCommand, AppToServerCommandReply, SimulatorToServerCommand,
+};
 use elarian_transport::responder::BoxFuture;
 use elarian_transport::{ErrorCode, Incoming, Payload, Responder, StreamError};
 use prost::Message;
@@ -76,25 +78,100 @@ async fn app_command(
         StreamError::application(format!("request is not an AppToServerCommand: {e}"))
     })?;
     tracing::debug!(org = %who.org_id, app = %who.app_id, command = command_name(&cmd), "app command");
+    let deadline = tokio::time::Instant::now() + hub.limits().enqueue_timeout;
+    writes_ready(engine, hub).await?;
     let out = engine.app_command(who, cmd);
     out.durable.wait().await.map_err(|e| {
         tracing::error!(error = %e, "command not persisted");
         StreamError::application(e.to_string())
     })?;
-    dispatch(hub, out.effects);
-    Ok(Bytes::from(out.reply.encode_to_vec()))
+    let mut reply = out.reply;
+    if out.effects.len() > PACED_DISPATCH_THRESHOLD {
+        // A tag command over many customers: answered now (its reply names the work), its
+        // notifications follow at the apps' pace.
+        let hub = hub.clone();
+        tokio::spawn(async move { hub.deliver_paced(out.effects).await });
+    } else {
+        let undelivered = hub.deliver(out.effects, None, deadline).await;
+        if !undelivered.is_empty() {
+            mark_undelivered(&mut reply, &undelivered.describe());
+        }
+    }
+    Ok(Bytes::from(reply.encode_to_vec()))
+}
+
+/// Waits for room in the data dir's write queue, outside the state lock.
+async fn writes_ready(engine: &Engine, hub: &Hub) -> Result<(), StreamError> {
+    engine
+        .ready_for_writes(hub.limits().enqueue_timeout)
+        .await
+        .map_err(|e| {
+            tracing::warn!(error = %e, "command refused");
+            StreamError::application(e.to_string())
+        })
 }
 
 /// Effects of one command beyond this many (tag commands over many customers) are queued from
-/// a task at the apps' pace instead of being dropped when a queue is full.
+/// a task at the apps' pace rather than within the command's budget.
 const PACED_DISPATCH_THRESHOLD: usize = 256;
 
-fn dispatch(hub: &Arc<Hub>, effects: Vec<crate::engine::Effect>) {
-    if effects.len() > PACED_DISPATCH_THRESHOLD {
-        let hub = hub.clone();
-        tokio::spawn(async move { hub.dispatch_paced(effects).await });
-    } else {
-        hub.dispatch(effects);
+/// Turns a reply into a failure whose description says which notifications were not queued.
+/// The command's state change stands: only the notification is missing.
+fn mark_undelivered(reply: &mut AppToServerCommandReply, why: &str) {
+    use elarian_proto::app_to_server_command_reply::Entry as R;
+    use elarian_proto::{MessageDeliveryStatus, MessagingConsentUpdateStatus, PaymentStatus};
+    let describe = |description: &mut String| {
+        *description = if description.is_empty() {
+            why.to_owned()
+        } else {
+            format!("{description}; {why}")
+        };
+    };
+    match reply.entry.as_mut() {
+        Some(R::GetCustomerState(r)) => {
+            r.status = false;
+            describe(&mut r.description);
+        }
+        Some(R::UpdateCustomerState(r)) => {
+            r.status = false;
+            describe(&mut r.description);
+        }
+        Some(R::UpdateCustomerAppData(r)) => {
+            r.status = false;
+            describe(&mut r.description);
+        }
+        Some(R::LeaseCustomerAppData(r)) => {
+            r.status = false;
+            describe(&mut r.description);
+        }
+        Some(R::SendMessage(r)) => {
+            r.status = MessageDeliveryStatus::ApplicationError as i32;
+            describe(&mut r.description);
+        }
+        Some(R::UpdateMessagingConsent(r)) => {
+            r.status = MessagingConsentUpdateStatus::ApplicationError as i32;
+            describe(&mut r.description);
+        }
+        Some(R::InitiatePayment(r)) => {
+            r.status = PaymentStatus::ApplicationError as i32;
+            describe(&mut r.description);
+        }
+        Some(R::TagCommand(r)) => {
+            r.status = false;
+            describe(&mut r.description);
+        }
+        Some(R::CustomerActivity(r)) => {
+            r.status = false;
+            describe(&mut r.description);
+        }
+        Some(R::ReplayPayment(r)) => {
+            r.status = false;
+            describe(&mut r.description);
+        }
+        // No status field to report it in (no command producing notifications lands here).
+        Some(R::GenerateAuthToken(_)) | None => {
+            tracing::warn!(why, "notifications not delivered");
+        }
     }
 }
 
@@ -108,6 +185,8 @@ async fn simulator_command(
     let cmd = SimulatorToServerCommand::decode(data).map_err(|e| {
         StreamError::application(format!("request is not a SimulatorToServerCommand: {e}"))
     })?;
+    let deadline = tokio::time::Instant::now() + hub.limits().enqueue_timeout;
+    writes_ready(engine, hub).await?;
     let out = engine.simulator_command(who, cmd);
     let persisted = |r: Result<(), crate::store::StoreError>| {
         r.map_err(|e| {
@@ -117,11 +196,19 @@ async fn simulator_command(
     };
     persisted(out.durable.wait().await)?;
     let Some((awaited, exchange)) = out.exchange else {
-        hub.dispatch(out.effects);
-        return Ok(Bytes::from(out.reply.encode_to_vec()));
+        let mut reply = out.reply;
+        let undelivered = hub.deliver(out.effects, None, deadline).await;
+        if !undelivered.is_empty() {
+            reply.status = false;
+            reply.description = format!("{}; {}", reply.description, undelivered.describe());
+        }
+        return Ok(Bytes::from(reply.encode_to_vec()));
     };
     let (tx, rx) = oneshot::channel();
-    hub.dispatch_awaiting(out.effects, awaited, tx);
+    let undelivered = hub
+        .deliver(out.effects, Some((awaited, tx)), deadline)
+        .await;
+    // A refused notification drops its reply sender, so this then ends at once.
     let message = match tokio::time::timeout(limits.reply_timeout, rx).await {
         Ok(Ok(message)) => message,
         Ok(Err(_)) => None,
@@ -130,10 +217,19 @@ async fn simulator_command(
             None
         }
     };
+    writes_ready(engine, hub).await?;
     let done = engine.inbound_reply(who, &exchange, message);
     persisted(done.durable.wait().await)?;
-    hub.dispatch(done.effects);
-    Ok(Bytes::from(done.reply.encode_to_vec()))
+    let deadline = tokio::time::Instant::now() + hub.limits().enqueue_timeout;
+    let more = hub.deliver(done.effects, None, deadline).await;
+    let mut reply = done.reply;
+    for u in [undelivered, more] {
+        if !u.is_empty() {
+            reply.status = false;
+            reply.description = format!("{}; {}", reply.description, u.describe());
+        }
+    }
+    Ok(Bytes::from(reply.encode_to_vec()))
 }
 
 fn command_name(cmd: &AppToServerCommand) -> &'static str {

@@ -12,7 +12,9 @@ use elarian_proto::{CustomerIndex, CustomerNumber, CustomerNumberProvider, Index
 
 use crate::clock::{Millis, from_timestamp};
 use crate::config::OrgConfig;
-use crate::record::{CustomerRecord, PurseRecord, TokenRecord, TransactionRecord};
+use crate::record::{
+    CustomerRecord, PurseRecord, TagReminderRecord, TokenRecord, TransactionRecord,
+};
 
 /// Position of an organization in [`State::orgs`].
 pub(crate) type OrgIdx = usize;
@@ -206,6 +208,8 @@ pub(crate) struct OrgState {
     pub idx: Indexes,
     pub purses: HashMap<String, PurseRecord>,
     pub transactions: HashMap<String, TransactionRecord>,
+    /// Reminders set on tags, by [`TagReminderRecord::id`].
+    pub tag_reminders: HashMap<String, TagReminderRecord>,
 }
 
 impl OrgState {
@@ -231,6 +235,7 @@ impl OrgState {
             idx: Indexes::default(),
             purses,
             transactions: HashMap::new(),
+            tag_reminders: HashMap::new(),
         }
     }
 
@@ -345,6 +350,9 @@ pub(crate) struct Dirty {
     pub purses: Vec<(OrgIdx, String)>,
     pub transactions: Vec<(OrgIdx, String)>,
     pub tokens: Vec<String>,
+    pub tag_reminders: Vec<(OrgIdx, String)>,
+    /// Notifications to record as pending, by id.
+    pub pending: Vec<(u64, Vec<u8>)>,
 }
 
 impl Dirty {
@@ -353,6 +361,8 @@ impl Dirty {
             && self.purses.is_empty()
             && self.transactions.is_empty()
             && self.tokens.is_empty()
+            && self.tag_reminders.is_empty()
+            && self.pending.is_empty()
     }
 }
 
@@ -362,6 +372,8 @@ pub(crate) struct State {
     pub tokens: HashMap<String, TokenRecord>,
     pub timers: BinaryHeap<Reverse<Timer>>,
     pub next_seq: u64,
+    /// Id of the next pending notification (data dir only).
+    pub next_pending: u64,
     pub dirty: Dirty,
 }
 
@@ -372,6 +384,7 @@ impl State {
             tokens: HashMap::new(),
             timers: BinaryHeap::new(),
             next_seq: 1,
+            next_pending: 1,
             dirty: Dirty::default(),
         }
     }

@@ -4,13 +4,20 @@
 //! changed as one batch; the writer takes every batch waiting, writes them in one transaction,
 //! commits (fsync), and only then completes the batches. The server acknowledges a command after
 //! its batch completed, so every acknowledged write survives `kill -9`.
+//!
+//! Handing a batch over never blocks: it happens under the engine's state lock, and a blocked
+//! tokio worker holding that lock would stall every connection. Backpressure is applied before
+//! the lock instead: callers await [`Store::room`] while more than [`QUEUE_BOUND`] batches wait,
+//! so the queue exceeds the bound by at most the commands already past that check.
 
 use std::path::{Path, PathBuf};
-use std::sync::{Mutex, mpsc};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, mpsc};
 use std::thread;
+use std::time::Duration;
 
 use redb::{Database, ReadableDatabase, ReadableTable, TableDefinition};
-use tokio::sync::oneshot;
+use tokio::sync::{Notify, oneshot};
 
 /// A table of the store.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -19,14 +26,18 @@ pub(crate) enum Table {
     Purses,
     Transactions,
     Tokens,
+    TagReminders,
+    Pending,
 }
 
 impl Table {
-    const ALL: [Table; 4] = [
+    const ALL: [Table; 6] = [
         Table::Customers,
         Table::Purses,
         Table::Transactions,
         Table::Tokens,
+        Table::TagReminders,
+        Table::Pending,
     ];
 
     fn definition(self) -> TableDefinition<'static, &'static str, &'static [u8]> {
@@ -35,6 +46,8 @@ impl Table {
             Table::Purses => TableDefinition::new("purses"),
             Table::Transactions => TableDefinition::new("transactions"),
             Table::Tokens => TableDefinition::new("tokens"),
+            Table::TagReminders => TableDefinition::new("tag_reminders"),
+            Table::Pending => TableDefinition::new("pending_notifications"),
         }
     }
 }
@@ -70,6 +83,9 @@ pub enum StoreError {
     /// The writer thread is gone (the emulator is shutting down).
     #[error("storage is closed")]
     Closed,
+    /// The disk is so far behind that the write queue stayed full for the whole wait.
+    #[error("storage is overloaded: the write queue stayed full for {0:?}")]
+    Overloaded(Duration),
 }
 
 struct Batch {
@@ -77,8 +93,8 @@ struct Batch {
     done: oneshot::Sender<Result<(), StoreError>>,
 }
 
-/// Batches waiting for the writer; beyond this, submitting blocks (backpressure on commands).
-const QUEUE_BOUND: usize = 1024;
+/// Batches waiting for the writer; beyond this, [`Store::room`] makes commands wait.
+pub(crate) const QUEUE_BOUND: usize = 1024;
 /// Batches folded into one transaction at most.
 const GROUP_LIMIT: usize = 512;
 
@@ -89,12 +105,22 @@ pub(crate) struct Loaded {
     pub purses: Vec<(String, Vec<u8>)>,
     pub transactions: Vec<(String, Vec<u8>)>,
     pub tokens: Vec<(String, Vec<u8>)>,
+    pub tag_reminders: Vec<(String, Vec<u8>)>,
+    pub pending: Vec<(String, Vec<u8>)>,
 }
 
 /// Handle to the writer thread.
 pub(crate) struct Store {
-    tx: Mutex<Option<mpsc::SyncSender<Batch>>>,
+    tx: Mutex<Option<mpsc::Sender<Batch>>>,
     writer: Mutex<Option<thread::JoinHandle<()>>>,
+    backlog: Arc<Backlog>,
+}
+
+/// Batches handed over and not yet committed, and a wake-up for whoever waits for room.
+#[derive(Default)]
+struct Backlog {
+    queued: AtomicUsize,
+    drained: Notify,
 }
 
 impl Store {
@@ -118,18 +144,40 @@ impl Store {
         };
         init().map_err(|e| open_err(e.to_string()))?;
         let loaded = read_all(&db).map_err(|e| open_err(e.to_string()))?;
-        let (tx, rx) = mpsc::sync_channel::<Batch>(QUEUE_BOUND);
+        // Unbounded on purpose: `room` bounds it without blocking under the state lock.
+        let (tx, rx) = mpsc::channel::<Batch>();
+        let backlog = Arc::new(Backlog::default());
+        let writer_backlog = backlog.clone();
         let writer = thread::Builder::new()
             .name("elarian-emulator-store".into())
-            .spawn(move || write_loop(db, rx))
+            .spawn(move || write_loop(db, rx, &writer_backlog))
             .map_err(|e| open_err(e.to_string()))?;
         Ok((
             Store {
                 tx: Mutex::new(Some(tx)),
                 writer: Mutex::new(Some(writer)),
+                backlog,
             },
             loaded,
         ))
+    }
+
+    /// Waits (asynchronously, up to `timeout`) until fewer than [`QUEUE_BOUND`] batches wait
+    /// for the writer. Call it before taking the state lock for a change.
+    pub(crate) async fn room(&self, timeout: Duration) -> Result<(), StoreError> {
+        let deadline = tokio::time::Instant::now() + timeout;
+        loop {
+            let drained = self.backlog.drained.notified();
+            tokio::pin!(drained);
+            // Registered before the check, so a drain between the check and the wait is seen.
+            drained.as_mut().enable();
+            if self.backlog.queued.load(Ordering::Acquire) < QUEUE_BOUND {
+                return Ok(());
+            }
+            if tokio::time::timeout_at(deadline, drained).await.is_err() {
+                return Err(StoreError::Overloaded(timeout));
+            }
+        }
     }
 
     /// Queues a batch; the receiver completes once it is committed.
@@ -137,11 +185,14 @@ impl Store {
         let (done, rx) = oneshot::channel();
         let tx = self.tx.lock().ok().and_then(|t| t.clone());
         let batch = Batch { ops, done };
-        // A full queue blocks here: the disk is behind, and commands wait for it.
+        self.backlog.queued.fetch_add(1, Ordering::AcqRel);
         let refused = match tx {
             Some(tx) => tx.send(batch).err().map(|mpsc::SendError(b)| b),
             None => Some(batch),
         };
+        if refused.is_some() {
+            self.backlog.queued.fetch_sub(1, Ordering::AcqRel);
+        }
         if let Some(batch) = refused {
             let _ = batch.done.send(Err(StoreError::Closed));
         }
@@ -177,6 +228,8 @@ fn read_all(db: &Database) -> Result<Loaded, redb::Error> {
             Table::Purses => &mut loaded.purses,
             Table::Transactions => &mut loaded.transactions,
             Table::Tokens => &mut loaded.tokens,
+            Table::TagReminders => &mut loaded.tag_reminders,
+            Table::Pending => &mut loaded.pending,
         };
         for entry in t.iter()? {
             let (k, v) = entry?;
@@ -186,7 +239,7 @@ fn read_all(db: &Database) -> Result<Loaded, redb::Error> {
     Ok(loaded)
 }
 
-fn write_loop(db: Database, rx: mpsc::Receiver<Batch>) {
+fn write_loop(db: Database, rx: mpsc::Receiver<Batch>, backlog: &Backlog) {
     while let Ok(first) = rx.recv() {
         let mut group = vec![first];
         while group.len() < GROUP_LIMIT {
@@ -199,9 +252,12 @@ fn write_loop(db: Database, rx: mpsc::Receiver<Batch>) {
             tracing::error!(error = %e, "store commit failed");
             StoreError::Write(e.to_string())
         });
+        let committed = group.len();
         for batch in group {
             let _ = batch.done.send(result.clone());
         }
+        backlog.queued.fetch_sub(committed, Ordering::AcqRel);
+        backlog.drained.notify_waiters();
     }
 }
 
@@ -236,6 +292,11 @@ pub(crate) fn org_key(org_id: &str, id: &str) -> String {
     key.push('/');
     key.push_str(id);
     key
+}
+
+/// The store key of a pending notification: zero-padded, so that keys sort in id order.
+pub(crate) fn pending_key(id: u64) -> String {
+    format!("{id:020}")
 }
 
 /// Splits an [`org_key`] back into (org id, record id).
@@ -291,6 +352,41 @@ mod tests {
         assert_eq!(loaded.customers, vec![("o/c1".to_string(), vec![1, 2, 3])]);
         assert_eq!(loaded.purses, vec![("o/p".to_string(), vec![9])]);
         assert_eq!(split_org_key("o/c1"), Some(("o", "c1")));
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    #[tokio::test]
+    async fn a_full_write_queue_makes_callers_wait_for_room_without_blocking_submit() {
+        let dir = temp_dir("store-room");
+        let (store, _) = Store::open(&dir).unwrap();
+        store.room(Duration::from_millis(10)).await.unwrap();
+        // Stand in for a disk that fell behind by a full queue.
+        store
+            .backlog
+            .queued
+            .fetch_add(QUEUE_BOUND, Ordering::AcqRel);
+        assert!(matches!(
+            store.room(Duration::from_millis(20)).await,
+            Err(StoreError::Overloaded(_))
+        ));
+        // Handing over never blocks, even now (it runs under the engine's state lock).
+        let done = store.submit(vec![StoreOp::Put {
+            table: Table::Tokens,
+            key: "t".into(),
+            value: vec![1],
+        }]);
+        done.await.unwrap().unwrap();
+        // The writer's commit above woke the waiters; the backlog draining lets them through.
+        let waiter = {
+            let backlog = store.backlog.clone();
+            tokio::spawn(async move {
+                backlog.queued.fetch_sub(QUEUE_BOUND, Ordering::AcqRel);
+                backlog.drained.notify_waiters();
+            })
+        };
+        store.room(Duration::from_secs(5)).await.unwrap();
+        waiter.await.unwrap();
+        drop(store);
         let _ = std::fs::remove_dir_all(&dir);
     }
 }

@@ -943,3 +943,143 @@ async fn the_scheduler_delivers_due_reminders_to_the_app() {
     }
     emulator.shutdown().await;
 }
+
+#[tokio::test]
+async fn a_full_notification_queue_fails_the_command_instead_of_dropping_silently() {
+    let emulator = Emulator::builder()
+        .tcp(([127, 0, 0, 1], 0))
+        .delivery_limits(elarian_emulator::DeliveryLimits {
+            queue: 1,
+            enqueue_timeout: Duration::from_millis(100),
+            ..Default::default()
+        })
+        .start()
+        .await
+        .expect("emulator starts");
+    // No notification-enabled connection: nothing drains the app's queue.
+    let mut simplex = meta(false);
+    simplex.simplex_mode = true;
+    let commands = app(&emulator, simplex, Arc::new(RejectAll)).await.unwrap();
+    let activity = |key: &str| {
+        E::CustomerActivity(p::CustomerActivityCommand {
+            customer_number: Some(phone("+254700000077")),
+            source: "web".into(),
+            session_id: "s1".into(),
+            key: key.into(),
+            properties: Default::default(),
+        })
+    };
+    let mut accepted = Vec::new();
+    let mut refused = None;
+    // The dispatcher holds one notification while it waits for a connection and the queue
+    // holds one more, so a refusal comes within a few commands.
+    for i in 0..6 {
+        let key = format!("k{i}");
+        match command(&commands, activity(&key)).await {
+            R::CustomerActivity(r) if r.status => accepted.push(key),
+            R::CustomerActivity(r) => {
+                refused = Some(r.description);
+                break;
+            }
+            other => panic!("unexpected reply {other:?}"),
+        }
+    }
+    let description = refused.expect("a command is refused once the queue is full");
+    assert!(
+        description.contains("notification queue is full"),
+        "{description}"
+    );
+    assert!(!accepted.is_empty() && accepted.len() <= 2, "{accepted:?}");
+
+    // Every notification of an accepted command reaches the app once it connects.
+    let (seen_tx, mut seen) = mpsc::unbounded_channel();
+    let _app = app(
+        &emulator,
+        meta(false),
+        Arc::new(AppRecorder {
+            seen: seen_tx,
+            reply: p::ServerToAppNotificationReply::default(),
+        }),
+    )
+    .await
+    .unwrap();
+    let mut delivered = Vec::new();
+    for _ in 0..accepted.len() {
+        match customer_entry(&next(&mut seen).await) {
+            Some((_, CE::CustomerActivity(a))) => delivered.push(
+                a.activity
+                    .as_ref()
+                    .map(|x| x.key.clone())
+                    .unwrap_or_default(),
+            ),
+            other => panic!("unexpected notification {other:?}"),
+        }
+    }
+    assert_eq!(delivered, accepted);
+    emulator.shutdown().await;
+}
+
+#[tokio::test]
+async fn notifications_not_yet_delivered_survive_a_restart_with_a_data_dir() {
+    let dir = std::env::temp_dir().join(format!(
+        "elarian-emulator-pending-wire-{}-{}",
+        std::process::id(),
+        fastrand::u64(..)
+    ));
+    {
+        let emulator = Emulator::builder()
+            .tcp(([127, 0, 0, 1], 0))
+            .data_dir(&dir)
+            .start()
+            .await
+            .unwrap();
+        let mut simplex = meta(false);
+        simplex.simplex_mode = true;
+        let session = app(&emulator, simplex, Arc::new(RejectAll)).await.unwrap();
+        // Acknowledged, so its notification is durable too; no app is there to take it.
+        match command(
+            &session,
+            E::CustomerActivity(p::CustomerActivityCommand {
+                customer_number: Some(phone("+254711000099")),
+                source: "web".into(),
+                session_id: "s1".into(),
+                key: "checkout".into(),
+                properties: Default::default(),
+            }),
+        )
+        .await
+        {
+            R::CustomerActivity(r) => assert!(r.status, "{}", r.description),
+            other => panic!("unexpected reply {other:?}"),
+        }
+        emulator.shutdown().await;
+    }
+    let emulator = Emulator::builder()
+        .tcp(([127, 0, 0, 1], 0))
+        .data_dir(&dir)
+        .start()
+        .await
+        .unwrap();
+    let (seen_tx, mut seen) = mpsc::unbounded_channel();
+    let _app = app(
+        &emulator,
+        meta(false),
+        Arc::new(AppRecorder {
+            seen: seen_tx,
+            reply: p::ServerToAppNotificationReply::default(),
+        }),
+    )
+    .await
+    .unwrap();
+    match customer_entry(&next(&mut seen).await) {
+        Some((_, CE::CustomerActivity(a))) => {
+            assert_eq!(
+                a.activity.as_ref().map(|x| x.key.as_str()),
+                Some("checkout")
+            );
+        }
+        other => panic!("unexpected notification {other:?}"),
+    }
+    emulator.shutdown().await;
+    let _ = std::fs::remove_dir_all(&dir);
+}

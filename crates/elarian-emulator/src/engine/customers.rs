@@ -205,6 +205,7 @@ impl Tx<'_> {
                 return Err("a customer cannot adopt its own state".to_string());
             }
             self.merge_into(&target, &other);
+            self.sync_tag_reminders(&target);
             Ok(target)
         })();
         update_reply(result, "customer state adopted")
@@ -320,6 +321,7 @@ impl Tx<'_> {
                     rec.tags.push(u);
                 }
             });
+            self.sync_tag_reminders(&id);
             Ok(id)
         })();
         update_reply(result, "tags updated")
@@ -336,6 +338,7 @@ impl Tx<'_> {
                         .is_some_and(|m| c.deletions.contains(&m.key))
                 });
             });
+            self.sync_tag_reminders(&id);
             Ok(id)
         })();
         update_reply(result, "tags deleted")

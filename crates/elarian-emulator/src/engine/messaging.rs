@@ -562,6 +562,8 @@ impl Tx<'_> {
         })())
     }
 
+    /// Sends to the customers tagged when the command runs (a message is a one-off: customers
+    /// tagged later do not get it, unlike a reminder by tag).
     pub(super) fn send_message_tag(&mut self, c: SendMessageTagCommand) -> ReplyEntry {
         let result = (|| {
             let cn = self.check_channel(&c.channel_number)?;

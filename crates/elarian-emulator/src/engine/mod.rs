@@ -41,9 +41,11 @@ use tokio::sync::{Notify, oneshot};
 
 use crate::clock::{Clock, Millis, to_timestamp};
 use crate::config::EmulatorConfig;
-use crate::record::{CustomerRecord, PurseRecord, TokenRecord, TransactionRecord};
+use crate::record::{
+    CustomerRecord, PendingRecord, PurseRecord, TagReminderRecord, TokenRecord, TransactionRecord,
+};
 use crate::state::{OrgIdx, State, TimerKind};
-use crate::store::{Store, StoreError, StoreOp, Table, org_key, split_org_key};
+use crate::store::{Store, StoreError, StoreOp, Table, org_key, pending_key, split_org_key};
 
 pub use messaging::InboundExchange;
 
@@ -118,6 +120,9 @@ pub struct AppNotice {
     pub app_id: String,
     /// The customer the notification is about (for refreshing its app data at delivery).
     pub customer_id: Option<String>,
+    /// With a data dir, the id of its durable pending record, which delivery settles once the
+    /// notification is answered or refused.
+    pub pending: Option<u64>,
     /// The notification.
     pub notification: ServerToAppNotification,
     /// True when the sender waits for the app's reply (a received message whose reply message
@@ -130,6 +135,8 @@ pub struct AppNotice {
 pub struct SimulatorNotice {
     /// Org id.
     pub org_id: String,
+    /// With a data dir, the id of its durable pending record (see [`AppNotice::pending`]).
+    pub pending: Option<u64>,
     /// The notification.
     pub notification: ServerToSimulatorNotification,
 }
@@ -189,6 +196,8 @@ pub struct Engine {
     clock: Arc<dyn Clock>,
     store: Option<Store>,
     timers_changed: Notify,
+    /// Pending notifications read from the data dir at open, for delivery to pick up.
+    recovered: Mutex<Vec<Effect>>,
 }
 
 impl std::fmt::Debug for Engine {
@@ -218,6 +227,7 @@ impl Engine {
             clock,
             store: None,
             timers_changed: Notify::new(),
+            recovered: Mutex::new(Vec::new()),
         }
     }
 
@@ -270,6 +280,36 @@ impl Engine {
                 _ => skipped += 1,
             }
         }
+        for (key, bytes) in loaded.tag_reminders {
+            match (
+                split_org_key(&key).and_then(|(o, _)| state.org_index(o)),
+                TagReminderRecord::decode(bytes.as_slice()),
+            ) {
+                (Some(idx), Ok(r)) => {
+                    state.orgs[idx].tag_reminders.insert(r.id(), r);
+                }
+                _ => skipped += 1,
+            }
+        }
+        let mut recovered = Vec::new();
+        for (key, bytes) in loaded.pending {
+            match (key.parse::<u64>(), PendingRecord::decode(bytes.as_slice())) {
+                (Ok(id), Ok(rec)) => {
+                    state.next_pending = state.next_pending.max(id.saturating_add(1));
+                    match pending_effect(id, rec) {
+                        Some(effect) => recovered.push(effect),
+                        None => skipped += 1,
+                    }
+                }
+                _ => skipped += 1,
+            }
+        }
+        if !recovered.is_empty() {
+            tracing::info!(
+                count = recovered.len(),
+                "notifications not answered before the last stop will be delivered"
+            );
+        }
         for (token, bytes) in loaded.tokens {
             match TokenRecord::decode(bytes.as_slice()) {
                 Ok(t) => {
@@ -290,6 +330,7 @@ impl Engine {
             clock,
             store: Some(store),
             timers_changed: Notify::new(),
+            recovered: Mutex::new(recovered),
         })
     }
 
@@ -298,6 +339,17 @@ impl Engine {
     pub fn close(&self) {
         if let Some(store) = &self.store {
             store.close();
+        }
+    }
+
+    /// Waits, up to `timeout`, until the data dir's write queue has room (at once without a
+    /// data dir). Await it before a command: commands hand their writes over under the state
+    /// lock without blocking, so this is where a slow disk slows callers down, outside the lock
+    /// and without holding a worker thread.
+    pub async fn ready_for_writes(&self, timeout: std::time::Duration) -> Result<(), StoreError> {
+        match &self.store {
+            Some(store) => store.room(timeout).await,
+            None => Ok(()),
         }
     }
 
@@ -378,7 +430,8 @@ impl Engine {
             effects: Vec::new(),
         };
         let reply = f(&mut tx);
-        let effects = std::mem::take(&mut tx.effects);
+        let mut effects = std::mem::take(&mut tx.effects);
+        self.track_pending(&mut st, &mut effects);
         let durable = self.flush(&mut st);
         let earliest_after = st.timers.peek().map(|t| t.0.due);
         drop(st);
@@ -390,6 +443,58 @@ impl Engine {
             effects,
             durable,
         }
+    }
+
+    /// With a data dir, gives each notification a pending record, written in the same commit
+    /// as the change that caused it: a notification is durable exactly when its cause is.
+    fn track_pending(&self, st: &mut State, effects: &mut [Effect]) {
+        if self.store.is_none() {
+            return;
+        }
+        for effect in effects {
+            let id = st.next_pending;
+            st.next_pending += 1;
+            let rec = match effect {
+                Effect::App(n) => {
+                    n.pending = Some(id);
+                    PendingRecord {
+                        org_id: n.org_id.clone(),
+                        app_id: n.app_id.clone(),
+                        customer_id: n.customer_id.clone(),
+                        notification: n.notification.encode_to_vec(),
+                        simulator: false,
+                        awaits_reply: n.awaits_reply,
+                    }
+                }
+                Effect::Simulator(n) => {
+                    n.pending = Some(id);
+                    PendingRecord {
+                        org_id: n.org_id.clone(),
+                        notification: n.notification.encode_to_vec(),
+                        simulator: true,
+                        ..Default::default()
+                    }
+                }
+            };
+            st.dirty.pending.push((id, rec.encode_to_vec()));
+        }
+    }
+
+    /// Forgets a pending notification: it was answered, or refused (and its cause told so).
+    /// Not awaited: losing this write only means the notification is sent again after a
+    /// restart.
+    pub(crate) fn settle_pending(&self, id: u64) {
+        if let Some(store) = &self.store {
+            drop(store.submit(vec![StoreOp::Delete {
+                table: Table::Pending,
+                key: pending_key(id),
+            }]));
+        }
+    }
+
+    /// Takes the notifications that were pending when the data dir was last closed.
+    pub(crate) fn take_recovered(&self) -> Vec<Effect> {
+        std::mem::take(&mut *self.recovered.lock().unwrap_or_else(|p| p.into_inner()))
     }
 
     /// Serializes the dirty records and hands them to the store.
@@ -445,6 +550,31 @@ impl Engine {
                     value: t.encode_to_vec(),
                 });
             }
+        }
+        let mut tag_reminders = dirty.tag_reminders;
+        tag_reminders.sort();
+        tag_reminders.dedup();
+        for (org, id) in tag_reminders {
+            let o = &st.orgs[org];
+            let key = org_key(&o.config.id, &id);
+            ops.push(match o.tag_reminders.get(&id) {
+                Some(r) => StoreOp::Put {
+                    table: Table::TagReminders,
+                    key,
+                    value: r.encode_to_vec(),
+                },
+                None => StoreOp::Delete {
+                    table: Table::TagReminders,
+                    key,
+                },
+            });
+        }
+        for (id, value) in dirty.pending {
+            ops.push(StoreOp::Put {
+                table: Table::Pending,
+                key: pending_key(id),
+                value,
+            });
         }
         for token in dirty.tokens {
             ops.push(match st.tokens.get(&token) {
@@ -574,6 +704,31 @@ impl Engine {
         .durable
     }
 
+    /// Applies the `data_update` of an app's reply to a customer notification that carried
+    /// `sent` as the customer's app data.
+    ///
+    /// The published clients echo the app data they received when the handler set none (and on
+    /// their own notification timeout), so a `data_update` equal to `sent` means "unchanged" and
+    /// is not written: a late reply to an older notification must not overwrite what a newer
+    /// reply or command stored in the meantime. Any other value is a real change and is stored
+    /// (the last change wins). Returns whether the data was written, and its durability.
+    pub fn apply_reply_data_update(
+        &self,
+        org_id: &str,
+        app_id: &str,
+        customer_id: &str,
+        sent: &Option<DataMapValue>,
+        data: Option<DataMapValue>,
+    ) -> (bool, Durable) {
+        if &data == sent {
+            return (false, Durable::default());
+        }
+        (
+            true,
+            self.apply_data_update(org_id, app_id, customer_id, data),
+        )
+    }
+
     /// The stored app data of a customer, for filling customer notifications at delivery.
     pub fn app_data(&self, org_id: &str, app_id: &str, customer_id: &str) -> Option<DataMapValue> {
         let st = self.lock();
@@ -636,6 +791,7 @@ impl Engine {
             }
             effects.append(&mut tx.effects);
         }
+        self.track_pending(&mut st, &mut effects);
         let durable = self.flush(&mut st);
         Outcome {
             reply: processed,
@@ -723,6 +879,7 @@ impl Tx<'_> {
             org_id: self.org_id(),
             app_id: app.to_owned(),
             customer_id: Some(customer_id.to_owned()),
+            pending: None,
             notification,
             awaits_reply,
         }));
@@ -736,12 +893,25 @@ impl Tx<'_> {
     ) {
         self.effects.push(Effect::Simulator(SimulatorNotice {
             org_id: self.org_id(),
+            pending: None,
             notification: ServerToSimulatorNotification { entry: Some(entry) },
         }));
     }
 
     fn generate_auth_token(&mut self, lifetime: std::time::Duration) -> ReplyEntry {
-        let token = crate::ids::auth_token();
+        let token = match crate::ids::auth_token() {
+            Ok(token) => token,
+            Err(e) => {
+                tracing::error!(error = %e, "no auth token generated");
+                // The reply type has no status field; an update reply with status=false is
+                // how every other failure reaches the app.
+                return ReplyEntry::UpdateCustomerState(elarian_proto::UpdateCustomerStateReply {
+                    status: false,
+                    description: format!("cannot generate an auth token: {e}"),
+                    customer_id: None,
+                });
+            }
+        };
         let millis = i64::try_from(lifetime.as_millis()).unwrap_or(i64::MAX);
         let now = self.now;
         // Expired tokens are dropped here so the table does not grow without bound.
@@ -820,6 +990,27 @@ impl From<elarian_proto::adopt_customer_state_command::OtherCustomer> for Select
             C::OtherSecondaryId(m) => Selector::Secondary(m),
         }
     }
+}
+
+/// Rebuilds the effect of a pending record read back from the data dir.
+fn pending_effect(id: u64, rec: PendingRecord) -> Option<Effect> {
+    Some(if rec.simulator {
+        Effect::Simulator(SimulatorNotice {
+            org_id: rec.org_id,
+            pending: Some(id),
+            notification: ServerToSimulatorNotification::decode(rec.notification.as_slice())
+                .ok()?,
+        })
+    } else {
+        Effect::App(AppNotice {
+            org_id: rec.org_id,
+            app_id: rec.app_id,
+            customer_id: rec.customer_id,
+            pending: Some(id),
+            notification: ServerToAppNotification::decode(rec.notification.as_slice()).ok()?,
+            awaits_reply: rec.awaits_reply,
+        })
+    })
 }
 
 /// An `UpdateCustomerState` reply with `status = false`.

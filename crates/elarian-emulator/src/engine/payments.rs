@@ -582,6 +582,7 @@ impl Tx<'_> {
                     org_id: org_id.clone(),
                     app_id: app.clone(),
                     customer_id: None,
+                    pending: None,
                     notification: ServerToAppNotification {
                         entry: Some(NotificationEntry::Purse(ServerToAppPurseNotification {
                             org_id,

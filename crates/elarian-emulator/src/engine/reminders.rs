@@ -1,6 +1,13 @@
 //! Reminders: per customer and by tag, fired as `ReminderNotification`s at `remind_at`, repeated
 //! at `interval`, cancelable.
 //!
+//! A reminder by tag applies to the tag, as in Elarian: it is kept per org
+//! ([`TagReminderRecord`]) and every customer holding the tag gets it, those tagged when the
+//! command runs and those tagged later (from the next due time on: a reminder without an interval
+//! whose time has passed no longer applies). A customer that loses the tag (tag deleted, or
+//! replaced by another value) loses the reminders it brought. Each customer's copy is an ordinary
+//! reminder record carrying the tag and work id, so firing works the same for both kinds.
+//!
 //! Scheduling is a binary heap of `(due, seq)` timers in the state. A reminder record carries
 //! the `seq` of its live timer; cancelling or replacing a reminder just drops the record, and the
 //! stale timer is skipped when it surfaces. One heap entry is a few dozen bytes, so a million
@@ -15,13 +22,15 @@ use elarian_proto::{
 
 use super::{Tx, update_reply};
 use crate::clock::{duration_millis, from_timestamp, to_timestamp};
-use crate::record::{ReminderRecord, TagOrigin};
-use crate::state::{OrgIdx, State, TimerKind};
+use crate::record::{ReminderRecord, TagOrigin, TagReminderRecord};
+use crate::state::{MappingKey, OrgIdx, State, TimerKind, expired, mapping_key};
 
 /// Shortest repeat interval; a smaller one would let one reminder flood an app.
 const MIN_INTERVAL_MILLIS: i64 = 1_000;
 /// Reminders one customer may hold per app.
 const MAX_REMINDERS: usize = 1_000;
+/// Reminders by tag one org may hold (all apps together).
+const MAX_TAG_REMINDERS: usize = 10_000;
 
 fn validate(reminder: &Option<CustomerReminder>) -> Result<(CustomerReminder, i64), String> {
     let r = reminder.clone().ok_or("reminder is required")?;
@@ -54,13 +63,25 @@ impl Tx<'_> {
         due: i64,
         origin: Option<TagOrigin>,
     ) -> Result<(), String> {
+        let app = self.app.to_owned();
+        self.put_reminder_of(&app, customer_id, reminder, due, origin)
+    }
+
+    /// Adds (or replaces, by key) a reminder of `app` on a customer.
+    fn put_reminder_of(
+        &mut self,
+        app: &str,
+        customer_id: &str,
+        reminder: CustomerReminder,
+        due: i64,
+        origin: Option<TagOrigin>,
+    ) -> Result<(), String> {
         let org = self.org;
         let seq = self.st.schedule(due, org, customer_id, TimerKind::Reminder);
-        let app = self.app.to_owned();
         let rec = self
             .customer_mut(customer_id)
             .ok_or_else(|| format!("unknown customer id {customer_id}"))?;
-        let a = rec.app_mut(&app);
+        let a = rec.app_mut(app);
         a.reminders
             .retain(|r| r.reminder.as_ref().map(|x| &x.key) != Some(&reminder.key));
         if a.reminders.len() >= MAX_REMINDERS {
@@ -125,6 +146,24 @@ impl Tx<'_> {
                 mapping: Some(tag.clone()),
                 expires_at: None,
             };
+            self.prune_tag_reminders();
+            let record = TagReminderRecord {
+                app_id: self.app.to_owned(),
+                tag: Some(tag.clone()),
+                reminder: Some(reminder.clone()),
+                due,
+                work_id: work_id.clone(),
+            };
+            let record_id = record.id();
+            let org = self.org;
+            let reminders = &mut self.st.orgs[org].tag_reminders;
+            if !reminders.contains_key(&record_id) && reminders.len() >= MAX_TAG_REMINDERS {
+                return Err(format!(
+                    "too many reminders by tag (max {MAX_TAG_REMINDERS} per organization)"
+                ));
+            }
+            reminders.insert(record_id.clone(), record);
+            self.st.dirty.tag_reminders.push((org, record_id));
             for id in self.org().tagged(&tag, self.now) {
                 self.put_reminder(
                     &id,
@@ -147,12 +186,137 @@ impl Tx<'_> {
     ) -> ReplyEntry {
         let result = (|| {
             let tag = valid_tag(c.tag)?;
+            let record_id = TagReminderRecord {
+                app_id: self.app.to_owned(),
+                tag: Some(tag.clone()),
+                reminder: Some(CustomerReminder {
+                    key: c.key.clone(),
+                    ..Default::default()
+                }),
+                ..Default::default()
+            }
+            .id();
+            let org = self.org;
+            if self.st.orgs[org].tag_reminders.remove(&record_id).is_some() {
+                self.st.dirty.tag_reminders.push((org, record_id));
+            }
             for id in self.org().tagged(&tag, self.now) {
                 self.remove_reminder(&id, &c.key);
             }
             Ok(crate::ids::work_id())
         })();
         tag_reply(result, "reminder cancelled on tagged customers")
+    }
+
+    /// Forgets reminders by tag that no longer apply: no interval, and their time has passed.
+    fn prune_tag_reminders(&mut self) {
+        let now = self.now;
+        let org = self.org;
+        let mut gone = Vec::new();
+        self.st.orgs[org].tag_reminders.retain(|id, r| {
+            let repeats = r
+                .reminder
+                .as_ref()
+                .and_then(|x| x.interval.as_ref())
+                .is_some_and(|i| duration_millis(i) > 0);
+            // Due exactly now counts as passed: it fired (or fires) for the customers tagged.
+            let live = repeats || r.due > now;
+            if !live {
+                gone.push(id.clone());
+            }
+            live
+        });
+        for id in gone {
+            self.st.dirty.tag_reminders.push((org, id));
+        }
+    }
+
+    /// Brings a customer's reminders by tag in line with its tags, after its tags changed: it
+    /// gets the org's reminders on tags it now holds (unless it has a reminder of that key
+    /// already) and loses those brought by tags it no longer holds.
+    pub(super) fn sync_tag_reminders(&mut self, customer_id: &str) {
+        let now = self.now;
+        let org = self.org;
+        let Some(rec) = self.st.orgs[org].customers.get(customer_id) else {
+            return;
+        };
+        let held: Vec<MappingKey> = rec
+            .tags
+            .iter()
+            .filter(|t| !expired(t, now))
+            .filter_map(|t| t.mapping.as_ref().map(mapping_key))
+            .collect();
+        let from_lost_tag = |r: &ReminderRecord| {
+            r.origin
+                .as_ref()
+                .and_then(|o| o.tag.as_ref())
+                .and_then(|t| t.mapping.as_ref())
+                .is_some_and(|m| !held.contains(&mapping_key(m)))
+        };
+        let loses = rec
+            .apps
+            .iter()
+            .any(|a| a.reminders.iter().any(&from_lost_tag));
+        if loses && let Some(rec) = self.customer_mut(customer_id) {
+            for a in &mut rec.apps {
+                a.reminders.retain(|r| !from_lost_tag(r));
+            }
+        }
+        if self.st.orgs[org].tag_reminders.is_empty() {
+            return;
+        }
+        self.prune_tag_reminders();
+        let Some(rec) = self.st.orgs[org].customers.get(customer_id) else {
+            return;
+        };
+        let missing: Vec<TagReminderRecord> = self.st.orgs[org]
+            .tag_reminders
+            .values()
+            .filter(|t| {
+                t.tag
+                    .as_ref()
+                    .is_some_and(|m| held.contains(&mapping_key(m)))
+            })
+            .filter(|t| {
+                let key = t.reminder.as_ref().map(|r| r.key.as_str());
+                !rec.app(&t.app_id).is_some_and(|a| {
+                    a.reminders
+                        .iter()
+                        .any(|r| r.reminder.as_ref().map(|x| x.key.as_str()) == key)
+                })
+            })
+            .cloned()
+            .collect();
+        for t in missing {
+            let Some(mut reminder) = t.reminder else {
+                continue;
+            };
+            let interval = reminder.interval.as_ref().map(duration_millis).unwrap_or(0);
+            let due = if t.due > now || interval <= 0 {
+                t.due
+            } else {
+                // The first period at or after now: a customer tagged late joins the schedule
+                // rather than getting every missed period at once.
+                let behind = (now - t.due).saturating_add(interval - 1) / interval;
+                t.due.saturating_add(behind.saturating_mul(interval))
+            };
+            if interval <= 0 && due <= now {
+                continue;
+            }
+            reminder.remind_at = Some(to_timestamp(due));
+            let origin = TagOrigin {
+                tag: t.tag.map(|m| CustomerIndex {
+                    mapping: Some(m),
+                    expires_at: None,
+                }),
+                work_id: t.work_id,
+            };
+            if let Err(e) =
+                self.put_reminder_of(&t.app_id, customer_id, reminder, due, Some(origin))
+            {
+                tracing::warn!(customer = customer_id, error = %e, "reminder by tag not added");
+            }
+        }
     }
 
     /// Fires the reminder whose live timer is `seq`, if it still exists.

@@ -528,6 +528,100 @@ fn tag_reminders_reach_every_tagged_customer_with_tag_and_work_id() {
     assert!(reminders_fired(&h.fire()).is_empty());
 }
 
+fn add_tag_reminder(h: &Harness, tag: (&str, &str), r: p::CustomerReminder) -> String {
+    let (reply, _) = h.run(E::AddCustomerReminderTag(
+        p::AddCustomerReminderTagCommand {
+            tag: Some(mapping(tag.0, tag.1)),
+            reminder: Some(r),
+        },
+    ));
+    let R::TagCommand(t) = reply else {
+        panic!("wrong reply")
+    };
+    assert!(t.status, "{}", t.description);
+    t.work_id.unwrap()
+}
+
+fn fired_ids(h: &Harness) -> Vec<String> {
+    let mut ids: Vec<String> = reminders_fired(&h.fire())
+        .into_iter()
+        .map(|(id, _)| id)
+        .collect();
+    ids.sort();
+    ids
+}
+
+#[test]
+fn tag_reminders_apply_to_customers_tagged_later_and_leave_untagged_ones() {
+    let h = harness();
+    let early = h.create("+254700000013");
+    let late = h.create("+254700000014");
+    let leaver = h.create("+254700000015");
+    h.tag(&early, "plan", "gold", None);
+    h.tag(&leaver, "plan", "gold", None);
+    let work_id = add_tag_reminder(&h, ("plan", "gold"), reminder("renew", T0 + 10_000, 0));
+    h.tag(&late, "plan", "gold", None);
+    // Replacing the tag's value drops the reminders the old value brought.
+    h.tag(&leaver, "plan", "silver", None);
+    h.clock.advance_millis(10_000);
+    let fired = reminders_fired(&h.fire());
+    let mut ids: Vec<&str> = fired.iter().map(|(id, _)| id.as_str()).collect();
+    ids.sort();
+    let mut expected = vec![early.as_str(), late.as_str()];
+    expected.sort();
+    assert_eq!(ids, expected);
+    for (_, n) in &fired {
+        assert_eq!(n.work_id.as_deref(), Some(work_id.as_str()));
+        let due = n.reminder.as_ref().and_then(|r| r.remind_at.as_ref());
+        assert_eq!(due, Some(&to_timestamp(T0 + 10_000)));
+    }
+    // Its time has passed and it does not repeat: customers tagged now do not get it.
+    let after = h.create("+254700000016");
+    h.tag(&after, "plan", "gold", None);
+    h.clock.advance_millis(60_000);
+    assert!(fired_ids(&h).is_empty());
+}
+
+#[test]
+fn repeating_tag_reminders_reach_late_customers_from_the_next_period_until_cancelled() {
+    let h = harness();
+    let first = h.create("+254700000017");
+    h.tag(&first, "plan", "gold", None);
+    add_tag_reminder(&h, ("plan", "gold"), reminder("monthly", T0 + 1_000, 60));
+    h.clock.advance_millis(1_000);
+    assert_eq!(fired_ids(&h), vec![first.clone()]);
+    // Tagged between periods: joins at the next one, with no burst of missed ones.
+    h.clock.advance_millis(30_000);
+    let late = h.create("+254700000018");
+    h.tag(&late, "plan", "gold", None);
+    assert!(fired_ids(&h).is_empty());
+    h.clock.advance_millis(30_000);
+    let mut both = vec![first.clone(), late.clone()];
+    both.sort();
+    assert_eq!(fired_ids(&h), both);
+    // Deleting the tag stops it for that customer.
+    let r = h.update(E::DeleteCustomerTag(p::DeleteCustomerTagCommand {
+        customer: Some(p::delete_customer_tag_command::Customer::CustomerId(
+            late.clone(),
+        )),
+        deletions: vec!["plan".into()],
+    }));
+    assert!(r.status, "{}", r.description);
+    h.clock.advance_millis(60_000);
+    assert_eq!(fired_ids(&h), vec![first.clone()]);
+    // Cancelling by tag stops it for everyone, including customers tagged afterwards.
+    let (reply, _) = h.run(E::CancelCustomerReminderTag(
+        p::CancelCustomerReminderTagCommand {
+            tag: Some(mapping("plan", "gold")),
+            key: "monthly".into(),
+        },
+    ));
+    assert!(matches!(reply, R::TagCommand(t) if t.status));
+    h.tag(&late, "plan", "gold", None);
+    h.clock.advance_millis(120_000);
+    assert!(fired_ids(&h).is_empty());
+}
+
 #[test]
 fn send_message_reaches_the_simulator_and_reports_delivery() {
     let h = harness();
@@ -1378,4 +1472,138 @@ fn a_deleted_customers_reminders_and_tags_die_with_it() {
     let fired = reminders_fired(&h.fire());
     assert_eq!(fired.len(), 1);
     assert_eq!(fired[0].0, b);
+}
+
+#[tokio::test]
+async fn tag_reminders_survive_a_restart_and_still_reach_customers_tagged_later() {
+    let dir = std::env::temp_dir().join(format!(
+        "elarian-emulator-tagrem-{}-{}",
+        std::process::id(),
+        fastrand::u64(..)
+    ));
+    let clock = ManualClock::new(T0);
+    let app = Identity::app(TEST_ORG_ID, TEST_APP_ID);
+    {
+        let engine =
+            Engine::open(EmulatorConfig::default(), Arc::new(clock.clone()), &dir).unwrap();
+        let out = engine.app_command(
+            &app,
+            AppToServerCommand {
+                entry: Some(E::AddCustomerReminderTag(
+                    p::AddCustomerReminderTagCommand {
+                        tag: Some(mapping("plan", "gold")),
+                        reminder: Some(reminder("renew", T0 + 60_000, 0)),
+                    },
+                )),
+            },
+        );
+        out.durable.wait().await.unwrap();
+        assert!(matches!(out.reply.entry, Some(R::TagCommand(t)) if t.status));
+    }
+    let engine = Engine::open(EmulatorConfig::default(), Arc::new(clock.clone()), &dir).unwrap();
+    let out = engine.app_command(
+        &app,
+        AppToServerCommand {
+            entry: Some(E::UpdateCustomerTag(p::UpdateCustomerTagCommand {
+                customer: Some(p::update_customer_tag_command::Customer::CustomerNumber(
+                    phone("+254700000033"),
+                )),
+                updates: vec![index("plan", "gold", None)],
+            })),
+        },
+    );
+    out.durable.wait().await.unwrap();
+    clock.advance_millis(60_000);
+    let fired = reminders_fired(&engine.fire_due(100).effects);
+    assert_eq!(fired.len(), 1, "the reminder by tag survived the restart");
+    drop(engine);
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[tokio::test]
+async fn notifications_stay_pending_in_the_data_dir_until_settled() {
+    let dir = std::env::temp_dir().join(format!(
+        "elarian-emulator-pending-{}-{}",
+        std::process::id(),
+        fastrand::u64(..)
+    ));
+    let clock = ManualClock::new(T0);
+    let app = Identity::app(TEST_ORG_ID, TEST_APP_ID);
+    let activity = |key: &str| AppToServerCommand {
+        entry: Some(E::CustomerActivity(p::CustomerActivityCommand {
+            customer_number: Some(phone("+254700000034")),
+            source: "web".into(),
+            session_id: "s1".into(),
+            key: key.into(),
+            properties: Default::default(),
+        })),
+    };
+    let activity_keys = |effects: &[Effect]| -> Vec<String> {
+        app_entries(effects)
+            .into_iter()
+            .filter_map(|(_, e)| match e {
+                CE::CustomerActivity(a) => a.activity.map(|x| x.key),
+                _ => None,
+            })
+            .collect()
+    };
+    {
+        let engine =
+            Engine::open(EmulatorConfig::default(), Arc::new(clock.clone()), &dir).unwrap();
+        let out = engine.app_command(&app, activity("first"));
+        out.durable.wait().await.unwrap();
+        let out = engine.app_command(&app, activity("second"));
+        out.durable.wait().await.unwrap();
+        // A reminder fired but not delivered before the stop.
+        let out = engine.app_command(
+            &app,
+            AppToServerCommand {
+                entry: Some(E::AddCustomerReminder(p::AddCustomerReminderCommand {
+                    customer: Some(p::add_customer_reminder_command::Customer::CustomerNumber(
+                        phone("+254700000034"),
+                    )),
+                    reminder: Some(reminder("due", T0 + 1_000, 0)),
+                })),
+            },
+        );
+        out.durable.wait().await.unwrap();
+        clock.advance_millis(1_000);
+        let out = engine.fire_due(10);
+        assert_eq!(reminders_fired(&out.effects).len(), 1);
+        out.durable.wait().await.unwrap();
+    }
+    let pending_id = |e: &Effect| match e {
+        Effect::App(n) => n.pending,
+        Effect::Simulator(n) => n.pending,
+    };
+    let first_id;
+    {
+        let engine =
+            Engine::open(EmulatorConfig::default(), Arc::new(clock.clone()), &dir).unwrap();
+        let recovered = engine.take_recovered();
+        assert_eq!(activity_keys(&recovered), vec!["first", "second"]);
+        assert_eq!(reminders_fired(&recovered).len(), 1, "the fired reminder");
+        assert!(engine.take_recovered().is_empty(), "taken once");
+        // New notifications get ids after the recovered ones.
+        let out = engine.app_command(&app, activity("third"));
+        out.durable.wait().await.unwrap();
+        let newest = out.effects.iter().filter_map(pending_id).max().unwrap();
+        assert!(
+            recovered
+                .iter()
+                .filter_map(pending_id)
+                .all(|id| id < newest)
+        );
+        // "first" and the reminder were answered; "second" and "third" were not.
+        first_id = pending_id(&recovered[0]).unwrap();
+        engine.settle_pending(first_id);
+        engine.settle_pending(pending_id(&recovered[2]).unwrap());
+        engine.close();
+    }
+    let engine = Engine::open(EmulatorConfig::default(), Arc::new(clock.clone()), &dir).unwrap();
+    let recovered = engine.take_recovered();
+    assert_eq!(activity_keys(&recovered), vec!["second", "third"]);
+    assert!(reminders_fired(&recovered).is_empty());
+    drop(engine);
+    let _ = std::fs::remove_dir_all(&dir);
 }
