@@ -1,20 +1,17 @@
 //! [`Elarian`]: the app's connection, its app-wide commands and its notification handlers.
 
 use std::future::Future;
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, RwLock};
-use std::time::{Duration, SystemTime};
+use std::sync::Arc;
+use std::time::SystemTime;
 
-use elarian_core::{
-    Client, ClientConfig, ClientConfigBuilder, ClientError, CloseReason, ConnectionEvent, Role,
-};
+use elarian_core::{ClientConfig, ClientConfigBuilder, Role};
 use elarian_proto as proto;
 use elarian_proto::app_to_server_command::Entry;
 use elarian_proto::app_to_server_command_reply::Entry as ReplyEntry;
 use tokio::sync::Semaphore;
 
 use crate::command::expect_reply;
-use crate::connection::{ConnectionEventStream, ConnectionHub};
+use crate::connection::Link;
 use crate::customer::Customer;
 use crate::dispatch::{AppDispatch, ErasedHandler, NotificationStream, Registry};
 use crate::error::{Error, Result};
@@ -34,13 +31,8 @@ use crate::responder::{Responder, UssdResponder, VoiceResponder, WrapResponder};
 use crate::validate;
 
 pub(crate) struct Inner {
-    config: ClientConfig,
-    client: RwLock<Option<Client>>,
-    connect_lock: tokio::sync::Mutex<()>,
+    link: Link,
     registry: Arc<Registry>,
-    hub: Arc<ConnectionHub>,
-    /// Set when the current client stopped by itself (rejected, gave up) or was disconnected.
-    closed: Arc<AtomicBool>,
     /// Bounds the notification handlers running at once, replied or not.
     running: Arc<Semaphore>,
 }
@@ -77,7 +69,7 @@ pub struct Elarian {
 impl std::fmt::Debug for Elarian {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Elarian")
-            .field("config", &self.inner.config)
+            .field("config", self.config())
             .field("connected", &self.is_connected())
             .finish()
     }
@@ -124,24 +116,14 @@ impl Elarian {
     /// Creates the app from a config builder (`org_id`, `app_id`, `api_key` or `auth_token`,
     /// endpoint, timeouts, …). The role is set to [`Role::App`]. Does not connect.
     pub fn new(config: ClientConfigBuilder) -> Result<Self> {
-        let hub = Arc::new(ConnectionHub::new());
-        let closed = Arc::new(AtomicBool::new(false));
-        let mark_closed = closed.clone();
-        hub.on_closed(move |_| mark_closed.store(true, Ordering::SeqCst));
-        let forward = hub.clone();
-        let config = config
-            .role(Role::App)
-            .on_event(move |event| forward.emit(event))
-            .build()?;
-        let running = Arc::new(Semaphore::new(config.max_concurrent_notifications().max(1)));
+        let link = Link::new(config, Role::App)?;
+        let running = Arc::new(Semaphore::new(
+            link.config().max_concurrent_notifications().max(1),
+        ));
         Ok(Elarian {
             inner: Arc::new(Inner {
-                config,
-                client: RwLock::new(None),
-                connect_lock: tokio::sync::Mutex::new(()),
+                link,
                 registry: Arc::new(Registry::default()),
-                hub,
-                closed,
                 running,
             }),
         })
@@ -157,7 +139,7 @@ impl Elarian {
         AppDispatch {
             registry: self.inner.registry.clone(),
             app: Arc::downgrade(&self.inner),
-            hub: self.inner.hub.clone(),
+            hub: self.inner.link.hub().clone(),
             running: self.inner.running.clone(),
         }
     }
@@ -168,63 +150,33 @@ impl Elarian {
 
     /// The configuration (credentials redacted in `Debug`).
     pub fn config(&self) -> &ClientConfig {
-        &self.inner.config
+        self.inner.link.config()
     }
 
-    fn client(&self) -> Option<Client> {
-        self.inner
-            .client
-            .read()
-            .unwrap_or_else(|p| p.into_inner())
-            .clone()
+    fn link(&self) -> &Link {
+        &self.inner.link
     }
 
     /// Connects and resolves once the connection is up. The connection is then kept up
     /// (reconnecting and resuming) until [`disconnect`](Self::disconnect). Calling it while
     /// connected does nothing.
     pub async fn connect(&self) -> Result<()> {
-        let _guard = self.inner.connect_lock.lock().await;
-        if self.client().is_some() && !self.inner.closed.load(Ordering::SeqCst) {
-            return Ok(());
-        }
-        // A client that stopped by itself (e.g. gave up reconnecting) is replaced.
-        let stale = self
-            .inner
-            .client
-            .write()
-            .unwrap_or_else(|p| p.into_inner())
-            .take();
-        if let Some(stale) = stale {
-            stale.disconnect().await;
-        }
-        self.inner.closed.store(false, Ordering::SeqCst);
-        let client = Client::connect(self.inner.config.clone(), self.dispatcher()).await?;
-        *self.inner.client.write().unwrap_or_else(|p| p.into_inner()) = Some(client);
-        Ok(())
+        self.inner.link.connect(self.dispatcher()).await
     }
 
     /// Disconnects gracefully (commands in flight get the runtime's disconnect timeout to
     /// finish). The app can [`connect`](Self::connect) again later.
     pub async fn disconnect(&self) {
-        let _guard = self.inner.connect_lock.lock().await;
-        let client = self
-            .inner
-            .client
-            .write()
-            .unwrap_or_else(|p| p.into_inner())
-            .take();
-        if let Some(client) = client {
-            client.disconnect().await;
-        }
+        self.inner.link.disconnect().await
     }
 
     /// Whether the connection is up right now.
     pub fn is_connected(&self) -> bool {
-        self.client().is_some_and(|c| c.is_connected())
+        self.inner.link.is_connected()
     }
 
     pub(crate) async fn command(&self, entry: Entry) -> Result<ReplyEntry> {
-        let client = self.client().ok_or(Error::NotConnected)?;
+        let client = self.inner.link.client().ok_or(Error::NotConnected)?;
         let reply = client
             .send_app_command(proto::AppToServerCommand { entry: Some(entry) })
             .await?;
@@ -256,58 +208,7 @@ impl Elarian {
 
     // ----- connection events -----
 
-    /// Calls `callback` for every connection event.
-    pub fn on_connection_event(
-        &self,
-        callback: impl Fn(&ConnectionEvent) + Send + Sync + 'static,
-    ) -> &Self {
-        self.inner.hub.add(callback);
-        self
-    }
-
-    /// Calls `callback` when the app object is created but not connecting yet.
-    pub fn on_pending(&self, callback: impl Fn() + Send + Sync + 'static) -> &Self {
-        self.inner.hub.on_pending(callback);
-        self
-    }
-
-    /// Calls `callback` when a connection attempt starts.
-    pub fn on_connecting(&self, callback: impl Fn() + Send + Sync + 'static) -> &Self {
-        self.inner.hub.on_connecting(callback);
-        self
-    }
-
-    /// Calls `callback` when the connection is up.
-    pub fn on_connected(&self, callback: impl Fn() + Send + Sync + 'static) -> &Self {
-        self.inner.hub.on_connected(callback);
-        self
-    }
-
-    /// Calls `callback(attempt, delay)` when the connection is down and will be retried.
-    pub fn on_reconnecting(
-        &self,
-        callback: impl Fn(u32, Duration) + Send + Sync + 'static,
-    ) -> &Self {
-        self.inner.hub.on_reconnecting(callback);
-        self
-    }
-
-    /// Calls `callback` when the connection stops for good.
-    pub fn on_closed(&self, callback: impl Fn(&CloseReason) + Send + Sync + 'static) -> &Self {
-        self.inner.hub.on_closed(callback);
-        self
-    }
-
-    /// Calls `callback` on connection and notification errors.
-    pub fn on_error(&self, callback: impl Fn(&ClientError) + Send + Sync + 'static) -> &Self {
-        self.inner.hub.on_error(callback);
-        self
-    }
-
-    /// A stream of connection events from now on (it outlives single connections).
-    pub fn connection_events(&self) -> ConnectionEventStream {
-        self.inner.hub.subscribe()
-    }
+    crate::__connection_event_methods!("app");
 
     // ----- notification handlers -----
 

@@ -448,4 +448,57 @@ mod tests {
         send(app.connect());
         send(app.generate_auth_token());
     }
+
+    #[tokio::test]
+    async fn every_event_reaches_its_typed_handler() {
+        let app = app();
+        let (seen, mut ran) = mpsc::unbounded_channel();
+        macro_rules! register {
+            ($($method:ident => $event:ident),+ $(,)?) => {$(
+                let tx = seen.clone();
+                app.$method(move |notification, _customer, app_data, responder| {
+                    let tx = tx.clone();
+                    async move {
+                        let _ = tx.send(Notification::$event(notification));
+                        responder.reply(None, app_data);
+                    }
+                });
+            )+};
+        }
+        register!(
+            on_reminder => Reminder,
+            on_messaging_session_started => MessagingSessionStarted,
+            on_messaging_session_renewed => MessagingSessionRenewed,
+            on_messaging_session_ended => MessagingSessionEnded,
+            on_messaging_consent_update => MessagingConsentUpdate,
+            on_received_sms => ReceivedSms,
+            on_received_fb_messenger => ReceivedFbMessenger,
+            on_received_telegram => ReceivedTelegram,
+            on_received_whatsapp => ReceivedWhatsapp,
+            on_received_email => ReceivedEmail,
+            on_voice_call => VoiceCall,
+            on_ussd_session => UssdSession,
+            on_message_status => MessageStatus,
+            on_sent_message_reaction => SentMessageReaction,
+            on_received_payment => ReceivedPayment,
+            on_payment_status => PaymentStatus,
+            on_customer_activity => CustomerActivity,
+        );
+        for notification in crate::models::notifications::tests::every_notification() {
+            let wire = DecodedNotification {
+                notification: notification.clone(),
+                app_data: None,
+            };
+            dispatch(&app)
+                .on_app_notification(wire.into())
+                .await
+                .expect("reply");
+            let handled = tokio::time::timeout(std::time::Duration::from_secs(10), ran.recv())
+                .await
+                .expect("handler ran in time")
+                .expect("handler ran");
+            assert_eq!(handled, notification);
+        }
+        assert!(ran.try_recv().is_err(), "one handler per notification");
+    }
 }

@@ -70,7 +70,10 @@
 //! - [`Elarian`]: the app. Connects ([`connect`](Elarian::connect)), runs app-wide commands
 //!   (tags, payments, replays, auth tokens) and routes notifications: typed `on_<event>`
 //!   handlers, the generic [`on`](Elarian::on), or a [`Stream`](futures_core::Stream) of
-//!   [`IncomingNotification`]s from [`notifications`](Elarian::notifications).
+//!   [`IncomingNotification`]s from [`notifications`](Elarian::notifications). Connection events
+//!   go to [`on_connected`](Elarian::on_connected), [`on_error`](Elarian::on_error), …,
+//!   [`on_connection`](Elarian::on_connection) (by [`ConnectionEventKind`], the spec's event
+//!   names) and the [`connection_events`](Elarian::connection_events) stream.
 //! - [`Customer`]: one customer, by number, id or secondary id: state, messages, voice calls,
 //!   consent, app data, metadata, tags, secondary ids, reminders.
 //! - [`models`]: plain serde types for everything on the wire.
@@ -97,6 +100,11 @@
 //!
 //! App data and metadata values are [`DataValue`]s: JSON (stored as text, like the JavaScript
 //! client, so apps in both languages share data) or raw bytes.
+//!
+//! # Spec coverage
+//!
+//! [`spec_coverage`] (also `SPEC.md` in this crate) maps every class, method, model, notification
+//! and event of the Elarian SDK spec and of the JavaScript client to its Rust item and its test.
 
 #![warn(missing_docs)]
 
@@ -110,8 +118,11 @@ pub mod models;
 mod responder;
 mod validate;
 
+#[doc = include_str!("../SPEC.md")]
+pub mod spec_coverage {}
+
 pub use client::{Elarian, PaymentReplay};
-pub use connection::{ConnectionEventStream, ConnectionHub};
+pub use connection::{ConnectionEventKind, ConnectionEventStream, ConnectionHub, Link};
 pub use customer::Customer;
 pub use dispatch::{IncomingNotification, NotificationStream};
 pub use error::{Error, Result};
@@ -121,7 +132,7 @@ pub use responder::{Responder, UssdResponder, VoiceResponder};
 /// Runtime types users configure the connection with (re-exported from `elarian-core`).
 pub use elarian_core::{
     ClientConfig, ClientConfigBuilder, ClientError, CloseReason, CommandError, ConfigError,
-    ConnectError, ConnectionEvent, Credentials, Endpoint, NotificationError, ReconnectPolicy,
+    ConnectError, ConnectionEvent, Credentials, Endpoint, NotificationError, ReconnectPolicy, Role,
     Secret, TlsClientOptions,
 };
 /// The wire types, for code that needs them.

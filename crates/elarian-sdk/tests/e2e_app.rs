@@ -8,8 +8,8 @@ use std::time::{Duration, SystemTime};
 use common::{WAIT, app, config, emulator, unique_number};
 use elarian_emulator::config::{TEST_PURSE_ID, TEST_SMS_SHORT_CODE};
 use elarian_sdk::{
-    Activity, AppEvent, ConsentAction, CustomerNumber, DataValue, Elarian, Error, Message,
-    MessageDeliveryStatus, MessagingChannel, MessagingChannelNumber, Notification,
+    Activity, AppEvent, ConnectionEventKind, ConsentAction, CustomerNumber, DataValue, Elarian,
+    Error, Message, MessageDeliveryStatus, MessagingChannel, MessagingChannelNumber, Notification,
     PaymentCounterParty, PaymentStatus, Reminder, SecondaryId, Tag,
 };
 use futures_util::StreamExt;
@@ -442,12 +442,58 @@ async fn replays_are_recorded() {
     )
     .await
     .expect("session replay");
+    let paid = app
+        .replay_payment(elarian_sdk::PaymentReplay {
+            transaction_id: "prov-tx".into(),
+            debit_party: PaymentCounterParty::Customer {
+                customer_number: number.clone(),
+                channel_number: elarian_sdk::PaymentChannelNumber::cellular("83044"),
+            },
+            credit_party: PaymentCounterParty::Purse {
+                purse_id: TEST_PURSE_ID.into(),
+            },
+            status: PaymentStatus::PendingConfirmation,
+            value: elarian_sdk::Cash::new("KES", 50.0),
+            narration: "repayment".into(),
+            created_at: now,
+        })
+        .await
+        .expect("payment replay");
+    let transaction_id = paid.transaction_id.clone().expect("a transaction id");
+    assert!(paid.debit_customer_id.is_some(), "{paid:?}");
+    let updated = app
+        .replay_payment_status_update(number.clone(), "prov-tx", PaymentStatus::Success, now)
+        .await
+        .expect("payment status replay");
+    assert_eq!(
+        updated.transaction_id.as_deref(),
+        Some(transaction_id.as_str())
+    );
+    assert!(matches!(
+        app.replay_payment_status_update(
+            number.clone(),
+            "prov-unknown",
+            PaymentStatus::Success,
+            now
+        )
+        .await,
+        Err(Error::Failed { .. })
+    ));
 
     let state = app.customer(number).get_state().await.expect("state");
     assert!(
         !state.messaging.messages.is_empty(),
         "replayed messages show in the state"
     );
+    let replayed = state
+        .payment
+        .transaction_log
+        .iter()
+        .chain(&state.payment.pending_transactions)
+        .find(|t| t.transaction_id == transaction_id)
+        .expect("the replayed payment shows in the state");
+    assert_eq!(replayed.status, PaymentStatus::Success);
+    assert_eq!(replayed.provider_transaction_id.as_deref(), Some("prov-tx"));
     app.disconnect().await;
     server.shutdown().await;
 }
@@ -532,6 +578,15 @@ async fn connection_events_reach_callbacks_and_streams() {
     app.on_connected(move || {
         let _ = seen.send(());
     });
+    // The spec's `on("connected", …)` / `on("closed", …)`, by name.
+    let (named_seen, mut named) = mpsc::unbounded_channel();
+    for name in ["connected", "closed"] {
+        let kind = ConnectionEventKind::from_name(name).expect("a spec event name");
+        let named_seen = named_seen.clone();
+        app.on_connection(kind, move |event| {
+            let _ = named_seen.send((kind, event.clone()));
+        });
+    }
     let mut events = app.connection_events();
     tokio::time::timeout(WAIT, app.connect())
         .await
@@ -542,6 +597,12 @@ async fn connection_events_reach_callbacks_and_streams() {
         .await
         .expect("on_connected in time")
         .expect("callback ran");
+    let (kind, event) = tokio::time::timeout(WAIT, named.recv())
+        .await
+        .expect("on_connection in time")
+        .expect("callback ran");
+    assert_eq!(kind, ConnectionEventKind::Connected);
+    assert_eq!(event, elarian_sdk::ConnectionEvent::Connected);
     let first_connected = tokio::time::timeout(WAIT, async {
         while let Some(event) = events.next().await {
             if event == elarian_sdk::ConnectionEvent::Connected {
@@ -567,6 +628,15 @@ async fn connection_events_reach_callbacks_and_streams() {
     .await
     .expect("in time");
     assert!(closed);
+    let (kind, event) = tokio::time::timeout(WAIT, named.recv())
+        .await
+        .expect("on_connection in time")
+        .expect("callback ran");
+    assert_eq!(kind, ConnectionEventKind::Closed);
+    assert!(
+        matches!(event, elarian_sdk::ConnectionEvent::Closed { .. }),
+        "{event:?}"
+    );
 
     // The app can connect again after a disconnect.
     tokio::time::timeout(WAIT, app.connect())

@@ -45,6 +45,9 @@
 //! }
 //! # Ok(()) }
 //! ```
+//!
+//! How the spec's `Simulator` class, its methods and events map to this crate is in
+//! [`elarian_sdk::spec_coverage`].
 
 #![warn(missing_docs)]
 
@@ -53,20 +56,18 @@ mod notifications;
 use std::collections::HashMap;
 use std::future::Future;
 use std::pin::Pin;
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
 use std::task::{Context, Poll};
-use std::time::Duration;
 
 use elarian_core::{
-    BoxFuture, Client, ClientConfig, ClientConfigBuilder, ClientError, CloseReason,
-    ConnectionEvent, HandlerError, NotificationHandler, Role,
+    BoxFuture, ClientConfig, ClientConfigBuilder, HandlerError, NotificationHandler, Role,
 };
 use elarian_proto as proto;
 use elarian_proto::simulator_to_server_command::Entry;
+use elarian_sdk::connection::Link;
 use elarian_sdk::{
-    Cash, ConnectionEventStream, ConnectionHub, Error, InboundMessageBody, MessagingChannelNumber,
-    PaymentChannelNumber, PaymentStatus, Result, SimulatorReply,
+    Cash, Error, InboundMessageBody, MessagingChannelNumber, PaymentChannelNumber, PaymentStatus,
+    Result, SimulatorReply,
 };
 use futures_core::Stream;
 use tokio::sync::mpsc;
@@ -162,13 +163,8 @@ impl Stream for SimulatorNotificationStream {
 }
 
 struct Inner {
-    config: ClientConfig,
-    client: RwLock<Option<Client>>,
-    connect_lock: tokio::sync::Mutex<()>,
+    link: Link,
     registry: Arc<Registry>,
-    hub: Arc<ConnectionHub>,
-    /// Set when the current client stopped by itself (rejected, gave up) or was disconnected.
-    closed: Arc<AtomicBool>,
 }
 
 /// A simulator connection (role [`Role::Simulator`]). Cheap to clone.
@@ -180,7 +176,7 @@ pub struct Simulator {
 impl std::fmt::Debug for Simulator {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Simulator")
-            .field("config", &self.inner.config)
+            .field("config", self.config())
             .field("connected", &self.is_connected())
             .finish()
     }
@@ -223,23 +219,10 @@ impl Simulator {
     /// Creates a simulator from a config builder; the role is set to [`Role::Simulator`].
     /// Does not connect.
     pub fn new(config: ClientConfigBuilder) -> Result<Self> {
-        let hub = Arc::new(ConnectionHub::new());
-        let closed = Arc::new(AtomicBool::new(false));
-        let mark_closed = closed.clone();
-        hub.on_closed(move |_| mark_closed.store(true, Ordering::SeqCst));
-        let forward = hub.clone();
-        let config = config
-            .role(Role::Simulator)
-            .on_event(move |event| forward.emit(event))
-            .build()?;
         Ok(Simulator {
             inner: Arc::new(Inner {
-                config,
-                client: RwLock::new(None),
-                connect_lock: tokio::sync::Mutex::new(()),
+                link: Link::new(config, Role::Simulator)?,
                 registry: Arc::new(Registry::default()),
-                hub,
-                closed,
             }),
         })
     }
@@ -251,63 +234,33 @@ impl Simulator {
 
     /// The configuration (credentials redacted in `Debug`).
     pub fn config(&self) -> &ClientConfig {
-        &self.inner.config
+        self.inner.link.config()
     }
 
-    fn client(&self) -> Option<Client> {
-        self.inner
-            .client
-            .read()
-            .unwrap_or_else(|p| p.into_inner())
-            .clone()
+    fn link(&self) -> &Link {
+        &self.inner.link
     }
 
     /// Connects and resolves once the connection is up. Calling it while connected does nothing.
     pub async fn connect(&self) -> Result<()> {
-        let _guard = self.inner.connect_lock.lock().await;
-        if self.client().is_some() && !self.inner.closed.load(Ordering::SeqCst) {
-            return Ok(());
-        }
-        // A client that stopped by itself (e.g. gave up reconnecting) is replaced.
-        let stale = self
-            .inner
-            .client
-            .write()
-            .unwrap_or_else(|p| p.into_inner())
-            .take();
-        if let Some(stale) = stale {
-            stale.disconnect().await;
-        }
-        self.inner.closed.store(false, Ordering::SeqCst);
         let dispatch = SimulatorDispatch {
             registry: self.inner.registry.clone(),
         };
-        let client = Client::connect(self.inner.config.clone(), dispatch).await?;
-        *self.inner.client.write().unwrap_or_else(|p| p.into_inner()) = Some(client);
-        Ok(())
+        self.inner.link.connect(dispatch).await
     }
 
     /// Disconnects gracefully; the simulator can connect again later.
     pub async fn disconnect(&self) {
-        let _guard = self.inner.connect_lock.lock().await;
-        let client = self
-            .inner
-            .client
-            .write()
-            .unwrap_or_else(|p| p.into_inner())
-            .take();
-        if let Some(client) = client {
-            client.disconnect().await;
-        }
+        self.inner.link.disconnect().await
     }
 
     /// Whether the connection is up right now.
     pub fn is_connected(&self) -> bool {
-        self.client().is_some_and(|c| c.is_connected())
+        self.inner.link.is_connected()
     }
 
     async fn command(&self, entry: Entry) -> Result<SimulatorReply> {
-        let client = self.client().ok_or(Error::NotConnected)?;
+        let client = self.inner.link.client().ok_or(Error::NotConnected)?;
         let reply = client
             .send_simulator_command(proto::SimulatorToServerCommand { entry: Some(entry) })
             .await?;
@@ -441,58 +394,7 @@ impl Simulator {
         SimulatorNotificationStream { receiver }
     }
 
-    /// Calls `callback` for every connection event.
-    pub fn on_connection_event(
-        &self,
-        callback: impl Fn(&ConnectionEvent) + Send + Sync + 'static,
-    ) -> &Self {
-        self.inner.hub.add(callback);
-        self
-    }
-
-    /// Calls `callback` when the simulator is created but not connecting yet.
-    pub fn on_pending(&self, callback: impl Fn() + Send + Sync + 'static) -> &Self {
-        self.inner.hub.on_pending(callback);
-        self
-    }
-
-    /// Calls `callback` when a connection attempt starts.
-    pub fn on_connecting(&self, callback: impl Fn() + Send + Sync + 'static) -> &Self {
-        self.inner.hub.on_connecting(callback);
-        self
-    }
-
-    /// Calls `callback` when the connection is up.
-    pub fn on_connected(&self, callback: impl Fn() + Send + Sync + 'static) -> &Self {
-        self.inner.hub.on_connected(callback);
-        self
-    }
-
-    /// Calls `callback(attempt, delay)` when the connection is down and will be retried.
-    pub fn on_reconnecting(
-        &self,
-        callback: impl Fn(u32, Duration) + Send + Sync + 'static,
-    ) -> &Self {
-        self.inner.hub.on_reconnecting(callback);
-        self
-    }
-
-    /// Calls `callback` when the connection stops for good.
-    pub fn on_closed(&self, callback: impl Fn(&CloseReason) + Send + Sync + 'static) -> &Self {
-        self.inner.hub.on_closed(callback);
-        self
-    }
-
-    /// Calls `callback` on connection errors.
-    pub fn on_error(&self, callback: impl Fn(&ClientError) + Send + Sync + 'static) -> &Self {
-        self.inner.hub.on_error(callback);
-        self
-    }
-
-    /// A stream of connection events from now on.
-    pub fn connection_events(&self) -> ConnectionEventStream {
-        self.inner.hub.subscribe()
-    }
+    elarian_sdk::__connection_event_methods!("simulator");
 }
 
 #[cfg(test)]
@@ -586,5 +488,73 @@ mod tests {
             matches!(result, Err(Error::InvalidArgument { .. })),
             "{result:?}"
         );
+    }
+
+    #[tokio::test]
+    async fn every_event_reaches_its_typed_handler() {
+        let simulator = simulator();
+        let (seen, mut ran) = mpsc::unbounded_channel();
+        macro_rules! register {
+            ($($method:ident => $event:ident),+ $(,)?) => {$(
+                let tx = seen.clone();
+                simulator.$method(move |notification| {
+                    let tx = tx.clone();
+                    async move {
+                        let _ = tx.send(SimulatorNotification::$event(notification));
+                    }
+                });
+            )+};
+        }
+        register!(
+            on_send_message => SendMessage,
+            on_make_voice_call => MakeVoiceCall,
+            on_send_customer_payment => SendCustomerPayment,
+            on_send_channel_payment => SendChannelPayment,
+            on_checkout_payment => CheckoutPayment,
+        );
+        let all = notifications::tests::every_notification();
+        let events: std::collections::HashSet<_> = all.iter().map(|n| n.event()).collect();
+        assert_eq!(
+            events.len(),
+            SimulatorEvent::ALL.len(),
+            "every event is covered"
+        );
+        for notification in all {
+            dispatch(&simulator)
+                .on_simulator_notification(notification.clone().into())
+                .await
+                .expect("handled");
+            let handled = ran.try_recv().expect("the handler ran before the reply");
+            assert_eq!(handled, notification);
+        }
+    }
+
+    #[tokio::test]
+    async fn connection_event_methods_see_the_simulators_events() {
+        use elarian_sdk::{CloseReason, ConnectionEvent, ConnectionEventKind};
+        use std::sync::atomic::{AtomicUsize, Ordering};
+
+        let simulator = simulator();
+        let connected = Arc::new(AtomicUsize::new(0));
+        let closed = Arc::new(AtomicUsize::new(0));
+        let seen_connected = connected.clone();
+        let seen_closed = closed.clone();
+        simulator
+            .on_connected(move || {
+                seen_connected.fetch_add(1, Ordering::SeqCst);
+            })
+            .on_connection(ConnectionEventKind::Closed, move |event| {
+                assert!(matches!(event, ConnectionEvent::Closed { .. }));
+                seen_closed.fetch_add(1, Ordering::SeqCst);
+            });
+        let mut events = simulator.connection_events();
+        let hub = simulator.link().hub();
+        hub.emit(&ConnectionEvent::Connected);
+        hub.emit(&ConnectionEvent::Closed {
+            reason: CloseReason::Disconnected,
+        });
+        assert_eq!(connected.load(Ordering::SeqCst), 1);
+        assert_eq!(closed.load(Ordering::SeqCst), 1);
+        assert_eq!(events.next().await, Some(ConnectionEvent::Connected));
     }
 }

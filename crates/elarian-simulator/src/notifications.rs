@@ -49,6 +49,27 @@ impl SimulatorEvent {
             SimulatorEvent::CheckoutPayment => "checkoutPayment",
         }
     }
+
+    /// The event named `name` (as [`name`](Self::name) spells it, or in snake case:
+    /// `send_message`), for the spec's `on("sendMessage", handler)`.
+    ///
+    /// ```
+    /// use elarian_simulator::SimulatorEvent;
+    /// assert_eq!(SimulatorEvent::from_name("checkoutPayment"), Some(SimulatorEvent::CheckoutPayment));
+    /// assert_eq!(SimulatorEvent::from_name("send_message"), Some(SimulatorEvent::SendMessage));
+    /// assert_eq!(SimulatorEvent::from_name("reminder"), None);
+    /// ```
+    pub fn from_name(name: &str) -> Option<Self> {
+        let squashed: String = name
+            .chars()
+            .filter(|c| *c != '_')
+            .map(|c| c.to_ascii_lowercase())
+            .collect();
+        SimulatorEvent::ALL
+            .iter()
+            .copied()
+            .find(|e| e.name().to_ascii_lowercase() == squashed)
+    }
 }
 
 impl std::fmt::Display for SimulatorEvent {
@@ -188,26 +209,100 @@ impl SimulatorNotification {
 #[error("simulator notification has no known entry")]
 pub struct EmptyNotification;
 
-fn wallet_or_purse_from_customer(p: customer_payment::DebitParty) -> WalletOrPurse {
-    match p {
-        customer_payment::DebitParty::Wallet(w) => w.into(),
-        customer_payment::DebitParty::Purse(p) => p.into(),
-    }
+/// The wire has a wallet-or-purse oneof per notification kind, the model one [`WalletOrPurse`]:
+/// writes the pair of conversions for one oneof.
+macro_rules! wallet_or_purse_oneof {
+    ($from_wire:ident, $to_wire:ident, $module:ident :: $oneof:ident) => {
+        fn $from_wire(party: $module::$oneof) -> WalletOrPurse {
+            match party {
+                $module::$oneof::Wallet(w) => w.into(),
+                $module::$oneof::Purse(p) => p.into(),
+            }
+        }
+
+        fn $to_wire(party: WalletOrPurse) -> $module::$oneof {
+            match party {
+                WalletOrPurse::Wallet {
+                    customer_id,
+                    wallet_id,
+                } => $module::$oneof::Wallet(proto::PaymentWalletCounterParty {
+                    customer_id,
+                    wallet_id,
+                }),
+                WalletOrPurse::Purse { purse_id } => {
+                    $module::$oneof::Purse(proto::PaymentPurseCounterParty { purse_id })
+                }
+            }
+        }
+    };
 }
 
-fn wallet_or_purse_from_channel(p: channel_payment::DebitParty) -> WalletOrPurse {
-    match p {
-        channel_payment::DebitParty::Wallet(w) => w.into(),
-        channel_payment::DebitParty::Purse(p) => p.into(),
-    }
-}
+wallet_or_purse_oneof!(
+    wallet_or_purse_from_customer,
+    customer_debit_party,
+    customer_payment::DebitParty
+);
+wallet_or_purse_oneof!(
+    wallet_or_purse_from_channel,
+    channel_debit_party,
+    channel_payment::DebitParty
+);
+wallet_or_purse_oneof!(
+    wallet_or_purse_from_checkout,
+    checkout_credit_party,
+    checkout::CreditParty
+);
 
-fn wallet_or_purse_from_checkout(p: checkout::CreditParty) -> WalletOrPurse {
-    match p {
-        checkout::CreditParty::Wallet(w) => w.into(),
-        checkout::CreditParty::Purse(p) => p.into(),
-    }
-}
+elarian_sdk::wire_struct!(SendMessageNotification <=> proto::SendMessageSimulatorNotification {
+    org_id: same,
+    customer_id: same,
+    message_id: same,
+    customer_number: required,
+    channel_number: required,
+    message: required,
+});
+
+elarian_sdk::wire_struct!(MakeVoiceCallNotification <=> proto::MakeVoiceCallSimulatorNotification {
+    org_id: same,
+    customer_id: same,
+    session_id: same,
+    customer_number: required,
+    channel_number: required,
+});
+
+elarian_sdk::wire_struct!(SendCustomerPaymentNotification <=> proto::SendCustomerPaymentSimulatorNotification {
+    org_id: same,
+    customer_id: same,
+    app_id: same,
+    transaction_id: same,
+    customer_number: required,
+    channel_number: required,
+    value: required,
+    debit_party: map(customer_debit_party, wallet_or_purse_from_customer),
+});
+
+elarian_sdk::wire_struct!(SendChannelPaymentNotification <=> proto::SendChannelPaymentSimulatorNotification {
+    org_id: same,
+    app_id: same,
+    transaction_id: same,
+    channel: into,
+    source: same,
+    destination: same,
+    account: same,
+    value: required,
+    debit_party: map(channel_debit_party, wallet_or_purse_from_channel),
+});
+
+elarian_sdk::wire_struct!(CheckoutPaymentNotification <=> proto::CheckoutPaymentSimulatorNotification {
+    org_id: same,
+    customer_id: same,
+    app_id: same,
+    transaction_id: same,
+    customer_number: required,
+    channel_number: required,
+    value: required,
+    credit_party: map(checkout_credit_party, wallet_or_purse_from_checkout),
+});
 
 impl TryFrom<proto::ServerToSimulatorNotification> for SimulatorNotification {
     type Error = EmptyNotification;
@@ -215,73 +310,13 @@ impl TryFrom<proto::ServerToSimulatorNotification> for SimulatorNotification {
     fn try_from(n: proto::ServerToSimulatorNotification) -> Result<Self, Self::Error> {
         use server_to_simulator_notification::Entry;
         Ok(match n.entry.ok_or(EmptyNotification)? {
-            Entry::SendMessage(m) => SimulatorNotification::SendMessage(SendMessageNotification {
-                org_id: m.org_id,
-                customer_id: m.customer_id,
-                message_id: m.message_id,
-                customer_number: m.customer_number.unwrap_or_default().into(),
-                channel_number: m.channel_number.unwrap_or_default().into(),
-                message: m.message.unwrap_or_default().into(),
-            }),
-            Entry::MakeVoiceCall(c) => {
-                SimulatorNotification::MakeVoiceCall(MakeVoiceCallNotification {
-                    org_id: c.org_id,
-                    customer_id: c.customer_id,
-                    session_id: c.session_id,
-                    customer_number: c.customer_number.unwrap_or_default().into(),
-                    channel_number: c.channel_number.unwrap_or_default().into(),
-                })
-            }
-            Entry::SendCustomerPayment(p) => {
-                SimulatorNotification::SendCustomerPayment(SendCustomerPaymentNotification {
-                    org_id: p.org_id,
-                    customer_id: p.customer_id,
-                    app_id: p.app_id,
-                    transaction_id: p.transaction_id,
-                    customer_number: p.customer_number.unwrap_or_default().into(),
-                    channel_number: p.channel_number.unwrap_or_default().into(),
-                    value: p.value.unwrap_or_default().into(),
-                    debit_party: p.debit_party.map(wallet_or_purse_from_customer),
-                })
-            }
-            Entry::SendChannelPayment(p) => {
-                SimulatorNotification::SendChannelPayment(SendChannelPaymentNotification {
-                    org_id: p.org_id,
-                    app_id: p.app_id,
-                    transaction_id: p.transaction_id,
-                    channel: p.channel.into(),
-                    source: p.source,
-                    destination: p.destination,
-                    account: p.account,
-                    value: p.value.unwrap_or_default().into(),
-                    debit_party: p.debit_party.map(wallet_or_purse_from_channel),
-                })
-            }
-            Entry::CheckoutPayment(p) => {
-                SimulatorNotification::CheckoutPayment(CheckoutPaymentNotification {
-                    org_id: p.org_id,
-                    customer_id: p.customer_id,
-                    app_id: p.app_id,
-                    transaction_id: p.transaction_id,
-                    customer_number: p.customer_number.unwrap_or_default().into(),
-                    channel_number: p.channel_number.unwrap_or_default().into(),
-                    value: p.value.unwrap_or_default().into(),
-                    credit_party: p.credit_party.map(wallet_or_purse_from_checkout),
-                })
-            }
+            Entry::SendMessage(m) => SimulatorNotification::SendMessage(m.into()),
+            Entry::MakeVoiceCall(c) => SimulatorNotification::MakeVoiceCall(c.into()),
+            Entry::SendCustomerPayment(p) => SimulatorNotification::SendCustomerPayment(p.into()),
+            Entry::SendChannelPayment(p) => SimulatorNotification::SendChannelPayment(p.into()),
+            Entry::CheckoutPayment(p) => SimulatorNotification::CheckoutPayment(p.into()),
         })
     }
-}
-
-fn wallet(customer_id: String, wallet_id: String) -> proto::PaymentWalletCounterParty {
-    proto::PaymentWalletCounterParty {
-        customer_id,
-        wallet_id,
-    }
-}
-
-fn purse(purse_id: String) -> proto::PaymentPurseCounterParty {
-    proto::PaymentPurseCounterParty { purse_id }
 }
 
 impl From<SimulatorNotification> for proto::ServerToSimulatorNotification {
@@ -289,93 +324,18 @@ impl From<SimulatorNotification> for proto::ServerToSimulatorNotification {
     fn from(n: SimulatorNotification) -> Self {
         use server_to_simulator_notification::Entry;
         let entry = match n {
-            SimulatorNotification::SendMessage(m) => {
-                Entry::SendMessage(proto::SendMessageSimulatorNotification {
-                    org_id: m.org_id,
-                    customer_id: m.customer_id,
-                    message_id: m.message_id,
-                    customer_number: Some(m.customer_number.into()),
-                    channel_number: Some(m.channel_number.into()),
-                    message: Some(m.message.into()),
-                })
-            }
-            SimulatorNotification::MakeVoiceCall(c) => {
-                Entry::MakeVoiceCall(proto::MakeVoiceCallSimulatorNotification {
-                    org_id: c.org_id,
-                    customer_id: c.customer_id,
-                    session_id: c.session_id,
-                    customer_number: Some(c.customer_number.into()),
-                    channel_number: Some(c.channel_number.into()),
-                })
-            }
-            SimulatorNotification::SendCustomerPayment(p) => {
-                Entry::SendCustomerPayment(proto::SendCustomerPaymentSimulatorNotification {
-                    org_id: p.org_id,
-                    customer_id: p.customer_id,
-                    app_id: p.app_id,
-                    transaction_id: p.transaction_id,
-                    customer_number: Some(p.customer_number.into()),
-                    channel_number: Some(p.channel_number.into()),
-                    value: Some(p.value.into()),
-                    debit_party: p.debit_party.map(|d| match d {
-                        WalletOrPurse::Wallet {
-                            customer_id,
-                            wallet_id,
-                        } => customer_payment::DebitParty::Wallet(wallet(customer_id, wallet_id)),
-                        WalletOrPurse::Purse { purse_id } => {
-                            customer_payment::DebitParty::Purse(purse(purse_id))
-                        }
-                    }),
-                })
-            }
-            SimulatorNotification::SendChannelPayment(p) => {
-                Entry::SendChannelPayment(proto::SendChannelPaymentSimulatorNotification {
-                    org_id: p.org_id,
-                    app_id: p.app_id,
-                    transaction_id: p.transaction_id,
-                    channel: p.channel.into(),
-                    source: p.source,
-                    destination: p.destination,
-                    account: p.account,
-                    value: Some(p.value.into()),
-                    debit_party: p.debit_party.map(|d| match d {
-                        WalletOrPurse::Wallet {
-                            customer_id,
-                            wallet_id,
-                        } => channel_payment::DebitParty::Wallet(wallet(customer_id, wallet_id)),
-                        WalletOrPurse::Purse { purse_id } => {
-                            channel_payment::DebitParty::Purse(purse(purse_id))
-                        }
-                    }),
-                })
-            }
-            SimulatorNotification::CheckoutPayment(p) => {
-                Entry::CheckoutPayment(proto::CheckoutPaymentSimulatorNotification {
-                    org_id: p.org_id,
-                    customer_id: p.customer_id,
-                    app_id: p.app_id,
-                    transaction_id: p.transaction_id,
-                    customer_number: Some(p.customer_number.into()),
-                    channel_number: Some(p.channel_number.into()),
-                    value: Some(p.value.into()),
-                    credit_party: p.credit_party.map(|c| match c {
-                        WalletOrPurse::Wallet {
-                            customer_id,
-                            wallet_id,
-                        } => checkout::CreditParty::Wallet(wallet(customer_id, wallet_id)),
-                        WalletOrPurse::Purse { purse_id } => {
-                            checkout::CreditParty::Purse(purse(purse_id))
-                        }
-                    }),
-                })
-            }
+            SimulatorNotification::SendMessage(m) => Entry::SendMessage(m.into()),
+            SimulatorNotification::MakeVoiceCall(c) => Entry::MakeVoiceCall(c.into()),
+            SimulatorNotification::SendCustomerPayment(p) => Entry::SendCustomerPayment(p.into()),
+            SimulatorNotification::SendChannelPayment(p) => Entry::SendChannelPayment(p.into()),
+            SimulatorNotification::CheckoutPayment(p) => Entry::CheckoutPayment(p.into()),
         };
         proto::ServerToSimulatorNotification { entry: Some(entry) }
     }
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
     use elarian_sdk::{MessagingChannel, UssdMenu};
 
@@ -387,7 +347,8 @@ mod tests {
         PaymentChannelNumber::new("83044", PaymentChannel::Cellular)
     }
 
-    fn every_notification() -> Vec<SimulatorNotification> {
+    /// One notification of every simulator event.
+    pub(crate) fn every_notification() -> Vec<SimulatorNotification> {
         let wallet = WalletOrPurse::Wallet {
             customer_id: "el_cst_1".into(),
             wallet_id: "w".into(),

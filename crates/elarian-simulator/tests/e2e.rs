@@ -108,6 +108,18 @@ async fn a_ussd_dial_reaches_ussd_session_and_the_menu_comes_back() {
         second_data,
         Some(DataValue::Json(serde_json::json!({"last": null})))
     );
+    // What the second step replied with is what is stored: the default replies to the session's
+    // other notifications (started, ended) echo the app data they carried, which the server
+    // treats as "unchanged", so they cannot overwrite it with an older value.
+    let stored = app
+        .customer(CustomerNumber::cellular(&number))
+        .lease_app_data()
+        .await
+        .expect("lease");
+    assert_eq!(
+        stored,
+        Some(DataValue::Json(serde_json::json!({"last": "1"})))
+    );
     app.disconnect().await;
     simulator.disconnect().await;
     server.shutdown().await;
@@ -143,6 +155,31 @@ async fn an_inbound_sms_reaches_received_sms() {
     assert_eq!(notification.text().as_deref(), Some("OK"));
     assert_eq!(notification.customer_number.number, number);
     assert!(customer.id().is_some());
+
+    // A reply to that message reaches the customer's phone on the same channel.
+    let mut phone = simulator.notifications();
+    let reply = customer
+        .reply_to_message(notification.message_id.clone(), Message::text("Thanks"))
+        .await
+        .expect("replied");
+    assert!(reply.is_success(), "{reply:?}");
+    let delivered = tokio::time::timeout(WAIT, async {
+        while let Some(next) = phone.next().await {
+            if let SimulatorNotification::SendMessage(message) = next {
+                return Some(message);
+            }
+        }
+        None
+    })
+    .await
+    .expect("delivered in time")
+    .expect("a message to the phone");
+    assert_eq!(delivered.customer_number.number, number);
+    assert_eq!(delivered.channel_number.channel, MessagingChannel::Sms);
+    assert_eq!(
+        delivered.message.body,
+        Some(MessageBody::Text("Thanks".into()))
+    );
     app.disconnect().await;
     simulator.disconnect().await;
     server.shutdown().await;

@@ -34,23 +34,10 @@ impl Cash {
     }
 }
 
-impl From<Cash> for proto::Cash {
-    fn from(c: Cash) -> Self {
-        proto::Cash {
-            currency_code: c.currency_code,
-            amount: c.amount,
-        }
-    }
-}
-
-impl From<proto::Cash> for Cash {
-    fn from(c: proto::Cash) -> Self {
-        Cash {
-            currency_code: c.currency_code,
-            amount: c.amount,
-        }
-    }
-}
+wire_struct!(Cash <=> proto::Cash {
+    currency_code: same,
+    amount: same,
+});
 
 /// A customer's number: a phone number, a Telegram or Messenger id, an email address, …
 ///
@@ -105,25 +92,11 @@ impl CustomerNumber {
     }
 }
 
-impl From<CustomerNumber> for proto::CustomerNumber {
-    fn from(n: CustomerNumber) -> Self {
-        proto::CustomerNumber {
-            provider: n.provider.into(),
-            number: n.number,
-            partition: n.partition,
-        }
-    }
-}
-
-impl From<proto::CustomerNumber> for CustomerNumber {
-    fn from(n: proto::CustomerNumber) -> Self {
-        CustomerNumber {
-            number: n.number,
-            provider: n.provider.into(),
-            partition: n.partition,
-        }
-    }
-}
+wire_struct!(CustomerNumber <=> proto::CustomerNumber {
+    number: same,
+    provider: into,
+    partition: same,
+});
 
 /// One of the app's messaging channel numbers (an SMS short code, a USSD code, a WhatsApp number, …).
 ///
@@ -185,23 +158,10 @@ impl MessagingChannelNumber {
     }
 }
 
-impl From<MessagingChannelNumber> for proto::MessagingChannelNumber {
-    fn from(n: MessagingChannelNumber) -> Self {
-        proto::MessagingChannelNumber {
-            channel: n.channel.into(),
-            number: n.number,
-        }
-    }
-}
-
-impl From<proto::MessagingChannelNumber> for MessagingChannelNumber {
-    fn from(n: proto::MessagingChannelNumber) -> Self {
-        MessagingChannelNumber {
-            number: n.number,
-            channel: n.channel.into(),
-        }
-    }
-}
+wire_struct!(MessagingChannelNumber <=> proto::MessagingChannelNumber {
+    number: same,
+    channel: into,
+});
 
 /// One of the app's payment channel numbers (e.g. a mobile-money paybill).
 #[derive(Debug, Clone, PartialEq, Eq, Hash, Default, Serialize, Deserialize)]
@@ -227,22 +187,62 @@ impl PaymentChannelNumber {
     }
 }
 
-impl From<PaymentChannelNumber> for proto::PaymentChannelNumber {
-    fn from(n: PaymentChannelNumber) -> Self {
-        proto::PaymentChannelNumber {
-            channel: n.channel.into(),
-            number: n.number,
-        }
-    }
-}
+wire_struct!(PaymentChannelNumber <=> proto::PaymentChannelNumber {
+    number: same,
+    channel: into,
+});
 
-impl From<proto::PaymentChannelNumber> for PaymentChannelNumber {
-    fn from(n: proto::PaymentChannelNumber) -> Self {
-        PaymentChannelNumber {
-            number: n.number,
-            channel: n.channel.into(),
+/// Tags and secondary ids are both a `CustomerIndex` on the wire (a key, a value and an optional
+/// expiry): one set of constructors and conversions serves both.
+macro_rules! customer_index {
+    ($name:ident, $new_doc:literal, $expiring_doc:literal) => {
+        impl $name {
+            #[doc = $new_doc]
+            pub fn new(key: impl Into<String>, value: impl Into<String>) -> Self {
+                $name {
+                    key: key.into(),
+                    value: value.into(),
+                    expires_at: None,
+                }
+            }
+
+            #[doc = $expiring_doc]
+            pub fn expiring_at(mut self, at: SystemTime) -> Self {
+                self.expires_at = Some(at);
+                self
+            }
+
+            pub(crate) fn mapping(&self) -> proto::IndexMapping {
+                proto::IndexMapping {
+                    key: self.key.clone(),
+                    value: Some(self.value.clone()),
+                }
+            }
         }
-    }
+
+        impl From<$name> for proto::CustomerIndex {
+            fn from(index: $name) -> Self {
+                proto::CustomerIndex {
+                    mapping: Some(proto::IndexMapping {
+                        key: index.key,
+                        value: Some(index.value),
+                    }),
+                    expires_at: index.expires_at.map(time::timestamp),
+                }
+            }
+        }
+
+        impl From<proto::CustomerIndex> for $name {
+            fn from(index: proto::CustomerIndex) -> Self {
+                let mapping = index.mapping.unwrap_or_default();
+                $name {
+                    key: mapping.key,
+                    value: mapping.value.unwrap_or_default(),
+                    expires_at: time::opt_system_time(index.expires_at.as_ref()),
+                }
+            }
+        }
+    };
 }
 
 /// A tag on a customer: a key/value label, optionally expiring. Tags group customers for
@@ -257,52 +257,11 @@ pub struct Tag {
     pub expires_at: Option<SystemTime>,
 }
 
-impl Tag {
-    /// A tag that does not expire.
-    pub fn new(key: impl Into<String>, value: impl Into<String>) -> Self {
-        Tag {
-            key: key.into(),
-            value: value.into(),
-            expires_at: None,
-        }
-    }
-
-    /// The same tag, expiring at `at`.
-    pub fn expiring_at(mut self, at: SystemTime) -> Self {
-        self.expires_at = Some(at);
-        self
-    }
-
-    pub(crate) fn mapping(&self) -> proto::IndexMapping {
-        proto::IndexMapping {
-            key: self.key.clone(),
-            value: Some(self.value.clone()),
-        }
-    }
-}
-
-impl From<Tag> for proto::CustomerIndex {
-    fn from(t: Tag) -> Self {
-        proto::CustomerIndex {
-            mapping: Some(proto::IndexMapping {
-                key: t.key,
-                value: Some(t.value),
-            }),
-            expires_at: t.expires_at.map(time::timestamp),
-        }
-    }
-}
-
-impl From<proto::CustomerIndex> for Tag {
-    fn from(i: proto::CustomerIndex) -> Self {
-        let mapping = i.mapping.unwrap_or_default();
-        Tag {
-            key: mapping.key,
-            value: mapping.value.unwrap_or_default(),
-            expires_at: time::opt_system_time(i.expires_at.as_ref()),
-        }
-    }
-}
+customer_index!(
+    Tag,
+    "A tag that does not expire.",
+    "The same tag, expiring at `at`."
+);
 
 /// Another identifier of a customer in the app's own systems (e.g. an account number), optionally
 /// expiring. A customer can be addressed by it with [`Elarian::customer_by_secondary_id`](crate::Elarian::customer_by_secondary_id).
@@ -316,52 +275,11 @@ pub struct SecondaryId {
     pub expires_at: Option<SystemTime>,
 }
 
-impl SecondaryId {
-    /// A secondary id that does not expire.
-    pub fn new(key: impl Into<String>, value: impl Into<String>) -> Self {
-        SecondaryId {
-            key: key.into(),
-            value: value.into(),
-            expires_at: None,
-        }
-    }
-
-    /// The same id, expiring at `at`.
-    pub fn expiring_at(mut self, at: SystemTime) -> Self {
-        self.expires_at = Some(at);
-        self
-    }
-
-    pub(crate) fn mapping(&self) -> proto::IndexMapping {
-        proto::IndexMapping {
-            key: self.key.clone(),
-            value: Some(self.value.clone()),
-        }
-    }
-}
-
-impl From<SecondaryId> for proto::CustomerIndex {
-    fn from(s: SecondaryId) -> Self {
-        proto::CustomerIndex {
-            mapping: Some(proto::IndexMapping {
-                key: s.key,
-                value: Some(s.value),
-            }),
-            expires_at: s.expires_at.map(time::timestamp),
-        }
-    }
-}
-
-impl From<proto::CustomerIndex> for SecondaryId {
-    fn from(i: proto::CustomerIndex) -> Self {
-        let mapping = i.mapping.unwrap_or_default();
-        SecondaryId {
-            key: mapping.key,
-            value: mapping.value.unwrap_or_default(),
-            expires_at: time::opt_system_time(i.expires_at.as_ref()),
-        }
-    }
-}
+customer_index!(
+    SecondaryId,
+    "A secondary id that does not expire.",
+    "The same id, expiring at `at`."
+);
 
 /// A reminder: Elarian notifies the app ([`on_reminder`](crate::Elarian::on_reminder)) at
 /// `remind_at`, then every `interval` if one is set.
@@ -460,25 +378,11 @@ impl Activity {
     }
 }
 
-impl From<Activity> for proto::CustomerActivity {
-    fn from(a: Activity) -> Self {
-        proto::CustomerActivity {
-            key: a.key,
-            properties: a.properties,
-            created_at: a.created_at.map(time::timestamp),
-        }
-    }
-}
-
-impl From<proto::CustomerActivity> for Activity {
-    fn from(a: proto::CustomerActivity) -> Self {
-        Activity {
-            key: a.key,
-            properties: a.properties,
-            created_at: time::opt_system_time(a.created_at.as_ref()),
-        }
-    }
-}
+wire_struct!(Activity <=> proto::CustomerActivity {
+    key: same,
+    properties: same,
+    created_at: time,
+});
 
 /// A short-lived token a browser or mobile client can connect with instead of the API key.
 #[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]

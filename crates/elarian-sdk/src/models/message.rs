@@ -16,7 +16,6 @@ use super::enums::{
     MediaType, PromptReplyAction, TextToSpeechVoice, UssdSessionStatus, VoiceCallDirection,
     VoiceCallHangupCause, VoiceCallStatus,
 };
-use super::time;
 
 /// A media attachment: a URL and what it holds.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, Default, Serialize, Deserialize)]
@@ -37,23 +36,10 @@ impl Media {
     }
 }
 
-impl From<Media> for proto::MediaMessageBody {
-    fn from(m: Media) -> Self {
-        proto::MediaMessageBody {
-            url: m.url,
-            media: m.media_type.into(),
-        }
-    }
-}
-
-impl From<proto::MediaMessageBody> for Media {
-    fn from(m: proto::MediaMessageBody) -> Self {
-        Media {
-            url: m.url,
-            media_type: m.media.into(),
-        }
-    }
-}
+wire_struct!(Media <=> proto::MediaMessageBody {
+    url: same,
+    media_type => media: into,
+});
 
 /// A geographic location.
 #[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
@@ -68,27 +54,12 @@ pub struct Location {
     pub address: Option<String>,
 }
 
-impl From<Location> for proto::LocationMessageBody {
-    fn from(l: Location) -> Self {
-        proto::LocationMessageBody {
-            latitude: l.latitude,
-            longitude: l.longitude,
-            label: l.label,
-            address: l.address,
-        }
-    }
-}
-
-impl From<proto::LocationMessageBody> for Location {
-    fn from(l: proto::LocationMessageBody) -> Self {
-        Location {
-            latitude: l.latitude,
-            longitude: l.longitude,
-            label: l.label,
-            address: l.address,
-        }
-    }
-}
+wire_struct!(Location <=> proto::LocationMessageBody {
+    latitude: same,
+    longitude: same,
+    label: same,
+    address: same,
+});
 
 /// An email. (The published wire has no attachments field, so neither has this model.)
 #[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
@@ -105,29 +76,13 @@ pub struct Email {
     pub bcc_list: Vec<String>,
 }
 
-impl From<Email> for proto::EmailMessageBody {
-    fn from(e: Email) -> Self {
-        proto::EmailMessageBody {
-            subject: e.subject,
-            body_plain: e.body_plain,
-            body_html: e.body_html,
-            cc_list: e.cc_list,
-            bcc_list: e.bcc_list,
-        }
-    }
-}
-
-impl From<proto::EmailMessageBody> for Email {
-    fn from(e: proto::EmailMessageBody) -> Self {
-        Email {
-            subject: e.subject,
-            body_plain: e.body_plain,
-            body_html: e.body_html,
-            cc_list: e.cc_list,
-            bcc_list: e.bcc_list,
-        }
-    }
-}
+wire_struct!(Email <=> proto::EmailMessageBody {
+    subject: same,
+    body_plain: same,
+    body_html: same,
+    cc_list: same,
+    bcc_list: same,
+});
 
 /// A pre-approved message template (e.g. WhatsApp) and its parameters.
 #[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
@@ -138,23 +93,10 @@ pub struct Template {
     pub params: HashMap<String, String>,
 }
 
-impl From<Template> for proto::TemplateMessageBody {
-    fn from(t: Template) -> Self {
-        proto::TemplateMessageBody {
-            id: t.id,
-            params: t.params,
-        }
-    }
-}
-
-impl From<proto::TemplateMessageBody> for Template {
-    fn from(t: proto::TemplateMessageBody) -> Self {
-        Template {
-            id: t.id,
-            params: t.params,
-        }
-    }
-}
+wire_struct!(Template <=> proto::TemplateMessageBody {
+    id: same,
+    params: same,
+});
 
 /// A USSD screen: text and whether the session ends after it.
 ///
@@ -191,23 +133,10 @@ impl UssdMenu {
     }
 }
 
-impl From<UssdMenu> for proto::UssdMenuMessageBody {
-    fn from(m: UssdMenu) -> Self {
-        proto::UssdMenuMessageBody {
-            text: m.text,
-            is_terminal: m.is_terminal,
-        }
-    }
-}
-
-impl From<proto::UssdMenuMessageBody> for UssdMenu {
-    fn from(m: proto::UssdMenuMessageBody) -> Self {
-        UssdMenu {
-            text: m.text,
-            is_terminal: m.is_terminal,
-        }
-    }
-}
+wire_struct!(UssdMenu <=> proto::UssdMenuMessageBody {
+    text: same,
+    is_terminal: same,
+});
 
 /// Voice action: read text aloud.
 #[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
@@ -231,25 +160,11 @@ impl Say {
     }
 }
 
-impl From<Say> for proto::SayCallAction {
-    fn from(s: Say) -> Self {
-        proto::SayCallAction {
-            text: s.text,
-            voice: s.voice.into(),
-            play_beep: s.play_beep,
-        }
-    }
-}
-
-impl From<proto::SayCallAction> for Say {
-    fn from(s: proto::SayCallAction) -> Self {
-        Say {
-            text: s.text,
-            voice: s.voice.into(),
-            play_beep: s.play_beep,
-        }
-    }
-}
+wire_struct!(Say <=> proto::SayCallAction {
+    text: same,
+    voice: into,
+    play_beep: same,
+});
 
 /// Voice action: play an audio file.
 #[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
@@ -258,17 +173,9 @@ pub struct Play {
     pub url: String,
 }
 
-impl From<Play> for proto::PlayCallAction {
-    fn from(p: Play) -> Self {
-        proto::PlayCallAction { url: p.url }
-    }
-}
-
-impl From<proto::PlayCallAction> for Play {
-    fn from(p: proto::PlayCallAction) -> Self {
-        Play { url: p.url }
-    }
-}
+wire_struct!(Play <=> proto::PlayCallAction {
+    url: same,
+});
 
 /// What is played before collecting input: text to speech or an audio file.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -292,33 +199,38 @@ pub struct GetDigits {
     pub prompt: Option<Prompt>,
 }
 
-impl From<GetDigits> for proto::GetDigitsCallAction {
-    fn from(g: GetDigits) -> Self {
-        proto::GetDigitsCallAction {
-            timeout: g.timeout.map(time::duration),
-            finish_on_key: g.finish_on_key,
-            num_digits: g.num_digits,
-            prompt: g.prompt.map(|p| match p {
-                Prompt::Say(s) => get_digits_call_action::Prompt::Say(s.into()),
-                Prompt::Play(p) => get_digits_call_action::Prompt::Play(p.into()),
-            }),
+/// `Prompt` and the prompt oneofs of `GetDigits` and `GetRecording`, which the wire keeps apart.
+macro_rules! prompt_conversions {
+    ($oneof:ident) => {
+        impl From<Prompt> for $oneof::Prompt {
+            fn from(prompt: Prompt) -> Self {
+                match prompt {
+                    Prompt::Say(say) => $oneof::Prompt::Say(say.into()),
+                    Prompt::Play(play) => $oneof::Prompt::Play(play.into()),
+                }
+            }
         }
-    }
+
+        impl From<$oneof::Prompt> for Prompt {
+            fn from(prompt: $oneof::Prompt) -> Self {
+                match prompt {
+                    $oneof::Prompt::Say(say) => Prompt::Say(say.into()),
+                    $oneof::Prompt::Play(play) => Prompt::Play(play.into()),
+                }
+            }
+        }
+    };
 }
 
-impl From<proto::GetDigitsCallAction> for GetDigits {
-    fn from(g: proto::GetDigitsCallAction) -> Self {
-        GetDigits {
-            timeout: time::opt_std_duration(g.timeout.as_ref()),
-            finish_on_key: g.finish_on_key,
-            num_digits: g.num_digits,
-            prompt: g.prompt.map(|p| match p {
-                get_digits_call_action::Prompt::Say(s) => Prompt::Say(s.into()),
-                get_digits_call_action::Prompt::Play(p) => Prompt::Play(p.into()),
-            }),
-        }
-    }
-}
+prompt_conversions!(get_digits_call_action);
+prompt_conversions!(get_recording_call_action);
+
+wire_struct!(GetDigits <=> proto::GetDigitsCallAction {
+    timeout: duration,
+    finish_on_key: same,
+    num_digits: same,
+    prompt: opt,
+});
 
 /// Voice action: record what the caller says.
 #[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
@@ -337,37 +249,14 @@ pub struct GetRecording {
     pub prompt: Option<Prompt>,
 }
 
-impl From<GetRecording> for proto::GetRecordingCallAction {
-    fn from(g: GetRecording) -> Self {
-        proto::GetRecordingCallAction {
-            timeout: g.timeout.map(time::duration),
-            max_length: g.max_length.map(time::duration),
-            finish_on_key: g.finish_on_key,
-            play_beep: g.play_beep,
-            trim_silence: g.trim_silence,
-            prompt: g.prompt.map(|p| match p {
-                Prompt::Say(s) => get_recording_call_action::Prompt::Say(s.into()),
-                Prompt::Play(p) => get_recording_call_action::Prompt::Play(p.into()),
-            }),
-        }
-    }
-}
-
-impl From<proto::GetRecordingCallAction> for GetRecording {
-    fn from(g: proto::GetRecordingCallAction) -> Self {
-        GetRecording {
-            timeout: time::opt_std_duration(g.timeout.as_ref()),
-            max_length: time::opt_std_duration(g.max_length.as_ref()),
-            finish_on_key: g.finish_on_key,
-            play_beep: g.play_beep,
-            trim_silence: g.trim_silence,
-            prompt: g.prompt.map(|p| match p {
-                get_recording_call_action::Prompt::Say(s) => Prompt::Say(s.into()),
-                get_recording_call_action::Prompt::Play(p) => Prompt::Play(p.into()),
-            }),
-        }
-    }
-}
+wire_struct!(GetRecording <=> proto::GetRecordingCallAction {
+    timeout: duration,
+    max_length: duration,
+    finish_on_key: same,
+    play_beep: same,
+    trim_silence: same,
+    prompt: opt,
+});
 
 /// Voice action: call other numbers and bridge the caller to the first that answers.
 #[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
@@ -386,31 +275,14 @@ pub struct Dial {
     pub max_duration: Option<i32>,
 }
 
-impl From<Dial> for proto::DialCallAction {
-    fn from(d: Dial) -> Self {
-        proto::DialCallAction {
-            customer_numbers: d.customer_numbers.into_iter().map(Into::into).collect(),
-            record: d.record,
-            sequential: d.sequential,
-            ringback_tone: d.ringback_tone,
-            caller_id: d.caller_id,
-            max_duration: d.max_duration,
-        }
-    }
-}
-
-impl From<proto::DialCallAction> for Dial {
-    fn from(d: proto::DialCallAction) -> Self {
-        Dial {
-            customer_numbers: d.customer_numbers.into_iter().map(Into::into).collect(),
-            record: d.record,
-            sequential: d.sequential,
-            ringback_tone: d.ringback_tone,
-            caller_id: d.caller_id,
-            max_duration: d.max_duration,
-        }
-    }
-}
+wire_struct!(Dial <=> proto::DialCallAction {
+    customer_numbers: vec,
+    record: same,
+    sequential: same,
+    ringback_tone: same,
+    caller_id: same,
+    max_duration: same,
+});
 
 /// Voice action: put the caller in a queue.
 #[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
@@ -421,23 +293,10 @@ pub struct Enqueue {
     pub hold_music: Option<String>,
 }
 
-impl From<Enqueue> for proto::EnqueueCallAction {
-    fn from(e: Enqueue) -> Self {
-        proto::EnqueueCallAction {
-            hold_music: e.hold_music,
-            queue_name: e.queue_name,
-        }
-    }
-}
-
-impl From<proto::EnqueueCallAction> for Enqueue {
-    fn from(e: proto::EnqueueCallAction) -> Self {
-        Enqueue {
-            queue_name: e.queue_name,
-            hold_music: e.hold_music,
-        }
-    }
-}
+wire_struct!(Enqueue <=> proto::EnqueueCallAction {
+    queue_name: same,
+    hold_music: same,
+});
 
 /// Voice action: take the first caller out of a queue and bridge them.
 #[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
@@ -450,25 +309,11 @@ pub struct Dequeue {
     pub channel_number: Option<MessagingChannelNumber>,
 }
 
-impl From<Dequeue> for proto::DequeueCallAction {
-    fn from(d: Dequeue) -> Self {
-        proto::DequeueCallAction {
-            channel_number: d.channel_number.map(Into::into),
-            record: d.record,
-            queue_name: d.queue_name,
-        }
-    }
-}
-
-impl From<proto::DequeueCallAction> for Dequeue {
-    fn from(d: proto::DequeueCallAction) -> Self {
-        Dequeue {
-            queue_name: d.queue_name,
-            record: d.record,
-            channel_number: d.channel_number.map(Into::into),
-        }
-    }
-}
+wire_struct!(Dequeue <=> proto::DequeueCallAction {
+    queue_name: same,
+    record: same,
+    channel_number: opt,
+});
 
 /// Voice action: hand the call to another URL's dialplan.
 #[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
@@ -477,17 +322,9 @@ pub struct Redirect {
     pub url: String,
 }
 
-impl From<Redirect> for proto::RedirectCallAction {
-    fn from(r: Redirect) -> Self {
-        proto::RedirectCallAction { url: r.url }
-    }
-}
-
-impl From<proto::RedirectCallAction> for Redirect {
-    fn from(r: proto::RedirectCallAction) -> Self {
-        Redirect { url: r.url }
-    }
-}
+wire_struct!(Redirect <=> proto::RedirectCallAction {
+    url: same,
+});
 
 /// One step of a voice call's dialplan.
 ///
@@ -776,25 +613,11 @@ pub struct VoiceCallDialInput {
     pub duration: Option<Duration>,
 }
 
-impl From<VoiceCallDialInput> for proto::VoiceCallDialInput {
-    fn from(d: VoiceCallDialInput) -> Self {
-        proto::VoiceCallDialInput {
-            destination_number: d.destination_number,
-            started_at: d.started_at.map(time::timestamp),
-            duration: d.duration.map(time::duration),
-        }
-    }
-}
-
-impl From<proto::VoiceCallDialInput> for VoiceCallDialInput {
-    fn from(d: proto::VoiceCallDialInput) -> Self {
-        VoiceCallDialInput {
-            destination_number: d.destination_number,
-            started_at: time::opt_system_time(d.started_at.as_ref()),
-            duration: time::opt_std_duration(d.duration.as_ref()),
-        }
-    }
-}
+wire_struct!(VoiceCallDialInput <=> proto::VoiceCallDialInput {
+    destination_number: same,
+    started_at: time,
+    duration: duration,
+});
 
 /// Details of a queue stay during a voice call.
 #[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
@@ -811,29 +634,13 @@ pub struct VoiceCallQueueInput {
     pub queue_duration: Option<Duration>,
 }
 
-impl From<VoiceCallQueueInput> for proto::VoiceCallQueueInput {
-    fn from(q: VoiceCallQueueInput) -> Self {
-        proto::VoiceCallQueueInput {
-            enqueued_at: q.enqueued_at.map(time::timestamp),
-            dequeued_at: q.dequeued_at.map(time::timestamp),
-            dequeued_to_number: q.dequeued_to_number,
-            dequeued_to_session_id: q.dequeued_to_session_id,
-            queue_duration: q.queue_duration.map(time::duration),
-        }
-    }
-}
-
-impl From<proto::VoiceCallQueueInput> for VoiceCallQueueInput {
-    fn from(q: proto::VoiceCallQueueInput) -> Self {
-        VoiceCallQueueInput {
-            enqueued_at: time::opt_system_time(q.enqueued_at.as_ref()),
-            dequeued_at: time::opt_system_time(q.dequeued_at.as_ref()),
-            dequeued_to_number: q.dequeued_to_number,
-            dequeued_to_session_id: q.dequeued_to_session_id,
-            queue_duration: time::opt_std_duration(q.queue_duration.as_ref()),
-        }
-    }
-}
+wire_struct!(VoiceCallQueueInput <=> proto::VoiceCallQueueInput {
+    enqueued_at: time,
+    dequeued_at: time,
+    dequeued_to_number: same,
+    dequeued_to_session_id: same,
+    queue_duration: duration,
+});
 
 /// The state of a voice call as the app sees it in each `voice_call` notification.
 #[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
@@ -856,35 +663,16 @@ pub struct VoiceCallInput {
     pub queue_data: Option<VoiceCallQueueInput>,
 }
 
-impl From<VoiceCallInput> for proto::VoiceCallInputMessageBody {
-    fn from(v: VoiceCallInput) -> Self {
-        proto::VoiceCallInputMessageBody {
-            direction: v.direction.into(),
-            status: v.status.into(),
-            started_at: v.started_at.map(time::timestamp),
-            hangup_cause: v.hangup_cause.into(),
-            dtmf_digits: v.dtmf_digits,
-            recording_url: v.recording_url,
-            dial_data: v.dial_data.map(Into::into),
-            queue_data: v.queue_data.map(Into::into),
-        }
-    }
-}
-
-impl From<proto::VoiceCallInputMessageBody> for VoiceCallInput {
-    fn from(v: proto::VoiceCallInputMessageBody) -> Self {
-        VoiceCallInput {
-            direction: v.direction.into(),
-            status: v.status.into(),
-            started_at: time::opt_system_time(v.started_at.as_ref()),
-            hangup_cause: v.hangup_cause.into(),
-            dtmf_digits: v.dtmf_digits,
-            recording_url: v.recording_url,
-            dial_data: v.dial_data.map(Into::into),
-            queue_data: v.queue_data.map(Into::into),
-        }
-    }
-}
+wire_struct!(VoiceCallInput <=> proto::VoiceCallInputMessageBody {
+    direction: into,
+    status: into,
+    started_at: time,
+    hangup_cause: into,
+    dtmf_digits: same,
+    recording_url: same,
+    dial_data: opt,
+    queue_data: opt,
+});
 
 /// What a customer typed in a USSD session, and the session's state.
 #[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
@@ -895,23 +683,10 @@ pub struct UssdInput {
     pub status: UssdSessionStatus,
 }
 
-impl From<UssdInput> for proto::UssdInputMessageBody {
-    fn from(u: UssdInput) -> Self {
-        proto::UssdInputMessageBody {
-            status: u.status.into(),
-            text: u.text,
-        }
-    }
-}
-
-impl From<proto::UssdInputMessageBody> for UssdInput {
-    fn from(u: proto::UssdInputMessageBody) -> Self {
-        UssdInput {
-            text: u.text,
-            status: u.status.into(),
-        }
-    }
-}
+wire_struct!(UssdInput <=> proto::UssdInputMessageBody {
+    text: same,
+    status: into,
+});
 
 /// One part of a message a customer sent.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

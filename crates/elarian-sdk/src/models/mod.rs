@@ -1,6 +1,9 @@
 //! Plain Rust models of everything the Elarian API exchanges, with conversions to and from the wire
 //! types of `elarian-proto`. All models derive serde `Serialize`/`Deserialize`.
 
+#[macro_use]
+mod convert;
+
 pub mod common;
 pub mod data;
 pub mod enums;

@@ -865,7 +865,7 @@ impl From<DecodedNotification> for proto::ServerToAppNotification {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
     use crate::models::enums::{PaymentChannel, UssdSessionStatus, VoiceCallStatus};
     use std::time::UNIX_EPOCH;
@@ -903,7 +903,8 @@ mod tests {
         }
     }
 
-    fn every_notification() -> Vec<Notification> {
+    /// One notification of every event (two of `PaymentStatus`: a customer's and a purse's).
+    pub(crate) fn every_notification() -> Vec<Notification> {
         let session = MessagingSessionNotification {
             context: ctx(),
             customer_number: number(),

@@ -1,5 +1,8 @@
 //! Shared setup of the end-to-end tests: an in-process emulator on 127.0.0.1:0 and an app
 //! connected to it with the emulator's default test credentials.
+//!
+//! `elarian-simulator`'s tests include this file too (`#[path]`), so it may only use what both
+//! crates' dev-dependencies provide.
 
 use std::net::SocketAddr;
 use std::time::Duration;
