@@ -1,0 +1,318 @@
+//! Shared scaffolding of the example apps: command-line flags, "start the embedded emulator or
+//! use `--endpoint`", logging, progress bars and the summary table.
+//!
+//! Nothing here is needed to use the SDK; it only keeps the examples short. Each example is a
+//! `[[example]]` target of this package:
+//!
+//! ```sh
+//! cargo run --release --example debt_collection                  # embedded emulator + simulator
+//! cargo run --release --example debt_collection -- --customers 50
+//! cargo run --release --example ussd_menu
+//! cargo run --release --example quickstart
+//! ```
+
+use std::fmt::Write as _;
+use std::time::Duration;
+
+use anyhow::Context as _;
+use elarian_emulator::config::{
+    TEST_API_KEY, TEST_APP_ID, TEST_ORG_ID, TEST_PAYMENT_CHANNEL, TEST_PURSE_ID,
+    TEST_SMS_SHORT_CODE, TEST_USSD_CODE, TEST_VOICE_NUMBER,
+};
+use elarian_emulator::{Emulator, EmulatorHandle};
+use elarian_sdk::{ClientConfig, ClientConfigBuilder, Endpoint};
+use indicatif::{ProgressBar, ProgressStyle};
+
+/// Where to connect: the embedded emulator (no `--endpoint`) or any Elarian server.
+///
+/// Every flag can also come from the environment variable named in `--help`. Without
+/// `--endpoint` the example starts an emulator in-process on a free local port. The org, app and
+/// API key default to the emulator's test account (`elarian_emulator::config::TEST_*`), so
+/// `--endpoint tcp://127.0.0.1:5555` works against a standalone `cargo run -p elarian-emulator`.
+#[derive(Clone, clap::Args)]
+pub struct ConnectionArgs {
+    /// Elarian server to use instead of the embedded emulator, e.g. `tls://tcp.elarian.dev:443`
+    /// or `tcp://127.0.0.1:5555`.
+    #[arg(long, env = "ELARIAN_ENDPOINT")]
+    pub endpoint: Option<String>,
+    /// Organization id.
+    #[arg(long, env = "ELARIAN_ORG_ID", default_value = TEST_ORG_ID)]
+    pub org: String,
+    /// App id.
+    #[arg(long, env = "ELARIAN_APP_ID", default_value = TEST_APP_ID)]
+    pub app: String,
+    /// API key (never printed; prefer the environment variable over the flag).
+    #[arg(long, env = "ELARIAN_API_KEY", hide_env_values = true, hide_default_value = true,
+          default_value = TEST_API_KEY)]
+    pub api_key: String,
+    /// With `--endpoint`: also run the simulated customers against that server (its org must
+    /// allow simulator connections). Always on with the embedded emulator.
+    #[arg(long)]
+    pub simulate: bool,
+}
+
+impl std::fmt::Debug for ConnectionArgs {
+    // The API key is a credential: never print it.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ConnectionArgs")
+            .field("endpoint", &self.endpoint)
+            .field("org", &self.org)
+            .field("app", &self.app)
+            .field("api_key", &"<redacted>")
+            .field("simulate", &self.simulate)
+            .finish()
+    }
+}
+
+/// The app's channel numbers and purse. Defaults are the emulator's test account.
+#[derive(Debug, Clone, clap::Args)]
+pub struct ChannelArgs {
+    /// SMS short code (or sender id) the app sends from and customers reply to.
+    #[arg(long, env = "ELARIAN_SMS_NUMBER", default_value = TEST_SMS_SHORT_CODE)]
+    pub sms_number: String,
+    /// Voice number the app calls from.
+    #[arg(long, env = "ELARIAN_VOICE_NUMBER", default_value = TEST_VOICE_NUMBER)]
+    pub voice_number: String,
+    /// USSD code customers dial.
+    #[arg(long, env = "ELARIAN_USSD_CODE", default_value = TEST_USSD_CODE)]
+    pub ussd_code: String,
+    /// Mobile-money payment channel (paybill) checkouts go through.
+    #[arg(long, env = "ELARIAN_PAYMENT_CHANNEL", default_value = TEST_PAYMENT_CHANNEL)]
+    pub payment_channel: String,
+    /// Purse that collected money is credited to.
+    #[arg(long, env = "ELARIAN_PURSE_ID", default_value = TEST_PURSE_ID)]
+    pub purse_id: String,
+}
+
+/// The server the example talks to, and the emulator behind it when it is embedded.
+pub struct Server {
+    emulator: Option<EmulatorHandle>,
+    endpoint: Endpoint,
+    args: ConnectionArgs,
+}
+
+impl std::fmt::Debug for Server {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Server")
+            .field("endpoint", &self.endpoint)
+            .field("embedded", &self.emulator.is_some())
+            .finish_non_exhaustive()
+    }
+}
+
+impl Server {
+    /// Starts the embedded emulator on `127.0.0.1` (free port) when no `--endpoint` is given;
+    /// otherwise only checks that the endpoint parses.
+    pub async fn start(args: &ConnectionArgs) -> anyhow::Result<Server> {
+        let (emulator, endpoint) = match &args.endpoint {
+            Some(url) => {
+                let endpoint = url
+                    .parse::<Endpoint>()
+                    .with_context(|| format!("invalid --endpoint {url:?}"))?;
+                (None, endpoint)
+            }
+            None => {
+                let emulator = Emulator::builder()
+                    .tcp(([127, 0, 0, 1], 0))
+                    .start()
+                    .await
+                    .context("cannot start the embedded emulator")?;
+                let endpoint = emulator
+                    .endpoint()
+                    .context("the embedded emulator has no TCP listener")?;
+                (Some(emulator), endpoint)
+            }
+        };
+        Ok(Server {
+            emulator,
+            endpoint,
+            args: args.clone(),
+        })
+    }
+
+    /// True when the example runs its own in-process emulator.
+    pub fn is_embedded(&self) -> bool {
+        self.emulator.is_some()
+    }
+
+    /// Whether to run simulated customers: always with the embedded emulator, with
+    /// `--simulate` against another server.
+    pub fn simulate(&self) -> bool {
+        self.is_embedded() || self.args.simulate
+    }
+
+    /// The endpoint clients connect to.
+    pub fn endpoint(&self) -> &Endpoint {
+        &self.endpoint
+    }
+
+    /// A client configuration for this server (org, app, API key, endpoint). Use it for
+    /// `Elarian::new` and `Simulator::new`, which set the role themselves. The first connection
+    /// gives up after 15 s (the SDK's default is 60 s): an example should fail fast when the
+    /// server is not there. Connection errors are logged by the SDK (`RUST_LOG`).
+    pub fn config(&self) -> ClientConfigBuilder {
+        ClientConfig::builder()
+            .org_id(&self.args.org)
+            .app_id(&self.args.app)
+            .api_key(self.args.api_key.as_str())
+            .endpoint(self.endpoint.clone())
+            .initial_connect_timeout(Duration::from_secs(15))
+    }
+
+    /// One line saying where the example runs, for its banner.
+    pub fn describe(&self) -> String {
+        if self.is_embedded() {
+            format!("embedded emulator at {}", self.endpoint)
+        } else {
+            format!(
+                "{} (org {}, app {})",
+                self.endpoint, self.args.org, self.args.app
+            )
+        }
+    }
+
+    /// Stops the embedded emulator, if any.
+    pub async fn shutdown(self) {
+        if let Some(emulator) = self.emulator {
+            emulator.shutdown().await;
+        }
+    }
+}
+
+/// Sends `tracing` output to stderr, filtered by `RUST_LOG` (default: warnings and errors), so
+/// that the examples' own output stays readable.
+pub fn init_tracing() {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn"));
+    // A second call (e.g. from a test) keeps the first subscriber.
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .try_init();
+}
+
+/// A progress bar of `len` steps on stderr, hidden when stderr is not a terminal (CI logs).
+pub fn progress_bar(len: u64, prefix: &'static str) -> ProgressBar {
+    let bar = ProgressBar::new(len);
+    // The template is a constant: it only fails to parse if it is edited wrongly.
+    if let Ok(style) = ProgressStyle::with_template(
+        "{prefix:>10} [{elapsed_precise}] {wide_bar} {pos}/{len} {msg}",
+    ) {
+        bar.set_style(style);
+    }
+    bar.set_prefix(prefix);
+    bar.enable_steady_tick(Duration::from_millis(200));
+    bar
+}
+
+/// A two-column table printed at the end of a run.
+///
+/// ```
+/// let mut table = elarian_examples::SummaryTable::new("Summary");
+/// table.row("customers", 10).row("elapsed", "1.2 s");
+/// assert!(table.render().contains("customers"));
+/// ```
+#[derive(Debug, Clone, Default)]
+pub struct SummaryTable {
+    title: String,
+    rows: Vec<(String, String)>,
+}
+
+impl SummaryTable {
+    /// An empty table with a title.
+    pub fn new(title: impl Into<String>) -> Self {
+        SummaryTable {
+            title: title.into(),
+            rows: Vec::new(),
+        }
+    }
+
+    /// Adds a row.
+    pub fn row(&mut self, label: impl Into<String>, value: impl ToString) -> &mut Self {
+        self.rows.push((label.into(), value.to_string()));
+        self
+    }
+
+    /// The table as text, one row per line.
+    pub fn render(&self) -> String {
+        let label_width = self.rows.iter().map(|(l, _)| l.chars().count()).max();
+        let value_width = self.rows.iter().map(|(_, v)| v.chars().count()).max();
+        let (lw, vw) = (label_width.unwrap_or(0), value_width.unwrap_or(0));
+        let width = (lw + vw + 5).max(self.title.chars().count() + 4);
+        let vw = width - lw - 5;
+        let line = "-".repeat(width);
+        let mut out = String::new();
+        let _ = writeln!(out, "+{line}+");
+        let _ = writeln!(out, "| {:<w$} |", self.title, w = width - 2);
+        let _ = writeln!(out, "+{line}+");
+        for (label, value) in &self.rows {
+            let _ = writeln!(out, "| {label:<lw$} | {value:>vw$} |");
+        }
+        let _ = writeln!(out, "+{line}+");
+        out
+    }
+
+    /// Prints the table to stdout.
+    pub fn print(&self) {
+        print!("{}", self.render());
+    }
+}
+
+/// Formats an amount of money with thousands separators, e.g. `KES 1,234,500.00`.
+pub fn money(currency: &str, amount: f64) -> String {
+    let cents = (amount * 100.0).round() as i64;
+    let (sign, cents) = if cents < 0 {
+        ("-", -cents)
+    } else {
+        ("", cents)
+    };
+    let whole = (cents / 100).to_string();
+    let mut grouped = String::new();
+    for (i, digit) in whole.chars().enumerate() {
+        if i > 0 && (whole.len() - i) % 3 == 0 {
+            grouped.push(',');
+        }
+        grouped.push(digit);
+    }
+    format!("{currency} {sign}{grouped}.{:02}", cents % 100)
+}
+
+/// Resolves when the process receives Ctrl-C (or never, where signals are unavailable).
+pub async fn ctrl_c() {
+    if tokio::signal::ctrl_c().await.is_err() {
+        std::future::pending::<()>().await;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn money_groups_thousands_and_rounds_to_cents() {
+        assert_eq!(money("KES", 1_234_500.0), "KES 1,234,500.00");
+        assert_eq!(money("KES", 999.999), "KES 1,000.00");
+        assert_eq!(money("KES", 0.5), "KES 0.50");
+        assert_eq!(money("KES", -12.3), "KES -12.30");
+    }
+
+    #[test]
+    fn table_aligns_columns_and_fits_the_title() {
+        let mut table = SummaryTable::new("A rather long title for two rows");
+        table.row("a", 1).row("longer label", "value");
+        let text = table.render();
+        let widths: Vec<usize> = text.lines().map(|l| l.chars().count()).collect();
+        assert!(widths.windows(2).all(|w| w[0] == w[1]), "{text}");
+        assert!(text.contains("| longer label |"));
+    }
+}
+
+/// Compiles the Rust snippets of the README as doctests, so they cannot drift from the API.
+#[cfg(doctest)]
+#[doc = include_str!("../../README.md")]
+pub struct ReadmeSnippets;
+
+/// Compiles the Rust snippets of `docs/getting-started.md` as doctests.
+#[cfg(doctest)]
+#[doc = include_str!("../../docs/getting-started.md")]
+pub struct GettingStartedSnippets;
