@@ -20,6 +20,13 @@ commands:
                         checked-in file differs
   ci [--skip-tests]     run the CI checks in order: cargo fmt --check, cargo clippy
                         (-D warnings), codegen --check, cargo test --workspace
+  bench [--quick]       run the benchmarks in release mode: the transport's req_resp bench,
+                        the end-to-end SDK bench (with the published JavaScript client when
+                        node is installed) and the emulator's million-reminder bench; with
+                        --quick, smaller sizes (a few minutes in all)
+  js-compat             run the published JavaScript client (npm `elarian`, tools/js-bench)
+                        against an in-process emulator over TLS: commands and notification
+                        handlers; fails when any check fails
   help                  print this message
 ";
 
@@ -73,6 +80,8 @@ fn main() -> ExitCode {
     let result = match command.as_str() {
         "codegen" => parse_flags(rest, &["--check"]).and_then(|flags| codegen(flags[0])),
         "ci" => parse_flags(rest, &["--skip-tests"]).and_then(|flags| ci(flags[0])),
+        "bench" => parse_flags(rest, &["--quick"]).and_then(|flags| bench(flags[0])),
+        "js-compat" => parse_flags(rest, &[]).and_then(|_| js_compat()),
         "help" | "--help" | "-h" => {
             print!("{USAGE}");
             Ok(())
@@ -274,6 +283,57 @@ fn cargo_step(name: &str, args: &[&str]) -> Result<()> {
             args.join(" ")
         )))
     }
+}
+
+/// The transport bench, written in `elarian-transport`; skipped when absent.
+const TRANSPORT_BENCH: &str = "crates/elarian-transport/benches/req_resp.rs";
+
+/// `cargo xtask bench [--quick]`.
+fn bench(quick: bool) -> Result<()> {
+    let root = workspace_root();
+    let mut pass_through = vec!["--"];
+    if quick {
+        pass_through.push("--quick");
+    }
+    let with = |args: &[&'static str]| -> Vec<&'static str> {
+        args.iter().chain(pass_through.iter()).copied().collect()
+    };
+    if root.join(TRANSPORT_BENCH).is_file() {
+        cargo_step(
+            "transport bench",
+            &with(&["bench", "-p", "elarian-transport", "--bench", "req_resp"]),
+        )?;
+    } else {
+        println!("==> transport bench skipped: {TRANSPORT_BENCH} does not exist yet");
+    }
+    cargo_step(
+        "end-to-end bench",
+        &with(&["bench", "-p", "elarian-benches", "--bench", "e2e"]),
+    )?;
+    cargo_step(
+        "emulator bench",
+        &with(&["bench", "-p", "elarian-benches", "--bench", "emulator"]),
+    )?;
+    println!(
+        "bench: the figures are printed above; docs/benchmarks.md records them with the \
+         machine they were measured on (update it by hand when they change)"
+    );
+    Ok(())
+}
+
+/// `cargo xtask js-compat`.
+fn js_compat() -> Result<()> {
+    cargo_step(
+        "js-compat",
+        &[
+            "run",
+            "--release",
+            "-p",
+            "elarian-benches",
+            "--bin",
+            "js-compat",
+        ],
+    )
 }
 
 /// A directory under the system temp dir, removed on drop.

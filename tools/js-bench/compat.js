@@ -1,0 +1,227 @@
+// Compatibility check of the published JavaScript client (npm `elarian` 0.2.25) against a local
+// elarian-emulator: an app and a simulator connect over TLS TCP, the app runs a range of customer
+// and app-wide commands, and notification handlers (reminder, received SMS) answer the emulator.
+//
+// Usage: NODE_EXTRA_CA_CERTS=emulator-ca.pem node compat.js HOST PORT [RUST_CUSTOMER]
+// (`cargo xtask js-compat` starts the emulator and runs this). RUST_CUSTOMER is the number of a
+// customer the Rust SDK tagged `written-by=rust` beforehand. Prints one line per check and exits
+// 0 only when every check passed.
+'use strict';
+
+const { initializeClient, initializeSimulator } = require('elarian');
+
+const [host = 'localhost', portArg = '5556', rustCustomer] = process.argv.slice(2);
+const port = Number(portArg);
+
+const credentials = {
+    orgId: process.env.ELARIAN_ORG_ID || 'el_org_eu_1SJ2jx',
+    appId: process.env.ELARIAN_APP_ID || 'el_app_WZFQdt',
+    apiKey: process.env.ELARIAN_API_KEY
+        || 'el_k_test_80922f5e467e9d5e8067795c263ba0e43c6ef6de7ffa1923aaa189d2772042be',
+};
+const PURSE_ID = 'el_prs_rL3IPZ';
+const SMS = { number: '83044', channel: 'sms' };
+const MPESA = { number: '83044', channel: 'cellular' };
+const STEP_MS = 10000;
+
+function withTimeout(promise, ms, what) {
+    let timer;
+    const timeout = new Promise((_, reject) => {
+        timer = setTimeout(() => reject(new Error(`${what} timed out after ${ms} ms`)), ms);
+    });
+    return Promise.race([Promise.resolve(promise), timeout]).finally(() => clearTimeout(timer));
+}
+
+function assert(condition, message) {
+    if (!condition) {
+        throw new Error(message);
+    }
+}
+
+// A promise and the function that resolves it, for handlers the test waits on.
+function deferred() {
+    let resolve;
+    const promise = new Promise((r) => { resolve = r; });
+    return { promise, resolve };
+}
+
+const results = [];
+
+async function check(name, body) {
+    try {
+        const detail = await withTimeout(body(), STEP_MS, name);
+        results.push({ name, ok: true });
+        console.log(`ok    ${name}${detail ? `: ${detail}` : ''}`);
+    } catch (err) {
+        results.push({ name, ok: false });
+        console.log(`FAIL  ${name}: ${err && err.message ? err.message : JSON.stringify(err)}`);
+    }
+}
+
+async function main() {
+    const app = await withTimeout(
+        initializeClient({ ...credentials, allowNotifications: true }, { host, port }),
+        STEP_MS,
+        'app connect',
+    );
+    console.log('ok    app connects over TLS');
+    const sim = await withTimeout(
+        initializeSimulator(credentials, { host, port }),
+        STEP_MS,
+        'simulator connect',
+    );
+    console.log('ok    simulator connects over TLS');
+
+    const number = `+2547${String(Date.now() % 100000000).padStart(8, '0')}`;
+    const reminderSeen = deferred();
+    const smsSeen = deferred();
+    const simSendMessage = deferred();
+
+    app.on('reminder', (notification, customer, appData, callback) => {
+        reminderSeen.resolve({ notification, customer });
+        callback(null, { ...(appData || {}), reminded: notification.reminder.key });
+    });
+    app.on('receivedSms', (notification, customer, appData, callback) => {
+        smsSeen.resolve({ notification, customer });
+        callback({ body: { text: 'thanks for your message' } }, appData);
+    });
+    sim.on('sendMessage', (notification, customer, appData, callback) => {
+        simSendMessage.resolve(notification);
+        callback(null, appData);
+    });
+
+    const customer = new app.Customer({ number, provider: 'cellular' });
+
+    await check('customer.getState', async () => {
+        const state = await customer.getState();
+        assert(state.customerId, `no customerId in ${JSON.stringify(state)}`);
+        return state.customerId;
+    });
+    await check('customer.updateMetadata + getMetadata', async () => {
+        const reply = await customer.updateMetadata({ name: 'Ann', visits: 3 });
+        assert(reply.status, `status ${JSON.stringify(reply)}`);
+        const metadata = await customer.getMetadata();
+        assert(metadata.name === 'Ann', `metadata ${JSON.stringify(metadata)}`);
+        assert(metadata.visits === 3, `metadata ${JSON.stringify(metadata)}`);
+    });
+    await check('customer.deleteMetadata', async () => {
+        await customer.deleteMetadata(['visits']);
+        const metadata = await customer.getMetadata();
+        assert(metadata.visits === undefined, `metadata ${JSON.stringify(metadata)}`);
+    });
+    await check('customer.updateTags + getTags', async () => {
+        const reply = await customer.updateTags([{ key: 'tier', value: 'gold' }]);
+        assert(reply.status, `status ${JSON.stringify(reply)}`);
+        const tags = await customer.getTags();
+        assert(tags.some((t) => t.key === 'tier' && t.value === 'gold'), `tags ${JSON.stringify(tags)}`);
+    });
+    await check('customer.updateTags with an expiry + getTags', async () => {
+        const expiresAt = Math.floor(Date.now() / 1000) + 3600;
+        await customer.updateTags([{ key: 'segment', value: 'b', expiresAt }]);
+        const tags = await customer.getTags();
+        assert(tags.some((t) => t.key === 'segment' && t.value === 'b'), `tags ${JSON.stringify(tags)}`);
+    });
+    await check('customer.updateSecondaryIds + getSecondaryIds', async () => {
+        await customer.updateSecondaryIds([{ key: 'passport', value: `P${number}` }]);
+        const ids = await customer.getSecondaryIds();
+        assert(ids.some((s) => s.key === 'passport'), `secondary ids ${JSON.stringify(ids)}`);
+    });
+    await check('customer.updateAppData + leaseAppData', async () => {
+        const reply = await customer.updateAppData({ step: 1 });
+        assert(reply.status, `status ${JSON.stringify(reply)}`);
+        const leased = await customer.leaseAppData();
+        assert(leased && leased.step === 1, `lease ${JSON.stringify(leased)}`);
+    });
+    await check('customer.deleteAppData', async () => {
+        const reply = await customer.deleteAppData();
+        assert(reply.status, `status ${JSON.stringify(reply)}`);
+    });
+    await check('customer.addReminder + cancelReminder', async () => {
+        const later = Math.floor(Date.now() / 1000) + 3600;
+        const added = await customer.addReminder({ key: 'later', remindAt: later, payload: 'x' });
+        assert(added.status, `add ${JSON.stringify(added)}`);
+        const cancelled = await customer.cancelReminder('later');
+        assert(cancelled.status, `cancel ${JSON.stringify(cancelled)}`);
+    });
+    await check('reminder handler runs and its app data reply is stored', async () => {
+        // The reply to addReminder is checked above; here only the notification matters.
+        let replyNote = '';
+        await customer.addReminder({
+            key: 'soon',
+            remindAt: Math.floor(Date.now() / 1000) + 1,
+            payload: 'loan due',
+        }).catch((err) => { replyNote = ` (addReminder reply unreadable: ${err.message})`; });
+        const { notification } = await reminderSeen.promise;
+        assert(notification.reminder.payload === 'loan due', `reminder ${JSON.stringify(notification)}`);
+        // The handler's reply carries app data; give the emulator a moment to apply it.
+        await new Promise((r) => { setTimeout(r, 200); });
+        const leased = await customer.leaseAppData();
+        assert(leased && leased.reminded === 'soon', `lease ${JSON.stringify(leased)}`);
+        return replyNote;
+    });
+    await check('customer.sendMessage reaches the simulator', async () => {
+        const reply = await customer.sendMessage(SMS, { body: { text: 'hello from js' } });
+        assert(reply.messageId, `reply ${JSON.stringify(reply)}`);
+        const notification = await simSendMessage.promise;
+        return `${reply.status}; simulator saw ${JSON.stringify(notification).slice(0, 80)}`;
+    });
+    await check('simulator receiveMessage -> app receivedSms handler -> reply', async () => {
+        const reply = await sim.receiveMessage(number, SMS, `sess-${Date.now()}`, [{ text: 'hi app' }]);
+        assert(reply.status, `simulator reply ${JSON.stringify(reply)}`);
+        const { notification } = await smsSeen.promise;
+        assert(notification.text === 'hi app', `received ${JSON.stringify(notification)}`);
+        return JSON.stringify(reply.message).slice(0, 80);
+    });
+    await check('app.initiatePayment (purse -> customer)', async () => {
+        const reply = await app.initiatePayment(
+            { purseId: PURSE_ID },
+            { customerNumber: { number, provider: 'cellular' }, channelNumber: MPESA },
+            { amount: 10, currencyCode: 'KES' },
+            'compat',
+        );
+        assert(
+            ['success', 'queued', 'pending_confirmation', 'pending_validation', 'validated'].includes(reply.status),
+            `reply ${JSON.stringify(reply)}`,
+        );
+        return reply.status;
+    });
+    await check('app.addCustomerReminderByTag + cancelCustomerReminderByTag', async () => {
+        const tag = { key: 'tier', value: 'gold' };
+        const later = Math.floor(Date.now() / 1000) + 3600;
+        const added = await app.addCustomerReminderByTag(tag, { key: 'tagged', remindAt: later, payload: 'x' });
+        assert(added.status, `add ${JSON.stringify(added)}`);
+        const cancelled = await app.cancelCustomerReminderByTag(tag, 'tagged');
+        assert(cancelled.status, `cancel ${JSON.stringify(cancelled)}`);
+    });
+    await check('app.sendMessageByTag', async () => {
+        const reply = await app.sendMessageByTag({ key: 'tier', value: 'gold' }, SMS, { body: { text: 'promo' } });
+        assert(reply.status, `reply ${JSON.stringify(reply)}`);
+    });
+    await check('app.generateAuthToken', async () => {
+        const reply = await app.generateAuthToken();
+        assert(reply.token, `reply ${JSON.stringify(reply)}`);
+    });
+    if (rustCustomer) {
+        await check('customer.getTags of a customer the Rust SDK tagged', async () => {
+            const other = new app.Customer({ number: rustCustomer, provider: 'cellular' });
+            const tags = await other.getTags();
+            assert(tags.some((t) => t.key === 'written-by' && t.value === 'rust'), `tags ${JSON.stringify(tags)}`);
+        });
+    }
+    await check('customer.deleteTags', async () => {
+        await customer.deleteTags(['tier']);
+        const tags = await customer.getTags();
+        assert(!tags.some((t) => t.key === 'tier'), `tags ${JSON.stringify(tags)}`);
+    });
+
+    sim.disconnect();
+    app.disconnect();
+    const failed = results.filter((r) => !r.ok);
+    console.log(`${results.length - failed.length}/${results.length} checks passed`);
+    process.exit(failed.length === 0 ? 0 : 1);
+}
+
+main().catch((err) => {
+    console.error(`compat check failed: ${err && err.stack ? err.stack : JSON.stringify(err)}`);
+    process.exit(1);
+});
