@@ -3,6 +3,8 @@
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 
+use tokio::sync::OnceCell;
+
 use elarian_proto as proto;
 use elarian_proto::app_to_server_command::Entry;
 
@@ -15,12 +17,19 @@ use crate::models::{
     CustomerStateUpdateReply, DataValue, Message, MessageReply, MessagingChannel,
     MessagingChannelNumber, Reminder, SecondaryId, Tag, VoiceAction,
 };
+use crate::number_resolution;
 use crate::validate;
 
 /// A customer of the app, addressed by number, by id or by secondary id.
 ///
 /// Cheap to clone; clones share what was learnt: once a reply tells the customer's id, later
 /// commands address the customer by id.
+///
+/// A customer known only by id or secondary id (as handed to the handlers of reminders, message
+/// and payment statuses) can still be sent messages and calls: the first command that needs a
+/// number reads the customer's state once, remembers the numbers found there, and uses the one
+/// that suits the channel (a phone number for SMS, voice, USSD and WhatsApp, the Telegram account
+/// for Telegram, …). [`Error::NoCustomerNumber`] says the state holds none.
 ///
 /// ```no_run
 /// # async fn demo(app: elarian_sdk::Elarian) -> Result<(), elarian_sdk::Error> {
@@ -37,13 +46,16 @@ pub struct Customer {
     number: Option<CustomerNumber>,
     secondary_id: Option<SecondaryId>,
     id: Arc<Mutex<Option<String>>>,
+    /// Numbers learnt from the state, when the customer was not addressed by number. Set once,
+    /// and only when non-empty, so a customer without numbers is looked up again next time.
+    known_numbers: Arc<OnceCell<Vec<CustomerNumber>>>,
 }
 
 impl std::fmt::Debug for Customer {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Customer")
             .field("id", &self.id())
-            .field("number", &self.number)
+            .field("number", &self.number())
             .field("secondary_id", &self.secondary_id)
             .finish()
     }
@@ -61,7 +73,13 @@ impl Customer {
             number,
             secondary_id,
             id: Arc::new(Mutex::new(id.filter(|id| !id.is_empty()))),
+            known_numbers: Arc::new(OnceCell::new()),
         }
+    }
+
+    /// The app this customer belongs to.
+    pub fn app(&self) -> &Elarian {
+        &self.app
     }
 
     /// The customer's id, if known.
@@ -69,9 +87,12 @@ impl Customer {
         self.id.lock().unwrap_or_else(|p| p.into_inner()).clone()
     }
 
-    /// The customer's number, if the customer was addressed by one.
+    /// The customer's number: the one it was addressed by (or that came with the notification),
+    /// else the first one learnt from its state (see [`Customer`]), if any.
     pub fn number(&self) -> Option<&CustomerNumber> {
-        self.number.as_ref()
+        self.number
+            .as_ref()
+            .or_else(|| self.known_numbers.get().and_then(|n| n.first()))
     }
 
     /// The secondary id the customer was addressed by, if any.
@@ -106,12 +127,45 @@ impl Customer {
         ))
     }
 
-    fn require_number(&self) -> Result<proto::CustomerNumber> {
-        let number = self.number.as_ref().ok_or_else(|| {
-            validate::invalid("customer", "this command needs the customer's number")
-        })?;
-        validate::customer_number("customer.number", number)?;
+    /// The number a command on `channel` addresses the customer by: the one it was addressed
+    /// by, else one learnt from its state (read once per customer, shared by clones).
+    async fn require_number(
+        &self,
+        channel: Option<MessagingChannel>,
+    ) -> Result<proto::CustomerNumber> {
+        if let Some(number) = &self.number {
+            validate::customer_number("customer.number", number)?;
+            return Ok(number.clone().into());
+        }
+        // Concurrent callers wait for the one read in flight instead of each reading the state.
+        let numbers = self
+            .known_numbers
+            .get_or_try_init(|| async {
+                let state = self.fetch_state().await?;
+                let numbers = number_resolution::numbers_in_state(&state);
+                if numbers.is_empty() {
+                    return Err(self.no_number());
+                }
+                tracing::debug!(
+                    customer_id = %state.customer_id,
+                    count = numbers.len(),
+                    "learnt the customer's numbers from its state"
+                );
+                Ok(numbers)
+            })
+            .await?;
+        let number = number_resolution::pick(numbers, channel).ok_or_else(|| self.no_number())?;
         Ok(number.clone().into())
+    }
+
+    fn no_number(&self) -> Error {
+        // The secondary id's value may be personal data (an account number): name the key only.
+        let customer = match (self.id(), &self.secondary_id) {
+            (Some(id), _) => id,
+            (None, Some(secondary)) => format!("with secondary id `{}`", secondary.key),
+            (None, None) => "without id".to_string(),
+        };
+        Error::NoCustomerNumber { customer }
     }
 
     /// The customer's id, fetching the state to learn it when it is not known yet.
@@ -149,6 +203,18 @@ impl Customer {
 
     /// Fetches everything Elarian knows about the customer.
     pub async fn get_state(&self) -> Result<CustomerState> {
+        let state = self.fetch_state().await?;
+        if self.number.is_none() {
+            let numbers = number_resolution::numbers_in_state(&state);
+            // Spares a later message or call the read; fails harmlessly when already known.
+            if !numbers.is_empty() {
+                let _ = self.known_numbers.set(numbers);
+            }
+        }
+        Ok(state)
+    }
+
+    async fn fetch_state(&self) -> Result<CustomerState> {
         let command = proto::GetCustomerStateCommand {
             customer: Some(customer_oneof!(get_customer_state_command, self.target()?)),
         };
@@ -181,6 +247,9 @@ impl Customer {
 
     /// Sends a message from one of the app's channel numbers. Check the reply's status: a
     /// refusal such as `NoConsent` is returned, not raised.
+    ///
+    /// A customer known only by id is looked up for a number once (see [`Customer`]); it fails
+    /// with [`Error::NoCustomerNumber`] when Elarian knows none.
     pub async fn send_message(
         &self,
         channel_number: MessagingChannelNumber,
@@ -190,8 +259,9 @@ impl Customer {
         if message.body.is_none() {
             return Err(validate::invalid("message", "has no body"));
         }
+        let customer_number = self.require_number(Some(channel_number.channel)).await?;
         let command = proto::SendMessageCommand {
-            customer_number: Some(self.require_number()?),
+            customer_number: Some(customer_number),
             channel_number: Some(channel_number.into()),
             message: Some(message.into()),
         };
@@ -255,8 +325,9 @@ impl Customer {
         validate::non_empty("source", &source)?;
         validate::non_empty("session_id", &session_id)?;
         validate::non_empty("activity.key", &activity.key)?;
+        let customer_number = self.require_number(None).await?;
         let command = proto::CustomerActivityCommand {
-            customer_number: Some(self.require_number()?),
+            customer_number: Some(customer_number),
             source,
             session_id,
             key: activity.key,
@@ -277,8 +348,9 @@ impl Customer {
         action: ConsentAction,
     ) -> Result<ConsentUpdateReply> {
         validate::channel_number("channel_number", &channel_number)?;
+        let customer_number = self.require_number(Some(channel_number.channel)).await?;
         let command = proto::UpdateMessagingConsentCommand {
-            customer_number: Some(self.require_number()?),
+            customer_number: Some(customer_number),
             channel_number: Some(channel_number.into()),
             update: action.into(),
         };
@@ -458,7 +530,8 @@ impl Customer {
                 self.target()?
             )),
         };
-        self.update(Entry::AddCustomerReminder(command)).await
+        self.app_data_update(Entry::AddCustomerReminder(command))
+            .await
     }
 
     /// Cancels the reminder with `key`.
@@ -475,6 +548,69 @@ impl Customer {
                 self.target()?
             )),
         };
-        self.update(Entry::CancelCustomerReminder(command)).await
+        self.app_data_update(Entry::CancelCustomerReminder(command))
+            .await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::ClientConfig;
+
+    fn app() -> Elarian {
+        Elarian::new(
+            ClientConfig::builder()
+                .org_id("org")
+                .app_id("app")
+                .api_key("key")
+                .endpoint_url("tcp://127.0.0.1:1"),
+        )
+        .expect("valid config")
+    }
+
+    #[test]
+    fn the_missing_number_error_names_the_customer_but_not_its_secondary_id_value() {
+        let app = app();
+        let by_id = app.customer_by_id("el_cst_1");
+        let error = by_id.no_number();
+        assert!(
+            matches!(&error, Error::NoCustomerNumber { customer } if customer == "el_cst_1"),
+            "{error:?}"
+        );
+        assert!(error.to_string().contains("has no known number"), "{error}");
+
+        let by_account = app.customer_by_secondary_id("account", "ACC-0042");
+        let message = by_account.no_number().to_string();
+        assert!(message.contains("account"), "{message}");
+        assert!(!message.contains("ACC-0042"), "{message}");
+    }
+
+    #[tokio::test]
+    async fn a_customer_addressed_by_number_does_not_read_its_state_for_one() {
+        // Not connected: any read of the state would fail with NotConnected.
+        let customer = app().customer(CustomerNumber::telegram("@ann"));
+        let number = customer
+            .require_number(Some(MessagingChannel::Sms))
+            .await
+            .expect("the addressed number is used as given");
+        assert_eq!(number, CustomerNumber::telegram("@ann").into());
+        assert_eq!(customer.number(), Some(&CustomerNumber::telegram("@ann")));
+    }
+
+    #[tokio::test]
+    async fn resolving_a_number_needs_the_connection_and_is_retried_after_a_failure() {
+        let customer = app().customer_by_id("el_cst_1");
+        for _ in 0..2 {
+            let error = customer
+                .send_message(
+                    MessagingChannelNumber::new("83044", MessagingChannel::Sms),
+                    Message::text("hi"),
+                )
+                .await
+                .expect_err("no connection");
+            assert!(matches!(error, Error::NotConnected), "{error:?}");
+        }
+        assert_eq!(customer.number(), None);
     }
 }

@@ -449,6 +449,33 @@ mod tests {
         send(app.generate_auth_token());
     }
 
+    #[test]
+    fn customers_get_the_number_their_notification_carries() {
+        let app = app();
+        let mut without_number = Vec::new();
+        for notification in crate::models::notifications::tests::every_notification() {
+            let Some(customer) = customer_for(&app, &notification) else {
+                continue;
+            };
+            let carried = notification.customer_number();
+            assert_eq!(customer.number(), carried, "{:?}", notification.event());
+            assert_eq!(customer.id(), notification.context().customer_id);
+            if carried.is_none() {
+                without_number.push(notification.event());
+            }
+        }
+        // These resolve the number from the customer's state when a command needs it.
+        without_number.sort_by_key(|e| e.to_string());
+        assert_eq!(
+            without_number,
+            vec![
+                AppEvent::MessageStatus,
+                AppEvent::PaymentStatus,
+                AppEvent::Reminder
+            ]
+        );
+    }
+
     #[tokio::test]
     async fn every_event_reaches_its_typed_handler() {
         let app = app();

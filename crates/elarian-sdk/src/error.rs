@@ -46,6 +46,15 @@ pub enum Error {
         /// The reply kind expected.
         expected: &'static str,
     },
+    /// A command that addresses the customer by number (a message, a voice call, an activity,
+    /// a consent update) was called on a customer known only by id or secondary id, and
+    /// Elarian's state of the customer holds no number either. Address the customer by number
+    /// ([`Elarian::customer`](crate::Elarian::customer)) instead.
+    #[error("customer {customer} has no known number, which this command needs")]
+    NoCustomerNumber {
+        /// How the customer was addressed (its id, else its secondary id).
+        customer: String,
+    },
     /// App data or metadata could not be (de)serialized.
     #[error(transparent)]
     Data(#[from] DataError),

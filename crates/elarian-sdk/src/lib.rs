@@ -115,6 +115,7 @@ mod customer;
 mod dispatch;
 mod error;
 pub mod models;
+mod number_resolution;
 mod responder;
 mod validate;
 
