@@ -61,7 +61,6 @@ pub struct ClientConfig {
     pub(crate) notification_timeout: Duration,
     pub(crate) disconnect_timeout: Duration,
     pub(crate) max_concurrent_notifications: usize,
-    pub(crate) max_pending_notifications: usize,
     pub(crate) max_queued_commands: usize,
     pub(crate) max_command_size: usize,
     pub(crate) callbacks: Vec<EventCallback>,
@@ -90,7 +89,6 @@ impl fmt::Debug for ClientConfig {
                 "max_concurrent_notifications",
                 &self.max_concurrent_notifications,
             )
-            .field("max_pending_notifications", &self.max_pending_notifications)
             .field("max_queued_commands", &self.max_queued_commands)
             .field("max_command_size", &self.max_command_size)
             .field("callbacks", &self.callbacks.len())
@@ -173,9 +171,13 @@ impl ClientConfig {
     pub fn max_concurrent_notifications(&self) -> usize {
         self.max_concurrent_notifications
     }
-    /// How many notifications may be held (running or waiting) at once.
+    /// How many notifications may be held at once: since the connection stops reading at
+    /// `max_concurrent_notifications` running handlers, this is that same number.
+    #[deprecated(
+        note = "notifications no longer wait in the client; use max_concurrent_notifications"
+    )]
     pub fn max_pending_notifications(&self) -> usize {
-        self.max_pending_notifications
+        self.max_concurrent_notifications
     }
     /// How many commands may wait for a connection.
     pub fn max_queued_commands(&self) -> usize {
@@ -231,7 +233,6 @@ pub struct ClientConfigBuilder {
     notification_timeout: Duration,
     disconnect_timeout: Duration,
     max_concurrent_notifications: usize,
-    max_pending_notifications: usize,
     max_queued_commands: usize,
     max_command_size: usize,
     callbacks: Vec<EventCallback>,
@@ -259,7 +260,6 @@ impl Default for ClientConfigBuilder {
             notification_timeout: Duration::from_secs(5),
             disconnect_timeout: Duration::from_secs(5),
             max_concurrent_notifications: 64,
-            max_pending_notifications: 1024,
             max_queued_commands: 1024,
             max_command_size: 16 * 1024 * 1024,
             callbacks: Vec::new(),
@@ -427,18 +427,21 @@ impl ClientConfigBuilder {
         self
     }
 
-    /// How many notification handlers may run at once (default 64). Further notifications wait
-    /// for a free slot, in arrival order.
+    /// How many notification handlers may run at once (default 64). At the limit the client
+    /// stops reading from the connection until a handler finishes (see the crate docs,
+    /// "Backpressure"): further notifications wait at the server, in order, and none is refused.
     pub fn max_concurrent_notifications(mut self, limit: usize) -> Self {
         self.max_concurrent_notifications = limit;
         self
     }
 
-    /// How many notifications the connection holds at once, running and waiting (default 1024,
-    /// at least `max_concurrent_notifications`). Beyond it the server's request is answered with
-    /// ERROR(REJECTED): memory stays bounded however fast the server sends.
-    pub fn max_pending_notifications(mut self, limit: usize) -> Self {
-        self.max_pending_notifications = limit;
+    /// Ignored; kept so that existing code builds. Notifications used to wait in the client
+    /// up to this many and be refused beyond it; now the connection stops reading at
+    /// `max_concurrent_notifications` running handlers (see the crate docs, "Backpressure"), so
+    /// none wait in the client and none are refused.
+    #[deprecated(note = "ignored: the client stops reading at max_concurrent_notifications")]
+    pub fn max_pending_notifications(self, limit: usize) -> Self {
+        let _ = limit;
         self
     }
 
@@ -519,12 +522,6 @@ impl ClientConfigBuilder {
                 "must be at least 1",
             ));
         }
-        if self.max_pending_notifications < self.max_concurrent_notifications {
-            return Err(invalid(
-                "max_pending_notifications",
-                "must be at least max_concurrent_notifications",
-            ));
-        }
         // Semaphore permits are capped well below usize::MAX.
         if self.max_concurrent_notifications > tokio::sync::Semaphore::MAX_PERMITS
             || self.max_queued_commands > tokio::sync::Semaphore::MAX_PERMITS
@@ -564,7 +561,6 @@ impl ClientConfigBuilder {
             notification_timeout: self.notification_timeout,
             disconnect_timeout: self.disconnect_timeout,
             max_concurrent_notifications: self.max_concurrent_notifications,
-            max_pending_notifications: self.max_pending_notifications,
             max_queued_commands: self.max_queued_commands,
             max_command_size: self.max_command_size,
             callbacks: self.callbacks,
@@ -654,14 +650,6 @@ mod tests {
         assert_eq!(
             field(base().max_concurrent_notifications(0)),
             "max_concurrent_notifications"
-        );
-        assert_eq!(
-            field(
-                base()
-                    .max_concurrent_notifications(10)
-                    .max_pending_notifications(5)
-            ),
-            "max_pending_notifications"
         );
         assert_eq!(
             field(base().reconnect_policy(ReconnectPolicy::default().max_attempts(Some(0)))),

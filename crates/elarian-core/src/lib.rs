@@ -33,14 +33,20 @@
 //!
 //! # Backpressure
 //!
-//! At most `max_concurrent_notifications` handlers run at once: the dispatcher takes a permit
-//! *before* spawning a handler. Notifications beyond that wait for a permit in arrival order, as
-//! pending requests inside the connection (their payloads are already in memory; nothing else is
-//! allocated for them). The connection holds at most `max_pending_notifications` such requests;
-//! past that, `elarian-transport` answers new ones with ERROR(REJECTED) rather than buffering
-//! them. So memory stays bounded however fast the server sends, and overload reaches the server
-//! as explicit rejections. (The connection keeps reading meanwhile, because keepalives and
-//! command replies share the socket.)
+//! At most `max_concurrent_notifications` handlers run at once. When that many are running, the
+//! connection stops reading from the socket until one finishes
+//! ([`InboundOverflow::PauseReading`](elarian_transport::InboundOverflow) in
+//! `elarian-transport`): unread notifications stay in the socket buffers and then at the
+//! server, whose sends block. So memory stays bounded however fast the server sends, and no
+//! notification is refused or lost (a server may not retry one).
+//!
+//! The trade-off: while reading is paused, replies to this client's own commands wait behind
+//! the unread notifications too, so a handler that sends a command and awaits its reply may
+//! wait until another handler finishes. The pause is bounded: every handler is cut off by the
+//! notification timeout (its notification then gets the default reply), after which reading
+//! resumes. The client's KEEPALIVEs keep going out meanwhile, and the time spent paused does not
+//! count towards the keepalive lifetime. Keep handlers short, or raise
+//! `max_concurrent_notifications`, when handlers send commands.
 //!
 //! # Example
 //!

@@ -7,7 +7,7 @@ use bytes::Bytes;
 use elarian_transport::frame::ErrorCode;
 use elarian_transport::io::{self, Endpoint, TlsClientOptions};
 use elarian_transport::{
-    ClientSession, Payload, RequestError, Responder, ResumeError, StreamError,
+    ClientSession, InboundOverflow, Payload, RequestError, Responder, ResumeError, StreamError,
 };
 use futures_util::future::BoxFuture;
 
@@ -63,7 +63,7 @@ pub(crate) struct RsocketConnector {
     keepalive_interval: Duration,
     max_lifetime: Duration,
     setup_data: Bytes,
-    max_pending_notifications: usize,
+    max_concurrent_notifications: usize,
     responder: Arc<dyn Responder>,
 }
 
@@ -80,7 +80,7 @@ impl RsocketConnector {
             keepalive_interval: config.keepalive_interval,
             max_lifetime: config.max_lifetime,
             setup_data: setup_data(config),
-            max_pending_notifications: config.max_pending_notifications,
+            max_concurrent_notifications: config.max_concurrent_notifications,
             responder: Arc::new(NotificationResponder { dispatcher }),
         }
     }
@@ -100,7 +100,10 @@ impl RsocketConnector {
         // The supervisor stops resuming after the same window (see `Supervisor::resume`).
         config.resume_window = self.max_lifetime;
         config.connect_timeout = self.target.connect_timeout;
-        config.max_inbound_requests = self.max_pending_notifications;
+        // Backpressure (see the crate docs): at most this many handlers run, and past that the
+        // session stops reading until one finishes, rather than refusing notifications.
+        config.max_inbound_requests = self.max_concurrent_notifications;
+        config.inbound_overflow = InboundOverflow::PauseReading;
         config
     }
 }

@@ -290,28 +290,63 @@ async fn simulator_notifications_reach_the_handler() {
     client.disconnect().await;
 }
 
-#[tokio::test]
-async fn notifications_beyond_the_pending_limit_are_rejected_not_buffered() {
+/// Holds every handler until the gate opens; counts how many run at once.
+struct GatedHandler {
+    gauge: Arc<Gauge>,
+    gate: Arc<tokio::sync::Semaphore>,
+}
+
+impl NotificationHandler for GatedHandler {
+    fn on_app_notification(
+        &self,
+        notification: ServerToAppNotification,
+    ) -> BoxFuture<'static, Result<ServerToAppNotificationReply, HandlerError>> {
+        let gauge = self.gauge.clone();
+        let gate = self.gate.clone();
+        Box::pin(async move {
+            let now = gauge.running.fetch_add(1, Ordering::SeqCst) + 1;
+            gauge.max.fetch_max(now, Ordering::SeqCst);
+            let _pass = gate.acquire().await.map_err(HandlerError::from_source)?;
+            gauge.running.fetch_sub(1, Ordering::SeqCst);
+            gauge.done.fetch_add(1, Ordering::SeqCst);
+            Ok(default_app_reply(&notification))
+        })
+    }
+}
+
+/// Under a flood of large notifications, the client runs LIMIT handlers and stops reading: the
+/// bytes reaching its socket stop well short of what the server sent, nothing is refused, and
+/// once handlers finish every notification is answered.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_flood_pauses_reading_and_no_notification_is_rejected() {
+    const LIMIT: usize = 2;
+    const FLOOD: usize = 32;
+    const SIZE: usize = 1 << 20;
     let server = TestServer::start().await;
+    let proxy = common::proxy::Proxy::start(server.addr).await;
     let gauge = Arc::new(Gauge {
         running: AtomicUsize::new(0),
         max: AtomicUsize::new(0),
         done: AtomicUsize::new(0),
     });
-    let config = config(server.endpoint())
-        .max_concurrent_notifications(1)
-        .max_pending_notifications(2)
+    let gate = Arc::new(tokio::sync::Semaphore::new(0));
+    let config = config(elarian_core::Endpoint::tcp("127.0.0.1", proxy.addr.port()))
+        .max_concurrent_notifications(LIMIT)
+        .notification_timeout(Duration::from_secs(60))
         .build()
         .unwrap();
-    let client = Client::connect(config, GaugeHandler(gauge.clone()))
-        .await
-        .unwrap();
+    let handler = GatedHandler {
+        gauge: gauge.clone(),
+        gate: gate.clone(),
+    };
+    let client = Client::connect(config, handler).await.unwrap();
     server.state.wait_accepted(1).await;
     let connection = server.state.latest_connection();
-    let burst: Vec<_> = (0..6)
+    let big = "x".repeat(SIZE);
+    let flood: Vec<_> = (0..FLOOD)
         .map(|i| {
             let connection = connection.clone();
-            let n = notification(&format!("c{i}"), "{}");
+            let n = notification(&format!("c{i}"), &big);
             tokio::spawn(async move {
                 connection
                     .request_response(Payload::new(n.encode_to_vec()))
@@ -319,28 +354,44 @@ async fn notifications_beyond_the_pending_limit_are_rejected_not_buffered() {
             })
         })
         .collect();
-    let mut answered = 0;
-    let mut rejected = 0;
-    for request in burst {
-        match request.await.unwrap() {
-            Ok(_) => answered += 1,
-            Err(RequestError::Remote { code, .. }) => {
-                assert_eq!(code, ErrorCode::Rejected);
-                rejected += 1;
-            }
-            Err(other) => panic!("unexpected {other:?}"),
+    let total = (FLOOD * SIZE) as u64;
+
+    // LIMIT handlers start; then the bytes reaching the client settle below the total.
+    let settle = async {
+        while gauge.running.load(Ordering::SeqCst) < LIMIT {
+            tokio::time::sleep(Duration::from_millis(10)).await;
         }
-    }
-    assert!(answered >= 2, "{answered} answered");
-    assert!(rejected >= 1, "{rejected} rejected");
-    assert_eq!(gauge.done.load(Ordering::SeqCst), answered);
-    assert_eq!(gauge.max.load(Ordering::SeqCst), 1);
-    // Once the burst is over, notifications are accepted again.
+        let mut last = proxy.bytes_to_client();
+        loop {
+            tokio::time::sleep(Duration::from_millis(300)).await;
+            let now = proxy.bytes_to_client();
+            if now == last {
+                return now;
+            }
+            last = now;
+        }
+    };
+    let delivered = tokio::time::timeout(Duration::from_secs(20), settle)
+        .await
+        .expect("the bytes reaching the client settle");
     assert!(
-        notify(&server, &notification("later", "{}"))
-            .await
-            .message
-            .is_none()
+        delivered < total / 2,
+        "{delivered} of {total} bytes reached the client while it was saturated"
     );
+    assert_eq!(gauge.max.load(Ordering::SeqCst), LIMIT);
+    assert_eq!(gauge.done.load(Ordering::SeqCst), 0);
+
+    // Handlers finish: reading resumes and every notification is answered, none refused.
+    gate.add_permits(FLOOD);
+    for request in flood {
+        let reply = tokio::time::timeout(Duration::from_secs(30), request)
+            .await
+            .expect("answered in time")
+            .unwrap();
+        assert!(reply.is_ok(), "{reply:?}");
+    }
+    assert_eq!(gauge.done.load(Ordering::SeqCst), FLOOD);
+    assert_eq!(gauge.max.load(Ordering::SeqCst), LIMIT);
+    assert!(proxy.bytes_to_client() >= total);
     client.disconnect().await;
 }

@@ -7,7 +7,9 @@ use std::time::Duration;
 use bytes::Bytes;
 use tokio::sync::{mpsc, oneshot};
 
-use crate::connection::{self, Attach, Connection, DriverParts, HandleLimits, LinkState};
+use crate::connection::{
+    self, Attach, Connection, DriverParts, HandleLimits, InboundOverflow, LinkState,
+};
 use crate::frame::{MAX_U31, SetupFrame};
 use crate::io::{FrameTransport, MAX_FRAME_LEN, TransportError};
 use crate::protocol::{Role, Session, SessionConfig};
@@ -44,8 +46,12 @@ pub struct ClientConfig {
     pub connect_timeout: Duration,
     /// Most requests of this side in flight at once; more wait (default 1024).
     pub max_in_flight: usize,
-    /// Most requests from the server handled at once; more are refused (default 1024).
+    /// Most requests from the server handled at once (default 1024); what happens beyond it is
+    /// [`inbound_overflow`](ClientConfig::inbound_overflow).
     pub max_inbound_requests: usize,
+    /// Beyond `max_inbound_requests`: stop reading until a responder finishes (the default,
+    /// [`InboundOverflow::PauseReading`]) or refuse with REJECTED.
+    pub inbound_overflow: InboundOverflow,
     /// Capacity of the request queue into the connection task (default 1024).
     pub command_queue: usize,
     /// REQUEST_N window of request-streams (default 256).
@@ -68,6 +74,7 @@ impl Default for ClientConfig {
             connect_timeout: Duration::from_secs(10),
             max_in_flight: 1024,
             max_inbound_requests: 1024,
+            inbound_overflow: InboundOverflow::PauseReading,
             command_queue: 1024,
             stream_window: 256,
         }
@@ -93,6 +100,7 @@ impl std::fmt::Debug for ClientConfig {
             .field("connect_timeout", &self.connect_timeout)
             .field("max_in_flight", &self.max_in_flight)
             .field("max_inbound_requests", &self.max_inbound_requests)
+            .field("inbound_overflow", &self.inbound_overflow)
             .field("command_queue", &self.command_queue)
             .field("stream_window", &self.stream_window)
             .finish()
@@ -176,7 +184,14 @@ impl ClientSession {
         sc.resume_buffer = Some(config.resume_buffer_size);
         sc.resume_window = config.resume_window;
         sc.resume_timeout = config.connect_timeout;
-        sc.max_inbound_streams = config.max_inbound_requests;
+        let limits = HandleLimits {
+            max_in_flight: config.max_in_flight,
+            command_queue: config.command_queue,
+            stream_window: config.stream_window,
+            max_responders: config.max_inbound_requests,
+            overflow: config.inbound_overflow,
+        };
+        sc.max_inbound_streams = limits.session_inbound_cap();
         let now = tokio::time::Instant::now().into_std();
         let session = Session::client(sc, &setup, now)
             .map_err(|e| ConnectError::InvalidConfig(e.to_string()))?;
@@ -185,12 +200,7 @@ impl ClientSession {
             session,
             responder,
             transport: Some(connection::into_halves(transport)),
-            limits: HandleLimits {
-                max_in_flight: config.max_in_flight,
-                command_queue: config.command_queue,
-                stream_window: config.stream_window,
-                max_responders: config.max_inbound_requests,
-            },
+            limits,
             established: Some(established_tx),
             on_exit: None,
         });

@@ -106,14 +106,65 @@ pub(crate) enum Attach {
     },
 }
 
+/// What a connection does with the peer's requests once its limit of requests being handled
+/// at once (`max_inbound_requests`) is reached.
+///
+/// ```
+/// use elarian_transport::{ClientConfig, InboundOverflow};
+///
+/// let config = ClientConfig {
+///     max_inbound_requests: 64,
+///     inbound_overflow: InboundOverflow::PauseReading,
+///     ..ClientConfig::default()
+/// };
+/// # let _ = config;
+/// ```
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[non_exhaustive]
+pub enum InboundOverflow {
+    /// Stop reading from the transport until a running responder finishes (backpressure): no
+    /// request is refused, and memory stays bounded however fast the peer sends, because
+    /// unread frames stay in the transport (the peer's sends eventually block).
+    ///
+    /// The trade-off: while reading is paused, *every* frame from the peer waits, including
+    /// answers to this side's own requests. A responder that itself awaits an answer from the
+    /// peer may therefore wait until another responder finishes; keep responders bounded in
+    /// time (the Elarian client applies its notification timeout). Writing goes on, so this
+    /// side's KEEPALIVEs still go out, and the keepalive lifetime does not run while paused.
+    ///
+    /// Requests that do not run a responder yet still hold memory: partially received
+    /// (fragmented) requests and streams waiting for credit. They are capped at another
+    /// `max_inbound_requests`, beyond which new requests are refused with REJECTED.
+    #[default]
+    PauseReading,
+    /// Keep reading and refuse requests beyond the limit with ERROR(REJECTED). Suits a server,
+    /// which must keep reading its clients' frames; a refused request is lost unless the peer
+    /// retries it.
+    Reject,
+}
+
 /// Limits of the handle side of a connection.
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct HandleLimits {
     pub(crate) max_in_flight: usize,
     pub(crate) command_queue: usize,
     pub(crate) stream_window: u32,
-    /// Most responder futures (or streams) running at once; more requests are refused.
+    /// Most responder futures (or streams) running at once.
     pub(crate) max_responders: usize,
+    /// What happens beyond `max_responders`.
+    pub(crate) overflow: InboundOverflow,
+}
+
+impl HandleLimits {
+    /// The session's cap of open inbound requests for these limits: with
+    /// [`InboundOverflow::PauseReading`], room for as many again requests that run no responder
+    /// (fragments still arriving, streams waiting for credit), which must not stop reading.
+    pub(crate) fn session_inbound_cap(&self) -> usize {
+        match self.overflow {
+            InboundOverflow::PauseReading => self.max_responders.max(1).saturating_mul(2),
+            InboundOverflow::Reject => self.max_responders,
+        }
+    }
 }
 
 struct Shared {
@@ -229,7 +280,10 @@ impl Connection {
     pub fn request_stream(&self, payload: Payload) -> RequestStream {
         let window = self.shared.stream_window.max(2);
         let shared = self.shared.clone();
-        let (items_tx, items_rx) = mpsc::channel(window as usize);
+        // One slot beyond the window is kept for the terminal error, so that a stream cut for a
+        // protocol violation (or a closed connection) always tells its consumer why, even when
+        // the consumer has not taken a single item yet.
+        let (items_tx, items_rx) = mpsc::channel(window as usize + 1);
         let conn = self.clone();
         let token = self.shared.tokens.fetch_add(1, Ordering::Relaxed);
         let start = async move {
@@ -444,6 +498,8 @@ pub(crate) fn spawn(parts: DriverParts) -> (Connection, mpsc::Sender<Attach>) {
         waiters: IdMap::default(),
         ids: StreamIds::new(role),
         max_responders: limits.max_responders.max(1),
+        overflow: limits.overflow,
+        reading_paused: false,
         state_tx,
         inflight: inflight.clone(),
         established: parts.established,
@@ -473,6 +529,10 @@ struct Driver {
     waiters: IdMap<Waiter>,
     ids: StreamIds,
     max_responders: usize,
+    overflow: InboundOverflow,
+    /// Whether reading is paused for [`InboundOverflow::PauseReading`] (as last told to the
+    /// session).
+    reading_paused: bool,
     state_tx: watch::Sender<LinkState>,
     inflight: Arc<InflightLimit>,
     established: Option<oneshot::Sender<Result<(), CloseReason>>>,
@@ -515,17 +575,57 @@ fn panicked() -> StreamError {
     StreamError::application("the responder panicked")
 }
 
+/// Remembers the waker of a pending responder future, so that canceling the request can drop
+/// the application's future at once and wake its (now empty) slot to be removed.
+#[derive(Default)]
+struct CancelSlot(Option<std::task::Waker>);
+
+impl CancelSlot {
+    fn remember(&mut self, cx: &Context<'_>) {
+        // FuturesUnordered gives each future a stable waker: clone it once, not on every poll.
+        if !self.0.as_ref().is_some_and(|w| w.will_wake(cx.waker())) {
+            self.0 = Some(cx.waker().clone());
+        }
+    }
+
+    fn wake(&mut self) {
+        if let Some(waker) = self.0.take() {
+            waker.wake();
+        }
+    }
+}
+
 /// A responder's answer to a REQUEST_RESPONSE, tagged with its stream id.
 struct ResponseFuture {
     id: u32,
-    fut: BoxFuture<'static, Result<Payload, StreamError>>,
+    /// `None` once the request was canceled: the application's future is dropped.
+    fut: Option<BoxFuture<'static, Result<Payload, StreamError>>>,
+    slot: CancelSlot,
+}
+
+impl ResponseFuture {
+    fn cancel(&mut self) {
+        self.fut = None;
+        self.slot.wake();
+    }
 }
 
 impl Future for ResponseFuture {
     type Output = (u32, Result<Payload, StreamError>);
     fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
-        let id = self.id;
-        isolate(|| self.fut.as_mut().poll(cx), || Err(panicked())).map(|r| (id, r))
+        let this = &mut *self;
+        let id = this.id;
+        let Some(fut) = this.fut.as_mut() else {
+            // Nobody reads this answer: the session already forgot the stream.
+            return Poll::Ready((id, Err(StreamError::new(ErrorCode::Canceled, "canceled"))));
+        };
+        match isolate(|| fut.as_mut().poll(cx), || Err(panicked())) {
+            Poll::Ready(r) => Poll::Ready((id, r)),
+            Poll::Pending => {
+                this.slot.remember(cx);
+                Poll::Pending
+            }
+        }
     }
 }
 
@@ -533,12 +633,21 @@ impl Future for ResponseFuture {
 struct ItemFuture {
     id: u32,
     stream: Option<ItemStream>,
+    slot: CancelSlot,
 }
 
 fn next_item(id: u32, stream: ItemStream) -> ItemFuture {
     ItemFuture {
         id,
         stream: Some(stream),
+        slot: CancelSlot::default(),
+    }
+}
+
+impl ItemFuture {
+    fn cancel(&mut self) {
+        self.stream = None;
+        self.slot.wake();
     }
 }
 
@@ -549,13 +658,17 @@ impl Future for ItemFuture {
         Option<ItemStream>,
     );
     fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
-        let id = self.id;
-        let Some(stream) = self.stream.as_mut() else {
+        let this = &mut *self;
+        let id = this.id;
+        let Some(stream) = this.stream.as_mut() else {
             return Poll::Ready((id, None, None));
         };
         match isolate(|| stream.poll_next_unpin(cx).map(Ok), || Err(())) {
-            Poll::Pending => Poll::Pending,
-            Poll::Ready(Ok(item)) => Poll::Ready((id, item, self.stream.take())),
+            Poll::Pending => {
+                this.slot.remember(cx);
+                Poll::Pending
+            }
+            Poll::Ready(Ok(item)) => Poll::Ready((id, item, this.stream.take())),
             // A panicking stream is dropped and the request fails.
             Poll::Ready(Err(())) => Poll::Ready((id, Some(Err(panicked())), None)),
         }
@@ -571,6 +684,29 @@ struct Work {
     responses: FuturesUnordered<ResponseFuture>,
     items: FuturesUnordered<ItemFuture>,
     parked: IdMap<ItemStream>,
+}
+
+impl Work {
+    /// Responders producing an answer or an item right now (parked streams wait for credit).
+    fn running(&self) -> usize {
+        self.responses.len() + self.items.len()
+    }
+
+    /// Drops the application's future (or stream) answering `id`, so canceled work stops.
+    fn cancel(&mut self, id: u32) {
+        if self.parked.remove(&id).is_some() {
+            return;
+        }
+        // A linear scan: cancellations are rare next to requests, and the number of running
+        // responders is bounded by `max_responders`.
+        if let Some(r) = self.responses.iter_mut().find(|r| r.id == id) {
+            r.cancel();
+            return;
+        }
+        if let Some(i) = self.items.iter_mut().find(|i| i.id == id) {
+            i.cancel();
+        }
+    }
 }
 
 impl Driver {
@@ -633,18 +769,35 @@ impl Driver {
             // PEER_TX_LIMIT, so that the write queue stays bounded.
             let pending = self.session.pending_transmit_bytes();
             let local_ok = pending < LOCAL_TX_LIMIT;
-            let peer_ok = pending < PEER_TX_LIMIT;
+            // With PauseReading, at most `max_responders` responders run: at the limit the
+            // peer's frames stay unread (in the transport, then in the peer's send buffers)
+            // until one finishes.
+            let room = match self.overflow {
+                InboundOverflow::PauseReading => {
+                    let room = self.max_responders.saturating_sub(work.running());
+                    self.note_reading_paused(room == 0 && !read_fut.is_terminated());
+                    room
+                }
+                InboundOverflow::Reject => usize::MAX,
+            };
+            let peer_ok = pending < PEER_TX_LIMIT && room > 0;
 
             tokio::select! {
                 (reader, result) = &mut read_fut, if peer_ok => match result {
                     Ok(Some(frame)) => {
                         let now = now();
+                        let delivered = self.session.delivered_requests();
                         self.session.handle_frame(frame, now);
                         // Take every frame already buffered before going back to the select:
-                        // one loop turn per frame costs more than the frame itself.
+                        // one loop turn per frame costs more than the frame itself. Stop early
+                        // when the requests read so far fill the responder room.
                         let mut reader = reader;
                         let mut failed = None;
                         for _ in 1..READ_BATCH {
+                            let started = self.session.delivered_requests() - delivered;
+                            if started >= room as u64 {
+                                break;
+                            }
                             match reader.try_read_frame() {
                                 Some(Ok(Some(frame))) => self.session.handle_frame(frame, now),
                                 Some(Ok(None)) => {
@@ -744,6 +897,20 @@ impl Driver {
                 w.close().await
             };
             let _ = tokio::time::timeout(CLOSE_LINGER, flush).await;
+        }
+    }
+
+    /// Tells the session when reading starts or stops being paused for backpressure.
+    fn note_reading_paused(&mut self, paused: bool) {
+        if paused != self.reading_paused {
+            self.reading_paused = paused;
+            if paused {
+                tracing::debug!(
+                    running = self.max_responders,
+                    "responder limit reached; reading paused"
+                );
+            }
+            self.session.set_reading_paused(paused, now());
         }
     }
 
@@ -974,15 +1141,18 @@ impl Driver {
                     kind,
                     payload,
                 } => match kind {
-                    // Canceled requests keep their responder future until it finishes (its
-                    // answer is then dropped), so the number of running futures is capped
-                    // separately from the session's count of open streams.
-                    InboundKind::Response if work.responses.len() >= self.max_responders => {
+                    // With PauseReading the driver stops reading at the limit instead (see
+                    // `run`), so these only refuse in Reject mode.
+                    InboundKind::Response
+                        if self.overflow == InboundOverflow::Reject
+                            && work.responses.len() >= self.max_responders =>
+                    {
                         let busy = StreamError::rejected("too many requests in progress");
                         let _ = self.session.respond(stream_id, Err(busy));
                     }
                     InboundKind::Stream { .. }
-                        if work.items.len() + work.parked.len() >= self.max_responders =>
+                        if self.overflow == InboundOverflow::Reject
+                            && work.items.len() + work.parked.len() >= self.max_responders =>
                     {
                         let busy = StreamError::rejected("too many streams in progress");
                         let _ = self.session.stream_error(stream_id, busy);
@@ -993,7 +1163,11 @@ impl Driver {
                             responder.request_response(payload)
                         })) {
                             Ok(fut) => {
-                                let mut answer = ResponseFuture { id: stream_id, fut };
+                                let mut answer = ResponseFuture {
+                                    id: stream_id,
+                                    fut: Some(fut),
+                                    slot: CancelSlot::default(),
+                                };
                                 // Answers ready at once skip the FuturesUnordered bookkeeping.
                                 match (&mut answer).now_or_never() {
                                     Some((id, result)) => {
@@ -1043,11 +1217,18 @@ impl Driver {
                         kind: WaiterKind::Stream(tx),
                         ..
                     }) = self.waiters.get(&stream_id)
-                        && tx.try_send(Ok(payload)).is_err()
                     {
-                        // Full means the responder exceeded the credit we granted.
-                        self.waiters.remove(&stream_id);
-                        self.session.cancel(stream_id);
+                        // The session enforces credit, so items never take the slot kept for the
+                        // terminal error; if they would, the responder overran what we granted.
+                        if tx.capacity() > 1 {
+                            let _ = tx.try_send(Ok(payload));
+                        } else {
+                            let _ = tx.try_send(Err(RequestError::Protocol(
+                                "the responder sent more items than requested",
+                            )));
+                            self.waiters.remove(&stream_id);
+                            self.session.cancel(stream_id);
+                        }
                     }
                 }
                 Event::StreamComplete { stream_id } => {
@@ -1069,9 +1250,7 @@ impl Driver {
                         work.items.push(next_item(stream_id, stream));
                     }
                 }
-                Event::Canceled { stream_id } => {
-                    work.parked.remove(&stream_id);
-                }
+                Event::Canceled { stream_id } => work.cancel(stream_id),
                 Event::MetadataPush(metadata) => {
                     let responder = &self.responder;
                     if std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {

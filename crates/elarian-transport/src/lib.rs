@@ -23,6 +23,10 @@
 //!   the peer's requests, and resumption ([`ClientSession::resume`]; RESUME is answered inside
 //!   the [`Server`]).
 //! - [`io`]: how frames travel; [`io::memory`] connects two peers in one process.
+//! - Backpressure: every queue is bounded. At `max_inbound_requests` running responders a
+//!   connection either stops reading until one finishes ([`InboundOverflow::PauseReading`], the
+//!   client default) or refuses further requests with REJECTED ([`InboundOverflow::Reject`], the
+//!   server default).
 //!
 //! Not supported, by design: REQUEST_CHANNEL (refused with REJECTED) and leases (a SETUP asking
 //! for them is refused with UNSUPPORTED_SETUP).
@@ -83,7 +87,7 @@ pub mod responder;
 pub mod server;
 
 pub use client::{ClientConfig, ClientSession};
-pub use connection::{Connection, RequestStream};
+pub use connection::{Connection, InboundOverflow, RequestStream};
 pub use error::{CloseReason, ConnectError, RequestError, ResumeError, StreamError};
 pub use frame::ErrorCode;
 pub use payload::Payload;

@@ -9,7 +9,7 @@ use tokio::sync::mpsc;
 
 use crate::Payload;
 use crate::connection::{
-    self, Attach, Connection, DriverParts, HandleLimits, send_error_and_close,
+    self, Attach, Connection, DriverParts, HandleLimits, InboundOverflow, send_error_and_close,
 };
 use crate::frame::{ErrorCode, Frame, SetupFrame};
 use crate::io::{BoxReader, BoxWriter, FrameReader, FrameTransport, MAX_FRAME_LEN};
@@ -33,8 +33,12 @@ pub struct ServerConfig {
     pub max_reassembly: usize,
     /// Most server-initiated requests in flight per connection (default 1024).
     pub max_in_flight: usize,
-    /// Most client requests handled at once per connection; more are refused (default 1024).
+    /// Most client requests handled at once per connection (default 1024); what happens beyond
+    /// it is [`inbound_overflow`](ServerConfig::inbound_overflow).
     pub max_inbound_requests: usize,
+    /// Beyond `max_inbound_requests`: refuse with REJECTED (the default,
+    /// [`InboundOverflow::Reject`]) or stop reading that client until a responder finishes.
+    pub inbound_overflow: InboundOverflow,
     /// SETUPs waiting for [`Server::accept`]; beyond it new clients are refused (default 128).
     pub accept_queue: usize,
     /// Capacity of the request queue into each connection task (default 1024).
@@ -54,6 +58,7 @@ impl Default for ServerConfig {
             max_reassembly: 16 * 1024 * 1024,
             max_in_flight: 1024,
             max_inbound_requests: 1024,
+            inbound_overflow: InboundOverflow::Reject,
             accept_queue: 128,
             command_queue: 1024,
             stream_window: 256,
@@ -320,7 +325,14 @@ impl Incoming {
             .as_ref()
             .map(|_| config.resume_buffer_size);
         sc.resume_window = config.resume_window;
-        sc.max_inbound_streams = config.max_inbound_requests;
+        let limits = HandleLimits {
+            max_in_flight: config.max_in_flight,
+            command_queue: config.command_queue,
+            stream_window: config.stream_window,
+            max_responders: config.max_inbound_requests,
+            overflow: config.inbound_overflow,
+        };
+        sc.max_inbound_streams = limits.session_inbound_cap();
         let session = Session::server(sc, tokio::time::Instant::now().into_std());
         let token = self.setup.resume_token.clone();
         let sessions = Arc::downgrade(&self.server);
@@ -329,12 +341,7 @@ impl Incoming {
             session,
             responder,
             transport: Some((self.reader, self.writer)),
-            limits: HandleLimits {
-                max_in_flight: config.max_in_flight,
-                command_queue: config.command_queue,
-                stream_window: config.stream_window,
-                max_responders: config.max_inbound_requests,
-            },
+            limits,
             established: None,
             on_exit: Some(Box::new(move || {
                 if let (Some(server), Some(token)) = (sessions.upgrade(), exit_token)

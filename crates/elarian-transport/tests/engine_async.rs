@@ -18,6 +18,7 @@ use tokio::sync::mpsc;
 use tokio::time::timeout;
 
 const LIMIT: Duration = Duration::from_secs(10);
+const LIMIT_WAIT: Duration = LIMIT;
 
 /// Answers with the request data prefixed by `prefix`; records fire-and-forget and metadata push.
 struct Echo {
@@ -979,4 +980,354 @@ async fn responder_streams_pause_without_credit_and_stop_on_cancel() {
         dropped.load(SeqCst),
         "the responder stream was not dropped after CANCEL"
     );
+}
+
+/// A hand-driven server that answers KEEPALIVEs and, to a REQUEST_STREAM, sends `items` items
+/// and a completion at once, ignoring the credit it was given. Reports the other frames it gets.
+fn overrunning_server(peer: MemoryTransport, items: usize) -> mpsc::UnboundedReceiver<Frame> {
+    use elarian_transport::frame::{KeepaliveFrame, PayloadFrame};
+    let (tx, rx) = mpsc::unbounded_channel();
+    let (mut reader, mut writer) = peer.split();
+    tokio::spawn(async move {
+        while let Ok(Some(raw)) = reader.read_frame().await {
+            let mut out = Vec::new();
+            match Frame::decode(raw) {
+                Ok(Frame::Keepalive(k)) if k.respond => {
+                    out.push(Frame::Keepalive(KeepaliveFrame {
+                        respond: false,
+                        last_received_position: 0,
+                        data: k.data,
+                    }))
+                }
+                Ok(Frame::Setup(_)) => {}
+                Ok(Frame::Request(r)) => {
+                    for i in 0..items {
+                        out.push(Frame::Payload(PayloadFrame {
+                            stream_id: r.stream_id,
+                            follows: false,
+                            complete: i + 1 == items,
+                            next: true,
+                            metadata: None,
+                            data: Bytes::from(i.to_string()),
+                        }));
+                    }
+                    let _ = tx.send(Frame::Request(r));
+                }
+                Ok(other) => {
+                    let _ = tx.send(other);
+                }
+                Err(e) => panic!("client sent a malformed frame: {e}"),
+            }
+            for frame in out {
+                if writer.write_frame(frame.to_bytes().unwrap()).await.is_err() {
+                    return;
+                }
+            }
+            let _ = writer.flush().await;
+        }
+    });
+    rx
+}
+
+#[tokio::test]
+async fn a_stream_overrunning_its_credit_ends_with_an_error() {
+    let (client_end, peer) = memory::pair(64);
+    let mut frames = overrunning_server(peer, 7);
+    let config = ClientConfig {
+        stream_window: 4,
+        ..ClientConfig::default()
+    };
+    let client = ClientSession::connect(client_end, config, Arc::new(RejectAll))
+        .await
+        .unwrap();
+    let mut items = client.request_stream(Payload::new("go"));
+    // One poll sends the request without consuming anything, so no REQUEST_N is granted and
+    // the 5th item overruns the initial window of 4.
+    assert!(futures_util::poll!(items.next()).is_pending());
+    assert!(matches!(
+        timeout(LIMIT, frames.recv()).await.unwrap(),
+        Some(Frame::Request(_))
+    ));
+    // The client cancels the stream it cut.
+    assert!(matches!(
+        timeout(LIMIT, frames.recv()).await.unwrap(),
+        Some(Frame::Cancel { .. })
+    ));
+    let got: Vec<_> = timeout(LIMIT, items.collect::<Vec<_>>()).await.unwrap();
+    assert_eq!(got.len(), 5, "{got:?}");
+    for (i, item) in got[..4].iter().enumerate() {
+        assert_eq!(item.as_ref().unwrap().data, i.to_string());
+    }
+    assert!(
+        matches!(got[4], Err(RequestError::Protocol(_))),
+        "{:?}",
+        got[4]
+    );
+}
+
+/// Answers after `gate` opens; counts the answers running at once.
+struct Gated {
+    gate: Arc<tokio::sync::Semaphore>,
+    running: Arc<std::sync::atomic::AtomicUsize>,
+    max: Arc<std::sync::atomic::AtomicUsize>,
+}
+
+impl Responder for Gated {
+    fn request_response(
+        &self,
+        payload: Payload,
+    ) -> BoxFuture<'static, Result<Payload, StreamError>> {
+        use std::sync::atomic::Ordering::SeqCst;
+        let gate = self.gate.clone();
+        let running = self.running.clone();
+        let max = self.max.clone();
+        Box::pin(async move {
+            let now = running.fetch_add(1, SeqCst) + 1;
+            max.fetch_max(now, SeqCst);
+            let _pass = gate
+                .acquire()
+                .await
+                .map_err(|_| StreamError::application("gate"))?;
+            running.fetch_sub(1, SeqCst);
+            Ok(payload)
+        })
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn at_the_responder_limit_the_client_stops_reading_instead_of_rejecting() {
+    use elarian_transport::frame::{KeepaliveFrame, RequestFrame, RequestKind};
+    use std::sync::atomic::{AtomicUsize, Ordering::SeqCst};
+    const LIMIT: usize = 4;
+    const FLOOD: u32 = 100;
+    const CAPACITY: usize = 8;
+    let (client_end, peer) = memory::pair(CAPACITY);
+    let (mut reader, mut writer) = peer.split();
+    let gate = Arc::new(tokio::sync::Semaphore::new(0));
+    let running = Arc::new(AtomicUsize::new(0));
+    let max = Arc::new(AtomicUsize::new(0));
+    let responder = Arc::new(Gated {
+        gate: gate.clone(),
+        running: running.clone(),
+        max: max.clone(),
+    });
+    // Answer the handshake by hand, then let a task collect whatever the client sends.
+    let (frames_tx, mut frames) = mpsc::unbounded_channel();
+    let (keepalive_tx, mut keepalive_rx) = mpsc::unbounded_channel();
+    tokio::spawn(async move {
+        while let Ok(Some(raw)) = reader.read_frame().await {
+            match Frame::decode(raw).unwrap() {
+                Frame::Keepalive(k) if k.respond => {
+                    let _ = keepalive_tx.send(k.data);
+                }
+                Frame::Setup(_) => {}
+                other => {
+                    let _ = frames_tx.send(other);
+                }
+            }
+        }
+    });
+    let config = ClientConfig {
+        max_inbound_requests: LIMIT,
+        keepalive_interval: Duration::from_millis(50),
+        ..ClientConfig::default()
+    };
+    let connect = tokio::spawn(ClientSession::connect(client_end, config, responder));
+    let first = timeout(LIMIT_WAIT, keepalive_rx.recv())
+        .await
+        .unwrap()
+        .unwrap();
+    let answer = Frame::Keepalive(KeepaliveFrame {
+        respond: false,
+        last_received_position: 0,
+        data: first,
+    });
+    writer
+        .write_frame(answer.to_bytes().unwrap())
+        .await
+        .unwrap();
+    let client = connect.await.unwrap().unwrap();
+
+    // Flood the client with requests; count the writes that got through.
+    let written = Arc::new(AtomicUsize::new(0));
+    let flood = tokio::spawn({
+        let written = written.clone();
+        async move {
+            for i in 0..FLOOD {
+                let request = Frame::Request(RequestFrame {
+                    stream_id: 2 + 2 * i,
+                    kind: RequestKind::Response,
+                    follows: false,
+                    metadata: None,
+                    data: Bytes::from(i.to_string()),
+                });
+                writer
+                    .write_frame(request.to_bytes().unwrap())
+                    .await
+                    .unwrap();
+                written.fetch_add(1, SeqCst);
+            }
+            writer
+        }
+    });
+    // The client starts LIMIT responders, then stops reading: our sends block once the
+    // transport's buffer is full, while the client's KEEPALIVEs still arrive.
+    while running.load(SeqCst) < LIMIT {
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    for _ in 0..3 {
+        timeout(LIMIT_WAIT, keepalive_rx.recv())
+            .await
+            .unwrap()
+            .unwrap();
+    }
+    let stalled = written.load(SeqCst);
+    assert!(
+        stalled <= LIMIT + CAPACITY,
+        "{stalled} requests written while {LIMIT} run"
+    );
+    assert!(!flood.is_finished());
+    assert_eq!(max.load(SeqCst), LIMIT);
+
+    // Open the gate: every request is answered, none refused, never more than LIMIT at once.
+    gate.add_permits(FLOOD as usize);
+    let _writer = timeout(LIMIT_WAIT, flood).await.unwrap().unwrap();
+    let mut answered = std::collections::HashSet::new();
+    while answered.len() < FLOOD as usize {
+        match timeout(LIMIT_WAIT, frames.recv()).await.unwrap().unwrap() {
+            Frame::Payload(p) => {
+                assert!(p.complete && p.next);
+                assert!(answered.insert(p.stream_id));
+            }
+            other => panic!("unexpected {other:?}"),
+        }
+    }
+    assert_eq!(max.load(SeqCst), LIMIT);
+    assert!(!client.is_closed());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn with_reject_overflow_requests_beyond_the_limit_are_refused() {
+    use elarian_transport::InboundOverflow;
+    use std::sync::atomic::{AtomicUsize, Ordering::SeqCst};
+    let gate = Arc::new(tokio::sync::Semaphore::new(0));
+    let running = Arc::new(AtomicUsize::new(0));
+    let max = Arc::new(AtomicUsize::new(0));
+    let server = Server::new(ServerConfig::default());
+    let config = ClientConfig {
+        max_inbound_requests: 2,
+        inbound_overflow: InboundOverflow::Reject,
+        ..ClientConfig::default()
+    };
+    let (client, server_conn) = connect_pair(
+        &server,
+        Arc::new(RejectAll),
+        Arc::new(Gated {
+            gate: gate.clone(),
+            running: running.clone(),
+            max: max.clone(),
+        }),
+        config,
+    )
+    .await;
+    let requests: Vec<_> = (0..6)
+        .map(|i| {
+            let server_conn = server_conn.clone();
+            tokio::spawn(async move {
+                server_conn
+                    .request_response(Payload::new(format!("{i}")))
+                    .await
+            })
+        })
+        .collect();
+    while running.load(SeqCst) < 2 {
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    // Let the refusals arrive before opening the gate.
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    gate.add_permits(6);
+    let mut rejected = 0;
+    for r in requests {
+        match timeout(LIMIT_WAIT, r).await.unwrap().unwrap() {
+            Ok(_) => {}
+            Err(RequestError::Remote { code, .. }) => {
+                assert_eq!(code, ErrorCode::Rejected);
+                rejected += 1;
+            }
+            Err(other) => panic!("unexpected {other:?}"),
+        }
+    }
+    assert!(rejected >= 1, "none refused");
+    assert_eq!(max.load(SeqCst), 2);
+    drop(client);
+}
+
+/// Does a side effect once `go` is notified, unless its future is dropped first.
+struct SideEffect {
+    started: Arc<tokio::sync::Notify>,
+    go: Arc<tokio::sync::Notify>,
+    done: Arc<std::sync::atomic::AtomicBool>,
+    dropped: Arc<std::sync::atomic::AtomicBool>,
+}
+
+impl Responder for SideEffect {
+    fn request_response(&self, _: Payload) -> BoxFuture<'static, Result<Payload, StreamError>> {
+        let started = self.started.clone();
+        let go = self.go.clone();
+        let done = self.done.clone();
+        let flag = DropFlag(self.dropped.clone());
+        Box::pin(async move {
+            let _flag = flag;
+            let go = go.notified();
+            started.notify_one();
+            go.await;
+            done.store(true, std::sync::atomic::Ordering::SeqCst);
+            Ok(Payload::new("done"))
+        })
+    }
+}
+
+#[tokio::test]
+async fn cancel_drops_the_running_responder_future() {
+    use std::sync::atomic::{AtomicBool, Ordering::SeqCst};
+    let responder = SideEffect {
+        started: Arc::default(),
+        go: Arc::default(),
+        done: Arc::new(AtomicBool::new(false)),
+        dropped: Arc::new(AtomicBool::new(false)),
+    };
+    let (started, go, done, dropped) = (
+        responder.started.clone(),
+        responder.go.clone(),
+        responder.done.clone(),
+        responder.dropped.clone(),
+    );
+    let server = Server::new(ServerConfig::default());
+    let (client, _server_conn) = connect_pair(
+        &server,
+        Arc::new(responder),
+        Arc::new(RejectAll),
+        ClientConfig::default(),
+    )
+    .await;
+    // The request reaches the responder, then the requester gives up (CANCEL).
+    let request = client.request_response(Payload::new("work"));
+    tokio::select! {
+        _ = request => panic!("answered before the go signal"),
+        () = started.notified() => {}
+    }
+    for _ in 0..200 {
+        if dropped.load(SeqCst) {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    assert!(
+        dropped.load(SeqCst),
+        "the canceled responder future still runs"
+    );
+    go.notify_waiters();
+    tokio::task::yield_now().await;
+    assert!(!done.load(SeqCst));
+    assert!(!client.is_closed());
 }

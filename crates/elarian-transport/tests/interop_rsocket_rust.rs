@@ -6,7 +6,8 @@
 //! - As a responder it ignores REQUEST_N (its source says "TODO: support RequestN") and sends a
 //!   whole stream at once; as a requester it always asks for 2^31-1 items and never sends
 //!   REQUEST_N. So credit is only exercised from our side: our client asks with a small initial
-//!   window and tops it up with REQUEST_N, and the stream is kept within what we granted.
+//!   window; a stream that fits in it completes, and a longer one overruns it, which our client
+//!   reports as a protocol error after the granted items (and cancels the stream).
 //! - Request/response payloads must carry data: it answers a payload without data as "empty".
 #![cfg(feature = "tcp")]
 
@@ -18,7 +19,8 @@ use bytes::{Bytes, BytesMut};
 use elarian_transport::io::{FramingConfig, TcpListener, TcpTransport};
 use elarian_transport::responder::{BoxFuture, BoxStream};
 use elarian_transport::{
-    ClientConfig, ClientSession, Payload, RejectAll, Responder, Server, ServerConfig, StreamError,
+    ClientConfig, ClientSession, Payload, RejectAll, RequestError, Responder, Server, ServerConfig,
+    StreamError,
 };
 use futures_util::StreamExt;
 use rsocket_rust::prelude::{Flux, RSocket, RSocketFactory};
@@ -220,8 +222,7 @@ async fn our_client_against_rsocket_rust_server() {
         Some(&b"fnf-1"[..])
     );
 
-    // Request-stream: the initial window is 8; rsocket_rust does not wait for REQUEST_N, so the
-    // stream stays within it (see the module docs).
+    // Request-stream within the initial window of 8: it completes.
     let items: Vec<_> = within(
         session
             .request_stream(Payload::new("8"))
@@ -231,6 +232,31 @@ async fn our_client_against_rsocket_rust_server() {
     let items: Vec<Bytes> = items.into_iter().map(|r| r.unwrap().data).collect();
     let expected: Vec<Bytes> = (0..8).map(|i| Bytes::from(format!("item-{i}"))).collect();
     assert_eq!(items, expected);
+
+    // A 20-item stream: rsocket_rust sends it whole, ignoring the window (see the module docs).
+    // Nothing is consumed until it has all been sent, so no REQUEST_N goes out and the 9th item
+    // overruns the credit: the 8 granted items arrive, then the error, then the end.
+    let mut stream = session.request_stream(Payload::new("20"));
+    assert!(futures_util::poll!(stream.next()).is_pending());
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let items: Vec<_> = within(stream.collect::<Vec<_>>()).await;
+    assert_eq!(items.len(), 9, "{items:?}");
+    for (i, item) in items[..8].iter().enumerate() {
+        assert_eq!(
+            item.as_ref().unwrap().data,
+            Bytes::from(format!("item-{i}"))
+        );
+    }
+    assert!(
+        matches!(items[8], Err(RequestError::Protocol(_))),
+        "{:?}",
+        items[8]
+    );
+    // The connection is unaffected.
+    let reply = within(session.request_response(Payload::new("after")))
+        .await
+        .unwrap();
+    assert_eq!(reply.data, Bytes::from_static(b"rr:after"));
 
     session.close();
 }

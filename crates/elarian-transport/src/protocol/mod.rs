@@ -29,6 +29,7 @@
 mod fragment;
 mod handshake;
 mod idmap;
+mod peer_ids;
 mod resume;
 
 use std::collections::VecDeque;
@@ -48,6 +49,7 @@ pub use fragment::MIN_MTU;
 use fragment::Reassembly;
 pub use handshake::{SetupRejection, check_setup};
 pub(crate) use idmap::IdMap;
+use peer_ids::{IdViolation, PeerIds};
 use resume::ResumeState;
 
 /// Which end of the connection a session is.
@@ -78,7 +80,8 @@ pub struct SessionConfig {
     pub resume_window: Duration,
     /// How long a client waits for RESUME_OK.
     pub resume_timeout: Duration,
-    /// Most requests from the peer handled at once; more are refused with REJECTED.
+    /// Most requests from the peer open at once (being answered, streaming, or still arriving
+    /// in fragments); more are refused with REJECTED.
     pub max_inbound_streams: usize,
 }
 
@@ -321,6 +324,12 @@ pub struct Session {
     events: VecDeque<Event>,
     resume: ResumeState,
     last_received: Instant,
+    /// Since when the driver has stopped reading (see [`Session::set_reading_paused`]).
+    reading_paused: Option<Instant>,
+    /// The stream ids of the peer's requests, to refuse reused ones.
+    peer_ids: PeerIds,
+    /// Requests handed to the application (REQUEST_RESPONSE and REQUEST_STREAM).
+    delivered: u64,
     next_keepalive: Option<Instant>,
     close_reason: Option<CloseReason>,
 }
@@ -367,6 +376,9 @@ impl Session {
             events: VecDeque::new(),
             resume,
             last_received: now,
+            reading_paused: None,
+            peer_ids: PeerIds::default(),
+            delivered: 0,
             next_keepalive: None,
             close_reason: None,
         }
@@ -427,19 +439,53 @@ impl Session {
         self.events.pop_front()
     }
 
+    /// How many of the peer's requests are open: being answered, streaming, or still arriving
+    /// in fragments.
+    pub fn inbound_requests(&self) -> usize {
+        self.inbound_count
+    }
+
+    /// How many requests (REQUEST_RESPONSE or REQUEST_STREAM) have been handed to the
+    /// application as [`Event::Request`] so far; a driver compares two readings to learn how
+    /// many a batch of frames started.
+    pub fn delivered_requests(&self) -> u64 {
+        self.delivered
+    }
+
+    /// Tells the session that its driver stopped (or resumed) reading frames on purpose, for
+    /// backpressure. While paused, silence from the peer is our doing, so it does not count
+    /// towards the keepalive lifetime: the lifetime runs again from where it stood once reading
+    /// resumes. KEEPALIVEs still go out.
+    pub fn set_reading_paused(&mut self, paused: bool, now: Instant) {
+        match (paused, self.reading_paused) {
+            (true, None) => self.reading_paused = Some(now),
+            (false, Some(since)) => {
+                self.reading_paused = None;
+                self.last_received += now.saturating_duration_since(since);
+            }
+            _ => {}
+        }
+    }
+
     /// When [`handle_timeout`](Session::handle_timeout) must be called next.
     pub fn poll_timeout(&self) -> Option<Instant> {
         match self.state {
             State::Closed => None,
             State::Detached { since } => Some(since + self.config.resume_window),
             State::Resuming { deadline } => Some(deadline),
-            State::Open | State::Connecting => {
-                let lifetime = self.last_received + self.config.max_lifetime;
-                Some(match self.next_keepalive {
-                    Some(k) => k.min(lifetime),
-                    None => lifetime,
-                })
-            }
+            State::Open | State::Connecting => match (self.next_keepalive, self.lifetime_end()) {
+                (Some(k), Some(l)) => Some(k.min(l)),
+                (k, l) => k.or(l),
+            },
+        }
+    }
+
+    /// When the peer counts as gone without a frame; `None` while reading is paused.
+    fn lifetime_end(&self) -> Option<Instant> {
+        if self.reading_paused.is_some() {
+            None
+        } else {
+            Some(self.last_received + self.config.max_lifetime)
         }
     }
 
@@ -461,7 +507,7 @@ impl Session {
                 }
             }
             State::Open | State::Connecting => {
-                if now >= self.last_received + self.config.max_lifetime {
+                if self.lifetime_end().is_some_and(|end| now >= end) {
                     if self.resume.is_resumable() && self.state == State::Open {
                         tracing::debug!("keepalive timeout; detaching the resumable session");
                         self.detach(now);
@@ -804,11 +850,22 @@ impl Session {
 
     fn on_request(&mut self, r: RequestFrame) {
         let stream_id = r.stream_id;
-        if !self.peer_parity_ok(stream_id) || self.streams.contains_key(&stream_id) {
+        if !self.peer_parity_ok(stream_id) {
             self.close_with_error(
                 ErrorCode::ConnectionError,
                 &format!("invalid stream id {stream_id} for a request"),
             );
+            return;
+        }
+        // Ids are never reused and increase (see `peer_ids` for the reordering tolerated).
+        if let Err(violation) = self.peer_ids.record(stream_id) {
+            let message = match violation {
+                IdViolation::Reused => format!("request stream id {stream_id} was already used"),
+                IdViolation::TooOld { newest } => {
+                    format!("request stream id {stream_id} is far below the newest, {newest}")
+                }
+            };
+            self.close_with_error(ErrorCode::ConnectionError, &message);
             return;
         }
         let kind = match r.kind {
@@ -886,6 +943,9 @@ impl Session {
                 self.streams.remove(&stream_id);
                 self.inbound_count -= 1;
             }
+        }
+        if kind != InboundKind::FireAndForget {
+            self.delivered += 1;
         }
         self.events.push_back(Event::Request {
             stream_id,

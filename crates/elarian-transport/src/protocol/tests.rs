@@ -971,3 +971,95 @@ proptest::proptest! {
         proptest::prop_assert_eq!(client.active_streams(), 0);
     }
 }
+
+fn closed_with_connection_error(s: &mut Session) -> bool {
+    s.is_closed()
+        && transmitted(s).iter().any(|f| {
+            matches!(f, Frame::Error(e) if e.stream_id == 0 && e.code == ErrorCode::ConnectionError)
+        })
+}
+
+#[test]
+fn reused_request_ids_are_connection_errors_even_after_the_stream_ended() {
+    let now = Instant::now();
+    let (_client, mut server) = pair(now);
+    for id in [1, 3, 5] {
+        server.handle_frame(request_frame(id, RequestKind::FireAndForget), now);
+    }
+    assert!(!server.is_closed());
+    // Id 3 was a fire-and-forget: it holds no stream any more, yet it may not be used again.
+    server.handle_frame(request_frame(3, RequestKind::Response), now);
+    assert!(closed_with_connection_error(&mut server));
+
+    // A request/response answered and gone: its id is spent too.
+    let (_client, mut server) = pair(now);
+    server.handle_frame(request_frame(7, RequestKind::Response), now);
+    events(&mut server);
+    server.respond(7, Ok(Payload::new("done"))).unwrap();
+    transmitted(&mut server);
+    server.handle_frame(request_frame(7, RequestKind::Response), now);
+    assert!(closed_with_connection_error(&mut server));
+}
+
+#[test]
+fn request_ids_far_below_the_newest_are_connection_errors() {
+    let now = Instant::now();
+    let (mut client, _server) = pair(now);
+    // The client receives requests on even ids.
+    client.handle_frame(request_frame(2, RequestKind::FireAndForget), now);
+    client.handle_frame(request_frame(100_000, RequestKind::FireAndForget), now);
+    assert!(!client.is_closed());
+    client.handle_frame(request_frame(4, RequestKind::FireAndForget), now);
+    assert!(closed_with_connection_error(&mut client));
+}
+
+#[test]
+fn slightly_reordered_request_ids_are_accepted() {
+    // Implementations that allocate ids and write frames from different tasks (rsocket_rust)
+    // reorder concurrent requests a little.
+    let now = Instant::now();
+    let (_client, mut server) = pair(now);
+    for id in [1, 5, 3, 9, 7] {
+        server.handle_frame(request_frame(id, RequestKind::Response), now);
+    }
+    assert!(!server.is_closed());
+    let requested: Vec<u32> = events(&mut server)
+        .into_iter()
+        .filter_map(|e| match e {
+            Event::Request { stream_id, .. } => Some(stream_id),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(requested, vec![1, 5, 3, 9, 7]);
+}
+
+#[test]
+fn paused_reading_does_not_count_towards_the_lifetime() {
+    let now = Instant::now();
+    let (mut client, _server) = pair(now);
+    // Reading stops after 10 s of a 60 s lifetime, for 100 s.
+    client.set_reading_paused(true, now + Duration::from_secs(10));
+    for sec in 11..=110 {
+        client.handle_timeout(now + Duration::from_secs(sec));
+        transmitted(&mut client);
+    }
+    assert!(!client.is_closed());
+    client.set_reading_paused(false, now + Duration::from_secs(110));
+    // The lifetime resumes where it stood: 50 s are left.
+    client.handle_timeout(now + Duration::from_secs(159));
+    assert!(!client.is_closed());
+    client.handle_timeout(now + Duration::from_secs(160));
+    assert!(client.is_closed());
+    assert!(events(&mut client).contains(&Event::Closed(CloseReason::KeepaliveTimeout)));
+}
+
+#[test]
+fn delivered_requests_count_requests_that_need_an_answer() {
+    let now = Instant::now();
+    let (_client, mut server) = pair(now);
+    server.handle_frame(request_frame(1, RequestKind::Response), now);
+    server.handle_frame(request_frame(3, RequestKind::FireAndForget), now);
+    server.handle_frame(request_frame(5, RequestKind::Stream { initial_n: 1 }), now);
+    assert_eq!(server.delivered_requests(), 2);
+    assert_eq!(server.inbound_requests(), 2);
+}
