@@ -1,6 +1,8 @@
 // Compatibility check of the published JavaScript client (npm `elarian` 0.2.25) against a local
 // elarian-emulator: an app and a simulator connect over TLS TCP, the app runs a range of customer
-// and app-wide commands, and notification handlers (reminder, received SMS) answer the emulator.
+// and app-wide commands (state, tags, secondary ids, app data, reminders, adoption, replay,
+// payments, tag-wide commands), and notification handlers (reminder, received SMS) answer the
+// emulator. Deleting a customer is not checked: the JavaScript client has no such method.
 //
 // Usage: NODE_EXTRA_CA_CERTS=emulator-ca.pem node compat.js HOST PORT [RUST_CUSTOMER]
 // (`cargo xtask js-compat` starts the emulator and runs this). RUST_CUSTOMER is the number of a
@@ -113,13 +115,20 @@ async function main() {
         const reply = await customer.updateTags([{ key: 'tier', value: 'gold' }]);
         assert(reply.status, `status ${JSON.stringify(reply)}`);
         const tags = await customer.getTags();
-        assert(tags.some((t) => t.key === 'tier' && t.value === 'gold'), `tags ${JSON.stringify(tags)}`);
+        // No expiry is written and read back as 0.
+        assert(
+            tags.some((t) => t.key === 'tier' && t.value === 'gold' && t.expiration === 0),
+            `tags ${JSON.stringify(tags)}`,
+        );
     });
     await check('customer.updateTags with an expiry + getTags', async () => {
         const expiresAt = Math.floor(Date.now() / 1000) + 3600;
         await customer.updateTags([{ key: 'segment', value: 'b', expiresAt }]);
         const tags = await customer.getTags();
-        assert(tags.some((t) => t.key === 'segment' && t.value === 'b'), `tags ${JSON.stringify(tags)}`);
+        assert(
+            tags.some((t) => t.key === 'segment' && t.value === 'b' && t.expiration === expiresAt),
+            `tags ${JSON.stringify(tags)}`,
+        );
     });
     await check('customer.updateSecondaryIds + getSecondaryIds', async () => {
         await customer.updateSecondaryIds([{ key: 'passport', value: `P${number}` }]);
@@ -200,6 +209,43 @@ async function main() {
     await check('app.generateAuthToken', async () => {
         const reply = await app.generateAuthToken();
         assert(reply.token, `reply ${JSON.stringify(reply)}`);
+    });
+    await check('customer.adoptState merges another customer into this one', async () => {
+        const lastDigit = (Number(number.slice(-1)) + 1) % 10;
+        const otherNumber = `${number.slice(0, -1)}${lastDigit}`;
+        const other = new app.Customer({ number: otherNumber, provider: 'cellular' });
+        await other.updateMetadata({ adopted: 'yes' });
+        await other.updateTags([{ key: 'origin', value: 'other' }]);
+        const reply = await customer.adoptState(other);
+        assert(reply.status, `adopt ${JSON.stringify(reply)}`);
+        const metadata = await customer.getMetadata();
+        assert(metadata.adopted === 'yes', `metadata ${JSON.stringify(metadata)}`);
+        const tags = await customer.getTags();
+        assert(tags.some((t) => t.key === 'origin' && t.value === 'other'), `tags ${JSON.stringify(tags)}`);
+        // The adopted number now leads to the surviving customer.
+        const again = await new app.Customer({ number: otherNumber, provider: 'cellular' }).getState();
+        assert(again.customerId === reply.customerId, `${otherNumber} is ${again.customerId}, not ${reply.customerId}`);
+        return `${otherNumber} -> ${reply.customerId}`;
+    });
+    await check('app.replayReceivedMessage is kept in the customer history', async () => {
+        const text = `replayed ${Date.now()}`;
+        const reply = await app.replayReceivedMessage(
+            { number, provider: 'cellular' },
+            SMS,
+            {
+                messageId: `provider-${Date.now()}`,
+                provider: 'at',
+                receivedAt: Math.floor(Date.now() / 1000),
+                parts: [{ text }],
+                cost: { amount: 0, currencyCode: 'KES' },
+            },
+        );
+        assert(reply.status, `reply ${JSON.stringify(reply)}`);
+        const state = await customer.getState();
+        const messages = (state.messagingState && state.messagingState.messasges) || [];
+        const found = messages.some((m) => m.received
+            && m.received.partsList.some((part) => part.text === text));
+        assert(found, `no replayed message among ${messages.length}: ${JSON.stringify(messages).slice(0, 200)}`);
     });
     if (rustCustomer) {
         await check('customer.getTags of a customer the Rust SDK tagged', async () => {

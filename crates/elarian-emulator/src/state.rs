@@ -57,12 +57,33 @@ pub(crate) fn mapping_key(m: &IndexMapping) -> MappingKey {
     (m.key.clone(), m.value.clone().unwrap_or_default())
 }
 
-/// True when an index entry has an expiry in the past.
-pub(crate) fn expired(index: &CustomerIndex, now: Millis) -> bool {
+/// The expiry of an index entry, if it has one. The published clients send `{seconds: 0}` when
+/// there is none (the JavaScript client always fills the field), so an expiry at or before the
+/// epoch means "never expires".
+pub(crate) fn expiry(index: &CustomerIndex) -> Option<Millis> {
     index
         .expires_at
         .as_ref()
-        .is_some_and(|t| from_timestamp(t) <= now)
+        .map(from_timestamp)
+        .filter(|at| *at > 0)
+}
+
+/// True when an index entry has an expiry in the past.
+pub(crate) fn expired(index: &CustomerIndex, now: Millis) -> bool {
+    expiry(index).is_some_and(|at| at <= now)
+}
+
+/// An index entry as replies carry it: the published JavaScript client reads
+/// `expiresAt.seconds` and `mapping.value.value` unconditionally, so both are always present,
+/// `{0, 0}` standing for "never expires".
+pub(crate) fn index_for_reply(mut index: CustomerIndex) -> CustomerIndex {
+    if expiry(&index).is_none() {
+        index.expires_at = Some(prost_types::Timestamp::default());
+    }
+    if let Some(m) = index.mapping.as_mut() {
+        m.value.get_or_insert_with(String::new);
+    }
+    index
 }
 
 /// The customers of an org: records in a slab addressed by a compact slot number, plus the

@@ -635,7 +635,8 @@ async fn acknowledged_writes_survive_a_restart_with_a_data_dir() {
             key: "plan".into(),
             value: Some("gold".into()),
         }),
-        expires_at: None,
+        // `{0, 0}`, as the JavaScript client writes it: no expiry, and how replies show one.
+        expires_at: Some(p::prost_types::Timestamp::default()),
     };
     let id = {
         let emulator = Emulator::builder()
@@ -928,7 +929,14 @@ async fn the_scheduler_delivers_due_reminders_to_the_app() {
         }),
     )
     .await;
-    created_ok(reply);
+    // The published clients read this reply as `update_customer_app_data`.
+    match reply {
+        R::UpdateCustomerAppData(r) => {
+            assert!(r.status, "{}", r.description);
+            assert_eq!(r.customer_id.as_deref(), Some(id.as_str()));
+        }
+        other => panic!("unexpected reply {other:?}"),
+    }
     clock.advance_millis(3_600_000);
     emulator.wake_scheduler();
     let n = next(&mut seen).await;

@@ -14,7 +14,7 @@ use elarian_proto::{
 
 use super::{Selector, Tx, update_reply};
 use crate::record::CustomerRecord;
-use crate::state::{NumberKey, expired, mapping_key};
+use crate::state::{NumberKey, expired, index_for_reply, mapping_key};
 
 /// How long `LeaseCustomerAppData` locks the app data from other leases.
 pub(crate) const LEASE_MILLIS: i64 = 90_000;
@@ -142,6 +142,7 @@ impl Tx<'_> {
                 .iter()
                 .filter(|t| !expired(t, now))
                 .cloned()
+                .map(index_for_reply)
                 .collect(),
             metadata: extra.metadata.clone(),
             secondary_ids: extra
@@ -149,6 +150,7 @@ impl Tx<'_> {
                 .iter()
                 .filter(|t| !expired(t, now))
                 .cloned()
+                .map(index_for_reply)
                 .collect(),
         };
         let messaging_state = MessagingState {
@@ -519,7 +521,8 @@ impl Tx<'_> {
     }
 }
 
-fn app_data_reply(result: Result<String, String>, ok: &str) -> ReplyEntry {
+/// The reply to app data and per-customer reminder commands (see docs/protocol.md).
+pub(super) fn app_data_reply(result: Result<String, String>, ok: &str) -> ReplyEntry {
     ReplyEntry::UpdateCustomerAppData(match result {
         Ok(id) => UpdateCustomerAppDataReply {
             status: true,

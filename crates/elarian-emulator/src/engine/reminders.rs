@@ -20,10 +20,11 @@ use elarian_proto::{
     server_to_app_customer_notification::Entry as CustomerEntry,
 };
 
-use super::{Tx, update_reply};
+use super::Tx;
+use super::customers::app_data_reply;
 use crate::clock::{duration_millis, from_timestamp, to_timestamp};
 use crate::record::{ReminderRecord, TagOrigin, TagReminderRecord};
-use crate::state::{MappingKey, OrgIdx, State, TimerKind, expired, mapping_key};
+use crate::state::{MappingKey, OrgIdx, State, TimerKind, expired, index_for_reply, mapping_key};
 
 /// Shortest repeat interval; a smaller one would let one reminder flood an app.
 const MIN_INTERVAL_MILLIS: i64 = 1_000;
@@ -103,7 +104,7 @@ impl Tx<'_> {
             self.put_reminder(&id, reminder, due, None)?;
             Ok(id)
         })();
-        update_reply(result, "reminder added")
+        app_data_reply(result, "reminder added")
     }
 
     pub(super) fn cancel_customer_reminder(
@@ -117,7 +118,7 @@ impl Tx<'_> {
             }
             Ok(id)
         })();
-        update_reply(result, "reminder cancelled")
+        app_data_reply(result, "reminder cancelled")
     }
 
     fn remove_reminder(&mut self, customer_id: &str, key: &str) -> bool {
@@ -371,7 +372,11 @@ impl Tx<'_> {
             customer_id,
             CustomerEntry::Reminder(ReminderNotification {
                 reminder: Some(fired),
-                tag: r.origin.as_ref().and_then(|o| o.tag.clone()),
+                tag: r
+                    .origin
+                    .as_ref()
+                    .and_then(|o| o.tag.clone())
+                    .map(index_for_reply),
                 work_id: r.origin.map(|o| o.work_id),
             }),
             false,

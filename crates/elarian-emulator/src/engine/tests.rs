@@ -55,6 +55,14 @@ fn index(k: &str, v: &str, expires_at: Option<i64>) -> p::CustomerIndex {
     }
 }
 
+/// An index entry without expiry as replies carry it: `{0, 0}` for "never expires".
+fn never_expiring(k: &str, v: &str) -> p::CustomerIndex {
+    p::CustomerIndex {
+        mapping: Some(mapping(k, v)),
+        expires_at: Some(p::prost_types::Timestamp::default()),
+    }
+}
+
 fn text(v: &str) -> DataMapValue {
     DataMapValue {
         value: Some(Value::StringVal(v.into())),
@@ -98,6 +106,13 @@ impl Harness {
     fn update(&self, entry: E) -> p::UpdateCustomerStateReply {
         match self.run(entry).0 {
             R::UpdateCustomerState(r) => r,
+            other => panic!("unexpected reply {other:?}"),
+        }
+    }
+
+    fn app_data(&self, entry: E) -> p::UpdateCustomerAppDataReply {
+        match self.run(entry).0 {
+            R::UpdateCustomerAppData(r) => r,
             other => panic!("unexpected reply {other:?}"),
         }
     }
@@ -226,12 +241,12 @@ fn tags_replace_by_key_expire_and_delete() {
     h.tag(&id, "promo", "x", Some(T0 + 1_000));
     let tags = h.state(&id).identity_state.unwrap().tags;
     assert_eq!(tags.len(), 2);
-    assert!(tags.contains(&index("tier", "silver", None)));
+    assert!(tags.contains(&never_expiring("tier", "silver")));
     h.clock.advance_millis(2_000);
     let tags = h.state(&id).identity_state.unwrap().tags;
     assert_eq!(
         tags,
-        vec![index("tier", "silver", None)],
+        vec![never_expiring("tier", "silver")],
         "expired tag hidden"
     );
     let r = h.update(E::DeleteCustomerTag(p::DeleteCustomerTagCommand {
@@ -242,6 +257,138 @@ fn tags_replace_by_key_expire_and_delete() {
     }));
     assert!(r.status);
     assert!(h.state(&id).identity_state.unwrap().tags.is_empty());
+}
+
+fn index_at(k: &str, v: &str, seconds: i64) -> p::CustomerIndex {
+    p::CustomerIndex {
+        mapping: Some(mapping(k, v)),
+        expires_at: Some(p::prost_types::Timestamp { seconds, nanos: 0 }),
+    }
+}
+
+#[test]
+fn a_zero_or_negative_expiry_never_expires() {
+    // The published JavaScript client sends `expiresAt: {seconds: 0}` on every tag and
+    // secondary id that has no expiry.
+    let h = harness();
+    let id = h.create("+254700000040");
+    let r = h.update(E::UpdateCustomerTag(p::UpdateCustomerTagCommand {
+        customer: Some(p::update_customer_tag_command::Customer::CustomerId(
+            id.clone(),
+        )),
+        updates: vec![index_at("tier", "gold", 0), index_at("segment", "b", -60)],
+    }));
+    assert!(r.status, "{}", r.description);
+    let r = h.update(E::UpdateCustomerSecondaryId(
+        p::UpdateCustomerSecondaryIdCommand {
+            customer: Some(
+                p::update_customer_secondary_id_command::Customer::CustomerId(id.clone()),
+            ),
+            updates: vec![index_at("passport", "P1", 0)],
+        },
+    ));
+    assert!(r.status, "{}", r.description);
+    h.clock.advance_millis(86_400_000);
+
+    let identity = h.state(&id).identity_state.unwrap();
+    assert_eq!(
+        identity.tags,
+        vec![
+            never_expiring("tier", "gold"),
+            never_expiring("segment", "b")
+        ]
+    );
+    assert_eq!(
+        identity.secondary_ids,
+        vec![never_expiring("passport", "P1")]
+    );
+    // Still found by secondary id and by tag.
+    let (reply, _) = h.run(E::GetCustomerState(p::GetCustomerStateCommand {
+        customer: Some(p::get_customer_state_command::Customer::SecondaryId(
+            mapping("passport", "P1"),
+        )),
+    }));
+    let R::GetCustomerState(r) = reply else {
+        panic!("wrong reply")
+    };
+    assert!(r.status, "{}", r.description);
+    assert_eq!(r.data.unwrap().customer_id, id);
+    let (reply, _) = h.run(E::AddCustomerReminderTag(
+        p::AddCustomerReminderTagCommand {
+            tag: Some(mapping("tier", "gold")),
+            reminder: Some(reminder("nudge", T0 + 86_401_000, 0)),
+        },
+    ));
+    assert!(matches!(reply, R::TagCommand(t) if t.status));
+    h.clock.advance_millis(1_000);
+    let fired = reminders_fired(&h.fire());
+    assert_eq!(fired.len(), 1);
+    assert_eq!(fired[0].0, id);
+}
+
+#[test]
+fn replies_carry_every_tag_with_an_expiry_and_a_value() {
+    // The published JavaScript client reads `expiresAt.seconds` and `mapping.value.value` on
+    // every tag and secondary id without checking they are there.
+    let h = harness();
+    let id = h.create("+254700000041");
+    let bare = p::CustomerIndex {
+        mapping: Some(IndexMapping {
+            key: "vip".into(),
+            value: None,
+        }),
+        expires_at: None,
+    };
+    let r = h.update(E::UpdateCustomerTag(p::UpdateCustomerTagCommand {
+        customer: Some(p::update_customer_tag_command::Customer::CustomerId(
+            id.clone(),
+        )),
+        updates: vec![bare, index("promo", "x", Some(T0 + 60_000))],
+    }));
+    assert!(r.status, "{}", r.description);
+    let tags = h.state(&id).identity_state.unwrap().tags;
+    assert_eq!(
+        tags,
+        vec![
+            never_expiring("vip", ""),
+            index("promo", "x", Some(T0 + 60_000))
+        ],
+        "no expiry reads as {{0, 0}}, a real expiry is kept"
+    );
+
+    // Reminders by tag carry the tag the same way.
+    let work_id = add_tag_reminder(&h, ("vip", ""), reminder("r", T0 + 1_000, 0));
+    h.clock.advance_millis(1_000);
+    let fired = reminders_fired(&h.fire());
+    assert_eq!(fired.len(), 1);
+    assert_eq!(fired[0].1.work_id.as_deref(), Some(work_id.as_str()));
+    assert_eq!(fired[0].1.tag, Some(never_expiring("vip", "")));
+}
+
+#[test]
+fn customer_reminder_commands_answer_with_update_customer_app_data() {
+    // docs/protocol.md: the published clients read `update_customer_app_data` for these.
+    let h = harness();
+    let id = h.create("+254700000042");
+    let added = add_reminder(&h, &id, reminder("k", T0 + 60_000, 0));
+    assert!(added.status, "{}", added.description);
+    assert_eq!(added.customer_id.as_deref(), Some(id.as_str()));
+    let cancel = || {
+        h.app_data(E::CancelCustomerReminder(
+            p::CancelCustomerReminderCommand {
+                customer: Some(p::cancel_customer_reminder_command::Customer::CustomerId(
+                    id.clone(),
+                )),
+                key: "k".into(),
+            },
+        ))
+    };
+    let cancelled = cancel();
+    assert!(cancelled.status, "{}", cancelled.description);
+    assert_eq!(cancelled.customer_id.as_deref(), Some(id.as_str()));
+    let again = cancel();
+    assert!(!again.status, "nothing left to cancel");
+    assert!(again.description.contains('k'), "{}", again.description);
 }
 
 #[test]
@@ -387,8 +534,8 @@ fn reminder(key: &str, at: i64, interval_secs: i64) -> p::CustomerReminder {
     }
 }
 
-fn add_reminder(h: &Harness, id: &str, r: p::CustomerReminder) -> p::UpdateCustomerStateReply {
-    h.update(E::AddCustomerReminder(p::AddCustomerReminderCommand {
+fn add_reminder(h: &Harness, id: &str, r: p::CustomerReminder) -> p::UpdateCustomerAppDataReply {
+    h.app_data(E::AddCustomerReminder(p::AddCustomerReminderCommand {
         customer: Some(p::add_customer_reminder_command::Customer::CustomerId(
             id.into(),
         )),
@@ -438,7 +585,7 @@ fn reminders_fire_at_remind_at_repeat_and_cancel() {
     );
     assert_eq!(fired[0].1.reminder.as_ref().unwrap().key, "daily");
 
-    let r = h.update(E::CancelCustomerReminder(
+    let r = h.app_data(E::CancelCustomerReminder(
         p::CancelCustomerReminderCommand {
             customer: Some(p::cancel_customer_reminder_command::Customer::CustomerId(
                 id.clone(),
@@ -1164,7 +1311,7 @@ fn adopt_merges_the_other_customer_and_retires_it() {
         st.identity_state
             .unwrap()
             .tags
-            .contains(&index("from", "b", None))
+            .contains(&never_expiring("from", "b"))
     );
     assert_eq!(h.engine.customer_count(TEST_ORG_ID), 1);
     h.clock.advance_millis(1_000);

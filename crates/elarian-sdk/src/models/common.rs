@@ -235,10 +235,17 @@ macro_rules! customer_index {
         impl From<proto::CustomerIndex> for $name {
             fn from(index: proto::CustomerIndex) -> Self {
                 let mapping = index.mapping.unwrap_or_default();
+                // Servers and the published clients write `{0, 0}` for "never expires" (the
+                // JavaScript client reads the field unconditionally), so an expiry at or
+                // before the epoch means none.
+                let expires_at = index
+                    .expires_at
+                    .as_ref()
+                    .filter(|t| t.seconds > 0 || (t.seconds == 0 && t.nanos > 0));
                 $name {
                     key: mapping.key,
                     value: mapping.value.unwrap_or_default(),
-                    expires_at: time::opt_system_time(index.expires_at.as_ref()),
+                    expires_at: time::opt_system_time(expires_at),
                 }
             }
         }
@@ -476,6 +483,21 @@ mod tests {
                 SecondaryId::from(proto::CustomerIndex::from(id.clone())),
                 id
             );
+        }
+    }
+
+    #[test]
+    fn zero_or_negative_expiry_reads_as_never_expires() {
+        for seconds in [0, -5] {
+            let index = proto::CustomerIndex {
+                mapping: Some(proto::IndexMapping {
+                    key: "tier".into(),
+                    value: Some("gold".into()),
+                }),
+                expires_at: Some(proto::prost_types::Timestamp { seconds, nanos: 0 }),
+            };
+            assert_eq!(Tag::from(index.clone()), Tag::new("tier", "gold"));
+            assert_eq!(SecondaryId::from(index), SecondaryId::new("tier", "gold"));
         }
     }
 
