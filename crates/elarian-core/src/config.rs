@@ -61,6 +61,7 @@ pub struct ClientConfig {
     pub(crate) notification_timeout: Duration,
     pub(crate) disconnect_timeout: Duration,
     pub(crate) max_concurrent_notifications: usize,
+    pub(crate) max_pending_notifications: usize,
     pub(crate) max_queued_commands: usize,
     pub(crate) max_command_size: usize,
     pub(crate) callbacks: Vec<EventCallback>,
@@ -89,6 +90,7 @@ impl fmt::Debug for ClientConfig {
                 "max_concurrent_notifications",
                 &self.max_concurrent_notifications,
             )
+            .field("max_pending_notifications", &self.max_pending_notifications)
             .field("max_queued_commands", &self.max_queued_commands)
             .field("max_command_size", &self.max_command_size)
             .field("callbacks", &self.callbacks.len())
@@ -171,13 +173,10 @@ impl ClientConfig {
     pub fn max_concurrent_notifications(&self) -> usize {
         self.max_concurrent_notifications
     }
-    /// How many notifications may be held at once: since the connection stops reading at
-    /// `max_concurrent_notifications` running handlers, this is that same number.
-    #[deprecated(
-        note = "notifications no longer wait in the client; use max_concurrent_notifications"
-    )]
+    /// How many received notifications may wait for a free handler slot; beyond that the
+    /// connection stops reading.
     pub fn max_pending_notifications(&self) -> usize {
-        self.max_concurrent_notifications
+        self.max_pending_notifications
     }
     /// How many commands may wait for a connection.
     pub fn max_queued_commands(&self) -> usize {
@@ -233,6 +232,7 @@ pub struct ClientConfigBuilder {
     notification_timeout: Duration,
     disconnect_timeout: Duration,
     max_concurrent_notifications: usize,
+    max_pending_notifications: usize,
     max_queued_commands: usize,
     max_command_size: usize,
     callbacks: Vec<EventCallback>,
@@ -260,6 +260,7 @@ impl Default for ClientConfigBuilder {
             notification_timeout: Duration::from_secs(5),
             disconnect_timeout: Duration::from_secs(5),
             max_concurrent_notifications: 64,
+            max_pending_notifications: 1024,
             max_queued_commands: 1024,
             max_command_size: 16 * 1024 * 1024,
             callbacks: Vec::new(),
@@ -427,21 +428,23 @@ impl ClientConfigBuilder {
         self
     }
 
-    /// How many notification handlers may run at once (default 64). At the limit the client
-    /// stops reading from the connection until a handler finishes (see the crate docs,
-    /// "Backpressure"): further notifications wait at the server, in order, and none is refused.
+    /// How many notification handlers may run at once (default 64). Further notifications wait
+    /// in the client for a free slot, in arrival order, up to
+    /// [`max_pending_notifications`](Self::max_pending_notifications); none is refused (see the
+    /// crate docs, "Backpressure").
     pub fn max_concurrent_notifications(mut self, limit: usize) -> Self {
         self.max_concurrent_notifications = limit;
         self
     }
 
-    /// Ignored; kept so that existing code builds. Notifications used to wait in the client
-    /// up to this many and be refused beyond it; now the connection stops reading at
-    /// `max_concurrent_notifications` running handlers (see the crate docs, "Backpressure"), so
-    /// none wait in the client and none are refused.
-    #[deprecated(note = "ignored: the client stops reading at max_concurrent_notifications")]
-    pub fn max_pending_notifications(self, limit: usize) -> Self {
-        let _ = limit;
+    /// How many received notifications may wait for a free handler slot (default 1024). While
+    /// there is room, the client keeps reading from the connection, so replies to the commands
+    /// that running handlers send still arrive; once that many wait, it stops reading until a
+    /// handler finishes (see the crate docs, "Backpressure"); it also stops once the waiting
+    /// notifications hold 64 MiB. Zero stops reading as soon as every handler slot is taken,
+    /// so a handler awaiting a command's reply may then wait for the notification timeout.
+    pub fn max_pending_notifications(mut self, limit: usize) -> Self {
+        self.max_pending_notifications = limit;
         self
     }
 
@@ -561,6 +564,7 @@ impl ClientConfigBuilder {
             notification_timeout: self.notification_timeout,
             disconnect_timeout: self.disconnect_timeout,
             max_concurrent_notifications: self.max_concurrent_notifications,
+            max_pending_notifications: self.max_pending_notifications,
             max_queued_commands: self.max_queued_commands,
             max_command_size: self.max_command_size,
             callbacks: self.callbacks,
@@ -610,6 +614,16 @@ mod tests {
         assert_eq!(config.keepalive_interval(), Duration::from_secs(1));
         assert_eq!(config.max_lifetime(), Duration::from_secs(60));
         assert_eq!(config.notification_timeout(), Duration::from_secs(5));
+        assert_eq!(config.max_concurrent_notifications(), 64);
+        assert_eq!(config.max_pending_notifications(), 1024);
+        assert_eq!(
+            base()
+                .max_pending_notifications(8)
+                .build()
+                .unwrap()
+                .max_pending_notifications(),
+            8
+        );
         assert_eq!(config.reconnect_policy().get_max_attempts(), None);
     }
 

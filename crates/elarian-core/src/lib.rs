@@ -33,20 +33,28 @@
 //!
 //! # Backpressure
 //!
-//! At most `max_concurrent_notifications` handlers run at once. When that many are running, the
-//! connection stops reading from the socket until one finishes
-//! ([`InboundOverflow::PauseReading`](elarian_transport::InboundOverflow) in
-//! `elarian-transport`): unread notifications stay in the socket buffers and then at the
-//! server, whose sends block. So memory stays bounded however fast the server sends, and no
-//! notification is refused or lost (a server may not retry one).
+//! Notifications are bounded in two levels, and none is refused or lost (a server may not retry
+//! one):
 //!
-//! The trade-off: while reading is paused, replies to this client's own commands wait behind
-//! the unread notifications too, so a handler that sends a command and awaits its reply may
-//! wait until another handler finishes. The pause is bounded: every handler is cut off by the
-//! notification timeout (its notification then gets the default reply), after which reading
-//! resumes. The client's KEEPALIVEs keep going out meanwhile, and the time spent paused does not
-//! count towards the keepalive lifetime. Keep handlers short, or raise
-//! `max_concurrent_notifications`, when handlers send commands.
+//! 1. At most `max_concurrent_notifications` handlers run at once. Notifications received while
+//!    all are busy wait in the client, in arrival order, up to `max_pending_notifications`
+//!    (default 1024), and start as handlers finish. The connection keeps reading meanwhile, so
+//!    the replies to this client's own commands still arrive: a handler that sends a command
+//!    and awaits its reply (say, a reminder handler that sends an SMS) completes even when
+//!    every handler slot is taken by such handlers.
+//! 2. Once `max_pending_notifications` wait (or 64 MiB of them), the connection stops reading
+//!    from the socket until a handler finishes
+//!    ([`InboundOverflow::PauseReading`](elarian_transport::InboundOverflow) in
+//!    `elarian-transport`): unread notifications stay in the socket buffers and then at the
+//!    server, whose sends block. So memory stays bounded however fast the server sends.
+//!
+//! At the second level, replies to this client's commands wait behind the unread notifications
+//! too, so a handler that awaits a command's reply may wait until another handler finishes.
+//! That pause is bounded: every handler is cut off by the notification timeout (its
+//! notification then gets the default reply), after which reading resumes. The client's
+//! KEEPALIVEs keep going out while reading is paused, and the time spent paused does not count
+//! towards the keepalive lifetime. A notification's timeout starts when its handler starts, not
+//! while it waits for a slot.
 //!
 //! # Example
 //!

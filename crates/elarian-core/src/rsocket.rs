@@ -64,6 +64,7 @@ pub(crate) struct RsocketConnector {
     max_lifetime: Duration,
     setup_data: Bytes,
     max_concurrent_notifications: usize,
+    max_pending_notifications: usize,
     responder: Arc<dyn Responder>,
 }
 
@@ -81,6 +82,7 @@ impl RsocketConnector {
             max_lifetime: config.max_lifetime,
             setup_data: setup_data(config),
             max_concurrent_notifications: config.max_concurrent_notifications,
+            max_pending_notifications: config.max_pending_notifications,
             responder: Arc::new(NotificationResponder { dispatcher }),
         }
     }
@@ -100,9 +102,11 @@ impl RsocketConnector {
         // The supervisor stops resuming after the same window (see `Supervisor::resume`).
         config.resume_window = self.max_lifetime;
         config.connect_timeout = self.target.connect_timeout;
-        // Backpressure (see the crate docs): at most this many handlers run, and past that the
-        // session stops reading until one finishes, rather than refusing notifications.
+        // Backpressure (see the crate docs): at most this many handlers run, further
+        // notifications wait (bounded) while the session reads on, and past that it stops
+        // reading until a handler finishes, rather than refusing notifications.
         config.max_inbound_requests = self.max_concurrent_notifications;
+        config.max_pending_inbound = self.max_pending_notifications;
         config.inbound_overflow = InboundOverflow::PauseReading;
         config
     }

@@ -314,13 +314,15 @@ impl NotificationHandler for GatedHandler {
     }
 }
 
-/// Under a flood of large notifications, the client runs LIMIT handlers and stops reading: the
-/// bytes reaching its socket stop well short of what the server sent, nothing is refused, and
-/// once handlers finish every notification is answered.
+/// Under a flood of large notifications, the client runs LIMIT handlers, holds PENDING more and
+/// stops reading: the bytes reaching its socket stop well short of what the server sent,
+/// nothing is refused, and once handlers finish every notification is answered.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_flood_pauses_reading_and_no_notification_is_rejected() {
     const LIMIT: usize = 2;
-    const FLOOD: usize = 32;
+    const PENDING: usize = 2;
+    // Well beyond what the socket buffers on the way hold (about 10 MiB on loopback).
+    const FLOOD: usize = 48;
     const SIZE: usize = 1 << 20;
     let server = TestServer::start().await;
     let proxy = common::proxy::Proxy::start(server.addr).await;
@@ -332,6 +334,7 @@ async fn a_flood_pauses_reading_and_no_notification_is_rejected() {
     let gate = Arc::new(tokio::sync::Semaphore::new(0));
     let config = config(elarian_core::Endpoint::tcp("127.0.0.1", proxy.addr.port()))
         .max_concurrent_notifications(LIMIT)
+        .max_pending_notifications(PENDING)
         .notification_timeout(Duration::from_secs(60))
         .build()
         .unwrap();
@@ -378,6 +381,11 @@ async fn a_flood_pauses_reading_and_no_notification_is_rejected() {
         delivered < total / 2,
         "{delivered} of {total} bytes reached the client while it was saturated"
     );
+    // It read on past the handler limit, into its queue.
+    assert!(
+        delivered >= ((LIMIT + PENDING) * SIZE) as u64,
+        "only {delivered} bytes read"
+    );
     assert_eq!(gauge.max.load(Ordering::SeqCst), LIMIT);
     assert_eq!(gauge.done.load(Ordering::SeqCst), 0);
 
@@ -393,5 +401,112 @@ async fn a_flood_pauses_reading_and_no_notification_is_rejected() {
     assert_eq!(gauge.done.load(Ordering::SeqCst), FLOOD);
     assert_eq!(gauge.max.load(Ordering::SeqCst), LIMIT);
     assert!(proxy.bytes_to_client() >= total);
+    client.disconnect().await;
+}
+
+/// Replies to the app data with the reply to a command it sends for each notification.
+struct CommandingHandler {
+    client: Arc<std::sync::OnceLock<Client>>,
+    gauge: Arc<Gauge>,
+}
+
+impl NotificationHandler for CommandingHandler {
+    fn on_app_notification(
+        &self,
+        notification: ServerToAppNotification,
+    ) -> BoxFuture<'static, Result<ServerToAppNotificationReply, HandlerError>> {
+        let client = self.client.get().cloned();
+        let gauge = self.gauge.clone();
+        Box::pin(async move {
+            let now = gauge.running.fetch_add(1, Ordering::SeqCst) + 1;
+            gauge.max.fetch_max(now, Ordering::SeqCst);
+            let Some(server_to_app_notification::Entry::Customer(customer)) = &notification.entry
+            else {
+                return Err(HandlerError::new("not a customer notification"));
+            };
+            let client = client.ok_or_else(|| HandlerError::new("no client yet"))?;
+            let reply = client
+                .send_app_command(echo_command(&customer.customer_id))
+                .await
+                .map_err(HandlerError::from_source)?;
+            gauge.running.fetch_sub(1, Ordering::SeqCst);
+            gauge.done.fetch_add(1, Ordering::SeqCst);
+            Ok(ServerToAppNotificationReply {
+                data_update: Some(elarian_core::proto::AppDataUpdate {
+                    data: Some(DataMapValue {
+                        value: Some(data_map_value::Value::StringVal(
+                            common::echoed(&reply).to_owned(),
+                        )),
+                    }),
+                }),
+                message: None,
+            })
+        })
+    }
+}
+
+/// The common pattern of a handler that sends a command and awaits its reply: with every
+/// handler slot taken by such handlers, their replies still arrive (the client reads on while
+/// further notifications wait), so all complete without hitting the notification timeout.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn handlers_sending_commands_complete_while_every_slot_is_taken() {
+    const LIMIT: usize = 2;
+    const FLOOD: usize = 40;
+    let server = TestServer::start().await;
+    let log = EventLog::default();
+    let gauge = Arc::new(Gauge {
+        running: AtomicUsize::new(0),
+        max: AtomicUsize::new(0),
+        done: AtomicUsize::new(0),
+    });
+    let slot = Arc::new(std::sync::OnceLock::new());
+    let config = log
+        .attach(config(server.endpoint()))
+        .max_concurrent_notifications(LIMIT)
+        .notification_timeout(Duration::from_secs(2))
+        .build()
+        .unwrap();
+    let handler = CommandingHandler {
+        client: slot.clone(),
+        gauge: gauge.clone(),
+    };
+    let client = Client::connect(config, handler).await.unwrap();
+    assert!(slot.set(client.clone()).is_ok());
+    server.state.wait_accepted(1).await;
+    let connection = server.state.latest_connection();
+    let flood: Vec<_> = (0..FLOOD)
+        .map(|i| {
+            let connection = connection.clone();
+            let n = notification(&format!("c{i}"), "{}");
+            tokio::spawn(async move {
+                connection
+                    .request_response(Payload::new(n.encode_to_vec()))
+                    .await
+            })
+        })
+        .collect();
+    for (i, request) in flood.into_iter().enumerate() {
+        let reply = tokio::time::timeout(Duration::from_secs(30), request)
+            .await
+            .expect("answered in time")
+            .unwrap()
+            .expect("a reply, not an error");
+        let reply = ServerToAppNotificationReply::decode(reply.data).unwrap();
+        assert_eq!(
+            reply.data_update.and_then(|u| u.data).and_then(|d| d.value),
+            Some(data_map_value::Value::StringVal(format!("c{i}"))),
+            "notification {i} got the default reply"
+        );
+    }
+    assert_eq!(gauge.done.load(Ordering::SeqCst), FLOOD);
+    assert_eq!(gauge.max.load(Ordering::SeqCst), LIMIT);
+    assert!(
+        !log.snapshot().iter().any(|e| matches!(
+            e,
+            ConnectionEvent::Error(ClientError::Notification(NotificationError::Timeout { .. }))
+        )),
+        "a handler hit the notification timeout: {:?}",
+        log.snapshot()
+    );
     client.disconnect().await;
 }

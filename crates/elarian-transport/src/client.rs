@@ -49,9 +49,13 @@ pub struct ClientConfig {
     /// Most requests from the server handled at once (default 1024); what happens beyond it is
     /// [`inbound_overflow`](ClientConfig::inbound_overflow).
     pub max_inbound_requests: usize,
-    /// Beyond `max_inbound_requests`: stop reading until a responder finishes (the default,
-    /// [`InboundOverflow::PauseReading`]) or refuse with REJECTED.
+    /// Beyond `max_inbound_requests`: queue, then stop reading until a responder finishes (the
+    /// default, [`InboundOverflow::PauseReading`]) or refuse with REJECTED.
     pub inbound_overflow: InboundOverflow,
+    /// With [`InboundOverflow::PauseReading`], most requests from the server waiting for a
+    /// responder slot (default 1024); once that many (or 64 MiB of payloads) wait, the
+    /// connection stops reading.
+    pub max_pending_inbound: usize,
     /// Capacity of the request queue into the connection task (default 1024).
     pub command_queue: usize,
     /// REQUEST_N window of request-streams (default 256).
@@ -75,6 +79,7 @@ impl Default for ClientConfig {
             max_in_flight: 1024,
             max_inbound_requests: 1024,
             inbound_overflow: InboundOverflow::PauseReading,
+            max_pending_inbound: 1024,
             command_queue: 1024,
             stream_window: 256,
         }
@@ -101,6 +106,7 @@ impl std::fmt::Debug for ClientConfig {
             .field("max_in_flight", &self.max_in_flight)
             .field("max_inbound_requests", &self.max_inbound_requests)
             .field("inbound_overflow", &self.inbound_overflow)
+            .field("max_pending_inbound", &self.max_pending_inbound)
             .field("command_queue", &self.command_queue)
             .field("stream_window", &self.stream_window)
             .finish()
@@ -189,6 +195,7 @@ impl ClientSession {
             command_queue: config.command_queue,
             stream_window: config.stream_window,
             max_responders: config.max_inbound_requests,
+            max_pending: config.max_pending_inbound,
             overflow: config.inbound_overflow,
         };
         sc.max_inbound_streams = limits.session_inbound_cap();

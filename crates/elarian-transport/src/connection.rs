@@ -4,6 +4,7 @@
 //! the hot path takes no lock. Reads and writes run concurrently as futures that own their half of
 //! the transport; every frame ready when a write starts goes out in one batch with one flush.
 
+use std::collections::VecDeque;
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
@@ -35,6 +36,9 @@ const LOCAL_TX_LIMIT: usize = 4 * 1024 * 1024;
 const PEER_TX_LIMIT: usize = 32 * 1024 * 1024;
 /// Frames read per driver wake at most, so that commands and timers are not starved.
 const READ_BATCH: usize = 64;
+/// Payload bytes of queued inbound requests beyond which reading pauses even though the queue
+/// has room by count, so that a queue of large requests stays small in memory.
+const QUEUED_BYTES_LIMIT: usize = 64 * 1024 * 1024;
 
 /// Erases a transport's type without boxing a [`BoxTransport`] twice.
 pub(crate) fn into_halves<T: FrameTransport>(transport: T) -> (BoxReader, BoxWriter) {
@@ -114,6 +118,7 @@ pub(crate) enum Attach {
 ///
 /// let config = ClientConfig {
 ///     max_inbound_requests: 64,
+///     max_pending_inbound: 1024,
 ///     inbound_overflow: InboundOverflow::PauseReading,
 ///     ..ClientConfig::default()
 /// };
@@ -122,17 +127,27 @@ pub(crate) enum Attach {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 #[non_exhaustive]
 pub enum InboundOverflow {
-    /// Stop reading from the transport until a running responder finishes (backpressure): no
-    /// request is refused, and memory stays bounded however fast the peer sends, because
-    /// unread frames stay in the transport (the peer's sends eventually block).
+    /// Backpressure in two levels; no request is refused.
     ///
-    /// The trade-off: while reading is paused, *every* frame from the peer waits, including
-    /// answers to this side's own requests. A responder that itself awaits an answer from the
-    /// peer may therefore wait until another responder finishes; keep responders bounded in
-    /// time (the Elarian client applies its notification timeout). Writing goes on, so this
-    /// side's KEEPALIVEs still go out, and the keepalive lifetime does not run while paused.
+    /// 1. At `max_inbound_requests` running responders, the connection keeps reading, and
+    ///    further requests wait in a queue of `max_pending_inbound` (their payloads are already
+    ///    in memory); each starts, in arrival order, when a running responder finishes. A
+    ///    CANCEL for a waiting request removes it. Every other frame is handled at once, in
+    ///    particular the answers to this side's own requests: a responder that sends a request
+    ///    to the peer and awaits its answer (a notification handler that sends a command) gets
+    ///    it even while every responder slot is taken.
+    /// 2. Only once that queue is full (or holds 64 MiB of payloads) does the connection stop
+    ///    reading from the transport, until a responder finishes: unread frames stay in the
+    ///    transport and the peer's sends eventually block, so memory stays bounded however
+    ///    fast the peer sends.
     ///
-    /// Requests that do not run a responder yet still hold memory: partially received
+    /// Reading paused, *every* frame from the peer waits, answers to this side's requests
+    /// included, so responders that await the peer may wait until another responder finishes;
+    /// keep responders bounded in time (the Elarian client applies its notification timeout).
+    /// Writing goes on, so this side's KEEPALIVEs still go out, and the keepalive lifetime does
+    /// not run while reading is paused.
+    ///
+    /// Requests that run no responder and are not queued still hold memory: partially received
     /// (fragmented) requests and streams waiting for credit. They are capped at another
     /// `max_inbound_requests`, beyond which new requests are refused with REJECTED.
     #[default]
@@ -151,17 +166,25 @@ pub(crate) struct HandleLimits {
     pub(crate) stream_window: u32,
     /// Most responder futures (or streams) running at once.
     pub(crate) max_responders: usize,
+    /// Requests waiting for a responder slot at most ([`InboundOverflow::PauseReading`]).
+    pub(crate) max_pending: usize,
     /// What happens beyond `max_responders`.
     pub(crate) overflow: InboundOverflow,
 }
 
 impl HandleLimits {
-    /// The session's cap of open inbound requests for these limits: with
-    /// [`InboundOverflow::PauseReading`], room for as many again requests that run no responder
-    /// (fragments still arriving, streams waiting for credit), which must not stop reading.
+    /// The session's cap of open inbound requests for these limits. With
+    /// [`InboundOverflow::PauseReading`]: the running responders, the queue waiting for them,
+    /// and another `max_responders` for requests that run no responder (fragments still
+    /// arriving, streams waiting for credit), which must not stop reading.
     pub(crate) fn session_inbound_cap(&self) -> usize {
         match self.overflow {
-            InboundOverflow::PauseReading => self.max_responders.max(1).saturating_mul(2),
+            InboundOverflow::PauseReading => {
+                let running = self.max_responders.max(1);
+                running
+                    .saturating_add(self.max_pending)
+                    .saturating_add(running)
+            }
             InboundOverflow::Reject => self.max_responders,
         }
     }
@@ -498,6 +521,7 @@ pub(crate) fn spawn(parts: DriverParts) -> (Connection, mpsc::Sender<Attach>) {
         waiters: IdMap::default(),
         ids: StreamIds::new(role),
         max_responders: limits.max_responders.max(1),
+        max_pending: limits.max_pending,
         overflow: limits.overflow,
         reading_paused: false,
         state_tx,
@@ -529,6 +553,8 @@ struct Driver {
     waiters: IdMap<Waiter>,
     ids: StreamIds,
     max_responders: usize,
+    /// Capacity of [`Work::queued`].
+    max_pending: usize,
     overflow: InboundOverflow,
     /// Whether reading is paused for [`InboundOverflow::PauseReading`] (as last told to the
     /// session).
@@ -679,11 +705,23 @@ fn now() -> std::time::Instant {
     tokio::time::Instant::now().into_std()
 }
 
+/// A request of the peer waiting for a responder slot ([`InboundOverflow::PauseReading`]).
+struct Queued {
+    stream_id: u32,
+    kind: InboundKind,
+    payload: Payload,
+}
+
 /// Responder work owned by the driver task.
 struct Work {
     responses: FuturesUnordered<ResponseFuture>,
     items: FuturesUnordered<ItemFuture>,
     parked: IdMap<ItemStream>,
+    /// Requests received while every responder slot was taken, in arrival order. Bounded by
+    /// `Driver::max_pending` and [`QUEUED_BYTES_LIMIT`]: the driver stops reading first.
+    queued: VecDeque<Queued>,
+    /// Payload bytes held by `queued`.
+    queued_bytes: usize,
 }
 
 impl Work {
@@ -692,9 +730,37 @@ impl Work {
         self.responses.len() + self.items.len()
     }
 
+    fn enqueue(&mut self, q: Queued) {
+        self.queued_bytes += q.payload.len();
+        self.queued.push_back(q);
+    }
+
+    fn dequeue(&mut self) -> Option<Queued> {
+        let q = self.queued.pop_front()?;
+        self.queued_bytes = self.queued_bytes.saturating_sub(q.payload.len());
+        Some(q)
+    }
+
+    /// How many more requests the queue takes before reading must pause.
+    fn queue_room(&self, max_pending: usize) -> usize {
+        if self.queued_bytes >= QUEUED_BYTES_LIMIT {
+            0
+        } else {
+            max_pending.saturating_sub(self.queued.len())
+        }
+    }
+
     /// Drops the application's future (or stream) answering `id`, so canceled work stops.
     fn cancel(&mut self, id: u32) {
         if self.parked.remove(&id).is_some() {
+            return;
+        }
+        // A linear scan of a bounded queue; a request canceled before it started never
+        // reaches the responder.
+        if let Some(at) = self.queued.iter().position(|q| q.stream_id == id) {
+            if let Some(q) = self.queued.remove(at) {
+                self.queued_bytes = self.queued_bytes.saturating_sub(q.payload.len());
+            }
             return;
         }
         // A linear scan: cancellations are rare next to requests, and the number of running
@@ -726,6 +792,8 @@ impl Driver {
             responses: FuturesUnordered::new(),
             items: FuturesUnordered::new(),
             parked: IdMap::default(),
+            queued: VecDeque::new(),
+            queued_bytes: 0,
         };
         let mut cmd_open = true;
         let mut ctrl_open = true;
@@ -733,6 +801,7 @@ impl Driver {
 
         loop {
             let lost = self.process_events(&mut work);
+            self.start_queued(&mut work);
             if lost {
                 read_fut.set(futures_util::future::Fuse::terminated());
                 write_fut.set(futures_util::future::Fuse::terminated());
@@ -769,12 +838,16 @@ impl Driver {
             // PEER_TX_LIMIT, so that the write queue stays bounded.
             let pending = self.session.pending_transmit_bytes();
             let local_ok = pending < LOCAL_TX_LIMIT;
-            // With PauseReading, at most `max_responders` responders run: at the limit the
-            // peer's frames stay unread (in the transport, then in the peer's send buffers)
-            // until one finishes.
+            // With PauseReading, at most `max_responders` responders run and `max_pending`
+            // requests (QUEUED_BYTES_LIMIT bytes) wait for them; with both full, the peer's
+            // frames stay unread (in the transport, then in the peer's send buffers) until a
+            // responder finishes.
             let room = match self.overflow {
                 InboundOverflow::PauseReading => {
-                    let room = self.max_responders.saturating_sub(work.running());
+                    let room = self
+                        .max_responders
+                        .saturating_sub(work.running())
+                        .saturating_add(work.queue_room(self.max_pending));
                     self.note_reading_paused(room == 0 && !read_fut.is_terminated());
                     room
                 }
@@ -787,19 +860,25 @@ impl Driver {
                     Ok(Some(frame)) => {
                         let now = now();
                         let delivered = self.session.delivered_requests();
+                        // What the queue may still take in bytes; a batch stops there too.
+                        let byte_room = QUEUED_BYTES_LIMIT.saturating_sub(work.queued_bytes);
+                        let mut batch_bytes = frame.len();
                         self.session.handle_frame(frame, now);
                         // Take every frame already buffered before going back to the select:
                         // one loop turn per frame costs more than the frame itself. Stop early
-                        // when the requests read so far fill the responder room.
+                        // when the requests read so far fill the room (slots and queue).
                         let mut reader = reader;
                         let mut failed = None;
                         for _ in 1..READ_BATCH {
                             let started = self.session.delivered_requests() - delivered;
-                            if started >= room as u64 {
+                            if started >= room as u64 || batch_bytes >= byte_room {
                                 break;
                             }
                             match reader.try_read_frame() {
-                                Some(Ok(Some(frame))) => self.session.handle_frame(frame, now),
+                                Some(Ok(Some(frame))) => {
+                                    batch_bytes += frame.len();
+                                    self.session.handle_frame(frame, now);
+                                }
                                 Some(Ok(None)) => {
                                     failed = Some("peer closed the transport".to_owned());
                                     break;
@@ -907,7 +986,8 @@ impl Driver {
             if paused {
                 tracing::debug!(
                     running = self.max_responders,
-                    "responder limit reached; reading paused"
+                    queued = self.max_pending,
+                    "responders and their queue are full; reading paused"
                 );
             }
             self.session.set_reading_paused(paused, now());
@@ -1140,69 +1220,7 @@ impl Driver {
                     stream_id,
                     kind,
                     payload,
-                } => match kind {
-                    // With PauseReading the driver stops reading at the limit instead (see
-                    // `run`), so these only refuse in Reject mode.
-                    InboundKind::Response
-                        if self.overflow == InboundOverflow::Reject
-                            && work.responses.len() >= self.max_responders =>
-                    {
-                        let busy = StreamError::rejected("too many requests in progress");
-                        let _ = self.session.respond(stream_id, Err(busy));
-                    }
-                    InboundKind::Stream { .. }
-                        if self.overflow == InboundOverflow::Reject
-                            && work.items.len() + work.parked.len() >= self.max_responders =>
-                    {
-                        let busy = StreamError::rejected("too many streams in progress");
-                        let _ = self.session.stream_error(stream_id, busy);
-                    }
-                    InboundKind::Response => {
-                        let responder = &self.responder;
-                        match std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-                            responder.request_response(payload)
-                        })) {
-                            Ok(fut) => {
-                                let mut answer = ResponseFuture {
-                                    id: stream_id,
-                                    fut: Some(fut),
-                                    slot: CancelSlot::default(),
-                                };
-                                // Answers ready at once skip the FuturesUnordered bookkeeping.
-                                match (&mut answer).now_or_never() {
-                                    Some((id, result)) => {
-                                        let _ = self.session.respond(id, result);
-                                    }
-                                    None => work.responses.push(answer),
-                                }
-                            }
-                            Err(_) => {
-                                let _ = self.session.respond(stream_id, Err(panicked()));
-                            }
-                        }
-                    }
-                    InboundKind::FireAndForget => {
-                        let responder = &self.responder;
-                        if std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-                            responder.fire_and_forget(payload)
-                        }))
-                        .is_err()
-                        {
-                            tracing::error!("fire-and-forget handler panicked");
-                        }
-                    }
-                    InboundKind::Stream { .. } => {
-                        let responder = &self.responder;
-                        match std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-                            responder.request_stream(payload)
-                        })) {
-                            Ok(stream) => work.items.push(next_item(stream_id, stream)),
-                            Err(_) => {
-                                let _ = self.session.stream_error(stream_id, panicked());
-                            }
-                        }
-                    }
-                },
+                } => self.on_request(work, stream_id, kind, payload),
                 Event::Response { stream_id, payload } => {
                     if let Some(Waiter {
                         kind: WaiterKind::Response(tx),
@@ -1282,6 +1300,102 @@ impl Driver {
         lost
     }
 
+    /// A request of the peer, as the session delivered it.
+    fn on_request(&mut self, work: &mut Work, stream_id: u32, kind: InboundKind, payload: Payload) {
+        match (self.overflow, kind) {
+            (_, InboundKind::FireAndForget) => self.start_request(work, stream_id, kind, payload),
+            // Requests queued earlier start first, so the queue keeps arrival order. The read
+            // loop stops before the queue could exceed `max_pending` (see `run`).
+            (InboundOverflow::PauseReading, _)
+                if !work.queued.is_empty() || work.running() >= self.max_responders =>
+            {
+                work.enqueue(Queued {
+                    stream_id,
+                    kind,
+                    payload,
+                });
+            }
+            (InboundOverflow::Reject, InboundKind::Response)
+                if work.responses.len() >= self.max_responders =>
+            {
+                let busy = StreamError::rejected("too many requests in progress");
+                let _ = self.session.respond(stream_id, Err(busy));
+            }
+            (InboundOverflow::Reject, InboundKind::Stream { .. })
+                if work.items.len() + work.parked.len() >= self.max_responders =>
+            {
+                let busy = StreamError::rejected("too many streams in progress");
+                let _ = self.session.stream_error(stream_id, busy);
+            }
+            _ => self.start_request(work, stream_id, kind, payload),
+        }
+    }
+
+    /// Starts queued requests while responder slots are free.
+    fn start_queued(&mut self, work: &mut Work) {
+        while work.running() < self.max_responders {
+            let Some(q) = work.dequeue() else {
+                break;
+            };
+            self.start_request(work, q.stream_id, q.kind, q.payload);
+        }
+    }
+
+    /// Hands a request to the responder, isolating its panics.
+    fn start_request(
+        &mut self,
+        work: &mut Work,
+        stream_id: u32,
+        kind: InboundKind,
+        payload: Payload,
+    ) {
+        let responder = &self.responder;
+        match kind {
+            InboundKind::Response => {
+                match std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                    responder.request_response(payload)
+                })) {
+                    Ok(fut) => {
+                        let mut answer = ResponseFuture {
+                            id: stream_id,
+                            fut: Some(fut),
+                            slot: CancelSlot::default(),
+                        };
+                        // Answers ready at once skip the FuturesUnordered bookkeeping.
+                        match (&mut answer).now_or_never() {
+                            Some((id, result)) => {
+                                let _ = self.session.respond(id, result);
+                            }
+                            None => work.responses.push(answer),
+                        }
+                    }
+                    Err(_) => {
+                        let _ = self.session.respond(stream_id, Err(panicked()));
+                    }
+                }
+            }
+            InboundKind::FireAndForget => {
+                if std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                    responder.fire_and_forget(payload)
+                }))
+                .is_err()
+                {
+                    tracing::error!("fire-and-forget handler panicked");
+                }
+            }
+            InboundKind::Stream { .. } => {
+                match std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                    responder.request_stream(payload)
+                })) {
+                    Ok(stream) => work.items.push(next_item(stream_id, stream)),
+                    Err(_) => {
+                        let _ = self.session.stream_error(stream_id, panicked());
+                    }
+                }
+            }
+        }
+    }
+
     fn shutdown(&mut self, work: &mut Work) {
         let reason = self
             .session
@@ -1339,5 +1453,49 @@ pub(crate) async fn send_error_and_close(
     match tokio::time::timeout(CLOSE_LINGER, work).await {
         Ok(r) => r,
         Err(_) => Ok(()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn queued(stream_id: u32, data: &Bytes) -> Queued {
+        Queued {
+            stream_id,
+            kind: InboundKind::Response,
+            payload: Payload::new(data.clone()),
+        }
+    }
+
+    #[test]
+    fn the_queue_is_full_by_count_or_by_bytes() {
+        let mut work = Work {
+            responses: FuturesUnordered::new(),
+            items: FuturesUnordered::new(),
+            parked: IdMap::default(),
+            queued: VecDeque::new(),
+            queued_bytes: 0,
+        };
+        let small = Bytes::from_static(b"small");
+        work.enqueue(queued(2, &small));
+        work.enqueue(queued(4, &small));
+        assert_eq!(work.queue_room(3), 1);
+        assert_eq!(work.queue_room(2), 0);
+
+        // Large payloads fill the byte budget long before the count.
+        let large = Bytes::from(vec![0u8; QUEUED_BYTES_LIMIT / 4]);
+        for i in 0..4 {
+            work.enqueue(queued(6 + 2 * i, &large));
+        }
+        assert_eq!(work.queue_room(1024), 0);
+
+        // A canceled request and a started one give their bytes back, in arrival order.
+        work.cancel(8);
+        assert_eq!(work.queue_room(1024), 1024 - 5);
+        assert_eq!(work.dequeue().map(|q| q.stream_id), Some(2));
+        assert_eq!(work.dequeue().map(|q| q.stream_id), Some(4));
+        assert_eq!(work.dequeue().map(|q| q.stream_id), Some(6));
+        assert_eq!(work.queued_bytes, 2 * large.len());
     }
 }

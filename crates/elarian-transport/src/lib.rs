@@ -24,9 +24,10 @@
 //!   the [`Server`]).
 //! - [`io`]: how frames travel; [`io::memory`] connects two peers in one process.
 //! - Backpressure: every queue is bounded. At `max_inbound_requests` running responders a
-//!   connection either stops reading until one finishes ([`InboundOverflow::PauseReading`], the
-//!   client default) or refuses further requests with REJECTED ([`InboundOverflow::Reject`], the
-//!   server default).
+//!   connection either queues further requests (up to `max_pending_inbound`, reading on so that
+//!   answers to its own requests still arrive) and stops reading only once that queue is full
+//!   ([`InboundOverflow::PauseReading`], the client default), or refuses them with REJECTED
+//!   ([`InboundOverflow::Reject`], the server default).
 //!
 //! Not supported, by design: REQUEST_CHANNEL (refused with REJECTED) and leases (a SETUP asking
 //! for them is refused with UNSUPPORTED_SETUP).

@@ -37,8 +37,13 @@ pub struct ServerConfig {
     /// it is [`inbound_overflow`](ServerConfig::inbound_overflow).
     pub max_inbound_requests: usize,
     /// Beyond `max_inbound_requests`: refuse with REJECTED (the default,
-    /// [`InboundOverflow::Reject`]) or stop reading that client until a responder finishes.
+    /// [`InboundOverflow::Reject`]) or queue, then stop reading that client until a responder
+    /// finishes.
     pub inbound_overflow: InboundOverflow,
+    /// With [`InboundOverflow::PauseReading`], most requests per client waiting for a
+    /// responder slot (default 1024); once that many (or 64 MiB of payloads) wait, the
+    /// connection stops reading.
+    pub max_pending_inbound: usize,
     /// SETUPs waiting for [`Server::accept`]; beyond it new clients are refused (default 128).
     pub accept_queue: usize,
     /// Capacity of the request queue into each connection task (default 1024).
@@ -59,6 +64,7 @@ impl Default for ServerConfig {
             max_in_flight: 1024,
             max_inbound_requests: 1024,
             inbound_overflow: InboundOverflow::Reject,
+            max_pending_inbound: 1024,
             accept_queue: 128,
             command_queue: 1024,
             stream_window: 256,
@@ -330,6 +336,7 @@ impl Incoming {
             command_queue: config.command_queue,
             stream_window: config.stream_window,
             max_responders: config.max_inbound_requests,
+            max_pending: config.max_pending_inbound,
             overflow: config.inbound_overflow,
         };
         sc.max_inbound_streams = limits.session_inbound_cap();

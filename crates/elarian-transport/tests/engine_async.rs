@@ -1065,11 +1065,13 @@ async fn a_stream_overrunning_its_credit_ends_with_an_error() {
     );
 }
 
-/// Answers after `gate` opens; counts the answers running at once.
+/// Answers after `gate` opens; counts the answers running at once and records the order in
+/// which requests start.
 struct Gated {
     gate: Arc<tokio::sync::Semaphore>,
     running: Arc<std::sync::atomic::AtomicUsize>,
     max: Arc<std::sync::atomic::AtomicUsize>,
+    started: Arc<Mutex<Vec<Bytes>>>,
 }
 
 impl Responder for Gated {
@@ -1078,6 +1080,7 @@ impl Responder for Gated {
         payload: Payload,
     ) -> BoxFuture<'static, Result<Payload, StreamError>> {
         use std::sync::atomic::Ordering::SeqCst;
+        self.started.lock().unwrap().push(payload.data.clone());
         let gate = self.gate.clone();
         let running = self.running.clone();
         let max = self.max.clone();
@@ -1094,11 +1097,16 @@ impl Responder for Gated {
     }
 }
 
+/// At the responder limit the client keeps reading and queues requests; only once the queue
+/// is full does it stop reading (the peer's writes block). Nothing is refused, and queued
+/// requests start in arrival order.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn at_the_responder_limit_the_client_stops_reading_instead_of_rejecting() {
+async fn with_the_queue_full_the_client_stops_reading_instead_of_rejecting() {
     use elarian_transport::frame::{KeepaliveFrame, RequestFrame, RequestKind};
     use std::sync::atomic::{AtomicUsize, Ordering::SeqCst};
     const LIMIT: usize = 4;
+    // Larger than the transport's buffer, so that reading on past the limit shows.
+    const PENDING: usize = 16;
     const FLOOD: u32 = 100;
     const CAPACITY: usize = 8;
     let (client_end, peer) = memory::pair(CAPACITY);
@@ -1106,10 +1114,12 @@ async fn at_the_responder_limit_the_client_stops_reading_instead_of_rejecting() 
     let gate = Arc::new(tokio::sync::Semaphore::new(0));
     let running = Arc::new(AtomicUsize::new(0));
     let max = Arc::new(AtomicUsize::new(0));
+    let started = Arc::new(Mutex::new(Vec::new()));
     let responder = Arc::new(Gated {
         gate: gate.clone(),
         running: running.clone(),
         max: max.clone(),
+        started: started.clone(),
     });
     // Answer the handshake by hand, then let a task collect whatever the client sends.
     let (frames_tx, mut frames) = mpsc::unbounded_channel();
@@ -1129,6 +1139,7 @@ async fn at_the_responder_limit_the_client_stops_reading_instead_of_rejecting() 
     });
     let config = ClientConfig {
         max_inbound_requests: LIMIT,
+        max_pending_inbound: PENDING,
         keepalive_interval: Duration::from_millis(50),
         ..ClientConfig::default()
     };
@@ -1170,11 +1181,17 @@ async fn at_the_responder_limit_the_client_stops_reading_instead_of_rejecting() 
             writer
         }
     });
-    // The client starts LIMIT responders, then stops reading: our sends block once the
-    // transport's buffer is full, while the client's KEEPALIVEs still arrive.
-    while running.load(SeqCst) < LIMIT {
-        tokio::time::sleep(Duration::from_millis(5)).await;
-    }
+    // The client starts LIMIT responders and reads on, queueing PENDING more, then stops
+    // reading: our sends block once the transport's buffer is full, while the client's
+    // KEEPALIVEs still arrive.
+    let queued = async {
+        while running.load(SeqCst) < LIMIT || written.load(SeqCst) < LIMIT + PENDING {
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+    };
+    timeout(LIMIT_WAIT, queued)
+        .await
+        .expect("the client reads past its responder limit");
     for _ in 0..3 {
         timeout(LIMIT_WAIT, keepalive_rx.recv())
             .await
@@ -1183,11 +1200,12 @@ async fn at_the_responder_limit_the_client_stops_reading_instead_of_rejecting() 
     }
     let stalled = written.load(SeqCst);
     assert!(
-        stalled <= LIMIT + CAPACITY,
-        "{stalled} requests written while {LIMIT} run"
+        stalled <= LIMIT + PENDING + CAPACITY,
+        "{stalled} requests written while {LIMIT} run and {PENDING} wait"
     );
     assert!(!flood.is_finished());
     assert_eq!(max.load(SeqCst), LIMIT);
+    assert_eq!(started.lock().unwrap().len(), LIMIT);
 
     // Open the gate: every request is answered, none refused, never more than LIMIT at once.
     gate.add_permits(FLOOD as usize);
@@ -1203,6 +1221,8 @@ async fn at_the_responder_limit_the_client_stops_reading_instead_of_rejecting() 
         }
     }
     assert_eq!(max.load(SeqCst), LIMIT);
+    let order: Vec<Bytes> = (0..FLOOD).map(|i| Bytes::from(i.to_string())).collect();
+    assert_eq!(*started.lock().unwrap(), order);
     assert!(!client.is_closed());
 }
 
@@ -1226,6 +1246,7 @@ async fn with_reject_overflow_requests_beyond_the_limit_are_refused() {
             gate: gate.clone(),
             running: running.clone(),
             max: max.clone(),
+            started: Arc::default(),
         }),
         config,
     )
@@ -1329,5 +1350,235 @@ async fn cancel_drops_the_running_responder_future() {
     go.notify_waiters();
     tokio::task::yield_now().await;
     assert!(!done.load(SeqCst));
+    assert!(!client.is_closed());
+}
+
+/// For each request, asks the peer first (bounded by `ASK_TIMEOUT`) and answers with the
+/// peer's answer: the pattern of a notification handler that sends a command.
+struct AsksBack {
+    connection: Arc<std::sync::OnceLock<Connection>>,
+    running: Arc<std::sync::atomic::AtomicUsize>,
+    max: Arc<std::sync::atomic::AtomicUsize>,
+    stalled: Arc<std::sync::atomic::AtomicUsize>,
+}
+
+const ASK_TIMEOUT: Duration = Duration::from_secs(5);
+
+impl Responder for AsksBack {
+    fn request_response(
+        &self,
+        payload: Payload,
+    ) -> BoxFuture<'static, Result<Payload, StreamError>> {
+        use std::sync::atomic::Ordering::SeqCst;
+        let connection = self.connection.get().cloned();
+        let running = self.running.clone();
+        let max = self.max.clone();
+        let stalled = self.stalled.clone();
+        Box::pin(async move {
+            let now = running.fetch_add(1, SeqCst) + 1;
+            max.fetch_max(now, SeqCst);
+            let connection =
+                connection.ok_or_else(|| StreamError::application("not connected yet"))?;
+            let answer = timeout(ASK_TIMEOUT, connection.request_response(payload)).await;
+            running.fetch_sub(1, SeqCst);
+            match answer {
+                Ok(Ok(answer)) => Ok(answer),
+                Ok(Err(e)) => Err(StreamError::application(e.to_string())),
+                Err(_) => {
+                    stalled.fetch_add(1, SeqCst);
+                    Err(StreamError::application("the peer's answer never came"))
+                }
+            }
+        })
+    }
+}
+
+/// Every responder slot busy awaiting the peer must not stop the answers from arriving: with
+/// the responder limit at 2, a flood of requests whose responders each ask the peer first
+/// completes without any of them waiting out its timeout.
+#[tokio::test(start_paused = true)]
+async fn responders_awaiting_the_peer_do_not_deadlock_at_the_limit() {
+    use std::sync::atomic::{AtomicUsize, Ordering::SeqCst};
+    const FLOOD: usize = 50;
+    let connection = Arc::new(std::sync::OnceLock::new());
+    let running = Arc::new(AtomicUsize::new(0));
+    let max = Arc::new(AtomicUsize::new(0));
+    let stalled = Arc::new(AtomicUsize::new(0));
+    let responder = Arc::new(AsksBack {
+        connection: connection.clone(),
+        running: running.clone(),
+        max: max.clone(),
+        stalled: stalled.clone(),
+    });
+    let server = Server::new(ServerConfig::default());
+    let (server_responder, _) = Echo::new("answer:");
+    let config = ClientConfig {
+        max_inbound_requests: 2,
+        ..ClientConfig::default()
+    };
+    let (client, server_conn) = connect_pair(&server, server_responder, responder, config).await;
+    assert!(connection.set(Connection::clone(&client)).is_ok());
+
+    let start = tokio::time::Instant::now();
+    let flood: Vec<_> = (0..FLOOD)
+        .map(|i| {
+            let server_conn = server_conn.clone();
+            tokio::spawn(async move {
+                server_conn
+                    .request_response(Payload::new(format!("n{i}")))
+                    .await
+            })
+        })
+        .collect();
+    for (i, request) in flood.into_iter().enumerate() {
+        let answer = timeout(LIMIT_WAIT * 30, request)
+            .await
+            .expect("answered")
+            .unwrap()
+            .unwrap_or_else(|e| panic!("request {i} failed: {e}"));
+        assert_eq!(answer.data, Bytes::from(format!("answer:n{i}")));
+    }
+    let elapsed = start.elapsed();
+    assert_eq!(
+        stalled.load(SeqCst),
+        0,
+        "responders waited out their timeout"
+    );
+    assert!(
+        elapsed < Duration::from_secs(2),
+        "the flood took {elapsed:?} of (paused) time"
+    );
+    assert_eq!(max.load(SeqCst), 2);
+    assert!(!client.is_closed());
+}
+
+/// A request canceled while it waits for a responder slot never reaches the responder.
+#[tokio::test(start_paused = true)]
+async fn a_queued_request_canceled_by_the_peer_never_starts() {
+    use std::sync::atomic::AtomicUsize;
+    let gate = Arc::new(tokio::sync::Semaphore::new(0));
+    let started = Arc::new(Mutex::new(Vec::new()));
+    let responder = Arc::new(Gated {
+        gate: gate.clone(),
+        running: Arc::new(AtomicUsize::new(0)),
+        max: Arc::new(AtomicUsize::new(0)),
+        started: started.clone(),
+    });
+    let server = Server::new(ServerConfig::default());
+    let config = ClientConfig {
+        max_inbound_requests: 1,
+        ..ClientConfig::default()
+    };
+    let (client, server_conn) = connect_pair(&server, Arc::new(RejectAll), responder, config).await;
+    let ask = |what: &'static str| {
+        let server_conn = server_conn.clone();
+        tokio::spawn(async move { server_conn.request_response(Payload::new(what)).await })
+    };
+    // With time paused, a sleep ends only once every task is idle: all frames were handled.
+    let settle = || tokio::time::sleep(Duration::from_millis(100));
+    let a = ask("a");
+    settle().await;
+    let b = ask("b");
+    settle().await;
+    // "b" waits for the slot "a" holds; the server gives up on it (CANCEL).
+    b.abort();
+    settle().await;
+    let c = ask("c");
+    settle().await;
+    assert_eq!(*started.lock().unwrap(), vec![Bytes::from("a")]);
+
+    gate.add_permits(3);
+    for (request, what) in [(a, "a"), (c, "c")] {
+        let answer = timeout(LIMIT_WAIT, request)
+            .await
+            .unwrap()
+            .unwrap()
+            .unwrap();
+        assert_eq!(answer.data, Bytes::from(what));
+    }
+    assert_eq!(
+        *started.lock().unwrap(),
+        vec![Bytes::from("a"), Bytes::from("c")]
+    );
+    assert!(!client.is_closed());
+}
+
+/// A peer that accepts the SETUP, answers the first KEEPALIVE, sends `requests` requests, then
+/// stays silent. Returns the client, whose responders (at most `limit`) never finish.
+async fn silent_after_requests(limit: usize, pending: usize, requests: u32) -> ClientSession {
+    use elarian_transport::frame::{KeepaliveFrame, RequestFrame, RequestKind};
+    let (client_end, peer) = memory::pair(64);
+    let (mut reader, mut writer) = peer.split();
+    tokio::spawn(async move {
+        let mut answered = false;
+        while let Ok(Some(raw)) = reader.read_frame().await {
+            if let Ok(Frame::Keepalive(k)) = Frame::decode(raw)
+                && !answered
+            {
+                answered = true;
+                let answer = Frame::Keepalive(KeepaliveFrame {
+                    respond: false,
+                    last_received_position: 0,
+                    data: k.data,
+                });
+                writer
+                    .write_frame(answer.to_bytes().unwrap())
+                    .await
+                    .unwrap();
+                for i in 0..requests {
+                    let request = Frame::Request(RequestFrame {
+                        stream_id: 2 + 2 * i,
+                        kind: RequestKind::Response,
+                        follows: false,
+                        metadata: None,
+                        data: Bytes::from(i.to_string()),
+                    });
+                    writer
+                        .write_frame(request.to_bytes().unwrap())
+                        .await
+                        .unwrap();
+                }
+                writer.flush().await.unwrap();
+            }
+        }
+        // Keep the transport open: silence, not a closed connection.
+        std::future::pending::<()>().await;
+    });
+    let responder = Arc::new(Gated {
+        gate: Arc::new(tokio::sync::Semaphore::new(0)),
+        running: Arc::default(),
+        max: Arc::default(),
+        started: Arc::default(),
+    });
+    let config = ClientConfig {
+        keepalive_interval: Duration::from_secs(1),
+        max_lifetime: Duration::from_secs(5),
+        max_inbound_requests: limit,
+        max_pending_inbound: pending,
+        ..ClientConfig::default()
+    };
+    ClientSession::connect(client_end, config, responder)
+        .await
+        .unwrap()
+}
+
+/// The keepalive lifetime stops only while reading is paused, that is with the queue full; at
+/// the responder limit with room in the queue the client still reads, so a silent peer is
+/// detected.
+#[tokio::test(start_paused = true)]
+async fn the_keepalive_lifetime_stops_only_while_the_queue_is_full() {
+    // One responder running, one request queued, room for another: reading goes on.
+    let client = silent_after_requests(1, 2, 2).await;
+    let closed = timeout(Duration::from_secs(30), client.closed()).await;
+    assert_eq!(closed, Ok(CloseReason::KeepaliveTimeout));
+
+    // One running, one queued, the third unread: reading paused, the silence is ours.
+    let client = silent_after_requests(1, 1, 3).await;
+    assert!(
+        timeout(Duration::from_secs(30), client.closed())
+            .await
+            .is_err(),
+        "a client that paused reading timed the server out"
+    );
     assert!(!client.is_closed());
 }
