@@ -19,7 +19,8 @@ commands:
                         with --check, regenerate into a temporary directory and fail if the
                         checked-in file differs
   ci [--skip-tests]     run the CI checks in order: cargo fmt --check, cargo clippy
-                        (-D warnings), codegen --check, cargo test --workspace
+                        (-D warnings), cargo doc (-D warnings), codegen --check,
+                        cargo test --workspace
   bench [--quick]       run the benchmarks in release mode: the transport's req_resp bench,
                         the end-to-end SDK bench (with the published JavaScript client when
                         node is installed) and the emulator's million-reminder bench; with
@@ -255,6 +256,12 @@ fn ci(skip_tests: bool) -> Result<()> {
             "warnings",
         ],
     )?;
+    // Every public item is documented and every intra-doc link resolves.
+    cargo_step_with_env(
+        "docs",
+        &["doc", "--workspace", "--no-deps"],
+        &[("RUSTDOCFLAGS", "-D warnings")],
+    )?;
     println!("==> codegen: cargo xtask codegen --check");
     codegen(true)?;
     if skip_tests {
@@ -267,11 +274,17 @@ fn ci(skip_tests: bool) -> Result<()> {
 }
 
 fn cargo_step(name: &str, args: &[&str]) -> Result<()> {
+    cargo_step_with_env(name, args, &[])
+}
+
+fn cargo_step_with_env(name: &str, args: &[&str], env: &[(&str, &str)]) -> Result<()> {
     // Inside `cargo xtask`, CARGO names the cargo that launched us; keep using the same one.
     let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
-    println!("==> {name}: cargo {}", args.join(" "));
+    let shown_env: String = env.iter().map(|(k, v)| format!("{k}='{v}' ")).collect();
+    println!("==> {name}: {shown_env}cargo {}", args.join(" "));
     let status = Command::new(cargo)
         .args(args)
+        .envs(env.iter().copied())
         .current_dir(workspace_root())
         .status()
         .map_err(|e| Error::new(format!("{name}: cannot run cargo: {e}")))?;
