@@ -32,6 +32,12 @@ pub(crate) struct CommandLimits {
 
 /// Answers the commands of one authenticated connection.
 struct ConnectionResponder {
+    ctx: Arc<ConnectionContext>,
+}
+
+/// What every command of a connection needs, shared by its requests: one reference count per
+/// request instead of copies of the identity's strings.
+struct ConnectionContext {
     engine: Arc<Engine>,
     hub: Arc<Hub>,
     who: Identity,
@@ -43,11 +49,14 @@ impl Responder for ConnectionResponder {
         &self,
         payload: Payload,
     ) -> BoxFuture<'static, Result<Payload, StreamError>> {
-        let engine = self.engine.clone();
-        let hub = self.hub.clone();
-        let who = self.who.clone();
-        let limits = self.limits;
+        let ctx = self.ctx.clone();
         Box::pin(async move {
+            let ConnectionContext {
+                engine,
+                hub,
+                who,
+                limits,
+            } = &*ctx;
             if payload.data.len() > limits.max_command_bytes {
                 return Err(StreamError::rejected(format!(
                     "command of {} bytes exceeds the limit of {} bytes",
@@ -56,9 +65,9 @@ impl Responder for ConnectionResponder {
                 )));
             }
             let reply = if who.simulator {
-                simulator_command(&engine, &hub, &who, limits, payload.data).await?
+                simulator_command(engine, hub, who, *limits, payload.data).await?
             } else {
-                app_command(&engine, &hub, &who, payload.data).await?
+                app_command(engine, hub, who, payload.data).await?
             };
             Ok(Payload {
                 data: reply,
@@ -91,8 +100,10 @@ async fn app_command(
         // notifications follow at the apps' pace.
         let hub = hub.clone();
         tokio::spawn(async move { hub.deliver_paced(out.effects).await });
-    } else {
-        let undelivered = hub.deliver(out.effects, None, deadline).await;
+    } else if !out.effects.is_empty() {
+        // Boxed: most commands cause no notification, and their futures (moved into a box per
+        // request by the transport) need not carry the delivery's state.
+        let undelivered = Box::pin(hub.deliver(out.effects, None, deadline)).await;
         if !undelivered.is_empty() {
             mark_undelivered(&mut reply, &undelivered.describe());
         }
@@ -305,10 +316,12 @@ pub(crate) fn handle_incoming(
         "connection accepted"
     );
     let responder = Arc::new(ConnectionResponder {
-        engine: engine.clone(),
-        hub: hub.clone(),
-        who: who.clone(),
-        limits,
+        ctx: Arc::new(ConnectionContext {
+            engine: engine.clone(),
+            hub: hub.clone(),
+            who: who.clone(),
+            limits,
+        }),
     });
     let conn = incoming.accept(responder);
     let id = hub.register(&who, conn.clone());

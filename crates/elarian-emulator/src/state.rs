@@ -395,6 +395,9 @@ pub(crate) struct State {
     pub next_seq: u64,
     /// Id of the next pending notification (data dir only).
     pub next_pending: u64,
+    /// Whether changed customers are recorded in `dirty`: only with a data dir, since in
+    /// memory nothing reads them and every command would pay for an id copy.
+    pub persist: bool,
     pub dirty: Dirty,
 }
 
@@ -406,7 +409,15 @@ impl State {
             timers: BinaryHeap::new(),
             next_seq: 1,
             next_pending: 1,
+            persist: false,
             dirty: Dirty::default(),
+        }
+    }
+
+    /// Records that a customer changed, for the data dir (a no-op in memory).
+    pub(crate) fn mark_customer(&mut self, org: OrgIdx, id: &str) {
+        if self.persist {
+            self.dirty.customers.push((org, id.to_owned()));
         }
     }
 

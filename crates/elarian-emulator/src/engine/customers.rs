@@ -13,7 +13,7 @@ use elarian_proto::{
 };
 
 use super::{Selector, Tx, update_reply};
-use crate::record::CustomerRecord;
+use crate::record::{CustomerExtra, CustomerRecord};
 use crate::state::{NumberKey, expired, index_for_reply, mapping_key};
 
 /// How long `LeaseCustomerAppData` locks the app data from other leases.
@@ -76,7 +76,7 @@ impl Tx<'_> {
             ..Default::default()
         };
         self.org_mut().add_customer(rec);
-        self.st.dirty.customers.push((self.org, id.clone()));
+        self.st.mark_customer(self.org, &id);
         id
     }
 
@@ -103,7 +103,7 @@ impl Tx<'_> {
         let r = f(&mut rec, now);
         o.idx.index(slot, &rec);
         o.customers.put_back(slot, rec);
-        self.st.dirty.customers.push((org, id.to_owned()));
+        self.st.mark_customer(org, id);
         Some(r)
     }
 
@@ -135,7 +135,9 @@ impl Tx<'_> {
         let now = self.now;
         let org = self.org();
         let rec = org.customers.get(id)?;
-        let extra = rec.extra.as_deref().cloned().unwrap_or_default();
+        // Borrowed, not cloned whole: each part below is copied once, into the reply.
+        let empty = CustomerExtra::default();
+        let extra = rec.extra.as_deref().unwrap_or(&empty);
         let identity_state = IdentityState {
             tags: rec
                 .tags
@@ -173,14 +175,13 @@ impl Tx<'_> {
                 }
             }
         }
-        let cellular: Vec<CustomerNumber> = rec
-            .numbers
-            .iter()
-            .filter(|n| n.provider == CustomerNumberProvider::Cellular as i32)
-            .cloned()
-            .collect();
         let payment_state = PaymentState {
-            customer_numbers: cellular.clone(),
+            customer_numbers: rec
+                .numbers
+                .iter()
+                .filter(|n| n.provider == CustomerNumberProvider::Cellular as i32)
+                .cloned()
+                .collect(),
             channel_numbers: extra.payment_channels.clone(),
             transaction_log,
             pending_transactions,
@@ -219,7 +220,7 @@ impl Tx<'_> {
         let Some(o) = self.st.orgs[org].remove_customer(other) else {
             return;
         };
-        self.st.dirty.customers.push((org, other.to_owned()));
+        self.st.mark_customer(org, other);
         let mut moved_reminders = Vec::new();
         let limit = self.cfg.history_limit;
         self.with_indexed(target, |t, _| {
@@ -300,7 +301,7 @@ impl Tx<'_> {
             let id = self.resolve(sel, false)?;
             let org = self.org;
             if self.st.orgs[org].remove_customer(&id).is_some() {
-                self.st.dirty.customers.push((org, id.clone()));
+                self.st.mark_customer(org, &id);
             }
             Ok(id)
         })();

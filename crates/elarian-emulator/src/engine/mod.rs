@@ -239,6 +239,7 @@ impl Engine {
     ) -> Result<Self, StoreError> {
         let (store, loaded) = Store::open(data_dir)?;
         let mut state = State::new(config.orgs.clone());
+        state.persist = true;
         let mut skipped = 0usize;
         for (key, bytes) in loaded.customers {
             let Some((org, _)) = split_org_key(&key) else {
@@ -835,8 +836,9 @@ impl Tx<'_> {
     /// A customer record for writing; marks it for persistence.
     pub(crate) fn customer_mut(&mut self, id: &str) -> Option<&mut CustomerRecord> {
         let org = self.org;
-        if self.st.orgs[org].customers.contains_key(id) {
-            self.st.dirty.customers.push((org, id.to_owned()));
+        // In memory nothing is marked, so the common path looks the id up once.
+        if self.st.persist && self.st.orgs[org].customers.contains_key(id) {
+            self.st.mark_customer(org, id);
         }
         self.st.orgs[org].customers.get_mut(id)
     }

@@ -345,7 +345,7 @@ impl Tx<'_> {
             .unwrap_or(0);
         let mut fired = r.reminder.clone().unwrap_or_default();
         fired.remind_at = Some(to_timestamp(r.due));
-        self.st.dirty.customers.push((org, customer_id.to_owned()));
+        self.st.mark_customer(org, customer_id);
         if interval > 0 {
             // Missed periods (the emulator was down) collapse into one notification.
             let mut next = r.due.saturating_add(interval);

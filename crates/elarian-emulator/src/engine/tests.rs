@@ -1754,3 +1754,69 @@ async fn notifications_stay_pending_in_the_data_dir_until_settled() {
     drop(engine);
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+#[tokio::test]
+async fn metadata_of_an_existing_customer_survives_a_restart_with_a_data_dir() {
+    let dir = std::env::temp_dir().join(format!(
+        "elarian-emulator-engine-meta-{}-{}",
+        std::process::id(),
+        fastrand::u64(..)
+    ));
+    let clock = ManualClock::new(T0);
+    let app = Identity::app(TEST_ORG_ID, TEST_APP_ID);
+    let update = |customer, key: &str, value: &str| AppToServerCommand {
+        entry: Some(E::UpdateCustomerMetadata(
+            p::UpdateCustomerMetadataCommand {
+                customer: Some(customer),
+                updates: [(key.to_owned(), text(value))].into(),
+            },
+        )),
+    };
+    let id = {
+        let engine =
+            Engine::open(EmulatorConfig::default(), Arc::new(clock.clone()), &dir).unwrap();
+        // The first command creates the customer; the second changes it in place.
+        let out = engine.app_command(
+            &app,
+            update(
+                p::update_customer_metadata_command::Customer::CustomerNumber(phone(
+                    "+254700000050",
+                )),
+                "first",
+                "1",
+            ),
+        );
+        out.durable.wait().await.unwrap();
+        let Some(R::UpdateCustomerState(r)) = out.reply.entry else {
+            panic!("wrong reply")
+        };
+        let id = r.customer_id.unwrap();
+        let out = engine.app_command(
+            &app,
+            update(
+                p::update_customer_metadata_command::Customer::CustomerId(id.clone()),
+                "second",
+                "2",
+            ),
+        );
+        out.durable.wait().await.unwrap();
+        id
+    };
+    let engine = Engine::open(EmulatorConfig::default(), Arc::new(clock), &dir).unwrap();
+    let out = engine.app_command(
+        &app,
+        AppToServerCommand {
+            entry: Some(E::GetCustomerState(p::GetCustomerStateCommand {
+                customer: Some(p::get_customer_state_command::Customer::CustomerId(id)),
+            })),
+        },
+    );
+    let Some(R::GetCustomerState(r)) = out.reply.entry else {
+        panic!("wrong reply")
+    };
+    let metadata = r.data.unwrap().identity_state.unwrap().metadata;
+    assert_eq!(metadata.get("first"), Some(&text("1")));
+    assert_eq!(metadata.get("second"), Some(&text("2")));
+    drop(engine);
+    let _ = std::fs::remove_dir_all(&dir);
+}
