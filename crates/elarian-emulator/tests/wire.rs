@@ -77,21 +77,27 @@ async fn app(
     .await
 }
 
-async fn command(session: &ClientSession, entry: E) -> R {
+/// Sends one encoded command and decodes its reply, failing the test on any error.
+async fn round_trip<Reply: Message + Default>(
+    session: &ClientSession,
+    command: impl Message,
+) -> Reply {
     let reply = tokio::time::timeout(
         WAIT,
         session.request_response(Payload {
-            data: AppToServerCommand { entry: Some(entry) }
-                .encode_to_vec()
-                .into(),
+            data: command.encode_to_vec().into(),
             metadata: None,
         }),
     )
     .await
     .expect("reply in time")
     .expect("command succeeds");
-    AppToServerCommandReply::decode(reply.data)
-        .expect("reply decodes")
+    Reply::decode(reply.data).expect("reply decodes")
+}
+
+async fn command(session: &ClientSession, entry: E) -> R {
+    round_trip::<AppToServerCommandReply>(session, AppToServerCommand { entry: Some(entry) })
+        .await
         .entry
         .expect("reply has an entry")
 }
@@ -100,19 +106,7 @@ async fn sim_command(
     session: &ClientSession,
     entry: p::simulator_to_server_command::Entry,
 ) -> SimulatorToServerCommandReply {
-    let reply = tokio::time::timeout(
-        WAIT,
-        session.request_response(Payload {
-            data: SimulatorToServerCommand { entry: Some(entry) }
-                .encode_to_vec()
-                .into(),
-            metadata: None,
-        }),
-    )
-    .await
-    .expect("reply in time")
-    .expect("command succeeds");
-    SimulatorToServerCommandReply::decode(reply.data).expect("reply decodes")
+    round_trip(session, SimulatorToServerCommand { entry: Some(entry) }).await
 }
 
 fn phone(n: &str) -> p::CustomerNumber {
@@ -198,12 +192,90 @@ async fn next<T>(rx: &mut mpsc::UnboundedReceiver<T>) -> T {
         .expect("channel open")
 }
 
+/// An app connection that takes no notifications.
+async fn plain_app(emulator: &EmulatorHandle) -> ClientSession {
+    app(emulator, meta(false), Arc::new(RejectAll))
+        .await
+        .expect("app connects")
+}
+
+/// A simplex app connection: commands only, never notifications.
+async fn simplex_app(emulator: &EmulatorHandle) -> ClientSession {
+    let mut simplex = meta(false);
+    simplex.simplex_mode = true;
+    app(emulator, simplex, Arc::new(RejectAll))
+        .await
+        .expect("simplex app connects")
+}
+
+/// An app connection that records its notifications and answers each with `reply`.
+async fn recording_app(
+    emulator: &EmulatorHandle,
+    reply: p::ServerToAppNotificationReply,
+) -> (
+    ClientSession,
+    mpsc::UnboundedReceiver<ServerToAppNotification>,
+) {
+    let (seen_tx, seen) = mpsc::unbounded_channel();
+    let session = app(
+        emulator,
+        meta(false),
+        Arc::new(AppRecorder {
+            seen: seen_tx,
+            reply,
+        }),
+    )
+    .await
+    .expect("app connects");
+    (session, seen)
+}
+
+/// A simulator connection that records its notifications.
+async fn simulator(
+    emulator: &EmulatorHandle,
+) -> (
+    ClientSession,
+    mpsc::UnboundedReceiver<ServerToSimulatorNotification>,
+) {
+    let (seen_tx, seen) = mpsc::unbounded_channel();
+    let session = app(emulator, meta(true), Arc::new(SimRecorder(seen_tx)))
+        .await
+        .expect("simulator connects");
+    (session, seen)
+}
+
+fn activity(number: &str, session_id: &str, key: &str) -> E {
+    E::CustomerActivity(p::CustomerActivityCommand {
+        customer_number: Some(phone(number)),
+        source: "web".into(),
+        session_id: session_id.into(),
+        key: key.into(),
+        properties: Default::default(),
+    })
+}
+
+/// A data directory no other test run uses.
+fn temp_data_dir(prefix: &str) -> std::path::PathBuf {
+    std::env::temp_dir().join(format!(
+        "{prefix}-{}-{}",
+        std::process::id(),
+        fastrand::u64(..)
+    ))
+}
+
+async fn start_in(dir: &std::path::Path) -> EmulatorHandle {
+    Emulator::builder()
+        .tcp(([127, 0, 0, 1], 0))
+        .data_dir(dir)
+        .start()
+        .await
+        .expect("emulator starts")
+}
+
 #[tokio::test]
 async fn setup_with_the_test_key_is_accepted_and_commands_round_trip() {
     let emulator = start().await;
-    let session = app(&emulator, meta(false), Arc::new(RejectAll))
-        .await
-        .unwrap();
+    let session = plain_app(&emulator).await;
     let id = created_ok(command(&session, create("+254711000001")).await);
     assert!(id.starts_with("el_cst_"));
     match command(
@@ -263,12 +335,8 @@ async fn bad_credentials_and_undecodable_setups_are_rejected() {
 #[tokio::test]
 async fn invalid_requests_fail_alone_and_connections_keep_working() {
     let emulator = start().await;
-    let a = app(&emulator, meta(false), Arc::new(RejectAll))
-        .await
-        .unwrap();
-    let b = app(&emulator, meta(false), Arc::new(RejectAll))
-        .await
-        .unwrap();
+    let a = plain_app(&emulator).await;
+    let b = plain_app(&emulator).await;
 
     // Invalid protobuf on a stream: that request fails, the connection stays.
     let bad = a
@@ -348,26 +416,17 @@ async fn received_messages_reach_the_app_and_its_reply_reaches_the_simulator() {
     let stored = p::DataMapValue {
         value: Some(p::data_map_value::Value::StringVal(r#"{"step":1}"#.into())),
     };
-    let (seen_tx, mut seen) = mpsc::unbounded_channel();
-    let app_session = app(
+    let (app_session, mut seen) = recording_app(
         &emulator,
-        meta(false),
-        Arc::new(AppRecorder {
-            seen: seen_tx,
-            reply: p::ServerToAppNotificationReply {
-                data_update: Some(p::AppDataUpdate {
-                    data: Some(stored.clone()),
-                }),
-                message: Some(menu.clone()),
-            },
-        }),
+        p::ServerToAppNotificationReply {
+            data_update: Some(p::AppDataUpdate {
+                data: Some(stored.clone()),
+            }),
+            message: Some(menu.clone()),
+        },
     )
-    .await
-    .unwrap();
-    let (sim_tx, mut sim_seen) = mpsc::unbounded_channel();
-    let sim = app(&emulator, meta(true), Arc::new(SimRecorder(sim_tx)))
-        .await
-        .unwrap();
+    .await;
+    let (sim, mut sim_seen) = simulator(&emulator).await;
 
     let reply = sim_command(
         &sim,
@@ -464,14 +523,9 @@ async fn received_messages_reach_the_app_and_its_reply_reaches_the_simulator() {
 #[tokio::test]
 async fn notifications_wait_for_an_app_and_simplex_connections_get_none() {
     let emulator = start().await;
-    let (sim_tx, _sim_seen) = mpsc::unbounded_channel();
-    let sim = app(&emulator, meta(true), Arc::new(SimRecorder(sim_tx)))
-        .await
-        .unwrap();
+    let (sim, _sim_seen) = simulator(&emulator).await;
     // A simplex app connection must not receive notifications: its responder would fail.
-    let mut simplex = meta(false);
-    simplex.simplex_mode = true;
-    let _simplex = app(&emulator, simplex, Arc::new(RejectAll)).await.unwrap();
+    let _simplex = simplex_app(&emulator).await;
 
     let reply = sim_command(
         &sim,
@@ -492,17 +546,8 @@ async fn notifications_wait_for_an_app_and_simplex_connections_get_none() {
     .await;
     assert!(reply.status, "{}", reply.description);
 
-    let (seen_tx, mut seen) = mpsc::unbounded_channel();
-    let _app = app(
-        &emulator,
-        meta(false),
-        Arc::new(AppRecorder {
-            seen: seen_tx,
-            reply: p::ServerToAppNotificationReply::default(),
-        }),
-    )
-    .await
-    .unwrap();
+    let (_app, mut seen) =
+        recording_app(&emulator, p::ServerToAppNotificationReply::default()).await;
     let n = next(&mut seen).await;
     match customer_entry(&n) {
         Some((_, CE::ReceivedPayment(r))) => {
@@ -517,28 +562,10 @@ async fn notifications_wait_for_an_app_and_simplex_connections_get_none() {
 #[tokio::test]
 async fn notifications_are_spread_over_the_apps_connections() {
     let emulator = start().await;
-    let (tx1, mut rx1) = mpsc::unbounded_channel();
-    let (tx2, mut rx2) = mpsc::unbounded_channel();
-    let rec = |tx| {
-        Arc::new(AppRecorder {
-            seen: tx,
-            reply: p::ServerToAppNotificationReply::default(),
-        })
-    };
-    let a = app(&emulator, meta(false), rec(tx1)).await.unwrap();
-    let _b = app(&emulator, meta(false), rec(tx2)).await.unwrap();
+    let (a, mut rx1) = recording_app(&emulator, p::ServerToAppNotificationReply::default()).await;
+    let (_b, mut rx2) = recording_app(&emulator, p::ServerToAppNotificationReply::default()).await;
     for i in 0..10 {
-        command(
-            &a,
-            E::CustomerActivity(p::CustomerActivityCommand {
-                customer_number: Some(phone(&format!("+25471100010{i}"))),
-                source: "web".into(),
-                session_id: "s".into(),
-                key: "visit".into(),
-                properties: Default::default(),
-            }),
-        )
-        .await;
+        command(&a, activity(&format!("+25471100010{i}"), "s", "visit")).await;
     }
     let mut first = 0;
     let mut second = 0;
@@ -556,9 +583,7 @@ async fn notifications_are_spread_over_the_apps_connections() {
 #[tokio::test]
 async fn auth_tokens_authenticate_later_setups() {
     let emulator = start().await;
-    let session = app(&emulator, meta(false), Arc::new(RejectAll))
-        .await
-        .unwrap();
+    let session = plain_app(&emulator).await;
     let token = match command(
         &session,
         E::GenerateAuthToken(p::GenerateAuthTokenCommand {}),
@@ -625,11 +650,7 @@ async fn tls_and_websocket_listeners_serve_the_same_protocol() {
 
 #[tokio::test]
 async fn acknowledged_writes_survive_a_restart_with_a_data_dir() {
-    let dir = std::env::temp_dir().join(format!(
-        "elarian-emulator-wire-{}-{}",
-        std::process::id(),
-        fastrand::u64(..)
-    ));
+    let dir = temp_data_dir("elarian-emulator-wire");
     let tag = p::CustomerIndex {
         mapping: Some(p::IndexMapping {
             key: "plan".into(),
@@ -639,15 +660,8 @@ async fn acknowledged_writes_survive_a_restart_with_a_data_dir() {
         expires_at: Some(p::prost_types::Timestamp::default()),
     };
     let id = {
-        let emulator = Emulator::builder()
-            .tcp(([127, 0, 0, 1], 0))
-            .data_dir(&dir)
-            .start()
-            .await
-            .unwrap();
-        let session = app(&emulator, meta(false), Arc::new(RejectAll))
-            .await
-            .unwrap();
+        let emulator = start_in(&dir).await;
+        let session = plain_app(&emulator).await;
         let id = created_ok(
             command(
                 &session,
@@ -663,15 +677,8 @@ async fn acknowledged_writes_survive_a_restart_with_a_data_dir() {
         emulator.shutdown().await;
         id
     };
-    let emulator = Emulator::builder()
-        .tcp(([127, 0, 0, 1], 0))
-        .data_dir(&dir)
-        .start()
-        .await
-        .unwrap();
-    let session = app(&emulator, meta(false), Arc::new(RejectAll))
-        .await
-        .unwrap();
+    let emulator = start_in(&dir).await;
+    let session = plain_app(&emulator).await;
     match command(
         &session,
         E::GetCustomerState(p::GetCustomerStateCommand {
@@ -713,33 +720,12 @@ async fn a_notification_cut_off_by_a_dropped_connection_goes_to_another() {
     let stuck = app(&emulator, meta(false), Arc::new(Stuck(stuck_tx)))
         .await
         .unwrap();
-    let mut simplex = meta(false);
-    simplex.simplex_mode = true;
-    let commands = app(&emulator, simplex, Arc::new(RejectAll)).await.unwrap();
-    command(
-        &commands,
-        E::CustomerActivity(p::CustomerActivityCommand {
-            customer_number: Some(phone("+254711000011")),
-            source: "web".into(),
-            session_id: "s".into(),
-            key: "visit".into(),
-            properties: Default::default(),
-        }),
-    )
-    .await;
+    let commands = simplex_app(&emulator).await;
+    command(&commands, activity("+254711000011", "s", "visit")).await;
     next(&mut stuck_seen).await;
 
-    let (tx, mut seen) = mpsc::unbounded_channel();
-    let _healthy = app(
-        &emulator,
-        meta(false),
-        Arc::new(AppRecorder {
-            seen: tx,
-            reply: p::ServerToAppNotificationReply::default(),
-        }),
-    )
-    .await
-    .unwrap();
+    let (_healthy, mut seen) =
+        recording_app(&emulator, p::ServerToAppNotificationReply::default()).await;
     stuck.close();
     let n = next(&mut seen).await;
     assert!(matches!(
@@ -804,21 +790,9 @@ async fn sessions_with_a_resume_token_survive_a_lost_transport() {
 #[tokio::test]
 async fn checkout_goes_through_the_simulator_and_back_to_the_app() {
     let emulator = start().await;
-    let (seen_tx, mut seen) = mpsc::unbounded_channel();
-    let app_session = app(
-        &emulator,
-        meta(false),
-        Arc::new(AppRecorder {
-            seen: seen_tx,
-            reply: p::ServerToAppNotificationReply::default(),
-        }),
-    )
-    .await
-    .unwrap();
-    let (sim_tx, mut sim_seen) = mpsc::unbounded_channel();
-    let sim = app(&emulator, meta(true), Arc::new(SimRecorder(sim_tx)))
-        .await
-        .unwrap();
+    let (app_session, mut seen) =
+        recording_app(&emulator, p::ServerToAppNotificationReply::default()).await;
+    let (sim, mut sim_seen) = simulator(&emulator).await;
     let value = p::Cash {
         currency_code: "KES".into(),
         amount: 99.0,
@@ -902,17 +876,8 @@ async fn the_scheduler_delivers_due_reminders_to_the_app() {
         .start()
         .await
         .unwrap();
-    let (seen_tx, mut seen) = mpsc::unbounded_channel();
-    let session = app(
-        &emulator,
-        meta(false),
-        Arc::new(AppRecorder {
-            seen: seen_tx,
-            reply: p::ServerToAppNotificationReply::default(),
-        }),
-    )
-    .await
-    .unwrap();
+    let (session, mut seen) =
+        recording_app(&emulator, p::ServerToAppNotificationReply::default()).await;
     let id = created_ok(command(&session, create("+254711000014")).await);
     let reply = command(
         &session,
@@ -965,25 +930,14 @@ async fn a_full_notification_queue_fails_the_command_instead_of_dropping_silentl
         .await
         .expect("emulator starts");
     // No notification-enabled connection: nothing drains the app's queue.
-    let mut simplex = meta(false);
-    simplex.simplex_mode = true;
-    let commands = app(&emulator, simplex, Arc::new(RejectAll)).await.unwrap();
-    let activity = |key: &str| {
-        E::CustomerActivity(p::CustomerActivityCommand {
-            customer_number: Some(phone("+254700000077")),
-            source: "web".into(),
-            session_id: "s1".into(),
-            key: key.into(),
-            properties: Default::default(),
-        })
-    };
+    let commands = simplex_app(&emulator).await;
     let mut accepted = Vec::new();
     let mut refused = None;
     // The dispatcher holds one notification while it waits for a connection and the queue
     // holds one more, so a refusal comes within a few commands.
     for i in 0..6 {
         let key = format!("k{i}");
-        match command(&commands, activity(&key)).await {
+        match command(&commands, activity("+254700000077", "s1", &key)).await {
             R::CustomerActivity(r) if r.status => accepted.push(key),
             R::CustomerActivity(r) => {
                 refused = Some(r.description);
@@ -1000,17 +954,8 @@ async fn a_full_notification_queue_fails_the_command_instead_of_dropping_silentl
     assert!(!accepted.is_empty() && accepted.len() <= 2, "{accepted:?}");
 
     // Every notification of an accepted command reaches the app once it connects.
-    let (seen_tx, mut seen) = mpsc::unbounded_channel();
-    let _app = app(
-        &emulator,
-        meta(false),
-        Arc::new(AppRecorder {
-            seen: seen_tx,
-            reply: p::ServerToAppNotificationReply::default(),
-        }),
-    )
-    .await
-    .unwrap();
+    let (_app, mut seen) =
+        recording_app(&emulator, p::ServerToAppNotificationReply::default()).await;
     let mut delivered = Vec::new();
     for _ in 0..accepted.len() {
         match customer_entry(&next(&mut seen).await) {
@@ -1029,56 +974,20 @@ async fn a_full_notification_queue_fails_the_command_instead_of_dropping_silentl
 
 #[tokio::test]
 async fn notifications_not_yet_delivered_survive_a_restart_with_a_data_dir() {
-    let dir = std::env::temp_dir().join(format!(
-        "elarian-emulator-pending-wire-{}-{}",
-        std::process::id(),
-        fastrand::u64(..)
-    ));
+    let dir = temp_data_dir("elarian-emulator-pending-wire");
     {
-        let emulator = Emulator::builder()
-            .tcp(([127, 0, 0, 1], 0))
-            .data_dir(&dir)
-            .start()
-            .await
-            .unwrap();
-        let mut simplex = meta(false);
-        simplex.simplex_mode = true;
-        let session = app(&emulator, simplex, Arc::new(RejectAll)).await.unwrap();
+        let emulator = start_in(&dir).await;
+        let session = simplex_app(&emulator).await;
         // Acknowledged, so its notification is durable too; no app is there to take it.
-        match command(
-            &session,
-            E::CustomerActivity(p::CustomerActivityCommand {
-                customer_number: Some(phone("+254711000099")),
-                source: "web".into(),
-                session_id: "s1".into(),
-                key: "checkout".into(),
-                properties: Default::default(),
-            }),
-        )
-        .await
-        {
+        match command(&session, activity("+254711000099", "s1", "checkout")).await {
             R::CustomerActivity(r) => assert!(r.status, "{}", r.description),
             other => panic!("unexpected reply {other:?}"),
         }
         emulator.shutdown().await;
     }
-    let emulator = Emulator::builder()
-        .tcp(([127, 0, 0, 1], 0))
-        .data_dir(&dir)
-        .start()
-        .await
-        .unwrap();
-    let (seen_tx, mut seen) = mpsc::unbounded_channel();
-    let _app = app(
-        &emulator,
-        meta(false),
-        Arc::new(AppRecorder {
-            seen: seen_tx,
-            reply: p::ServerToAppNotificationReply::default(),
-        }),
-    )
-    .await
-    .unwrap();
+    let emulator = start_in(&dir).await;
+    let (_app, mut seen) =
+        recording_app(&emulator, p::ServerToAppNotificationReply::default()).await;
     match customer_entry(&next(&mut seen).await) {
         Some((_, CE::CustomerActivity(a))) => {
             assert_eq!(

@@ -255,29 +255,13 @@ impl Tx<'_> {
     ) -> String {
         let expires = self.now + (self.cfg.session_timeout_secs as i64) * 1000;
         let app = self.app.to_owned();
-        let org = self.org;
         if let Some(mut s) = self.running_session(customer_id, cust, cn) {
             if requested.as_ref().is_none_or(|r| r == &s.session_id) {
                 s.expires_at = Some(to_timestamp(expires));
                 if !s.app_ids.contains(&app) {
                     s.app_ids.push(app.clone());
                 }
-                let session_id = s.session_id.clone();
-                self.set_channel_state(customer_id, cust, cn, ChState::InSession(s));
-                self.st
-                    .schedule(expires, org, customer_id, TimerKind::SessionExpiry);
-                self.notify_customer(
-                    &app,
-                    customer_id,
-                    CustomerEntry::MessagingSessionRenewed(MessagingSessionRenewedNotification {
-                        customer_number: Some(cust.clone()),
-                        channel_number: Some(cn.clone()),
-                        session_id: session_id.clone(),
-                        expires_at: Some(to_timestamp(expires)),
-                    }),
-                    false,
-                );
-                return session_id;
+                return self.keep_session(&app, customer_id, cust, cn, s, expires, true);
             }
             self.end_session(
                 customer_id,
@@ -307,20 +291,42 @@ impl Tx<'_> {
             app_ids: vec![app.clone()],
             provider_session_id: None,
         };
+        self.keep_session(&app, customer_id, cust, cn, state, expires, false)
+    }
+
+    /// Stores a running session, arms its expiry timer and tells the app it started or was
+    /// renewed; returns its id.
+    #[allow(clippy::too_many_arguments)]
+    fn keep_session(
+        &mut self,
+        app: &str,
+        customer_id: &str,
+        cust: &CustomerNumber,
+        cn: &MessagingChannelNumber,
+        state: InSessionMessagingChannelState,
+        expires: i64,
+        renewed: bool,
+    ) -> String {
+        let session_id = state.session_id.clone();
         self.set_channel_state(customer_id, cust, cn, ChState::InSession(state));
         self.st
-            .schedule(expires, org, customer_id, TimerKind::SessionExpiry);
-        self.notify_customer(
-            &app,
-            customer_id,
+            .schedule(expires, self.org, customer_id, TimerKind::SessionExpiry);
+        let entry = if renewed {
+            CustomerEntry::MessagingSessionRenewed(MessagingSessionRenewedNotification {
+                customer_number: Some(cust.clone()),
+                channel_number: Some(cn.clone()),
+                session_id: session_id.clone(),
+                expires_at: Some(to_timestamp(expires)),
+            })
+        } else {
             CustomerEntry::MessagingSessionStarted(MessagingSessionStartedNotification {
                 customer_number: Some(cust.clone()),
                 channel_number: Some(cn.clone()),
                 session_id: session_id.clone(),
                 expires_at: Some(to_timestamp(expires)),
-            }),
-            false,
-        );
+            })
+        };
+        self.notify_customer(app, customer_id, entry, false);
         session_id
     }
 
@@ -947,18 +953,19 @@ impl Tx<'_> {
         &mut self,
         c: ReplayMessageStatusUpdateCommand,
     ) -> ReplyEntry {
-        let result = (|| {
-            let (id, _, _) = self.replay_customer(&c.customer_number, &c.channel_number)?;
-            let at = c.updated_at.unwrap_or_else(|| to_timestamp(self.now));
-            self.with_sent_message(&id, &c.provider_message_id, |s| {
+        let result = self.replay_sent_message_update(
+            &c.customer_number,
+            &c.channel_number,
+            &c.provider_message_id,
+            c.updated_at,
+            |s, at| {
                 s.status = c.status;
                 s.updated_at = Some(at);
                 if c.cost.is_some() {
                     s.cost = c.cost;
                 }
-            })?;
-            Ok(id)
-        })();
+            },
+        );
         update_reply(result, "message status replayed")
     }
 
@@ -966,18 +973,35 @@ impl Tx<'_> {
         &mut self,
         c: ReplayMessageReactionUpdateCommand,
     ) -> ReplyEntry {
-        let result = (|| {
-            let (id, _, _) = self.replay_customer(&c.customer_number, &c.channel_number)?;
-            let at = c.updated_at.unwrap_or_else(|| to_timestamp(self.now));
-            self.with_sent_message(&id, &c.provider_message_id, |s| {
+        let result = self.replay_sent_message_update(
+            &c.customer_number,
+            &c.channel_number,
+            &c.provider_message_id,
+            c.updated_at,
+            |s, at| {
                 s.reactions.push(MessageReactionState {
                     created_at: Some(at),
                     reaction: c.reaction,
                 });
-            })?;
-            Ok(id)
-        })();
+            },
+        );
         update_reply(result, "message reaction replayed")
+    }
+
+    /// Applies a replayed change to a sent message, stamped with `updated_at` (or now);
+    /// returns the customer id.
+    fn replay_sent_message_update(
+        &mut self,
+        cust: &Option<CustomerNumber>,
+        cn: &Option<MessagingChannelNumber>,
+        provider_message_id: &str,
+        updated_at: Option<elarian_proto::prost_types::Timestamp>,
+        f: impl FnOnce(&mut SentMessage, elarian_proto::prost_types::Timestamp),
+    ) -> Result<String, String> {
+        let (id, _, _) = self.replay_customer(cust, cn)?;
+        let at = updated_at.unwrap_or_else(|| to_timestamp(self.now));
+        self.with_sent_message(&id, provider_message_id, |s| f(s, at))?;
+        Ok(id)
     }
 
     pub(super) fn replay_messaging_session(

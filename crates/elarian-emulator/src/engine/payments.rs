@@ -737,20 +737,7 @@ impl Tx<'_> {
             );
             Ok((txn_id, debit_customer, credit_customer))
         })();
-        ReplyEntry::ReplayPayment(match result {
-            Ok((txn, d, k)) => ReplayPaymentReply {
-                status: true,
-                description: "payment replayed".into(),
-                transaction_id: Some(txn),
-                debit_customer_id: d,
-                credit_customer_id: k,
-            },
-            Err(description) => ReplayPaymentReply {
-                status: false,
-                description,
-                ..Default::default()
-            },
-        })
+        replay_reply(result, "payment replayed")
     }
 
     pub(super) fn replay_payment_status_update(
@@ -803,21 +790,29 @@ impl Tx<'_> {
                 .unwrap_or_default();
             Ok((txn_id, d, k))
         })();
-        ReplyEntry::ReplayPayment(match result {
-            Ok((txn, d, k)) => ReplayPaymentReply {
-                status: true,
-                description: "payment status replayed".into(),
-                transaction_id: Some(txn),
-                debit_customer_id: d,
-                credit_customer_id: k,
-            },
-            Err(description) => ReplayPaymentReply {
-                status: false,
-                description,
-                ..Default::default()
-            },
-        })
+        replay_reply(result, "payment status replayed")
     }
+}
+
+/// The reply to a replay command: on success the transaction and the customers on each side.
+fn replay_reply(
+    result: Result<(String, Option<String>, Option<String>), String>,
+    done: &str,
+) -> ReplyEntry {
+    ReplyEntry::ReplayPayment(match result {
+        Ok((txn, d, k)) => ReplayPaymentReply {
+            status: true,
+            description: done.into(),
+            transaction_id: Some(txn),
+            debit_customer_id: d,
+            credit_customer_id: k,
+        },
+        Err(description) => ReplayPaymentReply {
+            status: false,
+            description,
+            ..Default::default()
+        },
+    })
 }
 
 /// The purse or wallet behind a stored counterparty, if it is one.

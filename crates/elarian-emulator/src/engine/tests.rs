@@ -55,6 +55,16 @@ fn index(k: &str, v: &str, expires_at: Option<i64>) -> p::CustomerIndex {
     }
 }
 
+/// Tags the customer with this number (creating it if needed), without expiry.
+fn tag_by_number(number: &str, k: &str, v: &str) -> E {
+    E::UpdateCustomerTag(p::UpdateCustomerTagCommand {
+        customer: Some(p::update_customer_tag_command::Customer::CustomerNumber(
+            phone(number),
+        )),
+        updates: vec![index(k, v, None)],
+    })
+}
+
 /// An index entry without expiry as replies carry it: `{0, 0}` for "never expires".
 fn never_expiring(k: &str, v: &str) -> p::CustomerIndex {
     p::CustomerIndex {
@@ -92,7 +102,45 @@ fn text_message(t: &str) -> p::OutboundMessage {
     }
 }
 
+/// A data directory no other test run uses.
+fn temp_data_dir(prefix: &str) -> std::path::PathBuf {
+    std::env::temp_dir().join(format!(
+        "{prefix}-{}-{}",
+        std::process::id(),
+        fastrand::u64(..)
+    ))
+}
+
+/// Opens an engine with the default configuration over `dir`, as a (re)start does.
+fn reopen(clock: &ManualClock, dir: &std::path::Path) -> Engine {
+    Engine::open(EmulatorConfig::default(), Arc::new(clock.clone()), dir).unwrap()
+}
+
+/// The reply and notifications of an app command whose change is committed.
+struct Committed {
+    reply: p::AppToServerCommandReply,
+    effects: Vec<Effect>,
+}
+
+/// Runs an app command and waits until its change is durable.
+async fn committed(engine: &Engine, app: &Identity, entry: E) -> Committed {
+    let out = engine.app_command(app, AppToServerCommand { entry: Some(entry) });
+    out.durable.wait().await.unwrap();
+    Committed {
+        reply: out.reply,
+        effects: out.effects,
+    }
+}
+
 impl Harness {
+    /// Runs a simulator command as the test simulator.
+    fn simulate(&self, entry: p::simulator_to_server_command::Entry) -> SimulatorOutcome {
+        self.engine.simulator_command(
+            &self.sim,
+            p::SimulatorToServerCommand { entry: Some(entry) },
+        )
+    }
+
     fn run(&self, entry: E) -> (R, Vec<Effect>) {
         let out = self
             .engine
@@ -922,21 +970,16 @@ fn ussd_input(status: p::UssdSessionStatus, t: &str) -> p::InboundMessageBody {
 #[test]
 fn inbound_ussd_notifies_the_app_and_a_terminal_menu_ends_the_session() {
     let h = harness();
-    let out = h.engine.simulator_command(
-        &h.sim,
-        p::SimulatorToServerCommand {
-            entry: Some(p::simulator_to_server_command::Entry::ReceiveMessage(
-                p::ReceiveMessageSimulatorCommand {
-                    customer_number: "+254700000017".into(),
-                    channel_number: Some(ussd()),
-                    parts: vec![ussd_input(p::UssdSessionStatus::Active, "")],
-                    session_id: Some("sess-1".into()),
-                    cost: None,
-                    duration: None,
-                },
-            )),
+    let out = h.simulate(p::simulator_to_server_command::Entry::ReceiveMessage(
+        p::ReceiveMessageSimulatorCommand {
+            customer_number: "+254700000017".into(),
+            channel_number: Some(ussd()),
+            parts: vec![ussd_input(p::UssdSessionStatus::Active, "")],
+            session_id: Some("sess-1".into()),
+            cost: None,
+            duration: None,
         },
-    );
+    ));
     assert!(out.reply.status, "{}", out.reply.description);
     let (idx, exchange) = out.exchange.expect("the simulator waits for the app");
     let Effect::App(notice) = &out.effects[idx] else {
@@ -992,20 +1035,15 @@ fn inbound_ussd_notifies_the_app_and_a_terminal_menu_ends_the_session() {
 #[test]
 fn idle_sessions_end_by_inactivity() {
     let h = harness();
-    let out = h.engine.simulator_command(
-        &h.sim,
-        p::SimulatorToServerCommand {
-            entry: Some(p::simulator_to_server_command::Entry::ReceiveMessage(
-                p::ReceiveMessageSimulatorCommand {
-                    customer_number: "+254700000018".into(),
-                    channel_number: Some(ussd()),
-                    parts: vec![ussd_input(p::UssdSessionStatus::Active, "")],
-                    session_id: None,
-                    ..Default::default()
-                },
-            )),
+    let out = h.simulate(p::simulator_to_server_command::Entry::ReceiveMessage(
+        p::ReceiveMessageSimulatorCommand {
+            customer_number: "+254700000018".into(),
+            channel_number: Some(ussd()),
+            parts: vec![ussd_input(p::UssdSessionStatus::Active, "")],
+            session_id: None,
+            ..Default::default()
         },
-    );
+    ));
     assert!(out.reply.status);
     h.clock
         .advance_millis(EmulatorConfig::default().session_timeout_secs as i64 * 1000);
@@ -1017,21 +1055,16 @@ fn idle_sessions_end_by_inactivity() {
 #[test]
 fn received_sms_can_be_replied_to() {
     let h = harness();
-    let out = h.engine.simulator_command(
-        &h.sim,
-        p::SimulatorToServerCommand {
-            entry: Some(p::simulator_to_server_command::Entry::ReceiveMessage(
-                p::ReceiveMessageSimulatorCommand {
-                    customer_number: "+254700000019".into(),
-                    channel_number: Some(sms()),
-                    parts: vec![p::InboundMessageBody {
-                        entry: Some(p::inbound_message_body::Entry::Text("OK".into())),
-                    }],
-                    ..Default::default()
-                },
-            )),
+    let out = h.simulate(p::simulator_to_server_command::Entry::ReceiveMessage(
+        p::ReceiveMessageSimulatorCommand {
+            customer_number: "+254700000019".into(),
+            channel_number: Some(sms()),
+            parts: vec![p::InboundMessageBody {
+                entry: Some(p::inbound_message_body::Entry::Text("OK".into())),
+            }],
+            ..Default::default()
         },
-    );
+    ));
     let (_, ex) = out.exchange.unwrap();
     assert!(ex.session_id.is_none(), "SMS has no sessions");
     let (reply, effects) = h.run(E::ReplyToMessage(p::ReplyToMessageCommand {
@@ -1127,17 +1160,12 @@ impl Harness {
         txn: &str,
         status: PaymentStatus,
     ) -> (p::SimulatorToServerCommandReply, Vec<Effect>) {
-        let out = self.engine.simulator_command(
-            &self.sim,
-            p::SimulatorToServerCommand {
-                entry: Some(p::simulator_to_server_command::Entry::UpdatePaymentStatus(
-                    p::UpdatePaymentStatusSimulatorCommand {
-                        transaction_id: txn.into(),
-                        status: status as i32,
-                    },
-                )),
+        let out = self.simulate(p::simulator_to_server_command::Entry::UpdatePaymentStatus(
+            p::UpdatePaymentStatusSimulatorCommand {
+                transaction_id: txn.into(),
+                status: status as i32,
             },
-        );
+        ));
         (out.reply, out.effects)
     }
 
@@ -1268,23 +1296,18 @@ fn payout_holds_funds_and_a_failure_releases_them() {
 fn received_payment_credits_the_purse_and_notifies() {
     let h = harness();
     let start = h.purse();
-    let out = h.engine.simulator_command(
-        &h.sim,
-        p::SimulatorToServerCommand {
-            entry: Some(p::simulator_to_server_command::Entry::ReceivePayment(
-                p::ReceivePaymentSimulatorCommand {
-                    transaction_id: "mpesa-1".into(),
-                    channel_number: Some(p::PaymentChannelNumber {
-                        channel: p::PaymentChannel::Cellular as i32,
-                        number: TEST_PAYMENT_CHANNEL.into(),
-                    }),
-                    customer_number: "+254700000026".into(),
-                    value: Some(kes(500.0)),
-                    status: PaymentStatus::Success as i32,
-                },
-            )),
+    let out = h.simulate(p::simulator_to_server_command::Entry::ReceivePayment(
+        p::ReceivePaymentSimulatorCommand {
+            transaction_id: "mpesa-1".into(),
+            channel_number: Some(p::PaymentChannelNumber {
+                channel: p::PaymentChannel::Cellular as i32,
+                number: TEST_PAYMENT_CHANNEL.into(),
+            }),
+            customer_number: "+254700000026".into(),
+            value: Some(kes(500.0)),
+            status: PaymentStatus::Success as i32,
         },
-    );
+    ));
     assert!(out.reply.status, "{}", out.reply.description);
     assert_eq!(h.purse(), (start.0 + 500.0, start.1 + 500.0));
     assert!(app_entries(&out.effects).iter().any(|(_, e)| matches!(e,
@@ -1496,77 +1519,56 @@ fn replays_update_the_state_they_describe() {
 
 #[tokio::test]
 async fn acknowledged_changes_survive_a_restart_with_a_data_dir() {
-    let dir = std::env::temp_dir().join(format!(
-        "elarian-emulator-engine-{}-{}",
-        std::process::id(),
-        fastrand::u64(..)
-    ));
+    let dir = temp_data_dir("elarian-emulator-engine");
     let clock = ManualClock::new(T0);
     let app = Identity::app(TEST_ORG_ID, TEST_APP_ID);
     let id;
     let token;
     {
-        let engine =
-            Engine::open(EmulatorConfig::default(), Arc::new(clock.clone()), &dir).unwrap();
-        let out = engine.app_command(
-            &app,
-            AppToServerCommand {
-                entry: Some(E::UpdateCustomerTag(p::UpdateCustomerTagCommand {
-                    customer: Some(p::update_customer_tag_command::Customer::CustomerNumber(
-                        phone("+254700000032"),
-                    )),
-                    updates: vec![index("k", "v", None)],
-                })),
-            },
-        );
-        out.durable.wait().await.unwrap();
+        let engine = reopen(&clock, &dir);
+        let out = committed(&engine, &app, tag_by_number("+254700000032", "k", "v")).await;
         let Some(R::UpdateCustomerState(r)) = out.reply.entry else {
             panic!("wrong reply")
         };
         id = r.customer_id.unwrap();
-        let out = engine.app_command(
+        committed(
+            &engine,
             &app,
-            AppToServerCommand {
-                entry: Some(E::AddCustomerReminder(p::AddCustomerReminderCommand {
-                    customer: Some(p::add_customer_reminder_command::Customer::CustomerId(
-                        id.clone(),
-                    )),
-                    reminder: Some(reminder("later", T0 + 60_000, 0)),
-                })),
-            },
-        );
-        out.durable.wait().await.unwrap();
-        let out = engine.app_command(
+            E::AddCustomerReminder(p::AddCustomerReminderCommand {
+                customer: Some(p::add_customer_reminder_command::Customer::CustomerId(
+                    id.clone(),
+                )),
+                reminder: Some(reminder("later", T0 + 60_000, 0)),
+            }),
+        )
+        .await;
+        let out = committed(
+            &engine,
             &app,
-            AppToServerCommand {
-                entry: Some(E::GenerateAuthToken(p::GenerateAuthTokenCommand {})),
-            },
-        );
-        out.durable.wait().await.unwrap();
+            E::GenerateAuthToken(p::GenerateAuthTokenCommand {}),
+        )
+        .await;
         let Some(R::GenerateAuthToken(t)) = out.reply.entry else {
             panic!("wrong reply")
         };
         token = t.token;
-        let (r, _) = {
-            let out = engine.app_command(
-                &app,
-                AppToServerCommand {
-                    entry: Some(E::InitiatePayment(p::InitiatePaymentCommand {
-                        debit_party: Some(purse()),
-                        credit_party: Some(wallet(&id, "w")),
-                        value: Some(kes(10.0)),
-                        narration: String::new(),
-                    })),
-                },
-            );
-            out.durable.wait().await.unwrap();
-            (out.reply, out.effects)
-        };
+        let r = committed(
+            &engine,
+            &app,
+            E::InitiatePayment(p::InitiatePaymentCommand {
+                debit_party: Some(purse()),
+                credit_party: Some(wallet(&id, "w")),
+                value: Some(kes(10.0)),
+                narration: String::new(),
+            }),
+        )
+        .await
+        .reply;
         assert!(
             matches!(r.entry, Some(R::InitiatePayment(ref x)) if x.status == PaymentStatus::Success as i32)
         );
     }
-    let engine = Engine::open(EmulatorConfig::default(), Arc::new(clock.clone()), &dir).unwrap();
+    let engine = reopen(&clock, &dir);
     assert_eq!(engine.customer_count(TEST_ORG_ID), 1);
     assert_eq!(
         engine.purse_balance(TEST_ORG_ID, TEST_PURSE_ID),
@@ -1623,43 +1625,29 @@ fn a_deleted_customers_reminders_and_tags_die_with_it() {
 
 #[tokio::test]
 async fn tag_reminders_survive_a_restart_and_still_reach_customers_tagged_later() {
-    let dir = std::env::temp_dir().join(format!(
-        "elarian-emulator-tagrem-{}-{}",
-        std::process::id(),
-        fastrand::u64(..)
-    ));
+    let dir = temp_data_dir("elarian-emulator-tagrem");
     let clock = ManualClock::new(T0);
     let app = Identity::app(TEST_ORG_ID, TEST_APP_ID);
     {
-        let engine =
-            Engine::open(EmulatorConfig::default(), Arc::new(clock.clone()), &dir).unwrap();
-        let out = engine.app_command(
+        let engine = reopen(&clock, &dir);
+        let out = committed(
+            &engine,
             &app,
-            AppToServerCommand {
-                entry: Some(E::AddCustomerReminderTag(
-                    p::AddCustomerReminderTagCommand {
-                        tag: Some(mapping("plan", "gold")),
-                        reminder: Some(reminder("renew", T0 + 60_000, 0)),
-                    },
-                )),
-            },
-        );
-        out.durable.wait().await.unwrap();
+            E::AddCustomerReminderTag(p::AddCustomerReminderTagCommand {
+                tag: Some(mapping("plan", "gold")),
+                reminder: Some(reminder("renew", T0 + 60_000, 0)),
+            }),
+        )
+        .await;
         assert!(matches!(out.reply.entry, Some(R::TagCommand(t)) if t.status));
     }
-    let engine = Engine::open(EmulatorConfig::default(), Arc::new(clock.clone()), &dir).unwrap();
-    let out = engine.app_command(
+    let engine = reopen(&clock, &dir);
+    committed(
+        &engine,
         &app,
-        AppToServerCommand {
-            entry: Some(E::UpdateCustomerTag(p::UpdateCustomerTagCommand {
-                customer: Some(p::update_customer_tag_command::Customer::CustomerNumber(
-                    phone("+254700000033"),
-                )),
-                updates: vec![index("plan", "gold", None)],
-            })),
-        },
-    );
-    out.durable.wait().await.unwrap();
+        tag_by_number("+254700000033", "plan", "gold"),
+    )
+    .await;
     clock.advance_millis(60_000);
     let fired = reminders_fired(&engine.fire_due(100).effects);
     assert_eq!(fired.len(), 1, "the reminder by tag survived the restart");
@@ -1669,21 +1657,17 @@ async fn tag_reminders_survive_a_restart_and_still_reach_customers_tagged_later(
 
 #[tokio::test]
 async fn notifications_stay_pending_in_the_data_dir_until_settled() {
-    let dir = std::env::temp_dir().join(format!(
-        "elarian-emulator-pending-{}-{}",
-        std::process::id(),
-        fastrand::u64(..)
-    ));
+    let dir = temp_data_dir("elarian-emulator-pending");
     let clock = ManualClock::new(T0);
     let app = Identity::app(TEST_ORG_ID, TEST_APP_ID);
-    let activity = |key: &str| AppToServerCommand {
-        entry: Some(E::CustomerActivity(p::CustomerActivityCommand {
+    let activity = |key: &str| {
+        E::CustomerActivity(p::CustomerActivityCommand {
             customer_number: Some(phone("+254700000034")),
             source: "web".into(),
             session_id: "s1".into(),
             key: key.into(),
             properties: Default::default(),
-        })),
+        })
     };
     let activity_keys = |effects: &[Effect]| -> Vec<String> {
         app_entries(effects)
@@ -1695,25 +1679,21 @@ async fn notifications_stay_pending_in_the_data_dir_until_settled() {
             .collect()
     };
     {
-        let engine =
-            Engine::open(EmulatorConfig::default(), Arc::new(clock.clone()), &dir).unwrap();
-        let out = engine.app_command(&app, activity("first"));
-        out.durable.wait().await.unwrap();
-        let out = engine.app_command(&app, activity("second"));
-        out.durable.wait().await.unwrap();
+        let engine = reopen(&clock, &dir);
+        committed(&engine, &app, activity("first")).await;
+        committed(&engine, &app, activity("second")).await;
         // A reminder fired but not delivered before the stop.
-        let out = engine.app_command(
+        committed(
+            &engine,
             &app,
-            AppToServerCommand {
-                entry: Some(E::AddCustomerReminder(p::AddCustomerReminderCommand {
-                    customer: Some(p::add_customer_reminder_command::Customer::CustomerNumber(
-                        phone("+254700000034"),
-                    )),
-                    reminder: Some(reminder("due", T0 + 1_000, 0)),
-                })),
-            },
-        );
-        out.durable.wait().await.unwrap();
+            E::AddCustomerReminder(p::AddCustomerReminderCommand {
+                customer: Some(p::add_customer_reminder_command::Customer::CustomerNumber(
+                    phone("+254700000034"),
+                )),
+                reminder: Some(reminder("due", T0 + 1_000, 0)),
+            }),
+        )
+        .await;
         clock.advance_millis(1_000);
         let out = engine.fire_due(10);
         assert_eq!(reminders_fired(&out.effects).len(), 1);
@@ -1725,15 +1705,13 @@ async fn notifications_stay_pending_in_the_data_dir_until_settled() {
     };
     let first_id;
     {
-        let engine =
-            Engine::open(EmulatorConfig::default(), Arc::new(clock.clone()), &dir).unwrap();
+        let engine = reopen(&clock, &dir);
         let recovered = engine.take_recovered();
         assert_eq!(activity_keys(&recovered), vec!["first", "second"]);
         assert_eq!(reminders_fired(&recovered).len(), 1, "the fired reminder");
         assert!(engine.take_recovered().is_empty(), "taken once");
         // New notifications get ids after the recovered ones.
-        let out = engine.app_command(&app, activity("third"));
-        out.durable.wait().await.unwrap();
+        let out = committed(&engine, &app, activity("third")).await;
         let newest = out.effects.iter().filter_map(pending_id).max().unwrap();
         assert!(
             recovered
@@ -1747,7 +1725,7 @@ async fn notifications_stay_pending_in_the_data_dir_until_settled() {
         engine.settle_pending(pending_id(&recovered[2]).unwrap());
         engine.close();
     }
-    let engine = Engine::open(EmulatorConfig::default(), Arc::new(clock.clone()), &dir).unwrap();
+    let engine = reopen(&clock, &dir);
     let recovered = engine.take_recovered();
     assert_eq!(activity_keys(&recovered), vec!["second", "third"]);
     assert!(reminders_fired(&recovered).is_empty());
@@ -1757,26 +1735,20 @@ async fn notifications_stay_pending_in_the_data_dir_until_settled() {
 
 #[tokio::test]
 async fn metadata_of_an_existing_customer_survives_a_restart_with_a_data_dir() {
-    let dir = std::env::temp_dir().join(format!(
-        "elarian-emulator-engine-meta-{}-{}",
-        std::process::id(),
-        fastrand::u64(..)
-    ));
+    let dir = temp_data_dir("elarian-emulator-engine-meta");
     let clock = ManualClock::new(T0);
     let app = Identity::app(TEST_ORG_ID, TEST_APP_ID);
-    let update = |customer, key: &str, value: &str| AppToServerCommand {
-        entry: Some(E::UpdateCustomerMetadata(
-            p::UpdateCustomerMetadataCommand {
-                customer: Some(customer),
-                updates: [(key.to_owned(), text(value))].into(),
-            },
-        )),
+    let update = |customer, key: &str, value: &str| {
+        E::UpdateCustomerMetadata(p::UpdateCustomerMetadataCommand {
+            customer: Some(customer),
+            updates: [(key.to_owned(), text(value))].into(),
+        })
     };
     let id = {
-        let engine =
-            Engine::open(EmulatorConfig::default(), Arc::new(clock.clone()), &dir).unwrap();
+        let engine = reopen(&clock, &dir);
         // The first command creates the customer; the second changes it in place.
-        let out = engine.app_command(
+        let out = committed(
+            &engine,
             &app,
             update(
                 p::update_customer_metadata_command::Customer::CustomerNumber(phone(
@@ -1785,24 +1757,25 @@ async fn metadata_of_an_existing_customer_survives_a_restart_with_a_data_dir() {
                 "first",
                 "1",
             ),
-        );
-        out.durable.wait().await.unwrap();
+        )
+        .await;
         let Some(R::UpdateCustomerState(r)) = out.reply.entry else {
             panic!("wrong reply")
         };
         let id = r.customer_id.unwrap();
-        let out = engine.app_command(
+        committed(
+            &engine,
             &app,
             update(
                 p::update_customer_metadata_command::Customer::CustomerId(id.clone()),
                 "second",
                 "2",
             ),
-        );
-        out.durable.wait().await.unwrap();
+        )
+        .await;
         id
     };
-    let engine = Engine::open(EmulatorConfig::default(), Arc::new(clock), &dir).unwrap();
+    let engine = reopen(&clock, &dir);
     let out = engine.app_command(
         &app,
         AppToServerCommand {
