@@ -52,6 +52,26 @@ fn command() -> AppToServerCommand {
     AppToServerCommand::default()
 }
 
+/// Connects over a fake link that holds every command unanswered until released.
+async fn connect_holding_commands(config: ClientConfig) -> (Arc<FakeConnector>, Client) {
+    let fake = Arc::new(FakeConnector::default());
+    fake.hold_requests.store(true, Ordering::SeqCst);
+    let client = connect(config, &fake).await.unwrap();
+    (fake, client)
+}
+
+/// Sends a command on its own task and lets it reach the link before returning.
+async fn send_in_background(
+    client: &Client,
+) -> tokio::task::JoinHandle<Result<AppToServerCommandReply, CommandError>> {
+    let in_flight = tokio::spawn({
+        let client = client.clone();
+        async move { client.send_app_command(command()).await }
+    });
+    tokio::task::yield_now().await;
+    in_flight
+}
+
 #[tokio::test(start_paused = true)]
 async fn reconnects_after_the_connection_closes() {
     let fake = Arc::new(FakeConnector::default());
@@ -193,15 +213,9 @@ async fn commands_time_out_while_disconnected() {
 
 #[tokio::test(start_paused = true)]
 async fn a_resumed_session_completes_commands_in_flight_once() {
-    let fake = Arc::new(FakeConnector::default());
-    fake.hold_requests.store(true, Ordering::SeqCst);
     let (config, log) = config(|b| b);
-    let client = connect(config, &fake).await.unwrap();
-    let in_flight = tokio::spawn({
-        let client = client.clone();
-        async move { client.send_app_command(command()).await }
-    });
-    tokio::task::yield_now().await;
+    let (fake, client) = connect_holding_commands(config).await;
+    let in_flight = send_in_background(&client).await;
     let mark = log.lock().unwrap().len();
     fake.link(0).go_down(LinkDown::Detached {
         reason: "cable cut".into(),
@@ -215,10 +229,8 @@ async fn a_resumed_session_completes_commands_in_flight_once() {
 
 #[tokio::test(start_paused = true)]
 async fn a_rejected_resume_fails_commands_in_flight_and_reconnects() {
-    let fake = Arc::new(FakeConnector::default());
-    fake.hold_requests.store(true, Ordering::SeqCst);
     let (config, log) = config(|b| b);
-    let client = connect(config, &fake).await.unwrap();
+    let (fake, client) = connect_holding_commands(config).await;
     fake.link(0)
         .resume_script
         .lock()
@@ -226,11 +238,7 @@ async fn a_rejected_resume_fails_commands_in_flight_and_reconnects() {
         .push_back(Err(ResumeFailure::Rejected {
             reason: "unknown session".into(),
         }));
-    let in_flight = tokio::spawn({
-        let client = client.clone();
-        async move { client.send_app_command(command()).await }
-    });
-    tokio::task::yield_now().await;
+    let in_flight = send_in_background(&client).await;
     fake.link(0).go_down(LinkDown::Detached {
         reason: "cable cut".into(),
     });
@@ -249,15 +257,9 @@ async fn a_rejected_resume_fails_commands_in_flight_and_reconnects() {
 
 #[tokio::test(start_paused = true)]
 async fn disconnect_lets_in_flight_commands_finish_and_refuses_new_ones() {
-    let fake = Arc::new(FakeConnector::default());
-    fake.hold_requests.store(true, Ordering::SeqCst);
     let (config, log) = config(|b| b);
-    let client = connect(config, &fake).await.unwrap();
-    let in_flight = tokio::spawn({
-        let client = client.clone();
-        async move { client.send_app_command(command()).await }
-    });
-    tokio::task::yield_now().await;
+    let (fake, client) = connect_holding_commands(config).await;
+    let in_flight = send_in_background(&client).await;
     let closing = tokio::spawn({
         let client = client.clone();
         async move { client.disconnect().await }
@@ -282,15 +284,9 @@ async fn disconnect_lets_in_flight_commands_finish_and_refuses_new_ones() {
 
 #[tokio::test(start_paused = true)]
 async fn disconnect_fails_commands_that_outlast_the_grace_period() {
-    let fake = Arc::new(FakeConnector::default());
-    fake.hold_requests.store(true, Ordering::SeqCst);
     let (config, _log) = config(|b| b.disconnect_timeout(Duration::from_secs(1)));
-    let client = connect(config, &fake).await.unwrap();
-    let in_flight = tokio::spawn({
-        let client = client.clone();
-        async move { client.send_app_command(command()).await }
-    });
-    tokio::task::yield_now().await;
+    let (_fake, client) = connect_holding_commands(config).await;
+    let in_flight = send_in_background(&client).await;
     client.disconnect().await;
     assert!(matches!(
         in_flight.await.unwrap(),

@@ -53,6 +53,27 @@ async fn notify(
     ServerToAppNotificationReply::decode(reply.data).unwrap()
 }
 
+/// Sends `count` notifications (customers "c0", "c1", ...) with `app_data`, each on its own
+/// task so that they are all in flight at once.
+fn notify_in_background(
+    server: &TestServer,
+    count: usize,
+    app_data: &str,
+) -> Vec<tokio::task::JoinHandle<Result<Payload, RequestError>>> {
+    let connection = server.state.latest_connection();
+    (0..count)
+        .map(|i| {
+            let connection = connection.clone();
+            let n = notification(&format!("c{i}"), app_data);
+            tokio::spawn(async move {
+                connection
+                    .request_response(Payload::new(n.encode_to_vec()))
+                    .await
+            })
+        })
+        .collect()
+}
+
 /// Never answers, panics on customer "boom", fails on "fail", otherwise replies with app data
 /// "handled".
 struct TestHandler;
@@ -219,18 +240,7 @@ async fn at_most_n_handlers_run_under_a_flood() {
         .await
         .unwrap();
     server.state.wait_accepted(1).await;
-    let connection = server.state.latest_connection();
-    let flood: Vec<_> = (0..FLOOD)
-        .map(|i| {
-            let connection = connection.clone();
-            let n = notification(&format!("c{i}"), "{}");
-            tokio::spawn(async move {
-                connection
-                    .request_response(Payload::new(n.encode_to_vec()))
-                    .await
-            })
-        })
-        .collect();
+    let flood = notify_in_background(&server, FLOOD, "{}");
     for request in flood {
         assert!(request.await.unwrap().is_ok());
     }
@@ -344,19 +354,8 @@ async fn a_flood_pauses_reading_and_no_notification_is_rejected() {
     };
     let client = Client::connect(config, handler).await.unwrap();
     server.state.wait_accepted(1).await;
-    let connection = server.state.latest_connection();
     let big = "x".repeat(SIZE);
-    let flood: Vec<_> = (0..FLOOD)
-        .map(|i| {
-            let connection = connection.clone();
-            let n = notification(&format!("c{i}"), &big);
-            tokio::spawn(async move {
-                connection
-                    .request_response(Payload::new(n.encode_to_vec()))
-                    .await
-            })
-        })
-        .collect();
+    let flood = notify_in_background(&server, FLOOD, &big);
     let total = (FLOOD * SIZE) as u64;
 
     // LIMIT handlers start; then the bytes reaching the client settle below the total.
@@ -473,18 +472,7 @@ async fn handlers_sending_commands_complete_while_every_slot_is_taken() {
     let client = Client::connect(config, handler).await.unwrap();
     assert!(slot.set(client.clone()).is_ok());
     server.state.wait_accepted(1).await;
-    let connection = server.state.latest_connection();
-    let flood: Vec<_> = (0..FLOOD)
-        .map(|i| {
-            let connection = connection.clone();
-            let n = notification(&format!("c{i}"), "{}");
-            tokio::spawn(async move {
-                connection
-                    .request_response(Payload::new(n.encode_to_vec()))
-                    .await
-            })
-        })
-        .collect();
+    let flood = notify_in_background(&server, FLOOD, "{}");
     for (i, request) in flood.into_iter().enumerate() {
         let reply = tokio::time::timeout(Duration::from_secs(30), request)
             .await

@@ -4,7 +4,7 @@ mod common;
 
 use std::time::Duration;
 
-use common::{EventLog, TestServer, config, echo_command, echoed};
+use common::{EventLog, TestServer, config, echo_command, echo_commands_in_background, echoed};
 use elarian_core::{Client, ClientError, CommandError, ConnectionEvent};
 use futures_util::StreamExt;
 
@@ -24,29 +24,13 @@ async fn reconnects_after_a_server_restart_and_runs_queued_commands() {
     let mut events = client.events();
     let mark = log.len();
     let (addr, state) = server.shutdown().await;
-    let lost = log
-        .wait_for(mark, |e| {
-            matches!(
-                e,
-                ConnectionEvent::Error(ClientError::ConnectionLost { .. })
-            )
-        })
-        .await;
+    let lost = log.wait_for_connection_lost(mark).await;
     let reconnecting = log
         .wait_for(lost, |e| matches!(e, ConnectionEvent::Reconnecting { .. }))
         .await;
 
     // Issued while the server is down: they wait for the new connection.
-    let queued: Vec<_> = (0..3)
-        .map(|i| {
-            let client = client.clone();
-            tokio::spawn(async move {
-                client
-                    .send_app_command(echo_command(&format!("q{i}")))
-                    .await
-            })
-        })
-        .collect();
+    let queued = echo_commands_in_background(&client, "q", 0..3);
     tokio::time::sleep(Duration::from_millis(100)).await;
     assert!(!client.is_connected());
 
@@ -97,16 +81,7 @@ async fn commands_beyond_the_queue_limit_fail_with_queue_full() {
     log.wait_for(0, |e| matches!(e, ConnectionEvent::Reconnecting { .. }))
         .await;
 
-    let waiting: Vec<_> = (0..2)
-        .map(|i| {
-            let client = client.clone();
-            tokio::spawn(async move {
-                client
-                    .send_app_command(echo_command(&format!("w{i}")))
-                    .await
-            })
-        })
-        .collect();
+    let waiting = echo_commands_in_background(&client, "w", 0..2);
     tokio::time::sleep(Duration::from_millis(100)).await;
     assert!(matches!(
         client.send_app_command(echo_command("overflow")).await,

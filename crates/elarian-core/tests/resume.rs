@@ -4,7 +4,9 @@ mod common;
 
 use std::time::Duration;
 
-use common::{EventLog, TestServer, config, echo_command, echoed, proxy::Proxy};
+use common::{
+    EventLog, TestServer, config, echo_command, echo_commands_in_background, echoed, proxy::Proxy,
+};
 use elarian_core::{Client, ClientError, ConnectionEvent, Endpoint};
 
 #[tokio::test]
@@ -19,27 +21,11 @@ async fn commands_in_flight_complete_once_across_a_cut_connection() {
         .unwrap();
     let client = Client::connect(config, ()).await.unwrap();
 
-    let commands: Vec<_> = (0..20)
-        .map(|i| {
-            let client = client.clone();
-            tokio::spawn(async move {
-                client
-                    .send_app_command(echo_command(&format!("c{i}")))
-                    .await
-            })
-        })
-        .collect();
+    let commands = echo_commands_in_background(&client, "c", 0..20);
     tokio::time::sleep(Duration::from_millis(100)).await;
     let mark = log.len();
     proxy.cut();
-    let lost = log
-        .wait_for(mark, |e| {
-            matches!(
-                e,
-                ConnectionEvent::Error(ClientError::ConnectionLost { .. })
-            )
-        })
-        .await;
+    let lost = log.wait_for_connection_lost(mark).await;
     log.wait_for(lost, |e| *e == ConnectionEvent::Connected)
         .await;
 
@@ -77,28 +63,12 @@ async fn a_silent_connection_is_detected_by_keepalive_and_resumed() {
         .unwrap();
     let client = Client::connect(config, ()).await.unwrap();
 
-    let commands: Vec<_> = (0..5)
-        .map(|i| {
-            let client = client.clone();
-            tokio::spawn(async move {
-                client
-                    .send_app_command(echo_command(&format!("k{i}")))
-                    .await
-            })
-        })
-        .collect();
+    let commands = echo_commands_in_background(&client, "k", 0..5);
     tokio::time::sleep(Duration::from_millis(20)).await;
     let mark = log.len();
     // Nothing flows, nothing closes: only the keepalive timeout can tell.
     proxy.stall(true);
-    let lost = log
-        .wait_for(mark, |e| {
-            matches!(
-                e,
-                ConnectionEvent::Error(ClientError::ConnectionLost { .. })
-            )
-        })
-        .await;
+    let lost = log.wait_for_connection_lost(mark).await;
     proxy.cut();
     proxy.stall(false);
     log.wait_for(lost, |e| *e == ConnectionEvent::Connected)

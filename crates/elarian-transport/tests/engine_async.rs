@@ -95,6 +95,8 @@ impl Responder for Echo {
     }
 }
 
+/// Connects a client over an in-memory link to `server`, which accepts it with
+/// `server_responder`.
 async fn connect_pair(
     server: &Server,
     server_responder: Arc<dyn Responder>,
@@ -102,6 +104,25 @@ async fn connect_pair(
     config: ClientConfig,
 ) -> (ClientSession, Connection) {
     let (client_end, server_end) = memory::pair(64);
+    connect_over(
+        server,
+        (client_end, server_end),
+        server_responder,
+        client_responder,
+        config,
+    )
+    .await
+}
+
+/// Connects a client over `link` (client end, server end) to `server`, which accepts it with
+/// `server_responder`.
+async fn connect_over<C: FrameTransport, S: FrameTransport>(
+    server: &Server,
+    (client_end, server_end): (C, S),
+    server_responder: Arc<dyn Responder>,
+    client_responder: Arc<dyn Responder>,
+    config: ClientConfig,
+) -> (ClientSession, Connection) {
     server.serve_transport(server_end);
     let accept = tokio::spawn({
         let server = server.clone();
@@ -120,6 +141,46 @@ async fn connect_pair(
     .expect("connected");
     let server_conn = accept.await.unwrap();
     (session, server_conn)
+}
+
+/// Starts a request on its own task, so that it stays in flight while the test goes on.
+fn spawn_request(
+    connection: &Connection,
+    payload: Payload,
+) -> tokio::task::JoinHandle<Result<Payload, RequestError>> {
+    let connection = connection.clone();
+    tokio::spawn(async move { connection.request_response(payload).await })
+}
+
+/// The answer to a KEEPALIVE that asked for one.
+fn keepalive_answer(data: Bytes) -> Frame {
+    Frame::Keepalive(elarian_transport::frame::KeepaliveFrame {
+        respond: false,
+        last_received_position: 0,
+        data,
+    })
+}
+
+/// The `i`-th REQUEST_RESPONSE a server sends (even stream ids from 2), carrying `i`.
+fn server_request(i: u32) -> Frame {
+    use elarian_transport::frame::{RequestFrame, RequestKind};
+    Frame::Request(RequestFrame {
+        stream_id: 2 + 2 * i,
+        kind: RequestKind::Response,
+        follows: false,
+        metadata: None,
+        data: Bytes::from(i.to_string()),
+    })
+}
+
+/// Polls `flag` up to `tries` times, 10 ms apart, until it is set.
+async fn wait_until_set(flag: &std::sync::atomic::AtomicBool, tries: usize) {
+    for _ in 0..tries {
+        if flag.load(std::sync::atomic::Ordering::SeqCst) {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
 }
 
 #[tokio::test]
@@ -156,13 +217,9 @@ async fn request_response_both_ways() {
     );
 
     // Many concurrent requests.
-    let mut tasks = Vec::new();
-    for i in 0..200 {
-        let client = client.clone();
-        tasks.push(tokio::spawn(async move {
-            client.request_response(Payload::new(format!("r{i}"))).await
-        }));
-    }
+    let tasks: Vec<_> = (0..200)
+        .map(|i| spawn_request(&client, Payload::new(format!("r{i}"))))
+        .collect();
     for (i, t) in tasks.into_iter().enumerate() {
         assert_eq!(t.await.unwrap().unwrap().data, format!("server:r{i}"));
     }
@@ -360,14 +417,8 @@ async fn close_fails_pending_requests_on_both_sides() {
         ClientConfig::default(),
     )
     .await;
-    let pending = tokio::spawn({
-        let client = client.clone();
-        async move { client.request_response(Payload::new("stuck")).await }
-    });
-    let server_pending = tokio::spawn({
-        let server_conn = server_conn.clone();
-        async move { server_conn.request_response(Payload::new("stuck")).await }
-    });
+    let pending = spawn_request(&client, Payload::new("stuck"));
+    let server_pending = spawn_request(&server_conn, Payload::new("stuck"));
     tokio::time::sleep(Duration::from_millis(20)).await;
     client.close();
     assert_eq!(
@@ -500,6 +551,25 @@ fn cuttable_pair() -> (Cuttable, Cuttable, tokio::sync::watch::Sender<bool>) {
     )
 }
 
+/// Like `connect_pair`, over a link that the returned sender cuts (send `true`).
+async fn connect_cuttable(
+    server: &Server,
+    server_responder: Arc<dyn Responder>,
+    client_responder: Arc<dyn Responder>,
+    config: ClientConfig,
+) -> (ClientSession, Connection, tokio::sync::watch::Sender<bool>) {
+    let (client_end, server_end, cut) = cuttable_pair();
+    let (client, server_conn) = connect_over(
+        server,
+        (client_end, server_end),
+        server_responder,
+        client_responder,
+        config,
+    )
+    .await;
+    (client, server_conn, cut)
+}
+
 #[tokio::test]
 async fn resume_across_a_new_transport_completes_each_request_exactly_once() {
     let server = Server::new(ServerConfig::default());
@@ -511,41 +581,24 @@ async fn resume_across_a_new_transport_completes_each_request_exactly_once() {
         delay: Duration::from_millis(100),
         counts: counts.clone(),
     });
-    let (client_end, server_end, cut) = cuttable_pair();
-    server.serve_transport(server_end);
-    let accept = tokio::spawn({
-        let server = server.clone();
-        async move { server.accept().await.unwrap().accept(server_responder) }
-    });
     let config = ClientConfig {
         resume_token: Some(Bytes::from_static(b"session-1")),
         ..ClientConfig::default()
     };
-    let client = ClientSession::connect(client_end, config, Arc::new(RejectAll))
-        .await
-        .unwrap();
-    let _server_conn = accept.await.unwrap();
+    let (client, _server_conn, cut) =
+        connect_cuttable(&server, server_responder, Arc::new(RejectAll), config).await;
     assert_eq!(server.resumable_sessions(), 1);
 
-    let mut tasks = Vec::new();
-    for i in 0..50 {
-        let client = client.clone();
-        tasks.push(tokio::spawn(async move {
-            client.request_response(Payload::new(format!("q{i}"))).await
-        }));
-    }
+    let mut tasks: Vec<_> = (0..50)
+        .map(|i| spawn_request(&client, Payload::new(format!("q{i}"))))
+        .collect();
     // Let some requests arrive, then cut the link while the answers are pending.
     tokio::time::sleep(Duration::from_millis(20)).await;
     cut.send_replace(true);
     timeout(LIMIT, client.disconnected()).await.unwrap();
     assert!(client.is_detached());
     // Requests made while detached are queued.
-    for i in 50..60 {
-        let client = client.clone();
-        tasks.push(tokio::spawn(async move {
-            client.request_response(Payload::new(format!("q{i}"))).await
-        }));
-    }
+    tasks.extend((50..60).map(|i| spawn_request(&client, Payload::new(format!("q{i}")))));
 
     let (client_end, server_end) = memory::pair(64);
     server.serve_transport(server_end);
@@ -569,24 +622,13 @@ async fn resume_across_a_new_transport_completes_each_request_exactly_once() {
 #[tokio::test]
 async fn resume_with_an_unknown_token_is_rejected() {
     let server = Server::new(ServerConfig::default());
-    let (client_end, server_end, cut) = cuttable_pair();
-    server.serve_transport(server_end);
-    let accept = tokio::spawn({
-        let server = server.clone();
-        async move { server.accept().await.unwrap().accept(Arc::new(Never)) }
-    });
     let config = ClientConfig {
         resume_token: Some(Bytes::from_static(b"session-2")),
         ..ClientConfig::default()
     };
-    let client = ClientSession::connect(client_end, config, Arc::new(RejectAll))
-        .await
-        .unwrap();
-    let _server_conn = accept.await.unwrap();
-    let pending = tokio::spawn({
-        let client = client.clone();
-        async move { client.request_response(Payload::new("lost")).await }
-    });
+    let (client, _server_conn, cut) =
+        connect_cuttable(&server, Arc::new(Never), Arc::new(RejectAll), config).await;
+    let pending = spawn_request(&client, Payload::new("lost"));
     tokio::time::sleep(Duration::from_millis(20)).await;
     cut.send_replace(true);
     timeout(LIMIT, client.disconnected()).await.unwrap();
@@ -611,20 +653,14 @@ async fn resume_with_an_unknown_token_is_rejected() {
 #[tokio::test]
 async fn non_resumable_sessions_close_when_the_transport_is_lost() {
     let server = Server::new(ServerConfig::default());
-    let (client_end, server_end, cut) = cuttable_pair();
-    server.serve_transport(server_end);
-    let accept = tokio::spawn({
-        let server = server.clone();
-        async move { server.accept().await.unwrap().accept(Arc::new(Never)) }
-    });
-    let client = ClientSession::connect(client_end, ClientConfig::default(), Arc::new(RejectAll))
-        .await
-        .unwrap();
-    let server_conn = accept.await.unwrap();
-    let pending = tokio::spawn({
-        let client = client.clone();
-        async move { client.request_response(Payload::new("x")).await }
-    });
+    let (client, server_conn, cut) = connect_cuttable(
+        &server,
+        Arc::new(Never),
+        Arc::new(RejectAll),
+        ClientConfig::default(),
+    )
+    .await;
+    let pending = spawn_request(&client, Payload::new("x"));
     tokio::time::sleep(Duration::from_millis(20)).await;
     cut.send_replace(true);
     assert!(matches!(
@@ -716,11 +752,7 @@ async fn a_silent_server_is_detected_by_keepalive_timeout() {
             if let Ok(Frame::Keepalive(k)) = Frame::decode(raw) {
                 keepalives += 1;
                 if keepalives == 1 {
-                    let answer = Frame::Keepalive(elarian_transport::frame::KeepaliveFrame {
-                        respond: false,
-                        last_received_position: 0,
-                        data: k.data,
-                    });
+                    let answer = keepalive_answer(k.data);
                     writer
                         .write_frame(answer.to_bytes().unwrap())
                         .await
@@ -753,19 +785,14 @@ async fn boxed_transports_work_like_concrete_ones() {
     use elarian_transport::io::BoxTransport;
     let server = Server::new(ServerConfig::default());
     let (client_end, server_end) = memory::pair(8);
-    server.serve_transport(BoxTransport::new(server_end));
-    let accept = tokio::spawn({
-        let server = server.clone();
-        async move { server.accept().await.unwrap().accept(Echo::new("s:").0) }
-    });
-    let client = ClientSession::connect(
-        BoxTransport::new(client_end),
-        ClientConfig::default(),
+    let (client, _server_conn) = connect_over(
+        &server,
+        (BoxTransport::new(client_end), BoxTransport::new(server_end)),
+        Echo::new("s:").0,
         Arc::new(RejectAll),
+        ClientConfig::default(),
     )
-    .await
-    .unwrap();
-    let _server_conn = accept.await.unwrap();
+    .await;
     let reply = client.request_response(Payload::new("x")).await.unwrap();
     assert_eq!(reply.data, Bytes::from_static(b"s:x"));
 }
@@ -776,24 +803,13 @@ async fn detached_server_sessions_expire_and_fail_their_requests() {
         resume_window: Duration::from_secs(30),
         ..ServerConfig::default()
     });
-    let (client_end, server_end, cut) = cuttable_pair();
-    server.serve_transport(server_end);
-    let accept = tokio::spawn({
-        let server = server.clone();
-        async move { server.accept().await.unwrap().accept(Arc::new(RejectAll)) }
-    });
     let config = ClientConfig {
         resume_token: Some(Bytes::from_static(b"session-3")),
         ..ClientConfig::default()
     };
-    let client = ClientSession::connect(client_end, config, Arc::new(Never))
-        .await
-        .unwrap();
-    let server_conn = accept.await.unwrap();
-    let notification = tokio::spawn({
-        let server_conn = server_conn.clone();
-        async move { server_conn.request_response(Payload::new("n")).await }
-    });
+    let (client, server_conn, cut) =
+        connect_cuttable(&server, Arc::new(RejectAll), Arc::new(Never), config).await;
+    let notification = spawn_request(&server_conn, Payload::new("n"));
     tokio::time::sleep(Duration::from_millis(10)).await;
     cut.send_replace(true);
     let started = tokio::time::Instant::now();
@@ -820,11 +836,7 @@ fn raw_server(peer: MemoryTransport) -> mpsc::UnboundedReceiver<Frame> {
         while let Ok(Some(raw)) = reader.read_frame().await {
             match Frame::decode(raw) {
                 Ok(Frame::Keepalive(k)) if k.respond => {
-                    let answer = Frame::Keepalive(elarian_transport::frame::KeepaliveFrame {
-                        respond: false,
-                        last_received_position: 0,
-                        data: k.data,
-                    });
+                    let answer = keepalive_answer(k.data);
                     if writer
                         .write_frame(answer.to_bytes().unwrap())
                         .await
@@ -970,12 +982,7 @@ async fn responder_streams_pause_without_credit_and_stop_on_cancel() {
     let n = pulled.load(SeqCst);
     assert!((10..=17).contains(&n), "{n} items pulled");
     drop(items);
-    for _ in 0..100 {
-        if dropped.load(SeqCst) {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
+    wait_until_set(&dropped, 100).await;
     assert!(
         dropped.load(SeqCst),
         "the responder stream was not dropped after CANCEL"
@@ -985,20 +992,14 @@ async fn responder_streams_pause_without_credit_and_stop_on_cancel() {
 /// A hand-driven server that answers KEEPALIVEs and, to a REQUEST_STREAM, sends `items` items
 /// and a completion at once, ignoring the credit it was given. Reports the other frames it gets.
 fn overrunning_server(peer: MemoryTransport, items: usize) -> mpsc::UnboundedReceiver<Frame> {
-    use elarian_transport::frame::{KeepaliveFrame, PayloadFrame};
+    use elarian_transport::frame::PayloadFrame;
     let (tx, rx) = mpsc::unbounded_channel();
     let (mut reader, mut writer) = peer.split();
     tokio::spawn(async move {
         while let Ok(Some(raw)) = reader.read_frame().await {
             let mut out = Vec::new();
             match Frame::decode(raw) {
-                Ok(Frame::Keepalive(k)) if k.respond => {
-                    out.push(Frame::Keepalive(KeepaliveFrame {
-                        respond: false,
-                        last_received_position: 0,
-                        data: k.data,
-                    }))
-                }
+                Ok(Frame::Keepalive(k)) if k.respond => out.push(keepalive_answer(k.data)),
                 Ok(Frame::Setup(_)) => {}
                 Ok(Frame::Request(r)) => {
                     for i in 0..items {
@@ -1066,12 +1067,25 @@ async fn a_stream_overrunning_its_credit_ends_with_an_error() {
 }
 
 /// Answers after `gate` opens; counts the answers running at once and records the order in
-/// which requests start.
+/// which requests start. Clones share the gate and the records.
+#[derive(Clone)]
 struct Gated {
     gate: Arc<tokio::sync::Semaphore>,
     running: Arc<std::sync::atomic::AtomicUsize>,
     max: Arc<std::sync::atomic::AtomicUsize>,
     started: Arc<Mutex<Vec<Bytes>>>,
+}
+
+impl Gated {
+    /// A responder whose gate is shut and whose records are empty.
+    fn shut() -> Self {
+        Gated {
+            gate: Arc::new(tokio::sync::Semaphore::new(0)),
+            running: Arc::default(),
+            max: Arc::default(),
+            started: Arc::default(),
+        }
+    }
 }
 
 impl Responder for Gated {
@@ -1102,7 +1116,6 @@ impl Responder for Gated {
 /// requests start in arrival order.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn with_the_queue_full_the_client_stops_reading_instead_of_rejecting() {
-    use elarian_transport::frame::{KeepaliveFrame, RequestFrame, RequestKind};
     use std::sync::atomic::{AtomicUsize, Ordering::SeqCst};
     const LIMIT: usize = 4;
     // Larger than the transport's buffer, so that reading on past the limit shows.
@@ -1111,16 +1124,14 @@ async fn with_the_queue_full_the_client_stops_reading_instead_of_rejecting() {
     const CAPACITY: usize = 8;
     let (client_end, peer) = memory::pair(CAPACITY);
     let (mut reader, mut writer) = peer.split();
-    let gate = Arc::new(tokio::sync::Semaphore::new(0));
-    let running = Arc::new(AtomicUsize::new(0));
-    let max = Arc::new(AtomicUsize::new(0));
-    let started = Arc::new(Mutex::new(Vec::new()));
-    let responder = Arc::new(Gated {
-        gate: gate.clone(),
-        running: running.clone(),
-        max: max.clone(),
-        started: started.clone(),
-    });
+    let responder = Gated::shut();
+    let Gated {
+        gate,
+        running,
+        max,
+        started,
+    } = responder.clone();
+    let responder = Arc::new(responder);
     // Answer the handshake by hand, then let a task collect whatever the client sends.
     let (frames_tx, mut frames) = mpsc::unbounded_channel();
     let (keepalive_tx, mut keepalive_rx) = mpsc::unbounded_channel();
@@ -1148,11 +1159,7 @@ async fn with_the_queue_full_the_client_stops_reading_instead_of_rejecting() {
         .await
         .unwrap()
         .unwrap();
-    let answer = Frame::Keepalive(KeepaliveFrame {
-        respond: false,
-        last_received_position: 0,
-        data: first,
-    });
+    let answer = keepalive_answer(first);
     writer
         .write_frame(answer.to_bytes().unwrap())
         .await
@@ -1165,15 +1172,8 @@ async fn with_the_queue_full_the_client_stops_reading_instead_of_rejecting() {
         let written = written.clone();
         async move {
             for i in 0..FLOOD {
-                let request = Frame::Request(RequestFrame {
-                    stream_id: 2 + 2 * i,
-                    kind: RequestKind::Response,
-                    follows: false,
-                    metadata: None,
-                    data: Bytes::from(i.to_string()),
-                });
                 writer
-                    .write_frame(request.to_bytes().unwrap())
+                    .write_frame(server_request(i).to_bytes().unwrap())
                     .await
                     .unwrap();
                 written.fetch_add(1, SeqCst);
@@ -1229,37 +1229,21 @@ async fn with_the_queue_full_the_client_stops_reading_instead_of_rejecting() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn with_reject_overflow_requests_beyond_the_limit_are_refused() {
     use elarian_transport::InboundOverflow;
-    use std::sync::atomic::{AtomicUsize, Ordering::SeqCst};
-    let gate = Arc::new(tokio::sync::Semaphore::new(0));
-    let running = Arc::new(AtomicUsize::new(0));
-    let max = Arc::new(AtomicUsize::new(0));
+    use std::sync::atomic::Ordering::SeqCst;
+    let responder = Gated::shut();
+    let Gated {
+        gate, running, max, ..
+    } = responder.clone();
     let server = Server::new(ServerConfig::default());
     let config = ClientConfig {
         max_inbound_requests: 2,
         inbound_overflow: InboundOverflow::Reject,
         ..ClientConfig::default()
     };
-    let (client, server_conn) = connect_pair(
-        &server,
-        Arc::new(RejectAll),
-        Arc::new(Gated {
-            gate: gate.clone(),
-            running: running.clone(),
-            max: max.clone(),
-            started: Arc::default(),
-        }),
-        config,
-    )
-    .await;
+    let (client, server_conn) =
+        connect_pair(&server, Arc::new(RejectAll), Arc::new(responder), config).await;
     let requests: Vec<_> = (0..6)
-        .map(|i| {
-            let server_conn = server_conn.clone();
-            tokio::spawn(async move {
-                server_conn
-                    .request_response(Payload::new(format!("{i}")))
-                    .await
-            })
-        })
+        .map(|i| spawn_request(&server_conn, Payload::new(format!("{i}"))))
         .collect();
     while running.load(SeqCst) < 2 {
         tokio::time::sleep(Duration::from_millis(5)).await;
@@ -1337,12 +1321,7 @@ async fn cancel_drops_the_running_responder_future() {
         _ = request => panic!("answered before the go signal"),
         () = started.notified() => {}
     }
-    for _ in 0..200 {
-        if dropped.load(SeqCst) {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
+    wait_until_set(&dropped, 200).await;
     assert!(
         dropped.load(SeqCst),
         "the canceled responder future still runs"
@@ -1421,14 +1400,7 @@ async fn responders_awaiting_the_peer_do_not_deadlock_at_the_limit() {
 
     let start = tokio::time::Instant::now();
     let flood: Vec<_> = (0..FLOOD)
-        .map(|i| {
-            let server_conn = server_conn.clone();
-            tokio::spawn(async move {
-                server_conn
-                    .request_response(Payload::new(format!("n{i}")))
-                    .await
-            })
-        })
+        .map(|i| spawn_request(&server_conn, Payload::new(format!("n{i}"))))
         .collect();
     for (i, request) in flood.into_iter().enumerate() {
         let answer = timeout(LIMIT_WAIT * 30, request)
@@ -1455,25 +1427,16 @@ async fn responders_awaiting_the_peer_do_not_deadlock_at_the_limit() {
 /// A request canceled while it waits for a responder slot never reaches the responder.
 #[tokio::test(start_paused = true)]
 async fn a_queued_request_canceled_by_the_peer_never_starts() {
-    use std::sync::atomic::AtomicUsize;
-    let gate = Arc::new(tokio::sync::Semaphore::new(0));
-    let started = Arc::new(Mutex::new(Vec::new()));
-    let responder = Arc::new(Gated {
-        gate: gate.clone(),
-        running: Arc::new(AtomicUsize::new(0)),
-        max: Arc::new(AtomicUsize::new(0)),
-        started: started.clone(),
-    });
+    let responder = Gated::shut();
+    let Gated { gate, started, .. } = responder.clone();
+    let responder = Arc::new(responder);
     let server = Server::new(ServerConfig::default());
     let config = ClientConfig {
         max_inbound_requests: 1,
         ..ClientConfig::default()
     };
     let (client, server_conn) = connect_pair(&server, Arc::new(RejectAll), responder, config).await;
-    let ask = |what: &'static str| {
-        let server_conn = server_conn.clone();
-        tokio::spawn(async move { server_conn.request_response(Payload::new(what)).await })
-    };
+    let ask = |what: &'static str| spawn_request(&server_conn, Payload::new(what));
     // With time paused, a sleep ends only once every task is idle: all frames were handled.
     let settle = || tokio::time::sleep(Duration::from_millis(100));
     let a = ask("a");
@@ -1506,7 +1469,6 @@ async fn a_queued_request_canceled_by_the_peer_never_starts() {
 /// A peer that accepts the SETUP, answers the first KEEPALIVE, sends `requests` requests, then
 /// stays silent. Returns the client, whose responders (at most `limit`) never finish.
 async fn silent_after_requests(limit: usize, pending: usize, requests: u32) -> ClientSession {
-    use elarian_transport::frame::{KeepaliveFrame, RequestFrame, RequestKind};
     let (client_end, peer) = memory::pair(64);
     let (mut reader, mut writer) = peer.split();
     tokio::spawn(async move {
@@ -1516,27 +1478,10 @@ async fn silent_after_requests(limit: usize, pending: usize, requests: u32) -> C
                 && !answered
             {
                 answered = true;
-                let answer = Frame::Keepalive(KeepaliveFrame {
-                    respond: false,
-                    last_received_position: 0,
-                    data: k.data,
-                });
-                writer
-                    .write_frame(answer.to_bytes().unwrap())
-                    .await
-                    .unwrap();
-                for i in 0..requests {
-                    let request = Frame::Request(RequestFrame {
-                        stream_id: 2 + 2 * i,
-                        kind: RequestKind::Response,
-                        follows: false,
-                        metadata: None,
-                        data: Bytes::from(i.to_string()),
-                    });
-                    writer
-                        .write_frame(request.to_bytes().unwrap())
-                        .await
-                        .unwrap();
+                for frame in std::iter::once(keepalive_answer(k.data))
+                    .chain((0..requests).map(server_request))
+                {
+                    writer.write_frame(frame.to_bytes().unwrap()).await.unwrap();
                 }
                 writer.flush().await.unwrap();
             }
@@ -1544,12 +1489,7 @@ async fn silent_after_requests(limit: usize, pending: usize, requests: u32) -> C
         // Keep the transport open: silence, not a closed connection.
         std::future::pending::<()>().await;
     });
-    let responder = Arc::new(Gated {
-        gate: Arc::new(tokio::sync::Semaphore::new(0)),
-        running: Arc::default(),
-        max: Arc::default(),
-        started: Arc::default(),
-    });
+    let responder = Arc::new(Gated::shut());
     let config = ClientConfig {
         keepalive_interval: Duration::from_secs(1),
         max_lifetime: Duration::from_secs(5),

@@ -88,6 +88,26 @@ fn self_signed() -> rcgen::CertifiedKey<rcgen::KeyPair> {
         .expect("certificate")
 }
 
+/// Server options that present `cert`.
+#[cfg(feature = "tls")]
+fn server_options(
+    cert: &rcgen::CertifiedKey<rcgen::KeyPair>,
+) -> elarian_transport::io::TlsServerOptions {
+    elarian_transport::io::TlsServerOptions::from_pem(
+        cert.cert.pem().as_bytes(),
+        cert.signing_key.serialize_pem().as_bytes(),
+    )
+    .unwrap()
+}
+
+/// Client options that trust `cert` on top of the default roots.
+#[cfg(feature = "tls")]
+fn trusting(cert: &rcgen::CertifiedKey<rcgen::KeyPair>) -> TlsClientOptions {
+    TlsClientOptions::new()
+        .add_root_certificates_pem(cert.cert.pem().as_bytes())
+        .unwrap()
+}
+
 #[tokio::test]
 async fn tcp_round_trip() {
     let mut listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
@@ -169,14 +189,6 @@ mod tls {
     use super::*;
     use elarian_transport::io::{TlsListener, TlsServerOptions};
 
-    fn server_options(cert: &rcgen::CertifiedKey<rcgen::KeyPair>) -> TlsServerOptions {
-        TlsServerOptions::from_pem(
-            cert.cert.pem().as_bytes(),
-            cert.signing_key.serialize_pem().as_bytes(),
-        )
-        .unwrap()
-    }
-
     async fn echo_server(mut listener: TlsListener, peers: usize) -> Vec<SocketAddr> {
         let mut seen = Vec::new();
         for _ in 0..peers {
@@ -187,19 +199,36 @@ mod tls {
         seen
     }
 
-    #[tokio::test]
-    async fn tls_round_trip_with_a_custom_root() {
-        let cert = self_signed();
-        let listener = TlsListener::bind("127.0.0.1:0", server_options(&cert))
+    /// Starts a TLS echo server presenting `cert` for one peer; returns its port and task.
+    async fn spawn_echo_server(
+        cert: &rcgen::CertifiedKey<rcgen::KeyPair>,
+    ) -> (u16, tokio::task::JoinHandle<Vec<SocketAddr>>) {
+        let listener = TlsListener::bind("127.0.0.1:0", server_options(cert))
             .await
             .unwrap();
         let port = listener.local_addr().unwrap().port();
-        let server = tokio::spawn(echo_server(listener, 1));
+        (port, tokio::spawn(echo_server(listener, 1)))
+    }
 
-        let client_tls = TlsClientOptions::new()
-            .add_root_certificates_pem(cert.cert.pem().as_bytes())
-            .unwrap()
-            .only_custom_roots(true);
+    /// Binds a TLS listener presenting `cert` that gives a handshake `handshake_timeout`.
+    async fn bind_with_handshake_timeout(
+        cert: &rcgen::CertifiedKey<rcgen::KeyPair>,
+        handshake_timeout: Duration,
+    ) -> (TlsListener, u16) {
+        let config = ListenerConfig::default().handshake_timeout(handshake_timeout);
+        let listener = TlsListener::bind_with("127.0.0.1:0", server_options(cert), config)
+            .await
+            .unwrap();
+        let port = listener.local_addr().unwrap().port();
+        (listener, port)
+    }
+
+    #[tokio::test]
+    async fn tls_round_trip_with_a_custom_root() {
+        let cert = self_signed();
+        let (port, server) = spawn_echo_server(&cert).await;
+
+        let client_tls = trusting(&cert).only_custom_roots(true);
         let transport = connect(&Endpoint::tls("localhost", port), &client_tls, STEP)
             .await
             .unwrap();
@@ -210,11 +239,7 @@ mod tls {
     #[tokio::test]
     async fn tls_by_ip_with_a_der_root_and_name_override() {
         let cert = self_signed();
-        let listener = TlsListener::bind("127.0.0.1:0", server_options(&cert))
-            .await
-            .unwrap();
-        let port = listener.local_addr().unwrap().port();
-        let server = tokio::spawn(echo_server(listener, 1));
+        let (port, server) = spawn_echo_server(&cert).await;
 
         // The default roots are kept: adding one must not drop the others.
         let client_tls = TlsClientOptions::new()
@@ -237,11 +262,7 @@ mod tls {
     #[tokio::test]
     async fn untrusted_certificate_fails_clearly_and_the_listener_carries_on() {
         let cert = self_signed();
-        let listener = TlsListener::bind("127.0.0.1:0", server_options(&cert))
-            .await
-            .unwrap();
-        let port = listener.local_addr().unwrap().port();
-        let server = tokio::spawn(echo_server(listener, 1));
+        let (port, server) = spawn_echo_server(&cert).await;
 
         let err = connect(
             &Endpoint::tls("localhost", port),
@@ -258,9 +279,7 @@ mod tls {
         );
         assert!(message.contains("certificate"), "{message}");
 
-        let trusted = TlsClientOptions::new()
-            .add_root_certificates_pem(cert.cert.pem().as_bytes())
-            .unwrap();
+        let trusted = trusting(&cert);
         let transport = connect(&Endpoint::tls("localhost", port), &trusted, STEP)
             .await
             .unwrap();
@@ -271,19 +290,14 @@ mod tls {
     #[tokio::test]
     async fn a_stalled_handshake_does_not_block_other_peers() {
         let cert = self_signed();
-        let config = ListenerConfig::default().handshake_timeout(Duration::from_secs(600));
-        let mut listener = TlsListener::bind_with("127.0.0.1:0", server_options(&cert), config)
-            .await
-            .unwrap();
-        let port = listener.local_addr().unwrap().port();
+        let (mut listener, port) =
+            bind_with_handshake_timeout(&cert, Duration::from_secs(600)).await;
 
         // Connects and never says a word.
         let _silent = tokio::net::TcpStream::connect(("127.0.0.1", port))
             .await
             .unwrap();
-        let trusted = TlsClientOptions::new()
-            .add_root_certificates_pem(cert.cert.pem().as_bytes())
-            .unwrap();
+        let trusted = trusting(&cert);
         let endpoint = Endpoint::tls("localhost", port);
         let (client, accepted) = tokio::join!(
             connect(&endpoint, &trusted, STEP),
@@ -296,11 +310,8 @@ mod tls {
     #[tokio::test]
     async fn a_timed_out_handshake_is_dropped() {
         let cert = self_signed();
-        let config = ListenerConfig::default().handshake_timeout(Duration::from_millis(100));
-        let mut listener = TlsListener::bind_with("127.0.0.1:0", server_options(&cert), config)
-            .await
-            .unwrap();
-        let port = listener.local_addr().unwrap().port();
+        let (mut listener, port) =
+            bind_with_handshake_timeout(&cert, Duration::from_millis(100)).await;
         let mut silent = tokio::net::TcpStream::connect(("127.0.0.1", port))
             .await
             .unwrap();
@@ -386,6 +397,25 @@ mod websocket {
         spawn_echo(transport).await.unwrap().unwrap();
     }
 
+    /// Connects a plain WebSocket client (no RSocket framing) to `listener`; returns it and the
+    /// transport the listener accepted for it.
+    async fn raw_client(
+        listener: &mut WsListener,
+    ) -> (
+        tokio_tungstenite::WebSocketStream<
+            tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>,
+        >,
+        BoxTransport,
+    ) {
+        let port = listener.local_addr().unwrap().port();
+        let url = format!("ws://127.0.0.1:{port}/");
+        let (client, accepted) = tokio::join!(
+            tokio_tungstenite::connect_async(url),
+            within(listener.accept())
+        );
+        (client.unwrap().0, accepted.unwrap().0)
+    }
+
     #[tokio::test]
     async fn ws_round_trip() {
         let listener = WsListener::bind("127.0.0.1:0").await.unwrap();
@@ -403,17 +433,12 @@ mod websocket {
     #[tokio::test]
     async fn wss_round_trip() {
         let cert = self_signed();
-        let tls = elarian_transport::io::TlsServerOptions::from_pem(
-            cert.cert.pem().as_bytes(),
-            cert.signing_key.serialize_pem().as_bytes(),
-        )
-        .unwrap();
-        let listener = WsListener::bind_tls("127.0.0.1:0", tls).await.unwrap();
+        let listener = WsListener::bind_tls("127.0.0.1:0", server_options(&cert))
+            .await
+            .unwrap();
         let port = listener.local_addr().unwrap().port();
         let server = tokio::spawn(echo_server(listener));
-        let client_tls = TlsClientOptions::new()
-            .add_root_certificates_pem(cert.cert.pem().as_bytes())
-            .unwrap();
+        let client_tls = trusting(&cert);
         let endpoint = Endpoint::wss("localhost", port, "/");
         let transport = connect(&endpoint, &client_tls, STEP).await.unwrap();
         round_trip(transport).await;
@@ -423,14 +448,8 @@ mod websocket {
     #[tokio::test]
     async fn text_messages_are_a_protocol_error_and_pings_are_ignored() {
         let mut listener = WsListener::bind("127.0.0.1:0").await.unwrap();
-        let port = listener.local_addr().unwrap().port();
-        let url = format!("ws://127.0.0.1:{port}/");
-        let (client, accepted) = tokio::join!(
-            tokio_tungstenite::connect_async(url),
-            within(listener.accept())
-        );
-        let (mut client, _) = client.unwrap();
-        let (mut rx, _tx) = accepted.unwrap().0.split();
+        let (mut client, accepted) = raw_client(&mut listener).await;
+        let (mut rx, _tx) = accepted.split();
         client
             .send(Message::Ping(Bytes::from_static(b"hi")))
             .await
@@ -456,14 +475,8 @@ mod websocket {
         let config =
             ListenerConfig::default().framing(FramingConfig::default().max_frame_len(1024));
         let mut listener = WsListener::bind_with("127.0.0.1:0", config).await.unwrap();
-        let port = listener.local_addr().unwrap().port();
-        let url = format!("ws://127.0.0.1:{port}/");
-        let (client, accepted) = tokio::join!(
-            tokio_tungstenite::connect_async(url),
-            within(listener.accept())
-        );
-        let (mut client, _) = client.unwrap();
-        let (mut rx, _tx) = accepted.unwrap().0.split();
+        let (mut client, accepted) = raw_client(&mut listener).await;
+        let (mut rx, _tx) = accepted.split();
         client
             .send(Message::Binary(Bytes::from(vec![0u8; 1025])))
             .await

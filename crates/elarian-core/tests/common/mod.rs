@@ -16,7 +16,10 @@ use elarian_core::proto::{
     AppToServerCommand, AppToServerCommandReply, GetCustomerStateReply, app_to_server_command,
     app_to_server_command_reply, get_customer_state_command,
 };
-use elarian_core::{BoxFuture, ClientConfig, ClientConfigBuilder, ConnectionEvent, Endpoint};
+use elarian_core::{
+    BoxFuture, Client, ClientConfig, ClientConfigBuilder, ClientError, CommandError,
+    ConnectionEvent, Endpoint,
+};
 use elarian_transport::io::{TcpListener, TlsListener, TlsServerOptions, WsListener};
 use elarian_transport::{
     Connection, ErrorCode, Payload, Responder, Server, ServerConfig, StreamError,
@@ -155,6 +158,21 @@ pub fn echoed(reply: &AppToServerCommandReply) -> &str {
         Some(app_to_server_command_reply::Entry::GetCustomerState(r)) => &r.description,
         other => panic!("unexpected reply {other:?}"),
     }
+}
+
+/// Sends an echo command for each of `ids` ("{prefix}{i}"), each on its own task, so that they
+/// are all in flight (or queued) at once.
+pub fn echo_commands_in_background(
+    client: &Client,
+    prefix: &str,
+    ids: std::ops::Range<usize>,
+) -> Vec<JoinHandle<Result<AppToServerCommandReply, CommandError>>> {
+    ids.map(|i| {
+        let client = client.clone();
+        let command = echo_command(&format!("{prefix}{i}"));
+        tokio::spawn(async move { client.send_app_command(command).await })
+    })
+    .collect()
 }
 
 pub struct TestServer {
@@ -296,6 +314,17 @@ impl EventLog {
 
     pub fn len(&self) -> usize {
         self.0.lock().unwrap().len()
+    }
+
+    /// Waits until a `ConnectionLost` error after position `from`; returns its position.
+    pub async fn wait_for_connection_lost(&self, from: usize) -> usize {
+        self.wait_for(from, |e| {
+            matches!(
+                e,
+                ConnectionEvent::Error(ClientError::ConnectionLost { .. })
+            )
+        })
+        .await
     }
 
     /// Waits until an event after position `from` matches; returns its position.
