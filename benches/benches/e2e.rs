@@ -4,13 +4,20 @@
 //!
 //! The emulator and the SDK run on separate tokio runtimes (see [`Runtimes`]), so they share
 //! the machine's cores as two processes would; the JavaScript client is a process of its own.
+//! Each round measures every contender once, in turn (Rust over TCP, Rust over TLS, then the
+//! JavaScript client), and each row reports the median round: load from elsewhere on a shared
+//! machine moves single runs by up to 2x, and taking turns spreads it over all contenders.
+//! A raw TCP ping-pong between the two runtimes gives the floor of a round trip, which bounds
+//! every client at one command in flight.
 //!
 //! ```text
 //! cargo bench -p elarian-benches --bench e2e -- [--quick] [--no-js] [--commands N] [--reminders N]
+//!                                               [--rounds N] [--in-flight N]
 //! ```
 //!
-//! Environment: `ELARIAN_BENCH_COMMANDS`, `ELARIAN_BENCH_REMINDERS`, `ELARIAN_BENCH_QUICK=1`,
-//! `ELARIAN_BENCH_NO_JS=1`.
+//! Environment: `ELARIAN_BENCH_COMMANDS`, `ELARIAN_BENCH_REMINDERS`, `ELARIAN_BENCH_ROUNDS`,
+//! `ELARIAN_BENCH_IN_FLIGHT`, `ELARIAN_BENCH_QUICK=1`, `ELARIAN_BENCH_NO_JS=1`.
+//! `--in-flight N` measures that level only (1 or 64), to profile one of them.
 
 use std::process::ExitCode;
 use std::time::Duration;
@@ -18,10 +25,10 @@ use std::time::Duration;
 use elarian_benches::clock::JumpClock;
 use elarian_benches::workload::{Rate, command_mix, reminder_burst};
 use elarian_benches::{
-    BenchError, Result, Runtimes, app_config, connect, js, options::Options, thousands, usage,
+    BenchError, Result, Runtimes, app_config, connect, floor, js, options::Options, thousands,
+    usage,
 };
 use elarian_emulator::{Emulator, EmulatorHandle};
-use elarian_sdk::Elarian;
 
 /// Concurrency levels measured, as in `tools/js-bench/bench.js`.
 const IN_FLIGHT: [usize; 2] = [1, 64];
@@ -31,12 +38,62 @@ const SETUP_IN_FLIGHT: usize = 256;
 const MIN_CPU_SAMPLE: Duration = Duration::from_millis(500);
 /// The JavaScript client's commands per second must be beaten by this factor.
 const TARGET_RATIO: f64 = 10.0;
+/// Bound on one contender's run of one round.
+const RUN_BOUND: Duration = Duration::from_secs(600);
 
+/// One contender at one concurrency level: its rate in each round.
 struct Row {
     client: &'static str,
     transport: &'static str,
     in_flight: usize,
-    rate: Rate,
+    rounds: Vec<Rate>,
+}
+
+impl Row {
+    /// The round with the median rate (the upper one of an even count).
+    fn median(&self) -> Option<&Rate> {
+        let mut sorted: Vec<&Rate> = self.rounds.iter().collect();
+        sorted.sort_by(|a, b| a.per_sec().total_cmp(&b.per_sec()));
+        sorted.get(sorted.len() / 2).copied()
+    }
+
+    /// Slowest and fastest round.
+    fn range(&self) -> Option<(f64, f64)> {
+        let rates = self.rounds.iter().map(Rate::per_sec);
+        let min = rates.clone().min_by(f64::total_cmp)?;
+        let max = rates.max_by(f64::total_cmp)?;
+        Some((min, max))
+    }
+}
+
+/// The rows of every contender, filled round by round.
+#[derive(Default)]
+struct Table(Vec<Row>);
+
+impl Table {
+    fn add(&mut self, client: &'static str, transport: &'static str, in_flight: usize, rate: Rate) {
+        match self
+            .0
+            .iter_mut()
+            .find(|r| r.client == client && r.transport == transport && r.in_flight == in_flight)
+        {
+            Some(row) => row.rounds.push(rate),
+            None => self.0.push(Row {
+                client,
+                transport,
+                in_flight,
+                rounds: vec![rate],
+            }),
+        }
+    }
+
+    fn median_rate(&self, client: &str, transport: &str, in_flight: usize) -> Option<f64> {
+        self.0
+            .iter()
+            .find(|r| r.client == client && r.transport == transport && r.in_flight == in_flight)
+            .and_then(Row::median)
+            .map(Rate::per_sec)
+    }
 }
 
 fn main() -> ExitCode {
@@ -50,10 +107,36 @@ fn main() -> ExitCode {
     }
 }
 
+/// What to measure, from the command line.
+struct Plan {
+    commands: u64,
+    reminders: u64,
+    rounds: u64,
+    levels: Vec<usize>,
+}
+
 fn run() -> Result<()> {
-    let options = Options::parse(std::env::args().skip(1), &["--commands", "--reminders"])?;
-    let commands = options.count("--commands", "ELARIAN_BENCH_COMMANDS", 5_000, 50_000)?;
-    let reminders = options.count("--reminders", "ELARIAN_BENCH_REMINDERS", 5_000, 50_000)?;
+    let options = Options::parse(
+        std::env::args().skip(1),
+        &["--commands", "--reminders", "--rounds", "--in-flight"],
+    )?;
+    let levels = match options.value("--in-flight", "ELARIAN_BENCH_IN_FLIGHT")? {
+        None => IN_FLIGHT.to_vec(),
+        Some(n) => match IN_FLIGHT.iter().find(|&&level| level as u64 == n) {
+            Some(&level) => vec![level],
+            None => {
+                return Err(BenchError::new(format!(
+                    "--in-flight {n}: the levels measured are {IN_FLIGHT:?}"
+                )));
+            }
+        },
+    };
+    let plan = Plan {
+        commands: options.count("--commands", "ELARIAN_BENCH_COMMANDS", 5_000, 50_000)?,
+        reminders: options.count("--reminders", "ELARIAN_BENCH_REMINDERS", 5_000, 50_000)?,
+        rounds: options.count("--rounds", "ELARIAN_BENCH_ROUNDS", 1, 3)?,
+        levels,
+    };
 
     let runtimes = Runtimes::new()?;
     let clock = JumpClock::default();
@@ -65,30 +148,29 @@ fn run() -> Result<()> {
             .start(),
     );
     let emulator = emulator.map_err(|e| BenchError::new(format!("emulator: {e}")))?;
+    let echo = runtimes.server.block_on(floor::serve_echo())?;
     let result = runtimes
         .client
-        .block_on(measure(&emulator, &clock, &options, commands, reminders));
+        .block_on(measure(&emulator, echo, &clock, &options, &plan));
     runtimes.server.block_on(emulator.shutdown());
     result
 }
 
 async fn measure(
     emulator: &EmulatorHandle,
+    echo: std::net::SocketAddr,
     clock: &JumpClock,
     options: &Options,
-    commands: u64,
-    reminders: u64,
+    plan: &Plan,
 ) -> Result<()> {
+    let commands = plan.commands;
     println!(
         "End to end: elarian-sdk against an in-process elarian-emulator (own runtime) on \
-         127.0.0.1 ({} cores); {commands} commands per row, update_metadata/get_state alternating",
-        std::thread::available_parallelism().map_or(0, |n| n.get())
+         127.0.0.1 ({} cores); {commands} commands per row and round, \
+         update_metadata/get_state alternating; {} round(s), median shown",
+        std::thread::available_parallelism().map_or(0, |n| n.get()),
+        plan.rounds
     );
-    let mut rows = Vec::new();
-
-    let tcp = elarian_benches::connect_app(emulator, false).await?;
-    rows.extend(rust_rows(&tcp, "tcp", "+2547100", commands).await?);
-    tcp.disconnect().await;
 
     let pem = emulator
         .tls_certificate_pem()
@@ -97,62 +179,71 @@ async fn measure(
     let tls_endpoint = emulator
         .tls_endpoint()
         .ok_or_else(|| BenchError::new("the emulator has no TLS listener"))?;
+    let tcp = elarian_benches::connect_app(emulator, false).await?;
     let tls = connect(
         app_config(tls_endpoint)
             .root_certificate_pem(pem.as_bytes())
             .allow_notifications(false),
     )
     .await?;
-    rows.extend(rust_rows(&tls, "tls", "+2547200", commands).await?);
-    tls.disconnect().await;
+    // Warm-up: connection buffers, allocator, and the customers' creation out of the figures.
+    for (app, prefix) in [(&tcp, TCP_PREFIX), (&tls, TLS_PREFIX)] {
+        command_mix(app, prefix, IN_FLIGHT[1], 2 * IN_FLIGHT[1] as u64).await?;
+    }
 
-    let mut js_cpu = None;
-    let js_note = if options.no_js {
-        Some("JavaScript client skipped (--no-js)".to_owned())
+    let node = if options.no_js {
+        None
     } else {
-        match js::node_version().await {
-            None => Some("JavaScript client skipped: node is not installed".to_owned()),
-            Some(version) => {
-                println!("running the JavaScript client (node {version}) on the same mix");
-                let (js, cpu) = js_rows(emulator, &pem, commands).await?;
-                rows.extend(js);
-                js_cpu = cpu;
-                None
-            }
+        js::node_version().await
+    };
+    let js_note = match (&node, options.no_js) {
+        (_, true) => Some("JavaScript client skipped (--no-js)".to_owned()),
+        (None, false) => Some("JavaScript client skipped: node is not installed".to_owned()),
+        (Some(version), false) => {
+            println!("running the JavaScript client (node {version}) on the same mix");
+            js::ensure_installed(Duration::from_secs(180)).await?;
+            None
         }
     };
 
-    println!();
-    println!(
-        "{:<12} {:<9} {:>9} {:>9} {:>8} {:>12}  this process",
-        "client", "transport", "in flight", "commands", "secs", "commands/s"
-    );
-    for row in &rows {
-        // The JavaScript client is another process: only the emulator's share is ours.
-        let usage = row.rate.cpu_summary();
-        println!(
-            "{:<12} {:<9} {:>9} {:>9} {:>8.2} {:>12}  {}",
-            row.client,
-            row.transport,
-            row.in_flight,
-            row.rate.count,
-            row.rate.elapsed.as_secs_f64(),
-            thousands(row.rate.per_sec()),
-            if row.client == "rust" {
-                usage.as_str()
-            } else {
-                ""
+    let mut table = Table::default();
+    let mut js_cpu = JsCpu::default();
+    let mut floor_rates = Vec::new();
+    for round in 1..=plan.rounds {
+        if plan.rounds > 1 {
+            println!("round {round} of {}", plan.rounds);
+        }
+        for &in_flight in &plan.levels {
+            for (app, transport, prefix) in [(&tcp, "tcp", TCP_PREFIX), (&tls, "tls", TLS_PREFIX)] {
+                let rate = bounded(command_mix(app, prefix, in_flight, commands)).await?;
+                table.add("rust", transport, in_flight, rate);
             }
-        );
+        }
+        if node.is_some() {
+            js_round(emulator, &pem, plan, &mut table, &mut js_cpu).await?;
+        }
+        if plan.levels.contains(&1) {
+            // As many round trips as the slowest row makes, at most 20,000 (a few seconds).
+            let trips = commands.min(20_000);
+            floor_rates.push(floor::ping_pong(echo, trips, RUN_BOUND).await?);
+        }
     }
-    match js_note {
+    tcp.disconnect().await;
+    tls.disconnect().await;
+
+    print_table(&table);
+    match &js_note {
         Some(note) => println!("{note}"),
-        None => print_ratios(&rows),
+        None => print_ratios(&table, &plan.levels),
     }
-    if let Some(cpu) = js_cpu {
-        print_cpu_comparison(&rows, &cpu);
+    if !floor_rates.is_empty() {
+        print_floor(&table, &floor_rates, js_note.is_none());
+    }
+    if js_note.is_none() {
+        print_cpu_comparison(&table, &js_cpu);
     }
 
+    let reminders = plan.reminders;
     println!();
     println!(
         "notifications: {reminders} reminders due at once, one app replying to each \
@@ -177,62 +268,67 @@ async fn measure(
     Ok(())
 }
 
-async fn rust_rows(
-    app: &Elarian,
-    transport: &'static str,
-    prefix: &str,
-    commands: u64,
-) -> Result<Vec<Row>> {
-    // Warm-up: connection buffers, allocator, and the customers' creation out of the figures.
-    command_mix(app, prefix, IN_FLIGHT[1], 2 * IN_FLIGHT[1] as u64).await?;
-    let mut rows = Vec::new();
-    for in_flight in IN_FLIGHT {
-        let rate = command_mix(app, prefix, in_flight, commands).await?;
-        rows.push(Row {
-            client: "rust",
-            transport,
-            in_flight,
-            rate,
-        });
-    }
-    Ok(rows)
+/// Customer numbers of the Rust rows' workers, per connection.
+const TCP_PREFIX: &str = "+2547100";
+const TLS_PREFIX: &str = "+2547200";
+
+async fn bounded<T>(run: impl std::future::Future<Output = Result<T>>) -> Result<T> {
+    tokio::time::timeout(RUN_BOUND, run)
+        .await
+        .map_err(|_| BenchError::new(format!("a run did not finish within {RUN_BOUND:?}")))?
 }
 
-/// CPU time of the node process running the JavaScript client.
+/// CPU time of the node processes running the JavaScript client, over every round.
+#[derive(Default)]
 struct JsCpu {
     node: Duration,
-    /// Commands node sent: the measured ones, the warm-up and the customers' creation.
+    /// Commands node sent: the measured ones, the warm-ups and the customers' creation.
     commands: u64,
+    /// Whether some round's CPU time was not known.
+    unknown: bool,
 }
 
-async fn js_rows(
+/// One run of `tools/js-bench/bench.js` (a node process) over the plan's levels.
+async fn js_round(
     emulator: &EmulatorHandle,
     pem: &str,
-    commands: u64,
-) -> Result<(Vec<Row>, Option<JsCpu>)> {
-    js::ensure_installed(Duration::from_secs(180)).await?;
+    plan: &Plan,
+    table: &mut Table,
+    cpu: &mut JsCpu,
+) -> Result<()> {
     let port = emulator
         .tls_addr()
         .ok_or_else(|| BenchError::new("the emulator has no TLS listener"))?
         .port();
     let ca = js::CertFile::write(pem)?;
+    let levels = plan
+        .levels
+        .iter()
+        .map(usize::to_string)
+        .collect::<Vec<_>>()
+        .join(",");
     let before = usage::children_cpu_time();
     let lines = js::run_script(
         "bench.js",
-        &["localhost".into(), port.to_string(), commands.to_string()],
+        &[
+            "localhost".into(),
+            port.to_string(),
+            plan.commands.to_string(),
+            levels,
+        ],
         &ca,
-        Duration::from_secs(900),
+        RUN_BOUND,
     )
     .await?;
-    let cpu = match (before, usage::children_cpu_time()) {
-        (Some(before), Some(after)) => Some(JsCpu {
-            node: after.saturating_sub(before),
+    match (before, usage::children_cpu_time()) {
+        (Some(before), Some(after)) => {
+            cpu.node += after.saturating_sub(before);
             // As in bench.js: the warm-up (2 x 64) and one CreateCustomer per customer (64).
-            commands: IN_FLIGHT.len() as u64 * commands + 2 * 64 + 64,
-        }),
-        _ => None,
-    };
-    let mut rows = Vec::new();
+            cpu.commands += plan.levels.len() as u64 * plan.commands + 2 * 64 + 64;
+        }
+        _ => cpu.unknown = true,
+    }
+    let mut found = 0;
     for line in lines {
         let Ok(value) = serde_json::from_str::<serde_json::Value>(&line) else {
             continue;
@@ -247,76 +343,137 @@ async fn js_rows(
         if !secs.is_finite() || secs <= 0.0 {
             return Err(BenchError::new(format!("bench.js reported {secs} seconds")));
         }
-        rows.push(Row {
-            client: "javascript",
-            transport: "tls",
-            in_flight: usize::try_from(in_flight).unwrap_or(usize::MAX),
-            rate: Rate {
-                count,
-                elapsed: Duration::from_secs_f64(secs),
-                cpu: None,
-            },
-        });
+        let in_flight = usize::try_from(in_flight).unwrap_or(usize::MAX);
+        let rate = Rate {
+            count,
+            elapsed: Duration::from_secs_f64(secs),
+            cpu: None,
+        };
+        table.add("javascript", "tls", in_flight, rate);
+        found += 1;
     }
-    if rows.len() != IN_FLIGHT.len() {
+    if found != plan.levels.len() {
         return Err(BenchError::new(format!(
-            "bench.js printed {} result lines, expected {}",
-            rows.len(),
-            IN_FLIGHT.len()
+            "bench.js printed {found} result lines, expected {}",
+            plan.levels.len()
         )));
     }
-    Ok((rows, cpu))
+    Ok(())
+}
+
+fn print_table(table: &Table) {
+    println!();
+    println!(
+        "{:<12} {:<9} {:>9} {:>9} {:>12} {:>21}  this process (median round)",
+        "client", "transport", "in flight", "commands", "commands/s", "range over rounds"
+    );
+    for row in &table.0 {
+        let (Some(median), Some((min, max))) = (row.median(), row.range()) else {
+            continue;
+        };
+        // The JavaScript client is another process: only the emulator's share is ours.
+        let usage = if row.client == "rust" {
+            median.cpu_summary()
+        } else {
+            String::new()
+        };
+        println!(
+            "{:<12} {:<9} {:>9} {:>9} {:>12} {:>21}  {usage}",
+            row.client,
+            row.transport,
+            row.in_flight,
+            median.count,
+            thousands(median.per_sec()),
+            format!("{} - {}", thousands(min), thousands(max)),
+        );
+    }
 }
 
 /// CPU per command moves much less with the machine's load than commands per second do. The
 /// Rust rows' CPU includes the emulator's work (same process) while node's is the client alone,
 /// so the ratio printed understates the Rust SDK's advantage.
-fn print_cpu_comparison(rows: &[Row], js: &JsCpu) {
+fn print_cpu_comparison(table: &Table, js: &JsCpu) {
     let per_op = |cpu: Duration, count: u64| cpu.as_secs_f64() * 1e6 / count.max(1) as f64;
-    let (rust_cpu, rust_count) = rows
+    let (rust_cpu, rust_count) = table
+        .0
         .iter()
         .filter(|r| r.client == "rust" && r.transport == "tls")
-        .filter_map(|r| r.rate.cpu.map(|cpu| (cpu, r.rate.count)))
+        .flat_map(|r| r.rounds.iter())
+        .filter_map(|rate| rate.cpu.map(|cpu| (cpu, rate.count)))
         .fold((Duration::ZERO, 0), |(c, n), (cpu, count)| {
             (c + cpu, n + count)
         });
     // /proc reports CPU time in 10 ms ticks: short runs give no usable figure.
-    if rust_count == 0 || rust_cpu < MIN_CPU_SAMPLE || js.node < MIN_CPU_SAMPLE {
+    if js.unknown || rust_count == 0 || rust_cpu < MIN_CPU_SAMPLE || js.node < MIN_CPU_SAMPLE {
         println!("CPU per command: run too short to compare (use more --commands)");
         return;
     }
     let rust = per_op(rust_cpu, rust_count);
     let node = per_op(js.node, js.commands);
     println!(
-        "CPU per command over TLS (both levels): JavaScript client (node process) {node:.1} µs; \
-         Rust SDK and emulator together {rust:.1} µs: the Rust SDK uses {:.1}x less CPU, \
-         counting the emulator's work against it",
+        "CPU per command over TLS (every level and round): JavaScript client (node process) \
+         {node:.1} µs; Rust SDK and emulator together {rust:.1} µs: the Rust SDK uses {:.1}x \
+         less CPU, counting the emulator's work against it",
         node / rust.max(f64::EPSILON)
     );
 }
 
-fn print_ratios(rows: &[Row]) {
-    let find = |client: &str, transport: &str, in_flight: usize| {
-        rows.iter()
-            .find(|r| r.client == client && r.transport == transport && r.in_flight == in_flight)
-            .map(|r| r.rate.per_sec())
-    };
-    for in_flight in IN_FLIGHT {
-        let Some(js) = find("javascript", "tls", in_flight) else {
+fn print_ratios(table: &Table, levels: &[usize]) {
+    for &in_flight in levels {
+        let Some(js) = table.median_rate("javascript", "tls", in_flight) else {
             continue;
         };
-        let same_transport = find("rust", "tls", in_flight).map(|r| r / js);
-        let rust_tcp = find("rust", "tcp", in_flight).map(|r| r / js);
+        let same_transport = table.median_rate("rust", "tls", in_flight).map(|r| r / js);
+        let rust_tcp = table.median_rate("rust", "tcp", in_flight).map(|r| r / js);
         let verdict = match same_transport {
             Some(ratio) if ratio >= TARGET_RATIO => "target met",
             Some(_) => "BELOW TARGET",
             None => "no Rust figure",
         };
         println!(
-            "Rust/JS at {in_flight:>2} in flight: {:.1}x (both TLS), {:.1}x (Rust TCP); \
+            "Rust/JS at {in_flight:>2} in flight (medians): {:.1}x (both TLS), {:.1}x (Rust TCP); \
              target >= {TARGET_RATIO}x: {verdict}",
             same_transport.unwrap_or(f64::NAN),
             rust_tcp.unwrap_or(f64::NAN)
+        );
+    }
+}
+
+/// At one command in flight every client is bound by the round trip: the ping-pong is the
+/// most any client could reach in this layout on this machine.
+fn print_floor(table: &Table, rates: &[Rate], with_js: bool) {
+    let floor = Row {
+        client: "raw",
+        transport: "tcp",
+        in_flight: 1,
+        rounds: rates.to_vec(),
+    };
+    let Some(median) = floor.median() else {
+        return;
+    };
+    let floor_rate = median.per_sec();
+    println!(
+        "floor at 1 in flight: a raw TCP ping-pong of {} bytes between the two runtimes (no \
+         protocol, no work) makes {} round trips/s ({}); the Rust SDK over TLS reaches {:.0}% of it",
+        floor::MESSAGE_BYTES,
+        thousands(floor_rate),
+        median.cpu_summary(),
+        table
+            .median_rate("rust", "tls", 1)
+            .map_or(f64::NAN, |r| 100.0 * r / floor_rate)
+    );
+    if with_js && let Some(js) = table.median_rate("javascript", "tls", 1) {
+        let needed = TARGET_RATIO * js;
+        println!(
+            "  {TARGET_RATIO}x the JavaScript client at 1 in flight would take {} commands/s: \
+             {:.1}x this floor, {}",
+            thousands(needed),
+            needed / floor_rate,
+            if needed > floor_rate {
+                "more than any client can reach on this machine in this layout"
+            } else {
+                "within the floor"
+            }
         );
     }
 }

@@ -6,6 +6,7 @@
 //! real wire.
 
 pub mod clock;
+pub mod floor;
 pub mod js;
 pub mod options;
 pub mod usage;

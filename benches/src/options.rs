@@ -53,13 +53,21 @@ impl Options {
     /// The value of `--name`, else of the environment variable `env`, else `quick` or `full`
     /// depending on `--quick`.
     pub fn count(&self, name: &str, env: &str, quick: u64, full: u64) -> Result<u64> {
+        Ok(self
+            .value(name, env)?
+            .unwrap_or(if self.quick { quick } else { full }))
+    }
+
+    /// The value of `--name`, else of the environment variable `env`, else `None`.
+    pub fn value(&self, name: &str, env: &str) -> Result<Option<u64>> {
         if let Some((_, v)) = self.values.iter().rev().find(|(n, _)| n == name) {
-            return Ok(*v);
+            return Ok(Some(*v));
         }
         match std::env::var(env) {
             Ok(text) => parse_count(&text)
+                .map(Some)
                 .ok_or_else(|| BenchError::new(format!("{env}: invalid number {text:?}"))),
-            Err(_) => Ok(if self.quick { quick } else { full }),
+            Err(_) => Ok(None),
         }
     }
 }
@@ -102,6 +110,20 @@ mod tests {
         let o = Options::parse(args(&["--quick"]), &[]).expect("valid");
         assert!(o.quick);
         assert_eq!(o.count("--n", "ELARIAN_BENCH_TEST_UNSET", 1, 2).unwrap(), 1);
+    }
+
+    #[test]
+    fn an_absent_optional_value_is_none() {
+        let o = Options::parse(args(&["--in-flight", "64"]), &["--in-flight", "--rounds"])
+            .expect("valid");
+        assert_eq!(
+            o.value("--in-flight", "ELARIAN_BENCH_TEST_UNSET").unwrap(),
+            Some(64)
+        );
+        assert_eq!(
+            o.value("--rounds", "ELARIAN_BENCH_TEST_UNSET").unwrap(),
+            None
+        );
     }
 
     #[test]

@@ -2,15 +2,21 @@
 // end-to-end benchmark: alternating customer.updateMetadata and customer.getState, with 1 and 64
 // commands in flight, against a local elarian-emulator, after the same warm-up (128 commands).
 //
-// Usage: NODE_EXTRA_CA_CERTS=emulator-ca.pem node bench.js HOST PORT COMMANDS
+// Usage: NODE_EXTRA_CA_CERTS=emulator-ca.pem node bench.js HOST PORT COMMANDS [LEVELS]
+// LEVELS: the concurrency levels to measure, comma-separated (default 1,64).
 // Prints one JSON line per concurrency level: {"client":"javascript","in_flight":N,"commands":C,"secs":S,"per_sec":R}
 'use strict';
 
 const { initializeClient } = require('elarian');
 
-const [host = 'localhost', portArg = '5556', commandsArg = '2000'] = process.argv.slice(2);
+const [host = 'localhost', portArg = '5556', commandsArg = '2000', levelsArg = '1,64'] = process.argv.slice(2);
 const port = Number(portArg);
 const total = Number(commandsArg);
+const levels = levelsArg.split(',').map(Number);
+if (!Number.isInteger(total) || total <= 0 || levels.some((n) => !Number.isInteger(n) || n <= 0)) {
+    console.error(`usage: node bench.js HOST PORT COMMANDS [LEVELS], got ${process.argv.slice(2).join(' ')}`);
+    process.exit(2);
+}
 
 const config = {
     orgId: process.env.ELARIAN_ORG_ID || 'el_org_eu_1SJ2jx',
@@ -50,11 +56,10 @@ async function run(customers, inFlight, total) {
 
 async function main() {
     const client = await withTimeout(initializeClient(config, { host, port }), 15000, 'connect');
-    const levels = [1, 64];
     // Created once: the constructor sends a CreateCustomer command in the background, which
     // must not land inside a measurement.
     const customers = [];
-    for (let i = 0; i < Math.max(...levels); i += 1) {
+    for (let i = 0; i < Math.max(64, ...levels); i += 1) {
         customers.push(new client.Customer({ number: `+2547000${String(i).padStart(5, '0')}`, provider: 'cellular' }));
     }
     // Warm-up, as the Rust side does: the JIT, the connection and the customers' creation stay
