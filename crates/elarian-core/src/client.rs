@@ -1,5 +1,6 @@
 //! The client handle: commands, events and the lifecycle calls.
 
+use std::future::Future;
 use std::sync::Arc;
 
 use bytes::Bytes;
@@ -173,28 +174,41 @@ impl Client {
     ///
     /// A reply whose boolean `status` is false becomes [`CommandError::Failed`]; replies with an
     /// enum status (send message, initiate payment, messaging consent) are returned as they are.
-    pub async fn send_app_command(
+    ///
+    /// The command is encoded (and checked against `max_command_size`) when this is called, so
+    /// the returned future holds only the encoded bytes and does not borrow the client.
+    pub fn send_app_command(
         &self,
         command: AppToServerCommand,
-    ) -> Result<AppToServerCommandReply, CommandError> {
-        let reply = self
-            .request(encode(&command, self.config().max_command_size)?)
-            .await?;
-        let reply = AppToServerCommandReply::decode(reply).map_err(CommandError::Decode)?;
-        check_app_reply(reply)
+    ) -> impl Future<Output = Result<AppToServerCommandReply, CommandError>> + Send + use<> {
+        // Encoded before the future exists: an `async fn` would keep the command (hundreds of
+        // bytes) in its state, and every layer above would copy it along (see docs/benchmarks.md).
+        let data = encode(&command, self.config().max_command_size);
+        let client = self.clone();
+        async move {
+            let reply = client.request(data?).await?;
+            let reply = AppToServerCommandReply::decode(reply).map_err(CommandError::Decode)?;
+            check_app_reply(reply)
+        }
     }
 
     /// Sends a simulator command (on a [`Role::Simulator`](crate::Role::Simulator) client) and
     /// returns the server's reply; `status: false` becomes [`CommandError::Failed`].
-    pub async fn send_simulator_command(
+    ///
+    /// Encoded when called, as [`send_app_command`](Client::send_app_command) is.
+    pub fn send_simulator_command(
         &self,
         command: SimulatorToServerCommand,
-    ) -> Result<SimulatorToServerCommandReply, CommandError> {
-        let reply = self
-            .request(encode(&command, self.config().max_command_size)?)
-            .await?;
-        let reply = SimulatorToServerCommandReply::decode(reply).map_err(CommandError::Decode)?;
-        check_simulator_reply(reply)
+    ) -> impl Future<Output = Result<SimulatorToServerCommandReply, CommandError>> + Send + use<>
+    {
+        let data = encode(&command, self.config().max_command_size);
+        let client = self.clone();
+        async move {
+            let reply = client.request(data?).await?;
+            let reply =
+                SimulatorToServerCommandReply::decode(reply).map_err(CommandError::Decode)?;
+            check_simulator_reply(reply)
+        }
     }
 
     async fn request(&self, data: Bytes) -> Result<Bytes, CommandError> {

@@ -175,14 +175,26 @@ impl Elarian {
         self.inner.link.is_connected()
     }
 
-    pub(crate) async fn command(&self, entry: Entry) -> Result<ReplyEntry> {
-        let client = self.inner.link.client().ok_or(Error::NotConnected)?;
-        let reply = client
-            .send_app_command(proto::AppToServerCommand { entry: Some(entry) })
-            .await?;
-        reply.entry.ok_or(Error::UnexpectedReply {
-            expected: "a reply entry",
-        })
+    /// Sends one command. Not an `async fn`, and built from combinators rather than an `async`
+    /// block: the command is encoded now, and the future (which every method above nests and
+    /// moves) holds the core's request once rather than the command and a copy of the request.
+    pub(crate) fn command(
+        &self,
+        entry: Entry,
+    ) -> impl Future<Output = Result<ReplyEntry>> + Send + use<> {
+        use futures_util::future::{Either, FutureExt, ready};
+        match self.inner.link.client() {
+            Some(client) => Either::Left(
+                client
+                    .send_app_command(proto::AppToServerCommand { entry: Some(entry) })
+                    .map(|reply| {
+                        reply?.entry.ok_or(Error::UnexpectedReply {
+                            expected: "a reply entry",
+                        })
+                    }),
+            ),
+            None => Either::Right(ready(Err(Error::NotConnected))),
+        }
     }
 
     // ----- customers -----

@@ -1,8 +1,10 @@
 //! A customer of the app and the commands that act on it.
 
 use std::collections::HashMap;
+use std::future::Future;
 use std::sync::{Arc, Mutex};
 
+use futures_util::FutureExt;
 use tokio::sync::OnceCell;
 
 use elarian_proto as proto;
@@ -178,27 +180,36 @@ impl Customer {
         Ok(state.customer_id)
     }
 
-    async fn update(&self, entry: Entry) -> Result<CustomerStateUpdateReply> {
-        let reply = expect_reply!(self.app.command(entry).await?, UpdateCustomerState)?;
-        self.learn(reply.customer_id.as_ref());
-        Ok(reply.into())
+    // Not `async fn`s, and combinators rather than `async` blocks: the entry goes into the
+    // command's encoding now, and the command's future is held once (see `Elarian::command`).
+    fn update(&self, entry: Entry) -> impl Future<Output = Result<CustomerStateUpdateReply>> + '_ {
+        self.app.command(entry).map(move |reply| {
+            let reply = expect_reply!(reply?, UpdateCustomerState)?;
+            self.learn(reply.customer_id.as_ref());
+            Ok(reply.into())
+        })
     }
 
     /// App data commands are answered with `update_customer_app_data`; a server answering with
     /// the generic `update_customer_state` is accepted too.
-    async fn app_data_update(&self, entry: Entry) -> Result<CustomerStateUpdateReply> {
+    fn app_data_update(
+        &self,
+        entry: Entry,
+    ) -> impl Future<Output = Result<CustomerStateUpdateReply>> + '_ {
         use proto::app_to_server_command_reply::Entry as Reply;
-        let reply: CustomerStateUpdateReply = match self.app.command(entry).await? {
-            Reply::UpdateCustomerState(r) => BoolStatus::checked(r)?.into(),
-            Reply::UpdateCustomerAppData(r) => BoolStatus::checked(r)?.into(),
-            _ => {
-                return Err(Error::UnexpectedReply {
-                    expected: "UpdateCustomerAppData",
-                });
-            }
-        };
-        self.learn(reply.customer_id.as_ref());
-        Ok(reply)
+        self.app.command(entry).map(move |reply| {
+            let reply: CustomerStateUpdateReply = match reply? {
+                Reply::UpdateCustomerState(r) => BoolStatus::checked(r)?.into(),
+                Reply::UpdateCustomerAppData(r) => BoolStatus::checked(r)?.into(),
+                _ => {
+                    return Err(Error::UnexpectedReply {
+                        expected: "UpdateCustomerAppData",
+                    });
+                }
+            };
+            self.learn(reply.customer_id.as_ref());
+            Ok(reply)
+        })
     }
 
     /// Fetches everything Elarian knows about the customer.

@@ -155,6 +155,11 @@ pub enum Effect {
 pub struct Durable(Option<oneshot::Receiver<Result<(), StoreError>>>);
 
 impl Durable {
+    /// Whether the changes are durable already (always without a data dir).
+    pub fn is_done(&self) -> bool {
+        self.0.is_none()
+    }
+
     /// Waits for the commit.
     pub async fn wait(self) -> Result<(), StoreError> {
         match self.0 {
@@ -341,6 +346,11 @@ impl Engine {
         if let Some(store) = &self.store {
             store.close();
         }
+    }
+
+    /// Whether commands may have to wait for room in a write queue (with a data dir only).
+    pub fn has_write_queue(&self) -> bool {
+        self.store.is_some()
     }
 
     /// Waits, up to `timeout`, until the data dir's write queue has room (at once without a
