@@ -331,6 +331,9 @@ pub struct Session {
     /// Requests handed to the application (REQUEST_RESPONSE and REQUEST_STREAM).
     delivered: u64,
     next_keepalive: Option<Instant>,
+    /// An out-of-schedule KEEPALIVE asked the peer for its position and no KEEPALIVE came back
+    /// yet (see `ask_position`).
+    position_asked: bool,
     close_reason: Option<CloseReason>,
 }
 
@@ -380,6 +383,7 @@ impl Session {
             peer_ids: PeerIds::default(),
             delivered: 0,
             next_keepalive: None,
+            position_asked: false,
             close_reason: None,
         }
     }
@@ -526,6 +530,21 @@ impl Session {
         }
     }
 
+    /// Sends a KEEPALIVE with the respond flag outside the periodic schedule: the peer's answer
+    /// carries its position, which releases the resume buffer. One at a time: the next waits
+    /// for a KEEPALIVE from the peer. Either side may ask (RSocket 1.0, KEEPALIVE frame).
+    fn ask_position(&mut self) {
+        let frame = Frame::Keepalive(KeepaliveFrame {
+            respond: true,
+            last_received_position: self.resume.received,
+            data: Bytes::new(),
+        });
+        if let Ok(bytes) = self.encode(&frame) {
+            self.position_asked = true;
+            self.transmit.push_back(bytes);
+        }
+    }
+
     fn send_keepalive(&mut self, now: Instant, respond: bool, data: Bytes) {
         let frame = Frame::Keepalive(KeepaliveFrame {
             respond,
@@ -559,6 +578,9 @@ impl Session {
         let bytes = self.encode(frame)?;
         if frame.is_resumable() {
             self.resume.on_sent(&bytes);
+            if self.resume.is_filling() && !self.position_asked && self.state == State::Open {
+                self.ask_position();
+            }
             if self.is_detached() && !self.resume.is_resumable() {
                 // Frames queued while detached overflowed the resume buffer: no resumption can
                 // deliver them any more.
@@ -647,6 +669,8 @@ impl Session {
         // Unwritten resumable frames are in the resume buffer; the rest is stale.
         self.transmit.clear();
         self.next_keepalive = None;
+        // A question in flight on the lost transport gets no answer.
+        self.position_asked = false;
     }
 
     /// Client: starts resuming a detached session over a new transport; queues RESUME.
@@ -757,6 +781,7 @@ impl Session {
         match frame {
             Frame::Keepalive(k) => {
                 self.resume.release(k.last_received_position);
+                self.position_asked = false;
                 if k.respond {
                     self.send_keepalive(now, false, k.data);
                 } else if self.state == State::Connecting {

@@ -64,6 +64,19 @@ impl ResumeState {
         self.frames.push_back(frame.clone());
     }
 
+    /// Whether the buffer holds more than half its limit: time to learn the peer's position
+    /// (a KEEPALIVE with the respond flag) rather than wait for the next periodic one, which
+    /// under heavy traffic would come after the buffer overflowed.
+    pub(crate) fn is_filling(&self) -> bool {
+        self.limit.is_some_and(|limit| self.buffered > limit / 2)
+    }
+
+    /// Bytes of frames held for retransmission.
+    #[cfg(test)]
+    pub(crate) fn buffered_bytes(&self) -> usize {
+        self.buffered
+    }
+
     /// Stops buffering and releases memory.
     pub(crate) fn disable(&mut self) {
         self.limit = None;

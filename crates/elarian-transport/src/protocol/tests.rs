@@ -691,6 +691,56 @@ fn keepalive_positions_release_the_resume_buffer() {
 }
 
 #[test]
+fn a_filling_resume_buffer_asks_the_peer_for_its_position_and_stays_resumable() {
+    let now = Instant::now();
+    for (client_asks, limit) in [(true, 4_096), (false, 4_096)] {
+        let (mut c, mut s) = configs(true);
+        c.resume_buffer = Some(limit);
+        s.resume_buffer = Some(limit);
+        let (mut client, mut server) = pair_with(c, s, Some(TOKEN), now);
+        // Far more than the limit in total, with no periodic KEEPALIVE due meanwhile.
+        for i in 0..200u32 {
+            let id = 2 * i + 1;
+            let asking = if client_asks {
+                &mut client
+            } else {
+                &mut server
+            };
+            let id = if client_asks { id } else { id + 1 };
+            asking
+                .request_response(id, Payload::new(vec![7u8; 100]))
+                .unwrap();
+            let frames = transmitted(asking);
+            let asks = frames
+                .iter()
+                .filter(|f| matches!(f, Frame::Keepalive(k) if k.respond))
+                .count();
+            assert!(asks <= 1, "one question at a time, got {asks}");
+            let other = if client_asks {
+                &mut server
+            } else {
+                &mut client
+            };
+            for f in frames {
+                other.handle_frame(f.to_bytes().unwrap(), now);
+            }
+            // The peer answers the question (and nothing else: no responder runs here).
+            let answers = transmitted(other);
+            let asking = if client_asks {
+                &mut client
+            } else {
+                &mut server
+            };
+            for f in answers {
+                asking.handle_frame(f.to_bytes().unwrap(), now);
+            }
+            assert!(asking.is_resumable(), "overflowed after {i} requests");
+            assert!(asking.resume.buffered_bytes() <= limit);
+        }
+    }
+}
+
+#[test]
 fn detached_sessions_expire() {
     let now = Instant::now();
     let (c, s) = configs(true);
