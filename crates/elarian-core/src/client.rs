@@ -215,18 +215,33 @@ impl Client {
         let shared = &self.inner.shared;
         // Counted from here so that `disconnect` also waits for commands about to be sent.
         let _in_flight = shared.in_flight.enter();
-        let exchange = async {
-            let link = self.current_link().await?;
-            link.request(data).await.map_err(|error| match error {
+        // The link enforces the deadline for the exchange itself (one timer per connection
+        // rather than one per command); only waiting for a link takes a timer of its own.
+        let deadline = tokio::time::Instant::now() + shared.config.command_timeout;
+        let link = match self.link_if_up() {
+            Some(link) => link?,
+            None => tokio::time::timeout_at(deadline, self.current_link())
+                .await
+                .unwrap_or(Err(CommandError::Timeout))?,
+        };
+        link.request(data, deadline)
+            .await
+            .map_err(|error| match error {
                 LinkRequestError::Remote { code, message } => {
                     CommandError::Rejected { code, message }
                 }
                 LinkRequestError::Lost => CommandError::ConnectionLost,
+                LinkRequestError::TimedOut => CommandError::Timeout,
             })
-        };
-        tokio::time::timeout(shared.config.command_timeout, exchange)
-            .await
-            .unwrap_or(Err(CommandError::Timeout))
+    }
+
+    /// The session to send on when it is up (or the client closed), without waiting.
+    fn link_if_up(&self) -> Option<Result<Arc<dyn Link>, CommandError>> {
+        match &*self.inner.shared.state.borrow() {
+            LinkState::Up(link) => Some(Ok(link.clone())),
+            LinkState::Closed => Some(Err(CommandError::NotConnected)),
+            LinkState::Down => None,
+        }
     }
 
     /// The session to send on, waiting for a reconnection if needed.

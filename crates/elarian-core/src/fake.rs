@@ -87,7 +87,11 @@ impl FakeLink {
 }
 
 impl Link for FakeLink {
-    fn request(&self, data: Bytes) -> BoxFuture<'static, Result<Bytes, LinkRequestError>> {
+    fn request(
+        &self,
+        data: Bytes,
+        deadline: tokio::time::Instant,
+    ) -> BoxFuture<'static, Result<Bytes, LinkRequestError>> {
         let hold = self.hold;
         let mut release = self.release.subscribe();
         let mut closed = self.closed.subscribe();
@@ -100,6 +104,7 @@ impl Link for FakeLink {
                 tokio::select! {
                     _ = release.wait_for(|r| *r) => {}
                     _ = closed.wait_for(|c| *c) => return Err(LinkRequestError::Lost),
+                    () = tokio::time::sleep_until(deadline) => return Err(LinkRequestError::TimedOut),
                 }
             }
             executed.fetch_add(1, Ordering::SeqCst);

@@ -18,6 +18,8 @@ pub(crate) enum LinkRequestError {
     Remote { code: u32, message: String },
     /// The session ended while the request was in flight (or before it could be sent).
     Lost,
+    /// No answer before the request's deadline; the request was canceled.
+    TimedOut,
 }
 
 /// How a link went down.
@@ -40,8 +42,13 @@ pub(crate) enum ResumeFailure {
 
 /// One established RSocket session.
 pub(crate) trait Link: Send + Sync + 'static {
-    /// Sends a REQUEST_RESPONSE with `data` and no metadata.
-    fn request(&self, data: Bytes) -> BoxFuture<'static, Result<Bytes, LinkRequestError>>;
+    /// Sends a REQUEST_RESPONSE with `data` and no metadata; fails with
+    /// [`LinkRequestError::TimedOut`] (and cancels it) if unanswered at `deadline`.
+    fn request(
+        &self,
+        data: Bytes,
+        deadline: tokio::time::Instant,
+    ) -> BoxFuture<'static, Result<Bytes, LinkRequestError>>;
     /// Resolves when the transport is lost or the session closes.
     fn down(&self) -> BoxFuture<'static, LinkDown>;
     /// Opens a fresh transport and resumes this (detached) session over it.

@@ -155,11 +155,19 @@ struct RsocketLink {
 }
 
 impl Link for RsocketLink {
-    fn request(&self, data: Bytes) -> BoxFuture<'static, Result<Bytes, LinkRequestError>> {
+    fn request(
+        &self,
+        data: Bytes,
+        deadline: tokio::time::Instant,
+    ) -> BoxFuture<'static, Result<Bytes, LinkRequestError>> {
         let session = self.session.clone();
         Box::pin(async move {
-            match session.request_response(Payload::new(data)).await {
+            match session
+                .request_response_until(Payload::new(data), deadline)
+                .await
+            {
                 Ok(reply) => Ok(reply.data),
+                Err(RequestError::TimedOut) => Err(LinkRequestError::TimedOut),
                 Err(RequestError::Remote { code, message }) => Err(LinkRequestError::Remote {
                     code: code.as_u32(),
                     message,

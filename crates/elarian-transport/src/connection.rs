@@ -4,13 +4,14 @@
 //! the hot path takes no lock. Reads and writes run concurrently as futures that own their half of
 //! the transport; every frame ready when a write starts goes out in one batch with one flush.
 
-use std::collections::VecDeque;
+use std::cmp::Reverse;
+use std::collections::{BinaryHeap, VecDeque};
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::task::{Context, Poll};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use futures_util::future::{BoxFuture, FusedFuture, FutureExt};
@@ -80,6 +81,8 @@ pub(crate) enum Command {
         token: u64,
         payload: Payload,
         reply: oneshot::Sender<Result<Payload, RequestError>>,
+        /// When the request fails with [`RequestError::TimedOut`] unless answered.
+        deadline: Option<Instant>,
     },
     FireAndForget {
         payload: Payload,
@@ -239,14 +242,40 @@ impl Drop for PendingReply<'_> {
     }
 }
 
-/// Queues a command for the driver, waiting only when the queue is full.
-async fn submit(tx: &mpsc::Sender<Command>, cmd: Command) -> Result<(), ()> {
+/// Why a command did not reach the driver.
+enum NotSubmitted {
+    Closed,
+    TimedOut,
+}
+
+/// Queues a command for the driver, waiting (until `deadline`, if any) only when the queue is
+/// full.
+async fn submit(
+    tx: &mpsc::Sender<Command>,
+    cmd: Command,
+    deadline: Option<Instant>,
+) -> Result<(), NotSubmitted> {
     // `try_send` is a single atomic step; `send` builds a semaphore future even when there is
     // room, which shows up on the request path.
     match tx.try_send(cmd) {
         Ok(()) => Ok(()),
-        Err(mpsc::error::TrySendError::Full(cmd)) => tx.send(cmd).await.map_err(|_| ()),
-        Err(mpsc::error::TrySendError::Closed(_)) => Err(()),
+        Err(mpsc::error::TrySendError::Full(cmd)) => until(deadline, tx.send(cmd))
+            .await?
+            .map_err(|_| NotSubmitted::Closed),
+        Err(mpsc::error::TrySendError::Closed(_)) => Err(NotSubmitted::Closed),
+    }
+}
+
+/// Runs `wait` until `deadline`, if there is one.
+async fn until<T>(
+    deadline: Option<Instant>,
+    wait: impl Future<Output = T>,
+) -> Result<T, NotSubmitted> {
+    match deadline {
+        None => Ok(wait.await),
+        Some(at) => tokio::time::timeout_at(at.into(), wait)
+            .await
+            .map_err(|_| NotSubmitted::TimedOut),
     }
 }
 
@@ -265,24 +294,85 @@ impl Connection {
     /// Waits for a slot when the connection's in-flight limit is reached. While a resumable
     /// session is detached, requests queue (bounded) and go out on resumption.
     pub async fn request_response(&self, payload: Payload) -> Result<Payload, RequestError> {
-        let _permit = self
-            .shared
-            .inflight
-            .acquire()
-            .await
-            .map_err(|_| self.closed_error())?;
+        self.request(payload, None).await
+    }
+
+    /// Sends a REQUEST_RESPONSE and waits for the answer until `deadline`, then fails with
+    /// [`RequestError::TimedOut`] and cancels the request (the peer gets CANCEL if the request
+    /// went out). The deadline covers waiting for an in-flight slot too.
+    ///
+    /// Cheaper than wrapping [`request_response`](Connection::request_response) in
+    /// `tokio::time::timeout_at`: the connection keeps the deadlines of all its requests and
+    /// arms one timer for the earliest, rather than each request registering its own.
+    ///
+    /// ```
+    /// # tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap().block_on(async {
+    /// use std::sync::Arc;
+    /// use std::time::Duration;
+    /// use elarian_transport::responder::BoxFuture;
+    /// use elarian_transport::{ClientConfig, ClientSession, Payload, RejectAll, RequestError};
+    /// use elarian_transport::{Responder, Server, ServerConfig, StreamError};
+    /// use elarian_transport::io::memory;
+    ///
+    /// /// Never answers.
+    /// struct Silent;
+    /// impl Responder for Silent {
+    ///     fn request_response(&self, _: Payload) -> BoxFuture<'static, Result<Payload, StreamError>> {
+    ///         Box::pin(std::future::pending())
+    ///     }
+    /// }
+    ///
+    /// let server = Server::new(ServerConfig::default());
+    /// let (client_end, server_end) = memory::pair(64);
+    /// server.serve_transport(server_end);
+    /// let accept = tokio::spawn({
+    ///     let server = server.clone();
+    ///     async move { server.accept().await.unwrap().accept(Arc::new(Silent)) }
+    /// });
+    /// let session = ClientSession::connect(client_end, ClientConfig::default(), Arc::new(RejectAll))
+    ///     .await
+    ///     .unwrap();
+    /// let _server_side = accept.await.unwrap();
+    /// let deadline = tokio::time::Instant::now() + Duration::from_millis(50);
+    /// let answer = session.request_response_until(Payload::new("hi"), deadline).await;
+    /// assert!(matches!(answer, Err(RequestError::TimedOut)));
+    /// # });
+    /// ```
+    pub async fn request_response_until(
+        &self,
+        payload: Payload,
+        deadline: tokio::time::Instant,
+    ) -> Result<Payload, RequestError> {
+        self.request(payload, Some(deadline.into_std())).await
+    }
+
+    async fn request(
+        &self,
+        payload: Payload,
+        deadline: Option<Instant>,
+    ) -> Result<Payload, RequestError> {
+        let inflight = &self.shared.inflight;
+        let _permit = match inflight.try_acquire() {
+            Some(permit) => permit,
+            None => until(deadline, inflight.acquire())
+                .await
+                .map_err(|_| RequestError::TimedOut)?
+                .map_err(|_| self.closed_error())?,
+        };
         let token = self.shared.tokens.fetch_add(1, Ordering::Relaxed);
         let (reply, rx) = oneshot::channel();
-        submit(
-            &self.shared.cmd_tx,
-            Command::RequestResponse {
-                token,
-                payload,
-                reply,
-            },
-        )
-        .await
-        .map_err(|()| self.closed_error())?;
+        let command = Command::RequestResponse {
+            token,
+            payload,
+            reply,
+            deadline,
+        };
+        submit(&self.shared.cmd_tx, command, deadline)
+            .await
+            .map_err(|e| match e {
+                NotSubmitted::Closed => self.closed_error(),
+                NotSubmitted::TimedOut => RequestError::TimedOut,
+            })?;
         let mut pending = PendingReply {
             token,
             ctrl: &self.shared.ctrl_tx,
@@ -299,9 +389,13 @@ impl Connection {
 
     /// Sends a REQUEST_FNF. Resolves once the request is queued on the connection.
     pub async fn fire_and_forget(&self, payload: Payload) -> Result<(), RequestError> {
-        submit(&self.shared.cmd_tx, Command::FireAndForget { payload })
-            .await
-            .map_err(|()| self.closed_error())
+        submit(
+            &self.shared.cmd_tx,
+            Command::FireAndForget { payload },
+            None,
+        )
+        .await
+        .map_err(|_| self.closed_error())
     }
 
     /// Sends a REQUEST_STREAM. The returned stream grants REQUEST_N credit as it is consumed
@@ -525,6 +619,7 @@ pub(crate) fn spawn(parts: DriverParts) -> (Connection, mpsc::Sender<Attach>) {
         ctrl_rx,
         attach_rx,
         waiters: IdMap::default(),
+        deadlines: BinaryHeap::new(),
         ids: StreamIds::new(role),
         max_responders: limits.max_responders.max(1),
         max_pending: limits.max_pending,
@@ -557,6 +652,9 @@ struct Driver {
     ctrl_rx: mpsc::UnboundedReceiver<Control>,
     attach_rx: mpsc::Receiver<Attach>,
     waiters: IdMap<Waiter>,
+    /// Deadlines of requests that have one, earliest first. Entries of requests answered
+    /// meanwhile stay until they come up or the heap is compacted (see `note_deadline`).
+    deadlines: BinaryHeap<Reverse<(Instant, u32)>>,
     ids: StreamIds,
     max_responders: usize,
     /// Capacity of [`Work::queued`].
@@ -826,11 +924,12 @@ impl Driver {
                 }
                 write_fut.set(write_owned(w, batch).fuse());
             }
-            let next = self
-                .session
-                .poll_timeout()
-                .map(tokio::time::Instant::from_std)
-                .unwrap_or_else(far);
+            let next = match (self.session.poll_timeout(), self.next_deadline()) {
+                (Some(a), Some(b)) => Some(a.min(b)),
+                (a, b) => a.or(b),
+            }
+            .map(tokio::time::Instant::from_std)
+            .unwrap_or_else(far);
             // Every received frame pushes the lifetime deadline later; re-arming the timer for
             // that on each frame is costly, so the timer is only moved earlier. Firing early is
             // harmless: the session acts on what is due and the timer is re-armed.
@@ -919,10 +1018,12 @@ impl Driver {
                 },
                 cmd = self.cmd_rx.recv(), if cmd_open && local_ok => match cmd {
                     Some(cmd) => {
-                        self.on_command(cmd);
+                        // One clock read per batch, for the requests that carry a deadline.
+                        let mut clock = None;
+                        self.on_command(cmd, &mut clock);
                         for _ in 1..COMMAND_BATCH {
                             match self.cmd_rx.try_recv() {
-                                Ok(cmd) => self.on_command(cmd),
+                                Ok(cmd) => self.on_command(cmd, &mut clock),
                                 Err(_) => break,
                             }
                         }
@@ -955,7 +1056,9 @@ impl Driver {
                     None => attach_open = false,
                 },
                 () = &mut sleep => {
-                    self.session.handle_timeout(now());
+                    let now = now();
+                    self.session.handle_timeout(now);
+                    self.expire_requests(now);
                 }
             }
         }
@@ -1024,14 +1127,22 @@ impl Driver {
         }
     }
 
-    fn on_command(&mut self, cmd: Command) {
+    fn on_command(&mut self, cmd: Command, clock: &mut Option<Instant>) {
         match cmd {
             Command::RequestResponse {
                 token,
                 payload,
                 reply,
+                deadline,
             } => {
                 if reply.is_closed() {
+                    return;
+                }
+                if let Some(at) = deadline
+                    && at <= *clock.get_or_insert_with(now)
+                {
+                    // Expired while queued: never sent, so nothing to cancel.
+                    let _ = reply.send(Err(RequestError::TimedOut));
                     return;
                 }
                 let Some(id) = self.ids.next() else {
@@ -1047,6 +1158,9 @@ impl Driver {
                                 kind: WaiterKind::Response(reply),
                             },
                         );
+                        if let Some(at) = deadline {
+                            self.note_deadline(at, id);
+                        }
                     }
                     Err(e) => {
                         let _ = reply.send(Err(op_error(e)));
@@ -1094,6 +1208,48 @@ impl Driver {
                 if let Err(e) = self.session.metadata_push(metadata) {
                     tracing::debug!(error = %e, "metadata push not sent");
                 }
+            }
+        }
+    }
+
+    /// Remembers when request `id` times out.
+    fn note_deadline(&mut self, at: Instant, id: u32) {
+        self.deadlines.push(Reverse((at, id)));
+        // Answered requests leave their entry behind; drop them once they outnumber the
+        // requests still waiting, so the heap stays proportional to the requests in flight
+        // (amortised O(1) per request) however far off the deadlines are.
+        if self.deadlines.len() > 2 * self.waiters.len() + 64 {
+            let waiters = &self.waiters;
+            self.deadlines
+                .retain(|Reverse((_, id))| waiters.contains_key(id));
+        }
+    }
+
+    /// The earliest deadline of a request still waiting for its answer.
+    fn next_deadline(&mut self) -> Option<Instant> {
+        while let Some(Reverse((at, id))) = self.deadlines.peek() {
+            if self.waiters.contains_key(id) {
+                return Some(*at);
+            }
+            self.deadlines.pop();
+        }
+        None
+    }
+
+    /// Fails the requests whose deadline has passed, canceling them with the peer.
+    fn expire_requests(&mut self, now: Instant) {
+        while let Some(&Reverse((at, id))) = self.deadlines.peek() {
+            if at > now {
+                break;
+            }
+            self.deadlines.pop();
+            if let Some(Waiter {
+                kind: WaiterKind::Response(tx),
+                ..
+            }) = self.waiters.remove(&id)
+            {
+                let _ = tx.send(Err(RequestError::TimedOut));
+                self.session.cancel(id);
             }
         }
     }

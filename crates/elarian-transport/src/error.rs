@@ -58,6 +58,11 @@ pub enum RequestError {
     /// The peer violated the protocol on this stream (for example sent more items than requested).
     #[error("protocol violation: {0}")]
     Protocol(&'static str),
+    /// No answer came before the request's deadline
+    /// ([`Connection::request_response_until`](crate::Connection::request_response_until)); the
+    /// request was canceled (CANCEL sent if it had gone out) and a late answer is discarded.
+    #[error("no answer before the deadline")]
+    TimedOut,
 }
 
 /// The error a [`Responder`](crate::Responder) returns; sent to the requester as an ERROR frame.

@@ -77,6 +77,11 @@ impl InflightLimit {
         }
     }
 
+    /// A permit if one is free now.
+    pub(crate) fn try_acquire(&self) -> Option<Permit<'_>> {
+        (!self.closed.load(SeqCst) && self.try_take()).then_some(Permit(self))
+    }
+
     /// Waits for a permit.
     pub(crate) async fn acquire(&self) -> Result<Permit<'_>, Closed> {
         self.take().await?;

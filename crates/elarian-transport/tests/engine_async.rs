@@ -1522,3 +1522,105 @@ async fn the_keepalive_lifetime_stops_only_while_the_queue_is_full() {
     );
     assert!(!client.is_closed());
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn requests_past_their_deadline_time_out_and_are_canceled_once() {
+    let (client_end, peer) = memory::pair(64);
+    let mut frames = raw_server(peer);
+    let client = ClientSession::connect(client_end, ClientConfig::default(), Arc::new(RejectAll))
+        .await
+        .unwrap();
+    let deadline = tokio::time::Instant::now() + Duration::from_millis(100);
+    let mut tasks = Vec::new();
+    for _ in 0..50 {
+        let client = client.clone();
+        tasks.push(tokio::spawn(async move {
+            client
+                .request_response_until(Payload::new("x"), deadline)
+                .await
+        }));
+    }
+    for t in tasks {
+        let answer = timeout(LIMIT, t).await.unwrap().unwrap();
+        assert_eq!(answer, Err(RequestError::TimedOut));
+    }
+    let (mut requested, mut canceled) = (Vec::new(), Vec::new());
+    while canceled.len() < 50 {
+        match timeout(LIMIT, frames.recv()).await.unwrap().unwrap() {
+            Frame::Request(r) => requested.push(r.stream_id),
+            Frame::Cancel { stream_id } => canceled.push(stream_id),
+            other => panic!("unexpected {other:?}"),
+        }
+    }
+    requested.sort_unstable();
+    canceled.sort_unstable();
+    assert_eq!(canceled, requested, "each request canceled exactly once");
+    // Nothing more: no second CANCEL for any of them.
+    assert!(
+        timeout(Duration::from_millis(100), frames.recv())
+            .await
+            .is_err()
+    );
+    // A deadline already passed fails without sending anything.
+    let past = tokio::time::Instant::now();
+    assert_eq!(
+        client
+            .request_response_until(Payload::new("late"), past)
+            .await,
+        Err(RequestError::TimedOut)
+    );
+    assert!(
+        timeout(Duration::from_millis(100), frames.recv())
+            .await
+            .is_err()
+    );
+}
+
+#[tokio::test]
+async fn deadlines_time_out_slow_answers_only_and_the_connection_goes_on() {
+    let server = Server::new(ServerConfig::default());
+    let (seen, _) = mpsc::unbounded_channel();
+    let slow = Arc::new(Echo {
+        prefix: "echo:",
+        seen,
+        delay: Duration::from_millis(200),
+        counts: Arc::default(),
+    });
+    let (client, _server_conn) =
+        connect_pair(&server, slow, Arc::new(RejectAll), ClientConfig::default()).await;
+    let soon = tokio::time::Instant::now() + Duration::from_millis(20);
+    assert_eq!(
+        client.request_response_until(Payload::new("a"), soon).await,
+        Err(RequestError::TimedOut)
+    );
+    // The late answer to the timed-out request is discarded; a request with room gets its own.
+    let later = tokio::time::Instant::now() + Duration::from_secs(5);
+    let answer = client
+        .request_response_until(Payload::new("b"), later)
+        .await
+        .unwrap();
+    assert_eq!(answer.data.as_ref(), b"echo:b");
+    assert!(!client.is_closed());
+}
+
+#[tokio::test]
+async fn many_answered_requests_with_far_deadlines_all_complete() {
+    // Exercises the pruning of answered requests' deadlines: thousands of far deadlines, each
+    // answered long before it comes up.
+    let server = Server::new(ServerConfig::default());
+    let (echo, _) = Echo::new("e:");
+    let (client, _server_conn) =
+        connect_pair(&server, echo, Arc::new(RejectAll), ClientConfig::default()).await;
+    let far = tokio::time::Instant::now() + Duration::from_secs(3600);
+    for i in 0..3_000u32 {
+        let body = i.to_string();
+        let answer = timeout(
+            LIMIT,
+            client.request_response_until(Payload::new(body.clone()), far),
+        )
+        .await
+        .unwrap()
+        .unwrap();
+        assert_eq!(answer.data.as_ref(), format!("e:{body}").as_bytes());
+    }
+}
