@@ -440,7 +440,9 @@ impl Connection {
         }
     }
 
-    /// Sends METADATA_PUSH.
+    /// Sends METADATA_PUSH. Resolves once it is queued on the connection. METADATA_PUSH is
+    /// not resumable (RSocket 1.0): one queued while the transport is lost is dropped (and
+    /// logged at debug level) rather than sent on resumption.
     pub async fn metadata_push(&self, metadata: Bytes) -> Result<(), RequestError> {
         self.shared
             .cmd_tx

@@ -743,14 +743,17 @@ impl Frame {
         }
     }
 
-    /// Whether the frame counts towards resume positions and is retransmitted on resumption.
+    /// Whether the frame counts towards resume positions and is retransmitted on resumption:
+    /// the request, REQUEST_N, CANCEL, PAYLOAD and stream ERROR frames (RSocket 1.0, "Resuming
+    /// Operation"; rsocket-java and rsocket-js count the same). Connection-level frames
+    /// (METADATA_PUSH included) do not count, or positions would disagree with those peers and
+    /// every resumption after a METADATA_PUSH would be rejected.
     pub fn is_resumable(&self) -> bool {
         match self {
             Frame::Request(_)
             | Frame::RequestN { .. }
             | Frame::Cancel { .. }
-            | Frame::Payload(_)
-            | Frame::MetadataPush { .. } => true,
+            | Frame::Payload(_) => true,
             Frame::Error(f) => f.stream_id != 0,
             _ => false,
         }

@@ -238,6 +238,9 @@ pub enum OperationError {
     /// The session is closed.
     #[error("session closed: {0}")]
     Closed(CloseReason),
+    /// The transport is lost (the session may be resumed) and the frame is not resumable.
+    #[error("the transport is lost and the frame cannot wait for resumption")]
+    Detached,
     /// The frame cannot be encoded.
     #[error(transparent)]
     Frame(#[from] FrameError),
@@ -1272,9 +1275,13 @@ impl Session {
         }
     }
 
-    /// Sends METADATA_PUSH.
+    /// Sends METADATA_PUSH. It is not resumable: while the session is detached (or resuming)
+    /// it fails with [`OperationError::Detached`] instead of being queued.
     pub fn metadata_push(&mut self, metadata: Bytes) -> Result<(), OperationError> {
         self.check_open()?;
+        if !matches!(self.state, State::Open | State::Connecting) {
+            return Err(OperationError::Detached);
+        }
         self.emit(&Frame::MetadataPush { metadata })?;
         Ok(())
     }

@@ -741,6 +741,31 @@ fn a_filling_resume_buffer_asks_the_peer_for_its_position_and_stays_resumable() 
 }
 
 #[test]
+fn metadata_push_does_not_count_towards_positions_and_is_not_queued_while_detached() {
+    let now = Instant::now();
+    let (c, s) = configs(true);
+    let (mut client, mut server) = pair_with(c, s, Some(TOKEN), now);
+    let (sent, received) = (client.resume.sent, server.resume.received);
+    client.metadata_push(Bytes::from_static(b"m")).unwrap();
+    pump(&mut client, &mut server, now);
+    assert_eq!(
+        events(&mut server),
+        vec![Event::MetadataPush(Bytes::from_static(b"m"))]
+    );
+    assert_eq!(client.resume.sent, sent);
+    assert_eq!(server.resume.received, received);
+    client.request_response(1, Payload::new("one")).unwrap();
+    pump(&mut client, &mut server, now);
+    assert!(client.resume.sent > sent);
+    assert_eq!(server.resume.received, client.resume.sent);
+    client.transport_lost(now, "reset");
+    assert!(matches!(
+        client.metadata_push(Bytes::from_static(b"m")),
+        Err(OperationError::Detached)
+    ));
+}
+
+#[test]
 fn detached_sessions_expire() {
     let now = Instant::now();
     let (c, s) = configs(true);
