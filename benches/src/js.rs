@@ -39,31 +39,32 @@ pub async fn node_version() -> Option<String> {
         .then(|| String::from_utf8_lossy(&output.stdout).trim().to_owned())
 }
 
-/// Runs `npm install` in `tools/js-bench` unless the `elarian` package is already there.
+/// Runs `npm ci` in `tools/js-bench` (the versions of its `package-lock.json`) unless the
+/// `elarian` package is already there.
 pub async fn ensure_installed(timeout: Duration) -> Result<()> {
     let dir = js_dir();
     if dir.join("node_modules").join("elarian").is_dir() {
         return Ok(());
     }
     eprintln!(
-        "installing the JavaScript client: npm install in {}",
+        "installing the JavaScript client: npm ci in {}",
         dir.display()
     );
     let output = tokio::time::timeout(
         timeout,
         Command::new("npm")
-            .args(["install", "--no-audit", "--no-fund"])
+            .args(["ci", "--no-audit", "--no-fund"])
             .current_dir(&dir)
             .stdin(Stdio::null())
             .kill_on_drop(true)
             .output(),
     )
     .await
-    .map_err(|_| BenchError::new(format!("npm install timed out after {timeout:?}")))?
+    .map_err(|_| BenchError::new(format!("npm ci timed out after {timeout:?}")))?
     .map_err(|e| BenchError::new(format!("cannot run npm: {e}")))?;
     if !output.status.success() {
         return Err(BenchError::new(format!(
-            "npm install failed ({}): {}",
+            "npm ci failed ({}): {}",
             output.status,
             String::from_utf8_lossy(&output.stderr).trim()
         )));
