@@ -4,8 +4,8 @@
 //! A reminder by tag applies to the tag, as in Elarian: it is kept per org
 //! ([`TagReminderRecord`]) and every customer holding the tag gets it, those tagged when the
 //! command runs and those tagged later (from the next due time on: a reminder without an interval
-//! whose time has passed no longer applies). A customer that loses the tag (tag deleted, or
-//! replaced by another value) loses the reminders it brought. Each customer's copy is an ordinary
+//! whose time has passed no longer applies). A customer that loses the tag (tag deleted,
+//! replaced by another value, or expired) loses the reminders it brought. Each customer's copy is an ordinary
 //! reminder record carrying the tag and work id, so firing works the same for both kinds.
 //!
 //! Scheduling is a binary heap of `(due, seq)` timers in the state. A reminder record carries
@@ -335,6 +335,25 @@ impl Tx<'_> {
         }) else {
             return;
         };
+        // A reminder brought by a tag stops with the tag. Deleting or replacing the tag drops
+        // it at once (`sync_tag_reminders`); a tag that expires changes nothing until now.
+        let tag_lost = rec.apps[app_idx].reminders[r_idx]
+            .origin
+            .as_ref()
+            .and_then(|o| o.tag.as_ref())
+            .and_then(|t| t.mapping.as_ref())
+            .is_some_and(|m| {
+                let key = mapping_key(m);
+                !rec.tags.iter().any(|t| {
+                    !expired(t, now) && t.mapping.as_ref().is_some_and(|h| mapping_key(h) == key)
+                })
+            });
+        if tag_lost {
+            if let Some(rec) = self.customer_mut(customer_id) {
+                rec.apps[app_idx].reminders.remove(r_idx);
+            }
+            return;
+        }
         let app_id = rec.apps[app_idx].app_id.clone();
         let r = rec.apps[app_idx].reminders[r_idx].clone();
         let interval = r

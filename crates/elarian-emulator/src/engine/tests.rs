@@ -778,6 +778,22 @@ fn tag_reminders_apply_to_customers_tagged_later_and_leave_untagged_ones() {
 }
 
 #[test]
+fn a_tag_reminder_stops_for_a_customer_whose_tag_expired() {
+    let h = harness();
+    let keeps = h.create("+254700000030");
+    let expires = h.create("+254700000031");
+    h.tag(&keeps, "trial", "on", None);
+    h.tag(&expires, "trial", "on", Some(T0 + 5_000));
+    add_tag_reminder(&h, ("trial", "on"), reminder("ends", T0 + 10_000, 60));
+    h.clock.advance_millis(10_000);
+    // Past its expiry the tag is gone, and so is the reminder it brought; the other customer
+    // keeps getting it, period after period.
+    assert_eq!(fired_ids(&h), vec![keeps.clone()]);
+    h.clock.advance_millis(60_000);
+    assert_eq!(fired_ids(&h), vec![keeps.clone()]);
+}
+
+#[test]
 fn repeating_tag_reminders_reach_late_customers_from_the_next_period_until_cancelled() {
     let h = harness();
     let first = h.create("+254700000017");
