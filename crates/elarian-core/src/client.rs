@@ -2,6 +2,7 @@
 
 use std::future::Future;
 use std::sync::Arc;
+use std::time::Duration;
 
 use bytes::Bytes;
 use elarian_proto::{
@@ -217,7 +218,7 @@ impl Client {
         let _in_flight = shared.in_flight.enter();
         // The link enforces the deadline for the exchange itself (one timer per connection
         // rather than one per command); only waiting for a link takes a timer of its own.
-        let deadline = tokio::time::Instant::now() + shared.config.command_timeout;
+        let deadline = deadline_after(shared.config.command_timeout);
         let link = match self.link_if_up() {
             Some(link) => link?,
             None => tokio::time::timeout_at(deadline, self.current_link())
@@ -284,6 +285,16 @@ impl Client {
             tracing::warn!("elarian disconnect did not complete within {bound:?}");
         }
     }
+}
+
+/// Now plus `timeout`, or an instant decades away when that overflows: a command timeout of
+/// `Duration::MAX` means "no timeout", not a panic.
+fn deadline_after(timeout: Duration) -> tokio::time::Instant {
+    const FAR: Duration = Duration::from_secs(30 * 365 * 86_400);
+    let now = tokio::time::Instant::now();
+    now.checked_add(timeout)
+        .or_else(|| now.checked_add(FAR))
+        .unwrap_or(now)
 }
 
 fn encode(message: &impl Message, limit: usize) -> Result<Bytes, CommandError> {

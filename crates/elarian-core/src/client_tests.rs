@@ -195,6 +195,14 @@ async fn commands_wait_for_the_connection_and_the_queue_is_bounded() {
 }
 
 #[tokio::test(start_paused = true)]
+async fn a_command_timeout_of_duration_max_means_no_timeout() {
+    let fake = Arc::new(FakeConnector::default());
+    let (config, _log) = config(|b| b.command_timeout(Duration::MAX));
+    let client = start(config, &fake);
+    assert!(client.send_app_command(command()).await.is_ok());
+}
+
+#[tokio::test(start_paused = true)]
 async fn commands_time_out_while_disconnected() {
     let fake = Arc::new(FakeConnector::default());
     fake.fail_next(vec![

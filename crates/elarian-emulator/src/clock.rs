@@ -7,6 +7,16 @@ use std::time::{SystemTime, UNIX_EPOCH};
 /// Milliseconds since the Unix epoch.
 pub type Millis = i64;
 
+/// Now plus `timeout` on tokio's clock, or an instant decades away when that overflows: a
+/// limit of `Duration::MAX` means "no limit", not a panic.
+pub(crate) fn deadline_after(timeout: std::time::Duration) -> tokio::time::Instant {
+    const FAR: std::time::Duration = std::time::Duration::from_secs(30 * 365 * 86_400);
+    let now = tokio::time::Instant::now();
+    now.checked_add(timeout)
+        .or_else(|| now.checked_add(FAR))
+        .unwrap_or(now)
+}
+
 /// A source of the current time.
 pub trait Clock: Send + Sync + 'static {
     /// Milliseconds since the Unix epoch.

@@ -328,7 +328,7 @@ impl Hub {
             } else {
                 self.limits.enqueue_timeout
             };
-            let stalled_at = tokio::time::Instant::now() + patience;
+            let stalled_at = crate::clock::deadline_after(patience);
             loop {
                 let wait = stalled_at
                     .saturating_duration_since(tokio::time::Instant::now())

@@ -84,12 +84,12 @@ impl Responder for ConnectionResponder {
                 let reply = encode_reply(&out.reply);
                 return Box::pin(std::future::ready(Ok(Payload::new(reply))));
             }
-            let deadline = tokio::time::Instant::now() + ctx.hub.limits().enqueue_timeout;
+            let deadline = crate::clock::deadline_after(ctx.hub.limits().enqueue_timeout);
             return Box::pin(finish_app_command(ctx.clone(), out, deadline));
         }
         let ctx = ctx.clone();
         Box::pin(async move {
-            let deadline = tokio::time::Instant::now() + ctx.hub.limits().enqueue_timeout;
+            let deadline = crate::clock::deadline_after(ctx.hub.limits().enqueue_timeout);
             writes_ready(&ctx.engine, &ctx.hub).await?;
             let out = ctx.engine.app_command(&ctx.who, cmd);
             finish_app_command(ctx, out, deadline).await
@@ -220,7 +220,7 @@ async fn simulator_command(
     let cmd = SimulatorToServerCommand::decode(data).map_err(|e| {
         StreamError::application(format!("request is not a SimulatorToServerCommand: {e}"))
     })?;
-    let deadline = tokio::time::Instant::now() + hub.limits().enqueue_timeout;
+    let deadline = crate::clock::deadline_after(hub.limits().enqueue_timeout);
     writes_ready(engine, hub).await?;
     let out = engine.simulator_command(who, cmd);
     let persisted = |r: Result<(), crate::store::StoreError>| {
@@ -255,7 +255,7 @@ async fn simulator_command(
     writes_ready(engine, hub).await?;
     let done = engine.inbound_reply(who, &exchange, message);
     persisted(done.durable.wait().await)?;
-    let deadline = tokio::time::Instant::now() + hub.limits().enqueue_timeout;
+    let deadline = crate::clock::deadline_after(hub.limits().enqueue_timeout);
     let more = hub.deliver(done.effects, None, deadline).await;
     let mut reply = done.reply;
     for u in [undelivered, more] {

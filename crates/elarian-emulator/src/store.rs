@@ -165,7 +165,7 @@ impl Store {
     /// Waits (asynchronously, up to `timeout`) until fewer than [`QUEUE_BOUND`] batches wait
     /// for the writer. Call it before taking the state lock for a change.
     pub(crate) async fn room(&self, timeout: Duration) -> Result<(), StoreError> {
-        let deadline = tokio::time::Instant::now() + timeout;
+        let deadline = crate::clock::deadline_after(timeout);
         loop {
             let drained = self.backlog.drained.notified();
             tokio::pin!(drained);

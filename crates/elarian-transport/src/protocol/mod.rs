@@ -478,7 +478,7 @@ impl Session {
     pub fn poll_timeout(&self) -> Option<Instant> {
         match self.state {
             State::Closed => None,
-            State::Detached { since } => Some(since + self.config.resume_window),
+            State::Detached { since } => Some(after(since, self.config.resume_window)),
             State::Resuming { deadline } => Some(deadline),
             State::Open | State::Connecting => match (self.next_keepalive, self.lifetime_end()) {
                 (Some(k), Some(l)) => Some(k.min(l)),
@@ -492,7 +492,7 @@ impl Session {
         if self.reading_paused.is_some() {
             None
         } else {
-            Some(self.last_received + self.config.max_lifetime)
+            Some(after(self.last_received, self.config.max_lifetime))
         }
     }
 
@@ -501,7 +501,7 @@ impl Session {
         match self.state {
             State::Closed => {}
             State::Detached { since } => {
-                if now >= since + self.config.resume_window {
+                if now >= after(since, self.config.resume_window) {
                     self.close(CloseReason::ResumeExpired);
                 }
             }
@@ -558,7 +558,7 @@ impl Session {
             self.transmit.push_back(bytes);
         }
         if self.config.role == Role::Client && respond {
-            self.next_keepalive = Some(now + self.config.keepalive_interval);
+            self.next_keepalive = Some(after(now, self.config.keepalive_interval));
         }
     }
 
@@ -703,7 +703,7 @@ impl Session {
         let bytes = self.encode(&frame)?;
         self.transmit.push_back(bytes);
         self.state = State::Resuming {
-            deadline: now + self.config.resume_timeout,
+            deadline: after(now, self.config.resume_timeout),
         };
         Ok(())
     }
@@ -1367,6 +1367,13 @@ impl Session {
         self.emit_error(stream_id, stream_code(error.code), &error.message);
         Ok(())
     }
+}
+
+/// `t + d`, or an instant decades away when that overflows: a configured duration of
+/// `Duration::MAX` means "never", not a panic.
+fn after(t: Instant, d: Duration) -> Instant {
+    const FAR: Duration = Duration::from_secs(30 * 365 * 86_400);
+    t.checked_add(d).or_else(|| t.checked_add(FAR)).unwrap_or(t)
 }
 
 #[cfg(test)]

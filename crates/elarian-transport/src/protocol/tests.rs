@@ -766,6 +766,27 @@ fn metadata_push_does_not_count_towards_positions_and_is_not_queued_while_detach
 }
 
 #[test]
+fn durations_of_duration_max_mean_never_rather_than_a_panic() {
+    let now = Instant::now();
+    let (mut c, mut s) = configs(true);
+    c.resume_window = Duration::MAX;
+    c.resume_timeout = Duration::MAX;
+    s.resume_window = Duration::MAX;
+    let (mut client, mut server) = pair_with(c, s, Some(TOKEN), now);
+    client.transport_lost(now, "reset");
+    server.transport_lost(now, "reset");
+    let later = now + Duration::from_secs(3_600);
+    client.handle_timeout(later);
+    server.handle_timeout(later);
+    assert!(client.is_detached() && server.is_detached());
+    assert!(client.poll_timeout().is_some_and(|t| t > later));
+    client
+        .start_resume(Bytes::from_static(TOKEN), later)
+        .unwrap();
+    assert!(client.poll_timeout().is_some_and(|t| t > later));
+}
+
+#[test]
 fn detached_sessions_expire() {
     let now = Instant::now();
     let (c, s) = configs(true);
