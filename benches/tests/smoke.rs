@@ -45,3 +45,15 @@ async fn command_mix_and_reminder_burst_complete_and_count_everything() {
     assert_eq!(burst.delivery.count, 51);
     emulator.shutdown().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_round_trip_floor_counts_every_round_trip() {
+    let echo = elarian_benches::floor::serve_echo()
+        .await
+        .expect("the echo server starts");
+    let rate = elarian_benches::floor::ping_pong(echo, 50, BOUND)
+        .await
+        .expect("the ping-pong completes");
+    assert_eq!(rate.count, 50);
+    assert!(rate.elapsed > Duration::ZERO);
+}
