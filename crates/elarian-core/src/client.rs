@@ -221,7 +221,9 @@ impl Client {
         let deadline = deadline_after(shared.config.command_timeout);
         let link = match self.link_if_up() {
             Some(link) => link?,
-            None => tokio::time::timeout_at(deadline, self.current_link())
+            // Boxed: waiting for a reconnection is rare, and its state (a timer among it)
+            // would otherwise enlarge every command's future.
+            None => Box::pin(tokio::time::timeout_at(deadline, self.current_link()))
                 .await
                 .unwrap_or(Err(CommandError::Timeout))?,
         };

@@ -259,7 +259,8 @@ async fn submit(
     // room, which shows up on the request path.
     match tx.try_send(cmd) {
         Ok(()) => Ok(()),
-        Err(mpsc::error::TrySendError::Full(cmd)) => until(deadline, tx.send(cmd))
+        // Boxed, as a rare wait whose state should not enlarge every request's future.
+        Err(mpsc::error::TrySendError::Full(cmd)) => Box::pin(until(deadline, tx.send(cmd)))
             .await?
             .map_err(|_| NotSubmitted::Closed),
         Err(mpsc::error::TrySendError::Closed(_)) => Err(NotSubmitted::Closed),
@@ -354,7 +355,9 @@ impl Connection {
         let inflight = &self.shared.inflight;
         let _permit = match inflight.try_acquire() {
             Some(permit) => permit,
-            None => until(deadline, inflight.acquire())
+            // Boxed: waiting for a slot is rare, and its state would otherwise enlarge every
+            // request's future (which callers move and box).
+            None => Box::pin(until(deadline, inflight.acquire()))
                 .await
                 .map_err(|_| RequestError::TimedOut)?
                 .map_err(|_| self.closed_error())?,
@@ -1227,15 +1230,11 @@ impl Driver {
         }
     }
 
-    /// The earliest deadline of a request still waiting for its answer.
-    fn next_deadline(&mut self) -> Option<Instant> {
-        while let Some(Reverse((at, id))) = self.deadlines.peek() {
-            if self.waiters.contains_key(id) {
-                return Some(*at);
-            }
-            self.deadlines.pop();
-        }
-        None
+    /// The earliest deadline in the heap. It may belong to a request answered meanwhile: the
+    /// timer then fires for nothing and `expire_requests` drops the entry, which costs less
+    /// than cleaning the heap's head on every turn of the loop.
+    fn next_deadline(&self) -> Option<Instant> {
+        self.deadlines.peek().map(|Reverse((at, _))| *at)
     }
 
     /// Fails the requests whose deadline has passed, canceling them with the peer.
