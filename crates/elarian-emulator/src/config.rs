@@ -84,6 +84,10 @@ pub struct EmulatorConfig {
     /// Messages kept per customer in its messaging state (older ones are dropped).
     #[serde(default = "default_history")]
     pub history_limit: usize,
+    /// How the emulated payment networks settle the payments that need no customer
+    /// confirmation (see [`PaymentsConfig`]).
+    #[serde(default)]
+    pub payments: PaymentsConfig,
 }
 
 fn default_token_lifetime() -> u64 {
@@ -202,6 +206,7 @@ impl Default for EmulatorConfig {
             notification_reply_timeout_ms: default_reply_timeout(),
             session_timeout_secs: default_session_timeout(),
             history_limit: default_history(),
+            payments: PaymentsConfig::default(),
         }
     }
 }
@@ -275,6 +280,7 @@ impl EmulatorConfig {
                     .into(),
             ));
         }
+        self.payments.validate()?;
         Ok(())
     }
 
@@ -287,6 +293,175 @@ impl EmulatorConfig {
     pub fn auth_token_lifetime(&self) -> Duration {
         Duration::from_secs(self.auth_token_lifetime_secs)
     }
+}
+
+/// Settlement of the payments the service completes on its own: transfers between purses and
+/// wallets, and payouts from a purse or wallet to a customer or a payment channel account.
+/// Checkouts (a customer as the debit party) are not among them: they wait for the customer's
+/// confirmation, which a simulator gives with `UpdatePaymentStatus`.
+///
+/// Such a payment is answered `QUEUED`; `settle_delay_ms` later the emulator settles it (unless a
+/// simulator settled it first) with `SUCCESS`, or with the status of the first rule in `fail`
+/// whose pattern matches the payee, and sends the app a `PaymentStatusNotification`.
+///
+/// ```
+/// use elarian_emulator::config::{PaymentFailure, PaymentsConfig};
+/// use elarian_proto::PaymentStatus;
+///
+/// let payments = PaymentsConfig {
+///     fail: vec![PaymentFailure::new("+25470000*", "insufficient_funds")],
+///     ..PaymentsConfig::default()
+/// };
+/// payments.validate().unwrap();
+/// assert_eq!(payments.outcome(["+254700000123"]), PaymentStatus::InsufficientFunds);
+/// assert_eq!(payments.outcome(["+254711000000"]), PaymentStatus::Success);
+/// ```
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct PaymentsConfig {
+    /// How long after it is initiated a payment settles, in milliseconds.
+    pub settle_delay_ms: u64,
+    /// Payments whose payee matches one of these rules fail; the first match wins.
+    pub fail: Vec<PaymentFailure>,
+    /// Most payments waiting to settle at once, over all orgs; past it new payments of this
+    /// kind are refused with `THROTTLED` before any money moves.
+    pub max_unsettled: usize,
+}
+
+impl Default for PaymentsConfig {
+    fn default() -> Self {
+        PaymentsConfig {
+            settle_delay_ms: DEFAULT_SETTLE_DELAY_MS,
+            fail: Vec::new(),
+            max_unsettled: DEFAULT_MAX_UNSETTLED,
+        }
+    }
+}
+
+/// Default of [`PaymentsConfig::settle_delay_ms`]: about the time a mobile-money network takes.
+pub const DEFAULT_SETTLE_DELAY_MS: u64 = 1_000;
+/// Default of [`PaymentsConfig::max_unsettled`].
+pub const DEFAULT_MAX_UNSETTLED: usize = 100_000;
+
+/// A rule that makes the payments to some payees fail.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct PaymentFailure {
+    /// Pattern of the payee: a customer's number (payouts to a customer), a channel account's
+    /// destination (payouts to a channel), a wallet id or a purse id (transfers). `*` stands for
+    /// any run of characters, so `+2547000*` matches every number starting with `+2547000` and
+    /// `*` every payee.
+    pub payee: String,
+    /// The final status of the matching payments, such as `failed` (the default),
+    /// `insufficient_funds`, `rejected` or `expired`: a status name of the wire schema, with or
+    /// without the `PAYMENT_STATUS_` prefix, in any case. Statuses that are still in progress
+    /// (`queued`, `pending_*`, `validated`) are not allowed.
+    #[serde(default = "default_failure_status")]
+    pub status: String,
+}
+
+fn default_failure_status() -> String {
+    "failed".into()
+}
+
+impl PaymentFailure {
+    /// A rule: payments to payees matching `payee` end with `status`.
+    pub fn new(payee: impl Into<String>, status: impl Into<String>) -> Self {
+        PaymentFailure {
+            payee: payee.into(),
+            status: status.into(),
+        }
+    }
+}
+
+/// Parses a payment status name: `failed`, `FAILED` or `PAYMENT_STATUS_FAILED`.
+pub fn parse_payment_status(name: &str) -> Option<elarian_proto::PaymentStatus> {
+    let upper = name.trim().to_ascii_uppercase();
+    let full = if upper.starts_with("PAYMENT_STATUS_") {
+        upper
+    } else {
+        format!("PAYMENT_STATUS_{upper}")
+    };
+    elarian_proto::PaymentStatus::from_str_name(&full)
+}
+
+/// Whether `text` matches `pattern`, where `*` matches any run of characters (also none).
+fn glob_match(pattern: &str, text: &str) -> bool {
+    let Some((first, rest)) = pattern.split_once('*') else {
+        return pattern == text;
+    };
+    let Some(mut remaining) = text.strip_prefix(first) else {
+        return false;
+    };
+    let mut parts: Vec<&str> = rest.split('*').collect();
+    let last = parts.pop().unwrap_or("");
+    for part in parts {
+        match remaining.find(part) {
+            Some(at) => remaining = &remaining[at + part.len()..],
+            None => return false,
+        }
+    }
+    remaining.len() >= last.len() && remaining.ends_with(last)
+}
+
+impl PaymentsConfig {
+    /// Checks every failure rule has a pattern and a final status.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        if self.max_unsettled == 0 {
+            return Err(ConfigError::Invalid(
+                "payments.max_unsettled must be positive".into(),
+            ));
+        }
+        for rule in &self.fail {
+            if rule.payee.is_empty() {
+                return Err(ConfigError::Invalid(
+                    "payments.fail: a rule has an empty payee pattern".into(),
+                ));
+            }
+            match parse_payment_status(&rule.status) {
+                Some(status) if is_final_failure(status) => {}
+                _ => {
+                    return Err(ConfigError::Invalid(format!(
+                        "payments.fail: {:?} is not a final failure status (such as failed, \
+                         insufficient_funds, rejected, expired)",
+                        rule.status
+                    )));
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// The outcome of a payment to a payee known by any of `payee_ids`: the status of the first
+    /// rule matching one of them, else `SUCCESS`.
+    pub fn outcome<'a>(
+        &self,
+        payee_ids: impl IntoIterator<Item = &'a str> + Clone,
+    ) -> elarian_proto::PaymentStatus {
+        for rule in &self.fail {
+            if payee_ids
+                .clone()
+                .into_iter()
+                .any(|id| glob_match(&rule.payee, id))
+            {
+                return parse_payment_status(&rule.status)
+                    .filter(|s| is_final_failure(*s))
+                    .unwrap_or(elarian_proto::PaymentStatus::Failed);
+            }
+        }
+        elarian_proto::PaymentStatus::Success
+    }
+
+    /// The settlement delay.
+    pub fn settle_delay(&self) -> Duration {
+        Duration::from_millis(self.settle_delay_ms)
+    }
+}
+
+/// Statuses a failed payment can end with: refused (200s) or failed (400s).
+fn is_final_failure(status: elarian_proto::PaymentStatus) -> bool {
+    let code = status as i32;
+    (200..300).contains(&code) || (400..500).contains(&code)
 }
 
 impl OrgConfig {
@@ -341,6 +516,36 @@ mod tests {
         let mut config = EmulatorConfig::default();
         config.orgs[0].purses[0].balance = -1.0;
         assert!(config.validate().is_err());
+    }
+
+    #[test]
+    fn payment_failure_rules_match_patterns_and_need_a_final_status() {
+        assert!(glob_match("+2547*", "+254711"));
+        assert!(glob_match("*", ""));
+        assert!(glob_match("a*c*e", "abcde"));
+        assert!(glob_match("*42", "+25442"));
+        assert!(!glob_match("*42", "+254420"));
+        assert!(!glob_match("a*b*a", "ab"));
+        assert!(!glob_match("exact", "exactly"));
+        let config: EmulatorConfig = serde_json::from_str(
+            r#"{"orgs":[{"id":"o","apps":[{"id":"a","api_keys":["k"]}]}],
+                "payments":{"settle_delay_ms":5,"fail":[{"payee":"+1*"},
+                {"payee":"w-*","status":"PAYMENT_STATUS_REJECTED"}]}}"#,
+        )
+        .unwrap();
+        config.validate().unwrap();
+        use elarian_proto::PaymentStatus as S;
+        assert_eq!(config.payments.outcome(["+100"]), S::Failed);
+        assert_eq!(config.payments.outcome(["x", "w-1"]), S::Rejected);
+        assert_eq!(config.payments.outcome(["+200"]), S::Success);
+        for bad in ["queued", "success", "pending_confirmation", "nonsense"] {
+            let mut c = EmulatorConfig::default();
+            c.payments.fail.push(PaymentFailure::new("*", bad));
+            assert!(c.validate().is_err(), "{bad} accepted");
+        }
+        let mut c = EmulatorConfig::default();
+        c.payments.max_unsettled = 0;
+        assert!(c.validate().is_err());
     }
 
     #[test]

@@ -145,6 +145,15 @@ pub struct TransactionRecord {
     /// True once the debit party's funds were taken (held) for this transaction.
     #[prost(bool, tag = "4")]
     pub debit_held: bool,
+    /// When the emulator settles the payment by itself (epoch milliseconds); 0 when it waits
+    /// for a simulator (a checkout) or is settled already. Kept so that a restart with the data
+    /// dir settles what was pending.
+    #[prost(int64, tag = "5")]
+    pub settle_at: i64,
+    /// True for a payment a simulator reported (`ReceivePayment`), whose provider transaction
+    /// id is the simulator's own id and names the payment in its `UpdatePaymentStatus`.
+    #[prost(bool, tag = "6")]
+    pub from_simulator: bool,
 }
 
 /// An issued auth token.

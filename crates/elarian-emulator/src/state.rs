@@ -231,6 +231,9 @@ pub(crate) struct OrgState {
     pub transactions: HashMap<String, TransactionRecord>,
     /// Reminders set on tags, by [`TagReminderRecord::id`].
     pub tag_reminders: HashMap<String, TagReminderRecord>,
+    /// Transaction ids by the id a simulator gave its payment (`ReceivePayment`), so that its
+    /// `UpdatePaymentStatus` can name the payment either way. The newest payment wins an id.
+    pub provider_txns: HashMap<String, String>,
 }
 
 impl OrgState {
@@ -257,6 +260,7 @@ impl OrgState {
             purses,
             transactions: HashMap::new(),
             tag_reminders: HashMap::new(),
+            provider_txns: HashMap::new(),
         }
     }
 
@@ -364,6 +368,33 @@ impl Ord for Timer {
     }
 }
 
+/// A payment the emulator settles by itself at `due` (see `engine::payments`). A popped entry
+/// whose transaction is no longer pending (a simulator settled it first) is skipped.
+#[derive(Debug)]
+pub(crate) struct Settlement {
+    pub due: Millis,
+    pub seq: u64,
+    pub org: OrgIdx,
+    pub txn: Box<str>,
+}
+
+impl PartialEq for Settlement {
+    fn eq(&self, other: &Self) -> bool {
+        (self.due, self.seq) == (other.due, other.seq)
+    }
+}
+impl Eq for Settlement {}
+impl PartialOrd for Settlement {
+    fn partial_cmp(&self, other: &Self) -> Option<Ordering> {
+        Some(self.cmp(other))
+    }
+}
+impl Ord for Settlement {
+    fn cmp(&self, other: &Self) -> Ordering {
+        (self.due, self.seq).cmp(&(other.due, other.seq))
+    }
+}
+
 /// Records changed by the current command, to persist before it is acknowledged.
 #[derive(Default)]
 pub(crate) struct Dirty {
@@ -392,6 +423,9 @@ pub(crate) struct State {
     pub orgs: Vec<OrgState>,
     pub tokens: HashMap<String, TokenRecord>,
     pub timers: BinaryHeap<Reverse<Timer>>,
+    /// Payments waiting for the emulator to settle them, earliest first; bounded by
+    /// `payments.max_unsettled` of the config.
+    pub settlements: BinaryHeap<Reverse<Settlement>>,
     pub next_seq: u64,
     /// Id of the next pending notification (data dir only).
     pub next_pending: u64,
@@ -407,6 +441,7 @@ impl State {
             orgs: orgs.into_iter().map(OrgState::new).collect(),
             tokens: HashMap::new(),
             timers: BinaryHeap::new(),
+            settlements: BinaryHeap::new(),
             next_seq: 1,
             next_pending: 1,
             persist: false,
@@ -419,6 +454,28 @@ impl State {
         if self.persist {
             self.dirty.customers.push((org, id.to_owned()));
         }
+    }
+
+    /// The earliest due time of a timer or a settlement.
+    pub(crate) fn earliest_due(&self) -> Option<Millis> {
+        let timer = self.timers.peek().map(|t| t.0.due);
+        let settlement = self.settlements.peek().map(|s| s.0.due);
+        match (timer, settlement) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        }
+    }
+
+    /// Queues a payment for settlement at `due`.
+    pub(crate) fn schedule_settlement(&mut self, due: Millis, org: OrgIdx, txn: &str) {
+        let seq = self.next_seq;
+        self.next_seq += 1;
+        self.settlements.push(Reverse(Settlement {
+            due,
+            seq,
+            org,
+            txn: txn.into(),
+        }));
     }
 
     pub(crate) fn org_index(&self, org_id: &str) -> Option<OrgIdx> {

@@ -200,7 +200,13 @@ async fn a_voice_call_reaches_the_simulator() {
         )
         .await
         .expect("call placed");
-    assert!(reply.is_success(), "{reply:?}");
+    // The service answers a placed call with SESSION_INITIATED, and so must the emulator.
+    assert_eq!(
+        reply.status,
+        elarian_sdk::MessageDeliveryStatus::SessionInitiated,
+        "{reply:?}"
+    );
+    assert!(reply.session_id.is_some(), "{reply:?}");
     let call = loop {
         let next = tokio::time::timeout(WAIT, notifications.next())
             .await

@@ -492,9 +492,11 @@ impl Tx<'_> {
                 message: Some(message.clone()),
             }));
         }
+        // A placed call is answered `SESSION_INITIATED`, as the service does (the published
+        // clients' users test for it); the status notification repeats it for the stored message.
         let (status, delivered) = if is_voice {
             (
-                MessageDeliveryStatus::Queued,
+                MessageDeliveryStatus::SessionInitiated,
                 MessageDeliveryStatus::SessionInitiated,
             )
         } else {

@@ -280,6 +280,7 @@ impl Engine {
                 (Some(idx), Ok(t)) => {
                     let id = split_org_key(&key).map(|(_, id)| id.to_owned());
                     if let Some(id) = id {
+                        payments::restore(&mut state, idx, &id, &t);
                         state.orgs[idx].transactions.insert(id, t);
                     }
                 }
@@ -431,7 +432,7 @@ impl Engine {
                 durable: Durable::default(),
             };
         };
-        let earliest_before = st.timers.peek().map(|t| t.0.due);
+        let earliest_before = st.earliest_due();
         let mut tx = Tx {
             st: &mut st,
             cfg: &self.config,
@@ -444,7 +445,7 @@ impl Engine {
         let mut effects = std::mem::take(&mut tx.effects);
         self.track_pending(&mut st, &mut effects);
         let durable = self.flush(&mut st);
-        let earliest_after = st.timers.peek().map(|t| t.0.due);
+        let earliest_after = st.earliest_due();
         drop(st);
         if earliest_after.is_some() && earliest_after != earliest_before {
             self.timers_changed.notify_one();
@@ -752,9 +753,9 @@ impl Engine {
             .clone()
     }
 
-    /// The earliest pending timer, epoch milliseconds.
+    /// The earliest pending timer or payment settlement, epoch milliseconds.
     pub fn next_due(&self) -> Option<Millis> {
-        self.lock().timers.peek().map(|t| t.0.due)
+        self.lock().earliest_due()
     }
 
     /// Notified whenever a command scheduled a timer earlier than the previous earliest one.
@@ -763,8 +764,9 @@ impl Engine {
     }
 
     /// Fires at most `limit` timers due at the clock's current time: reminders become
-    /// `ReminderNotification`s (rescheduled when they repeat), expired sessions end.
-    /// The reply is the number of timers processed.
+    /// `ReminderNotification`s (rescheduled when they repeat), expired sessions end, payments
+    /// due to settle settle (`PaymentStatusNotification`s). The reply is the number of timers
+    /// processed.
     pub fn fire_due(&self, limit: usize) -> Outcome<usize> {
         let now = self.now();
         let mut st = self.lock();
@@ -800,6 +802,29 @@ impl Engine {
                 TimerKind::Reminder => tx.fire_reminder(&customer, timer.seq),
                 TimerKind::SessionExpiry => tx.expire_sessions(&customer),
             }
+            effects.append(&mut tx.effects);
+        }
+        while processed < limit {
+            match st.settlements.peek() {
+                Some(s) if s.0.due <= now => {}
+                _ => break,
+            }
+            let Some(std::cmp::Reverse(due)) = st.settlements.pop() else {
+                break;
+            };
+            processed += 1;
+            if due.org >= st.orgs.len() {
+                continue;
+            }
+            let mut tx = Tx {
+                st: &mut st,
+                cfg: &self.config,
+                org: due.org,
+                app: "",
+                now,
+                effects: Vec::new(),
+            };
+            tx.settle_due(&due.txn);
             effects.append(&mut tx.effects);
         }
         self.track_pending(&mut st, &mut effects);

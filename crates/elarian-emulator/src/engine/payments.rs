@@ -1,8 +1,17 @@
 //! Payments: purses, customer wallets, mobile-money customers and channel counterparties.
 //!
-//! Transfers between purses and wallets settle at once. Anything involving the outside world
-//! goes through the simulators: a checkout (customer debit) waits for the simulator's
-//! `UpdatePaymentStatus`; a payout (customer or channel credit) holds the funds until then.
+//! A payment that needs no customer confirmation (a transfer between purses and wallets, a
+//! payout from a purse or wallet to a customer or a channel account) is answered `QUEUED`, its
+//! funds are held, and the emulator settles it by itself after the configured delay, as the
+//! service does: `SUCCESS`, or the failure the config names for its payee (see
+//! [`PaymentsConfig`](crate::config::PaymentsConfig)), then a `PaymentStatusNotification` to the
+//! app. The simulators are told about payouts and may settle them first with
+//! `UpdatePaymentStatus`. A checkout (a customer as the debit party) waits for the customer's
+//! confirmation: a simulator's `UpdatePaymentStatus`.
+//!
+//! The settlements wait in one bounded heap in the state, fired by the timer task with the
+//! reminders; with a data dir the due time is part of the transaction record, so a restart
+//! settles what was pending.
 
 use elarian_proto::{
     Cash, CheckoutPaymentSimulatorNotification, CustomerNumber, CustomerNumberProvider,
@@ -295,6 +304,7 @@ impl Tx<'_> {
         debit_customer_id: Option<String>,
         credit_customer_id: Option<String>,
         debit_held: bool,
+        settle_at: i64,
     ) {
         let id = txn.transaction_id.clone();
         let limit = self.cfg.history_limit;
@@ -317,6 +327,8 @@ impl Tx<'_> {
                 debit_customer_id,
                 credit_customer_id,
                 debit_held,
+                settle_at,
+                from_simulator: false,
             },
         );
         self.mark_transaction(&id);
@@ -349,6 +361,17 @@ impl Tx<'_> {
         };
         let (debit_customer, credit_customer) = (customer_of(&debit), customer_of(&credit));
         let is_account = |s: &Side| account(s).is_some();
+        // Everything but a checkout settles by itself: refuse it while too many wait, before
+        // any money moves (nothing is dropped silently).
+        if is_account(&debit) && self.st.settlements.len() >= self.cfg.payments.max_unsettled {
+            return fail(
+                PaymentStatus::Throttled,
+                format!(
+                    "{} payments are waiting to settle; try again later",
+                    self.st.settlements.len()
+                ),
+            );
+        }
         let status = match (&debit, &credit) {
             (d, k) if is_account(d) && is_account(k) => {
                 if let (Side::Purse(a), Side::Purse(b)) = (d, k)
@@ -359,9 +382,8 @@ impl Tx<'_> {
                         "debit and credit are the same purse",
                     );
                 }
-                self.take_funds(d, &value, false)?;
-                self.adjust(k, &value.currency_code, value.amount, value.amount);
-                PaymentStatus::Success
+                self.take_funds(d, &value, true)?;
+                PaymentStatus::Queued
             }
             (
                 d,
@@ -473,6 +495,13 @@ impl Tx<'_> {
             }
         }
         let debit_held = status == PaymentStatus::Queued;
+        let settle_at = if debit_held {
+            let delay = i64::try_from(self.cfg.payments.settle_delay_ms).unwrap_or(i64::MAX);
+            // Never 0, which means "waits for a simulator".
+            self.now.saturating_add(delay).max(1)
+        } else {
+            0
+        };
         self.record_transaction(
             PaymentTransaction {
                 transaction_id: txn_id.clone(),
@@ -489,7 +518,11 @@ impl Tx<'_> {
             debit_customer.clone(),
             credit_customer.clone(),
             debit_held,
+            settle_at,
         );
+        if settle_at > 0 {
+            self.st.schedule_settlement(settle_at, self.org, &txn_id);
+        }
         Ok(InitiatePaymentReply {
             status: status as i32,
             description: "payment initiated".into(),
@@ -499,7 +532,8 @@ impl Tx<'_> {
         })
     }
 
-    /// The simulator settles a pending payment.
+    /// The simulator settles a pending payment, named by the emulator's transaction id or, for a
+    /// payment the simulator itself reported with `ReceivePayment`, by the simulator's own id.
     pub(super) fn update_payment_status(
         &mut self,
         c: UpdatePaymentStatusSimulatorCommand,
@@ -510,20 +544,72 @@ impl Tx<'_> {
         if new_status == PaymentStatus::Unspecified {
             return sim_reply(false, "a payment status is required");
         }
-        let Some(rec) = self.org().transactions.get(&c.transaction_id).cloned() else {
-            return sim_reply(false, &format!("unknown transaction {}", c.transaction_id));
+        let txn_id = if self.org().transactions.contains_key(&c.transaction_id) {
+            c.transaction_id.clone()
+        } else {
+            match self.org().provider_txns.get(&c.transaction_id) {
+                Some(id) => id.clone(),
+                None => {
+                    return sim_reply(false, &format!("unknown transaction {}", c.transaction_id));
+                }
+            }
         };
-        let Some(mut txn) = rec.transaction.clone() else {
-            return sim_reply(false, "transaction record is empty");
+        match self.settle(&txn_id, new_status) {
+            Ok(_) => sim_reply(true, "payment status updated"),
+            Err(e) => sim_reply(false, &e),
+        }
+    }
+
+    /// Settles a payment whose time came (timer callback): with the configured outcome for its
+    /// payee, unless a simulator settled it already.
+    pub(super) fn settle_due(&mut self, txn_id: &str) {
+        let Some(txn) = self
+            .org()
+            .transactions
+            .get(txn_id)
+            .and_then(|r| r.transaction.as_ref())
+        else {
+            return;
         };
         if !is_pending(txn.status) {
-            return sim_reply(false, "the transaction is already settled");
+            return;
+        }
+        let payee = payee_ids(&txn.credit_party);
+        let status = self.cfg.payments.outcome(payee.iter().map(String::as_str));
+        if let Err(e) = self.settle(txn_id, status) {
+            tracing::warn!(transaction = txn_id, error = %e, "payment not settled");
+        }
+    }
+
+    /// Moves a pending payment to `new_status`: on `SUCCESS` the held funds are spent and the
+    /// credit party is paid, on a final failure the hold is released; then the app that
+    /// initiated it gets a `PaymentStatusNotification` (about the customer involved, else about
+    /// the purse). A success whose credit wallet can no longer take the money (its customer was
+    /// deleted, or the wallet holds another currency by now) ends `FAILED` instead. Returns the
+    /// status applied.
+    fn settle(&mut self, txn_id: &str, new_status: PaymentStatus) -> Result<PaymentStatus, String> {
+        let Some(rec) = self.org().transactions.get(txn_id).cloned() else {
+            return Err(format!("unknown transaction {txn_id}"));
+        };
+        let Some(mut txn) = rec.transaction.clone() else {
+            return Err("transaction record is empty".into());
+        };
+        if !is_pending(txn.status) {
+            return Err("the transaction is already settled".into());
         }
         let value = txn.value.clone().unwrap_or_default();
         let currency = value.currency_code.clone();
         let debit = account_side(&txn.debit_party);
         let credit = account_side(&txn.credit_party);
+        let mut new_status = new_status;
+        if new_status == PaymentStatus::Success
+            && let Some(k) = &credit
+            && !self.can_credit(k, &currency)
+        {
+            new_status = PaymentStatus::Failed;
+        }
         let mut debit_held = rec.debit_held;
+        let mut settle_at = rec.settle_at;
         if new_status == PaymentStatus::Success {
             if debit_held && let Some(d) = &debit {
                 self.adjust(d, &currency, 0.0, -value.amount);
@@ -532,16 +618,17 @@ impl Tx<'_> {
                 self.adjust(k, &currency, value.amount, value.amount);
             }
             debit_held = false;
+            settle_at = 0;
         } else if !is_pending(new_status as i32) {
             if debit_held && let Some(d) = &debit {
                 self.adjust(d, &currency, value.amount, 0.0);
             }
             debit_held = false;
+            settle_at = 0;
         }
         txn.status = new_status as i32;
         txn.updated_at = Some(to_timestamp(self.now));
         let app = txn.app_id.clone().unwrap_or_default();
-        let txn_id = txn.transaction_id.clone();
         let customer = rec
             .debit_customer_id
             .clone()
@@ -555,16 +642,17 @@ impl Tx<'_> {
                 _ => None,
             });
         self.org_mut().transactions.insert(
-            txn_id.clone(),
+            txn_id.to_owned(),
             TransactionRecord {
                 transaction: Some(txn),
                 debit_held,
+                settle_at,
                 ..rec
             },
         );
-        self.mark_transaction(&txn_id);
+        self.mark_transaction(txn_id);
         let notice = PaymentStatusNotification {
-            transaction_id: txn_id,
+            transaction_id: txn_id.to_owned(),
             status: new_status as i32,
         };
         match (customer, purse) {
@@ -597,7 +685,28 @@ impl Tx<'_> {
             }
             _ => {}
         }
-        sim_reply(true, "payment status updated")
+        Ok(new_status)
+    }
+
+    /// Whether a purse or wallet can be credited in `currency` now.
+    fn can_credit(&self, side: &Side, currency: &str) -> bool {
+        match side {
+            Side::Purse(id) => self
+                .org()
+                .purses
+                .get(id)
+                .is_some_and(|p| p.currency == currency),
+            Side::Wallet {
+                customer_id,
+                wallet_id,
+            } => self.org().customers.get(customer_id).is_some_and(|c| {
+                c.extra
+                    .as_ref()
+                    .and_then(|e| e.wallets.get(wallet_id))
+                    .is_none_or(|w| w.currency_code == currency)
+            }),
+            _ => true,
+        }
     }
 
     /// A simulated customer pays the org through a payment channel.
@@ -677,7 +786,16 @@ impl Tx<'_> {
             Some(customer_id.clone()),
             None,
             false,
+            0,
         );
+        if let Some(rec) = self.org_mut().transactions.get_mut(&txn_id) {
+            rec.from_simulator = true;
+        }
+        if !c.transaction_id.is_empty() {
+            self.org_mut()
+                .provider_txns
+                .insert(c.transaction_id.clone(), txn_id.clone());
+        }
         let app = self.app.to_owned();
         self.notify_customer(
             &app,
@@ -734,6 +852,7 @@ impl Tx<'_> {
                 debit_customer.clone(),
                 credit_customer.clone(),
                 false,
+                0,
             );
             Ok((txn_id, debit_customer, credit_customer))
         })();
@@ -813,6 +932,56 @@ fn replay_reply(
             ..Default::default()
         },
     })
+}
+
+/// Rebuilds the in-memory indexes of a transaction read back from the data dir: its
+/// simulator-given id, and its settlement if the emulator still has to settle it.
+pub(super) fn restore(
+    state: &mut crate::state::State,
+    org: crate::state::OrgIdx,
+    id: &str,
+    rec: &TransactionRecord,
+) {
+    let Some(txn) = rec.transaction.as_ref() else {
+        return;
+    };
+    if rec.from_simulator
+        && let Some(provider) = txn.provider_transaction_id.as_deref()
+        && !provider.is_empty()
+    {
+        // A reused simulator id names the newest payment, as it did before the restart.
+        let created = |t: &PaymentTransaction| t.created_at.as_ref().map(from_timestamp);
+        let o = &mut state.orgs[org];
+        let newer = o
+            .provider_txns
+            .get(provider)
+            .and_then(|other| o.transactions.get(other))
+            .and_then(|r| r.transaction.as_ref())
+            .is_none_or(|other| created(other) <= created(txn));
+        if newer {
+            o.provider_txns.insert(provider.to_owned(), id.to_owned());
+        }
+    }
+    if rec.settle_at > 0 && is_pending(txn.status) {
+        // Overdue ones (the emulator was stopped past their time) settle as soon as it runs.
+        state.schedule_settlement(rec.settle_at, org, id);
+    }
+}
+
+/// What a failure rule's pattern is matched against for a payment credited to `party`: the
+/// customer's number, the channel account's destination, the wallet id or the purse id.
+fn payee_ids(party: &Option<PaymentCounterParty>) -> Vec<String> {
+    match party.as_ref().and_then(|p| p.party.as_ref()) {
+        Some(Party::Customer(c)) => c
+            .customer_number
+            .as_ref()
+            .map(|n| vec![n.number.clone()])
+            .unwrap_or_default(),
+        Some(Party::Channel(c)) => vec![c.destination.clone()],
+        Some(Party::Wallet(w)) => vec![w.wallet_id.clone()],
+        Some(Party::Purse(p)) => vec![p.purse_id.clone()],
+        None => Vec::new(),
+    }
 }
 
 /// The purse or wallet behind a stored counterparty, if it is one.

@@ -24,9 +24,13 @@ struct Harness {
 }
 
 fn harness() -> Harness {
+    harness_with(EmulatorConfig::default())
+}
+
+fn harness_with(config: EmulatorConfig) -> Harness {
     let clock = ManualClock::new(T0);
     Harness {
-        engine: Engine::new(EmulatorConfig::default(), Arc::new(clock.clone())),
+        engine: Engine::new(config, Arc::new(clock.clone())),
         clock,
         app: Identity::app(TEST_ORG_ID, TEST_APP_ID),
         sim: Identity::simulator(TEST_ORG_ID, TEST_APP_ID),
@@ -959,6 +963,7 @@ fn voice_dialplan_on_voice_channel_places_a_call() {
     let R::SendMessage(r) = reply else {
         panic!("wrong reply")
     };
+    assert_eq!(r.status, MessageDeliveryStatus::SessionInitiated as i32);
     let session_id = r.session_id.expect("a call has a session");
     let sims = sim_entries(&effects);
     let [SE::MakeVoiceCall(call)] = sims.as_slice() else {
@@ -1192,13 +1197,56 @@ impl Harness {
     }
 }
 
+/// The `PaymentStatusNotification`s among effects, as (customer id or purse id, transaction
+/// id, status).
+fn payment_statuses(effects: &[Effect]) -> Vec<(String, String, i32)> {
+    effects
+        .iter()
+        .filter_map(|e| match e {
+            Effect::App(AppNotice {
+                notification: p::ServerToAppNotification { entry: Some(n) },
+                ..
+            }) => match n {
+                NE::Customer(c) => match &c.entry {
+                    Some(CE::PaymentStatus(s)) => {
+                        Some((c.customer_id.clone(), s.transaction_id.clone(), s.status))
+                    }
+                    _ => None,
+                },
+                NE::Purse(pn) => match &pn.entry {
+                    Some(p::server_to_app_purse_notification::Entry::PaymentStatus(s)) => {
+                        Some((pn.purse_id.clone(), s.transaction_id.clone(), s.status))
+                    }
+                    _ => None,
+                },
+            },
+            _ => None,
+        })
+        .collect()
+}
+
+const SETTLE: i64 = DEFAULT_SETTLE_DELAY_MS as i64;
+
 #[test]
-fn purse_to_wallet_and_back_settles_at_once_and_checks_funds() {
+fn purse_to_wallet_and_back_settle_after_the_delay_and_check_funds() {
     let h = harness();
     let id = h.create("+254700000022");
     let start = h.purse();
-    let (r, _) = h.pay(purse(), wallet(&id, "savings"), kes(100.0));
-    assert_eq!(r.status, PaymentStatus::Success as i32, "{}", r.description);
+    let (r, effects) = h.pay(purse(), wallet(&id, "savings"), kes(100.0));
+    assert_eq!(r.status, PaymentStatus::Queued as i32, "{}", r.description);
+    assert!(payment_statuses(&effects).is_empty());
+    let txn = r.transaction_id.unwrap();
+    assert_eq!(h.purse(), (start.0 - 100.0, start.1), "held until settled");
+    h.clock.advance_millis(SETTLE - 1);
+    assert!(
+        payment_statuses(&h.fire()).is_empty(),
+        "not before the delay"
+    );
+    h.clock.advance_millis(1);
+    assert_eq!(
+        payment_statuses(&h.fire()),
+        vec![(id.clone(), txn, PaymentStatus::Success as i32)]
+    );
     assert_eq!(h.purse(), (start.0 - 100.0, start.1 - 100.0));
     let wallets = h.state(&id).payment_state.unwrap().wallets;
     assert_eq!(wallets["savings"].available.as_ref().unwrap().amount, 100.0);
@@ -1206,8 +1254,197 @@ fn purse_to_wallet_and_back_settles_at_once_and_checks_funds() {
     let (r, _) = h.pay(wallet(&id, "savings"), purse(), kes(150.0));
     assert_eq!(r.status, PaymentStatus::InsufficientFunds as i32);
     let (r, _) = h.pay(wallet(&id, "savings"), purse(), kes(40.0));
-    assert_eq!(r.status, PaymentStatus::Success as i32);
+    assert_eq!(r.status, PaymentStatus::Queued as i32);
+    h.clock.advance_millis(SETTLE);
+    h.fire();
     assert_eq!(h.purse(), (start.0 - 60.0, start.1 - 60.0));
+}
+
+#[test]
+fn purse_to_purse_settles_with_a_purse_notification() {
+    let mut config = EmulatorConfig::default();
+    config.orgs[0].purses.push(PurseConfig {
+        id: "el_prs_second".into(),
+        currency: "KES".into(),
+        balance: 0.0,
+    });
+    let h = harness_with(config);
+    let second = p::PaymentCounterParty {
+        party: Some(p::payment_counter_party::Party::Purse(
+            p::PaymentPurseCounterParty {
+                purse_id: "el_prs_second".into(),
+            },
+        )),
+    };
+    let (r, _) = h.pay(purse(), second, kes(5.0));
+    assert_eq!(r.status, PaymentStatus::Queued as i32, "{}", r.description);
+    h.clock.advance_millis(SETTLE);
+    assert_eq!(
+        payment_statuses(&h.fire()),
+        vec![(
+            TEST_PURSE_ID.to_string(),
+            r.transaction_id.unwrap(),
+            PaymentStatus::Success as i32
+        )]
+    );
+    assert_eq!(
+        h.engine.purse_balance(TEST_ORG_ID, "el_prs_second"),
+        Some((5.0, 5.0))
+    );
+}
+
+#[test]
+fn payouts_settle_by_themselves_unless_a_simulator_settles_first() {
+    let h = harness();
+    let start = h.purse();
+    let (r, effects) = h.pay(purse(), mobile("+254700000060"), kes(20.0));
+    assert_eq!(r.status, PaymentStatus::Queued as i32);
+    assert!(matches!(
+        sim_entries(&effects).as_slice(),
+        [SE::SendCustomerPayment(_)]
+    ));
+    let customer = r.credit_customer_id.clone().unwrap();
+    let txn = r.transaction_id.unwrap();
+    h.clock.advance_millis(SETTLE);
+    assert_eq!(
+        payment_statuses(&h.fire()),
+        vec![(customer.clone(), txn.clone(), PaymentStatus::Success as i32)]
+    );
+    assert_eq!(h.purse(), (start.0 - 20.0, start.1 - 20.0));
+    let (late, _) = h.settle(&txn, PaymentStatus::Failed);
+    assert!(!late.status, "a settled payout stays settled");
+
+    // A simulator may settle first; its time then passes without a second notification.
+    let (r, _) = h.pay(purse(), mobile("+254700000060"), kes(5.0));
+    let txn = r.transaction_id.unwrap();
+    let (reply, effects) = h.settle(&txn, PaymentStatus::Rejected);
+    assert!(reply.status, "{}", reply.description);
+    assert_eq!(payment_statuses(&effects).len(), 1);
+    h.clock.advance_millis(SETTLE);
+    assert!(payment_statuses(&h.fire()).is_empty());
+    assert_eq!(h.purse(), (start.0 - 20.0, start.1 - 20.0), "hold released");
+}
+
+#[test]
+fn payments_to_configured_payees_fail_with_the_configured_status() {
+    let mut config = EmulatorConfig::default();
+    config.payments.settle_delay_ms = 0;
+    config.payments.fail = vec![
+        PaymentFailure::new("+2547000000*", "insufficient_funds"),
+        PaymentFailure::new("broke-*", "failed"),
+    ];
+    let h = harness_with(config);
+    let start = h.purse();
+    let (r, _) = h.pay(purse(), mobile("+254700000061"), kes(9.0));
+    assert_eq!(r.status, PaymentStatus::Queued as i32);
+    let customer = r.credit_customer_id.clone().unwrap();
+    assert_eq!(
+        payment_statuses(&h.fire()),
+        vec![(
+            customer.clone(),
+            r.transaction_id.unwrap(),
+            PaymentStatus::InsufficientFunds as i32
+        )]
+    );
+    assert_eq!(h.purse(), start, "the hold is released");
+    let (r, _) = h.pay(purse(), wallet(&customer, "broke-1"), kes(3.0));
+    assert_eq!(r.status, PaymentStatus::Queued as i32);
+    assert_eq!(
+        payment_statuses(&h.fire())[0].2,
+        PaymentStatus::Failed as i32
+    );
+    let (r, _) = h.pay(purse(), mobile("+254711000062"), kes(4.0));
+    let fired = payment_statuses(&h.fire());
+    assert_eq!(fired[0].1, r.transaction_id.unwrap());
+    assert_eq!(
+        fired[0].2,
+        PaymentStatus::Success as i32,
+        "other payees are paid"
+    );
+    assert_eq!(h.purse(), (start.0 - 4.0, start.1 - 4.0));
+}
+
+#[test]
+fn too_many_unsettled_payments_are_throttled_before_money_moves() {
+    let mut config = EmulatorConfig::default();
+    config.payments.max_unsettled = 2;
+    let h = harness_with(config);
+    let start = h.purse();
+    for _ in 0..2 {
+        let (r, _) = h.pay(purse(), mobile("+254700000063"), kes(1.0));
+        assert_eq!(r.status, PaymentStatus::Queued as i32);
+    }
+    let (r, _) = h.pay(purse(), mobile("+254700000063"), kes(1.0));
+    assert_eq!(
+        r.status,
+        PaymentStatus::Throttled as i32,
+        "{}",
+        r.description
+    );
+    assert_eq!(h.purse(), (start.0 - 2.0, start.1));
+    // Checkouts wait for the customer, not for the queue.
+    let (r, _) = h.pay(mobile("+254700000063"), purse(), kes(1.0));
+    assert_eq!(r.status, PaymentStatus::PendingConfirmation as i32);
+    h.clock.advance_millis(SETTLE);
+    h.fire();
+    let (r, _) = h.pay(purse(), mobile("+254700000063"), kes(1.0));
+    assert_eq!(
+        r.status,
+        PaymentStatus::Queued as i32,
+        "room again once settled"
+    );
+}
+
+#[test]
+fn a_simulator_settles_its_own_payment_by_its_own_id() {
+    let h = harness();
+    let start = h.purse();
+    let out = h.simulate(p::simulator_to_server_command::Entry::ReceivePayment(
+        p::ReceivePaymentSimulatorCommand {
+            transaction_id: "mpesa-pending-1".into(),
+            channel_number: Some(p::PaymentChannelNumber {
+                channel: p::PaymentChannel::Cellular as i32,
+                number: TEST_PAYMENT_CHANNEL.into(),
+            }),
+            customer_number: "+254700000064".into(),
+            value: Some(kes(80.0)),
+            status: PaymentStatus::PendingValidation as i32,
+        },
+    ));
+    assert!(out.reply.status, "{}", out.reply.description);
+    let received = app_entries(&out.effects)
+        .into_iter()
+        .find_map(|(id, e)| match e {
+            CE::ReceivedPayment(r) => Some((id, r)),
+            _ => None,
+        })
+        .expect("received payment notification");
+    let (customer, received) = received;
+    assert_ne!(received.transaction_id, "mpesa-pending-1");
+    assert_eq!(h.purse(), start, "nothing arrives while pending");
+    // Not settled by the emulator: the payment is the simulator's.
+    h.clock.advance_millis(SETTLE);
+    assert!(payment_statuses(&h.fire()).is_empty());
+
+    let (reply, effects) = h.settle("mpesa-pending-1", PaymentStatus::Success);
+    assert!(reply.status, "{}", reply.description);
+    assert_eq!(
+        payment_statuses(&effects),
+        vec![(
+            customer.clone(),
+            received.transaction_id.clone(),
+            PaymentStatus::Success as i32
+        )],
+        "the app hears of it under the id it was told"
+    );
+    assert_eq!(h.purse(), (start.0 + 80.0, start.1 + 80.0));
+    let (again, _) = h.settle(&received.transaction_id, PaymentStatus::Success);
+    assert!(!again.status, "both ids name the same, settled, payment");
+    let log = h.state(&customer).payment_state.unwrap().transaction_log;
+    assert_eq!(
+        log[0].provider_transaction_id.as_deref(),
+        Some("mpesa-pending-1")
+    );
 }
 
 #[test]
@@ -1581,14 +1818,15 @@ async fn acknowledged_changes_survive_a_restart_with_a_data_dir() {
         .await
         .reply;
         assert!(
-            matches!(r.entry, Some(R::InitiatePayment(ref x)) if x.status == PaymentStatus::Success as i32)
+            matches!(r.entry, Some(R::InitiatePayment(ref x)) if x.status == PaymentStatus::Queued as i32)
         );
     }
     let engine = reopen(&clock, &dir);
     assert_eq!(engine.customer_count(TEST_ORG_ID), 1);
     assert_eq!(
         engine.purse_balance(TEST_ORG_ID, TEST_PURSE_ID),
-        Some((TEST_PURSE_BALANCE - 10.0, TEST_PURSE_BALANCE - 10.0))
+        Some((TEST_PURSE_BALANCE - 10.0, TEST_PURSE_BALANCE)),
+        "the held payment survives the restart"
     );
     let meta = p::AppConnectionMetadata {
         org_id: TEST_ORG_ID.into(),
@@ -1601,9 +1839,17 @@ async fn acknowledged_changes_survive_a_restart_with_a_data_dir() {
         "tokens survive restarts"
     );
     clock.advance_millis(60_000);
-    let fired = reminders_fired(&engine.fire_due(100).effects);
+    let effects = engine.fire_due(100).effects;
+    let fired = reminders_fired(&effects);
     assert_eq!(fired.len(), 1, "reminders survive restarts");
     assert_eq!(fired[0].0, id);
+    let settled = payment_statuses(&effects);
+    assert_eq!(settled.len(), 1, "pending settlements survive restarts");
+    assert_eq!(settled[0].2, PaymentStatus::Success as i32);
+    assert_eq!(
+        engine.purse_balance(TEST_ORG_ID, TEST_PURSE_ID),
+        Some((TEST_PURSE_BALANCE - 10.0, TEST_PURSE_BALANCE - 10.0))
+    );
     drop(engine);
     let _ = std::fs::remove_dir_all(&dir);
 }
