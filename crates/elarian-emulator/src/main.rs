@@ -9,7 +9,7 @@ use std::path::PathBuf;
 use anyhow::Context;
 use clap::Parser;
 use elarian_emulator::Emulator;
-use elarian_emulator::config::EmulatorConfig;
+use elarian_emulator::config::{EmulatorConfig, PaymentFailure};
 
 /// A local, wire-compatible Elarian server for development and tests.
 #[derive(Debug, Parser)]
@@ -39,6 +39,40 @@ struct Args {
     /// Print the default configuration as JSON and exit.
     #[arg(long)]
     print_default_config: bool,
+    #[command(flatten)]
+    payments: PaymentArgs,
+}
+
+/// Settlement of payments that need no customer confirmation; overrides the config's
+/// `payments` section.
+#[derive(Debug, clap::Args)]
+struct PaymentArgs {
+    /// Settle payouts and transfers MS milliseconds after they are initiated.
+    #[arg(long, value_name = "MS")]
+    payment_settle_delay_ms: Option<u64>,
+    /// Make payments to payees matching PATTERN fail (`*` matches any run of characters;
+    /// repeatable): a customer number, channel destination, wallet id or purse id.
+    #[arg(long, value_name = "PATTERN")]
+    fail_payments_to: Vec<String>,
+    /// The status those payments end with (e.g. failed, insufficient_funds, rejected).
+    #[arg(long, value_name = "STATUS", default_value = "failed")]
+    payment_failure_status: String,
+}
+
+impl PaymentArgs {
+    /// Applies the flags to the configuration; the rules from flags come before the file's.
+    fn apply(&self, config: &mut EmulatorConfig) -> anyhow::Result<()> {
+        if let Some(ms) = self.payment_settle_delay_ms {
+            config.payments.settle_delay_ms = ms;
+        }
+        let rules = self
+            .fail_payments_to
+            .iter()
+            .map(|payee| PaymentFailure::new(payee.clone(), self.payment_failure_status.clone()));
+        config.payments.fail.splice(0..0, rules);
+        config.validate()?;
+        Ok(())
+    }
 }
 
 const DEFAULT_TCP: &str = "127.0.0.1:5555";
@@ -113,10 +147,11 @@ async fn run() -> anyhow::Result<()> {
         args.tls = Some(DEFAULT_TLS.parse()?);
         args.ws = Some(DEFAULT_WS.parse()?);
     }
-    let config = match &args.config {
+    let mut config = match &args.config {
         Some(path) => EmulatorConfig::load(path)?,
         None => EmulatorConfig::default(),
     };
+    args.payments.apply(&mut config)?;
     let mut builder = Emulator::builder().config(config);
     if let Some(addr) = args.tcp {
         builder = builder.tcp(addr);

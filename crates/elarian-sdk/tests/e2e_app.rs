@@ -649,3 +649,92 @@ async fn connection_events_reach_callbacks_and_streams() {
     app.disconnect().await;
     server.shutdown().await;
 }
+
+/// An emulator that settles payments after 50 ms and fails those to `+254799…` numbers.
+async fn settling_emulator() -> elarian_emulator::EmulatorHandle {
+    use elarian_emulator::config::{EmulatorConfig, PaymentFailure, PurseConfig};
+    let mut config = EmulatorConfig::default();
+    config.payments.settle_delay_ms = 50;
+    config.payments.fail = vec![PaymentFailure::new("+254799*", "insufficient_funds")];
+    config.orgs[0].purses.push(PurseConfig {
+        id: "el_prs_second".into(),
+        currency: "KES".into(),
+        balance: 0.0,
+    });
+    elarian_emulator::Emulator::builder()
+        .tcp(([127, 0, 0, 1], 0))
+        .config(config)
+        .start()
+        .await
+        .expect("the emulator starts")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn payouts_and_transfers_settle_by_themselves_with_a_payment_status() {
+    use elarian_emulator::config::TEST_PAYMENT_CHANNEL;
+    use elarian_sdk::{Cash, PaymentChannel, PaymentChannelNumber};
+    let server = settling_emulator().await;
+    let app = app(&server).await;
+    let (seen, mut statuses) = mpsc::unbounded_channel();
+    app.on_payment_status(move |notification, customer, app_data, responder| {
+        let seen = seen.clone();
+        async move {
+            responder.reply(None, app_data);
+            let _ = seen.send((notification, customer.and_then(|c| c.id())));
+        }
+    });
+    let purse = || PaymentCounterParty::Purse {
+        purse_id: TEST_PURSE_ID.into(),
+    };
+    let payee = |number: &str| PaymentCounterParty::Customer {
+        customer_number: CustomerNumber::cellular(number),
+        channel_number: PaymentChannelNumber::new(TEST_PAYMENT_CHANNEL, PaymentChannel::Cellular),
+    };
+    let mut next_status = async || {
+        tokio::time::timeout(WAIT, statuses.recv())
+            .await
+            .expect("a payment status in time")
+            .expect("handler ran")
+    };
+
+    // A payout to a customer: QUEUED, then SUCCESS without anyone settling it.
+    let paid = app
+        .initiate_payment(purse(), payee(&unique_number()), Cash::new("KES", 12.0))
+        .await
+        .expect("payout started");
+    assert_eq!(paid.status, PaymentStatus::Queued, "{paid:?}");
+    let (status, customer) = next_status().await;
+    assert_eq!(Some(status.transaction_id), paid.transaction_id);
+    assert_eq!(status.status, PaymentStatus::Success);
+    assert_eq!(customer, paid.credit_customer_id, "about the payee");
+
+    // A payee the config makes fail.
+    let refused = app
+        .initiate_payment(purse(), payee("+254799000001"), Cash::new("KES", 3.0))
+        .await
+        .expect("payout started");
+    assert_eq!(refused.status, PaymentStatus::Queued, "{refused:?}");
+    let (status, _) = next_status().await;
+    assert_eq!(Some(status.transaction_id), refused.transaction_id);
+    assert_eq!(status.status, PaymentStatus::InsufficientFunds);
+
+    // Purse to purse: the notification is about the purse.
+    let moved = app
+        .initiate_payment(
+            purse(),
+            PaymentCounterParty::Purse {
+                purse_id: "el_prs_second".into(),
+            },
+            Cash::new("KES", 1.0),
+        )
+        .await
+        .expect("transfer started");
+    assert_eq!(moved.status, PaymentStatus::Queued, "{moved:?}");
+    let (status, customer) = next_status().await;
+    assert_eq!(Some(status.transaction_id), moved.transaction_id);
+    assert_eq!(status.status, PaymentStatus::Success);
+    assert_eq!(customer, None);
+    assert_eq!(status.context.purse_id.as_deref(), Some(TEST_PURSE_ID));
+    app.disconnect().await;
+    server.shutdown().await;
+}

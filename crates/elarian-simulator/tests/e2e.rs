@@ -771,3 +771,69 @@ async fn a_ussd_dial_starts_a_messaging_session() {
     simulator.disconnect().await;
     server.shutdown().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_simulator_settles_the_payment_it_reported_by_its_own_transaction_id() {
+    let server = emulator().await;
+    let app = app(&server).await;
+    let (received_seen, mut received) = mpsc::unbounded_channel();
+    app.on_received_payment(move |notification, _customer, app_data, responder| {
+        let received_seen = received_seen.clone();
+        async move {
+            responder.reply(None, app_data);
+            let _ = received_seen.send(notification);
+        }
+    });
+    let (status_seen, mut statuses) = mpsc::unbounded_channel();
+    app.on_payment_status(move |notification, customer, app_data, responder| {
+        let status_seen = status_seen.clone();
+        async move {
+            responder.reply(None, app_data);
+            let _ = status_seen.send((notification, customer.and_then(|c| c.id())));
+        }
+    });
+    let simulator = simulator(&server).await;
+    let number = unique_number();
+    let own_id = format!("mpesa-{number}");
+    simulator
+        .receive_payment(
+            &number,
+            payment_channel(),
+            own_id.clone(),
+            Cash::new("KES", 40.0),
+            PaymentStatus::PendingValidation,
+        )
+        .await
+        .expect("reported");
+    let payment = tokio::time::timeout(WAIT, received.recv())
+        .await
+        .expect("in time")
+        .expect("handler ran");
+    assert_eq!(payment.status, PaymentStatus::PendingValidation);
+    assert_ne!(payment.transaction_id, own_id, "the app gets Elarian's id");
+
+    let settled = simulator
+        .update_payment_status(own_id.clone(), PaymentStatus::Success)
+        .await
+        .expect("the simulator's own id names its payment");
+    assert_eq!(settled.description, "payment status updated");
+    let (status, customer) = tokio::time::timeout(WAIT, statuses.recv())
+        .await
+        .expect("in time")
+        .expect("handler ran");
+    assert_eq!(status.transaction_id, payment.transaction_id);
+    assert_eq!(status.status, PaymentStatus::Success);
+    assert_eq!(customer, payment.context.customer_id);
+
+    // Elarian's id names the same payment, settled now.
+    let again = simulator
+        .update_payment_status(payment.transaction_id.clone(), PaymentStatus::Success)
+        .await;
+    assert!(
+        matches!(&again, Err(elarian_sdk::Error::Failed { description }) if description.contains("already settled")),
+        "{again:?}"
+    );
+    app.disconnect().await;
+    simulator.disconnect().await;
+    server.shutdown().await;
+}
