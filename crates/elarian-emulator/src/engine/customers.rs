@@ -222,6 +222,7 @@ impl Tx<'_> {
         };
         self.st.mark_customer(org, other);
         let mut moved_reminders = Vec::new();
+        let mut moved_transactions = Vec::new();
         let limit = self.cfg.history_limit;
         self.with_indexed(target, |t, _| {
             for n in o.numbers {
@@ -280,6 +281,7 @@ impl Tx<'_> {
                         }
                     }
                 }
+                moved_transactions.clone_from(&oe.transactions);
                 te.transactions.extend(oe.transactions);
                 super::trim_front(&mut te.transactions, limit);
                 te.activity.extend(oe.activity);
@@ -293,6 +295,8 @@ impl Tx<'_> {
         });
         // Adopted reminders need fresh timers pointing at the surviving customer.
         self.reschedule_all(target);
+        // Payments still pending settle on the surviving customer and its wallets.
+        self.adopt_transactions(other, target, &moved_transactions);
     }
 
     pub(super) fn delete_customer(&mut self, sel: Option<Selector>) -> ReplyEntry {

@@ -688,6 +688,43 @@ impl Tx<'_> {
         Ok(new_status)
     }
 
+    /// After `other` was merged into `target`: its pending payments name `target` (and its
+    /// wallets, which absorbed `other`'s), so that they settle on the surviving customer.
+    pub(super) fn adopt_transactions(&mut self, other: &str, target: &str, txn_ids: &[String]) {
+        for id in txn_ids {
+            let Some(rec) = self.org_mut().transactions.get_mut(id) else {
+                continue;
+            };
+            if !rec
+                .transaction
+                .as_ref()
+                .is_some_and(|t| is_pending(t.status))
+            {
+                continue;
+            }
+            for c in [&mut rec.debit_customer_id, &mut rec.credit_customer_id]
+                .into_iter()
+                .flatten()
+            {
+                if c == other {
+                    *c = target.to_owned();
+                }
+            }
+            if let Some(t) = rec.transaction.as_mut() {
+                for party in [&mut t.debit_party, &mut t.credit_party] {
+                    if let Some(PaymentCounterParty {
+                        party: Some(Party::Wallet(w)),
+                    }) = party
+                        && w.customer_id == other
+                    {
+                        w.customer_id = target.to_owned();
+                    }
+                }
+            }
+            self.mark_transaction(id);
+        }
+    }
+
     /// Whether a purse or wallet can be credited in `currency` now.
     fn can_credit(&self, side: &Side, currency: &str) -> bool {
         match side {

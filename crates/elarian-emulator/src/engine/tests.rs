@@ -2055,3 +2055,30 @@ async fn metadata_of_an_existing_customer_survives_a_restart_with_a_data_dir() {
     drop(engine);
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+#[test]
+fn a_pending_payment_settles_on_the_customer_that_adopted_its_payee() {
+    let h = harness();
+    let a = h.create("+254700000065");
+    let b = h.create("+254700000066");
+    let (r, _) = h.pay(purse(), wallet(&b, "loan"), kes(30.0));
+    assert_eq!(r.status, PaymentStatus::Queued as i32);
+    let r2 = h.update(E::AdoptCustomerState(p::AdoptCustomerStateCommand {
+        customer_id: a.clone(),
+        other_customer: Some(
+            p::adopt_customer_state_command::OtherCustomer::OtherCustomerId(b.clone()),
+        ),
+    }));
+    assert!(r2.status, "{}", r2.description);
+    h.clock.advance_millis(SETTLE);
+    assert_eq!(
+        payment_statuses(&h.fire()),
+        vec![(
+            a.clone(),
+            r.transaction_id.unwrap(),
+            PaymentStatus::Success as i32
+        )]
+    );
+    let wallets = h.state(&a).payment_state.unwrap().wallets;
+    assert_eq!(wallets["loan"].actual.as_ref().unwrap().amount, 30.0);
+}
