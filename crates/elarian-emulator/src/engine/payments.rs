@@ -18,10 +18,11 @@ use elarian_proto::{
     InitiatePaymentCommand, InitiatePaymentReply, PaymentBalance, PaymentChannelCounterParty,
     PaymentChannelNumber, PaymentCounterParty, PaymentCustomerCounterParty,
     PaymentPurseCounterParty, PaymentStatus, PaymentStatusNotification, PaymentTransaction,
-    PaymentWalletCounterParty, ReceivePaymentSimulatorCommand, ReceivedPaymentNotification,
-    ReplayPaymentCommand, ReplayPaymentReply, ReplayPaymentStatusUpdateCommand,
-    SendChannelPaymentSimulatorNotification, SendCustomerPaymentSimulatorNotification,
-    ServerToAppNotification, ServerToAppPurseNotification, SimulatorToServerCommandReply,
+    PaymentWalletCounterParty, PendingPaymentTransaction, ReceivePaymentSimulatorCommand,
+    ReceivedPaymentNotification, ReplayPaymentCommand, ReplayPaymentReply,
+    ReplayPaymentStatusUpdateCommand, SendChannelPaymentSimulatorNotification,
+    SendCustomerPaymentSimulatorNotification, ServerToAppNotification,
+    ServerToAppPurseNotification, SimulatorToServerCommandReply,
     UpdatePaymentStatusSimulatorCommand, app_to_server_command_reply::Entry as ReplyEntry,
     checkout_payment_simulator_notification::CreditParty, payment_counter_party::Party,
     send_channel_payment_simulator_notification as channel_pay,
@@ -74,6 +75,9 @@ pub(crate) fn merge_balance(mine: &mut PaymentBalance, other: &PaymentBalance) {
             amount: 0.0,
         });
         cash.amount += add;
+    }
+    for (txn, reservation) in &other.pending {
+        mine.pending.insert(txn.clone(), reservation.clone());
     }
     mine.sequence_nr += 1;
 }
@@ -239,6 +243,43 @@ impl Tx<'_> {
                 PaymentStatus::NotSupported,
                 "only purses and wallets can be debited here",
             ),
+        }
+    }
+
+    /// Records in a debit wallet's `pending` map the funds a payment holds, as the wallet
+    /// balance of the customer state shows them; a no-op for purses.
+    fn reserve(&mut self, side: &Side, txn_id: &str, value: &Cash) {
+        let now = Some(to_timestamp(self.now));
+        if let Side::Wallet {
+            customer_id,
+            wallet_id,
+        } = side
+            && let Some(w) = self
+                .customer_mut(customer_id)
+                .and_then(|rec| rec.extra_mut().wallets.get_mut(wallet_id))
+        {
+            w.pending.insert(
+                txn_id.to_owned(),
+                PendingPaymentTransaction {
+                    created_at: now,
+                    value: Some(value.clone()),
+                    converted: Some(value.clone()),
+                },
+            );
+        }
+    }
+
+    /// Drops a settled payment's reservation from its debit wallet.
+    fn release_reservation(&mut self, side: &Side, txn_id: &str) {
+        if let Side::Wallet {
+            customer_id,
+            wallet_id,
+        } = side
+            && let Some(w) = self
+                .customer_mut(customer_id)
+                .and_then(|rec| rec.extra_mut().wallets.get_mut(wallet_id))
+        {
+            w.pending.remove(txn_id);
         }
     }
 
@@ -508,7 +549,7 @@ impl Tx<'_> {
                 app_id: Some(self.app.to_owned()),
                 debit_party: c.debit_party,
                 credit_party: c.credit_party,
-                value: Some(value),
+                value: Some(value.clone()),
                 status: status as i32,
                 created_at: Some(to_timestamp(self.now)),
                 updated_at: Some(to_timestamp(self.now)),
@@ -520,6 +561,9 @@ impl Tx<'_> {
             debit_held,
             settle_at,
         );
+        if debit_held {
+            self.reserve(&debit, &txn_id, &value);
+        }
         if settle_at > 0 {
             self.st.schedule_settlement(settle_at, self.org, &txn_id);
         }
@@ -610,6 +654,11 @@ impl Tx<'_> {
         }
         let mut debit_held = rec.debit_held;
         let mut settle_at = rec.settle_at;
+        if !is_pending(new_status as i32)
+            && let Some(d) = &debit
+        {
+            self.release_reservation(d, txn_id);
+        }
         if new_status == PaymentStatus::Success {
             if debit_held && let Some(d) = &debit {
                 self.adjust(d, &currency, 0.0, -value.amount);

@@ -1255,9 +1255,17 @@ fn purse_to_wallet_and_back_settle_after_the_delay_and_check_funds() {
     assert_eq!(r.status, PaymentStatus::InsufficientFunds as i32);
     let (r, _) = h.pay(wallet(&id, "savings"), purse(), kes(40.0));
     assert_eq!(r.status, PaymentStatus::Queued as i32);
+    let txn = r.transaction_id.unwrap();
+    let held = &h.state(&id).payment_state.unwrap().wallets["savings"];
+    assert_eq!(held.available.as_ref().unwrap().amount, 60.0);
+    assert_eq!(held.actual.as_ref().unwrap().amount, 100.0);
+    assert_eq!(held.pending[&txn].value, Some(kes(40.0)), "the hold shows");
     h.clock.advance_millis(SETTLE);
     h.fire();
     assert_eq!(h.purse(), (start.0 - 60.0, start.1 - 60.0));
+    let settled = &h.state(&id).payment_state.unwrap().wallets["savings"];
+    assert_eq!(settled.actual.as_ref().unwrap().amount, 60.0);
+    assert!(settled.pending.is_empty());
 }
 
 #[test]
