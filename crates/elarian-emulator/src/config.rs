@@ -323,8 +323,9 @@ pub struct PaymentsConfig {
     pub settle_delay_ms: u64,
     /// Payments whose payee matches one of these rules fail; the first match wins.
     pub fail: Vec<PaymentFailure>,
-    /// Most payments waiting to settle at once, over all orgs; past it new payments of this
-    /// kind are refused with `THROTTLED` before any money moves.
+    /// Most payments waiting to settle at once, over all orgs (one a simulator settled first
+    /// counts until its time comes); past it new payments of this kind are refused with
+    /// `THROTTLED` before any money moves.
     pub max_unsettled: usize,
 }
 
