@@ -18,9 +18,15 @@ const WAIT: Duration = Duration::from_secs(10);
 
 /// Starts the binary and returns it with its TCP endpoint, read from its banner.
 fn spawn(dir: &std::path::Path) -> (Child, Endpoint) {
+    spawn_with(dir, &[])
+}
+
+/// [`spawn`] with extra flags.
+fn spawn_with(dir: &std::path::Path, flags: &[&str]) -> (Child, Endpoint) {
     let mut child = Command::new(env!("CARGO_BIN_EXE_elarian-emulator"))
         .args(["--tcp", "127.0.0.1:0", "--data-dir"])
         .arg(dir)
+        .args(flags)
         .env("RUST_LOG", "warn")
         .stdout(Stdio::piped())
         .stderr(Stdio::null())
@@ -139,6 +145,111 @@ async fn acknowledged_writes_survive_kill_9() {
     };
     let metadata = state.identity_state.expect("identity").metadata;
     assert_eq!(metadata.len(), WRITES, "every acknowledged write is there");
+    child.kill().expect("SIGKILL");
+    let _ = child.wait();
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+fn temp_dir(name: &str) -> std::path::PathBuf {
+    std::env::temp_dir().join(format!(
+        "elarian-emulator-{name}-{}-{}",
+        std::process::id(),
+        fastrand::u64(..)
+    ))
+}
+
+#[tokio::test]
+async fn a_payout_pending_at_kill_9_settles_after_the_restart_as_the_flags_say() {
+    let dir = temp_dir("settle");
+    let flags = [
+        "--payment-settle-delay-ms",
+        "1500",
+        "--fail-payments-to",
+        "+25479900*",
+        "--payment-failure-status",
+        "rejected",
+    ];
+    let number = "+254799000777";
+    let (mut child, endpoint) = spawn_with(&dir, &flags);
+    let s = session(&endpoint).await;
+    let reply = command(
+        &s,
+        E::InitiatePayment(p::InitiatePaymentCommand {
+            debit_party: Some(p::PaymentCounterParty {
+                party: Some(p::payment_counter_party::Party::Purse(
+                    p::PaymentPurseCounterParty {
+                        purse_id: elarian_emulator::config::TEST_PURSE_ID.into(),
+                    },
+                )),
+            }),
+            credit_party: Some(p::PaymentCounterParty {
+                party: Some(p::payment_counter_party::Party::Customer(
+                    p::PaymentCustomerCounterParty {
+                        customer_number: Some(p::CustomerNumber {
+                            provider: p::CustomerNumberProvider::Cellular as i32,
+                            number: number.into(),
+                            partition: None,
+                        }),
+                        channel_number: Some(p::PaymentChannelNumber {
+                            channel: p::PaymentChannel::Cellular as i32,
+                            number: elarian_emulator::config::TEST_PAYMENT_CHANNEL.into(),
+                        }),
+                    },
+                )),
+            }),
+            value: Some(p::Cash {
+                currency_code: "KES".into(),
+                amount: 5.0,
+            }),
+            narration: String::new(),
+        }),
+    )
+    .await;
+    let R::InitiatePayment(reply) = reply else {
+        panic!("unexpected reply {reply:?}")
+    };
+    assert_eq!(reply.status, p::PaymentStatus::Queued as i32, "{reply:?}");
+    let txn = reply.transaction_id.expect("transaction id");
+    child.kill().expect("SIGKILL");
+    let _ = child.wait();
+
+    let (mut child, endpoint) = spawn_with(&dir, &flags);
+    let s = session(&endpoint).await;
+    let state_command = || {
+        E::GetCustomerState(p::GetCustomerStateCommand {
+            customer: Some(p::get_customer_state_command::Customer::CustomerNumber(
+                p::CustomerNumber {
+                    provider: p::CustomerNumberProvider::Cellular as i32,
+                    number: number.into(),
+                    partition: None,
+                },
+            )),
+        })
+    };
+    let deadline = tokio::time::Instant::now() + WAIT;
+    let settled = loop {
+        let R::GetCustomerState(r) = command(&s, state_command()).await else {
+            panic!("unexpected reply")
+        };
+        let payments = r.data.and_then(|d| d.payment_state).expect("payment state");
+        if let Some(t) = payments
+            .transaction_log
+            .into_iter()
+            .find(|t| t.transaction_id == txn)
+        {
+            break t;
+        }
+        assert!(
+            payments
+                .pending_transactions
+                .iter()
+                .any(|t| t.transaction_id == txn),
+            "the payment is pending until it settles"
+        );
+        assert!(tokio::time::Instant::now() < deadline, "settled in time");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    assert_eq!(settled.status, p::PaymentStatus::Rejected as i32);
     child.kill().expect("SIGKILL");
     let _ = child.wait();
     let _ = std::fs::remove_dir_all(&dir);
