@@ -332,7 +332,11 @@ impl Simulator {
         .await
     }
 
-    /// Settles a payment the app started (e.g. approves a checkout with `Success`).
+    /// Settles a payment: one the app started, named by the transaction id the app and the
+    /// simulator notification got (e.g. approves a checkout with `Success`), or one this
+    /// simulator reported pending with [`receive_payment`](Self::receive_payment), named by
+    /// that call's own `transaction_id` (Elarian's id works too). The app hears of it in a
+    /// payment status notification carrying Elarian's id.
     pub async fn update_payment_status(
         &self,
         transaction_id: impl Into<String>,
