@@ -376,3 +376,112 @@ fn simulator_kind(n: &ServerToSimulatorNotification) -> Option<(&'static str, Op
         SimEntry::CheckoutPayment(m) => ("checkoutPayment", Some(m.customer_id.as_str())),
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use elarian_proto::{
+        AppToServerCommand, CreateCustomerCommand, CustomerNumber,
+        app_to_server_command::Entry as E, app_to_server_command_reply::Entry as R,
+    };
+
+    use super::*;
+    use crate::clock::ManualClock;
+    use crate::config::{EmulatorConfig, TEST_APP_ID, TEST_ORG_ID};
+    use crate::engine::Engine;
+
+    fn engine() -> Arc<Engine> {
+        Arc::new(Engine::new(
+            EmulatorConfig::default(),
+            Arc::new(ManualClock::new(1_000)),
+        ))
+    }
+
+    fn create(engine: &Engine, number: &str) -> String {
+        let out = engine.app_command(
+            &Identity::app(TEST_ORG_ID, TEST_APP_ID),
+            AppToServerCommand {
+                entry: Some(E::CreateCustomer(CreateCustomerCommand {
+                    customer_number: Some(CustomerNumber {
+                        number: number.into(),
+                        ..Default::default()
+                    }),
+                })),
+            },
+        );
+        let Some(R::UpdateCustomerState(r)) = out.reply.entry else {
+            panic!("an update reply");
+        };
+        r.customer_id.expect("created")
+    }
+
+    #[test]
+    fn unwatched_engine_records_nothing() {
+        let engine = engine();
+        assert!(!engine.feed().active());
+        create(&engine, "+254700000001");
+        assert_eq!(engine.feed().commands(), 0);
+        assert!(engine.feed().recent().is_empty());
+    }
+
+    #[test]
+    fn a_watched_command_names_the_customer_it_changed() {
+        let engine = engine();
+        let mut sub = Feed::subscribe(&engine);
+        assert!(engine.feed().active());
+        let id = create(&engine, "+254700000002");
+        let event: Value = serde_json::from_str(&sub.rx.try_recv().unwrap()).unwrap();
+        assert_eq!(event["type"], "changed");
+        assert_eq!(event["org"], TEST_ORG_ID);
+        assert_eq!(event["customers"], json!([id]));
+        assert_eq!(engine.feed().commands(), 1);
+        drop(sub);
+        assert!(!engine.feed().active(), "a dropped console stops the feed");
+    }
+
+    #[test]
+    fn a_slow_subscriber_lags_instead_of_growing_the_feed() {
+        let engine = engine();
+        let mut sub = Feed::subscribe(&engine);
+        for i in 0..FEED_CAPACITY + 10 {
+            create(&engine, &format!("+2547001{i:05}"));
+        }
+        // The ring kept its bound: the oldest events are gone and the reader is told so (the
+        // console then tells the page to resync from a snapshot).
+        match sub.rx.try_recv() {
+            Err(broadcast::error::TryRecvError::Lagged(missed)) => assert_eq!(missed, 10),
+            other => panic!("expected a lag, got {other:?}"),
+        }
+        assert!(sub.rx.try_recv().is_ok());
+    }
+
+    #[test]
+    fn a_tag_sized_change_says_many_instead_of_listing_every_id() {
+        let mut changes = Changes::default();
+        for i in 0..MAX_IDS + 5 {
+            changes.customer(&format!("el_cst_{i}"));
+        }
+        assert_eq!(changes.customers.len(), MAX_IDS);
+        assert!(changes.many);
+    }
+
+    #[test]
+    fn connections_are_listed_until_they_close() {
+        let engine = engine();
+        let who = Identity::app(TEST_ORG_ID, TEST_APP_ID);
+        engine.feed().connection_up(7, &who, 5);
+        let (listed, open) = engine.feed().connections();
+        assert_eq!(open, 1);
+        assert_eq!(listed[0]["app"], TEST_APP_ID);
+        engine.feed().connection_down(7);
+        assert_eq!(engine.feed().connections().1, 0);
+    }
+
+    #[test]
+    fn long_replies_are_truncated() {
+        let long = "x".repeat(MAX_SUMMARY * 2);
+        assert_eq!(truncate(&long).chars().count(), MAX_SUMMARY + 1);
+        assert_eq!(truncate("short"), "short");
+    }
+}
