@@ -13,7 +13,11 @@ use std::time::Duration;
 
 use elarian_emulator::config::{TEST_API_KEY, TEST_APP_ID, TEST_ORG_ID, TEST_PURSE_ID};
 use elarian_emulator::{Emulator, EmulatorHandle};
-use elarian_sdk::{ClientConfig, CustomerNumber, Elarian, SecondaryId, Tag, UssdMenu};
+use elarian_sdk::{
+    Cash, ClientConfig, CustomerNumber, Elarian, GetDigits, Message, MessagingChannelNumber,
+    PaymentChannelNumber, PaymentCounterParty, Prompt, Say, SecondaryId, Tag, UssdMenu,
+    VoiceAction,
+};
 use futures_util::{SinkExt, StreamExt};
 use serde_json::{Value, json};
 use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
@@ -349,6 +353,22 @@ async fn app(emulator: &EmulatorHandle) -> Elarian {
         };
         responder.reply(Some(menu), app_data);
     });
+    app.on_voice_call(|notification, _customer, app_data, responder| async move {
+        let actions = match notification.voice.dtmf_digits {
+            Some(digits) => vec![VoiceAction::Say(Say::new(format!(
+                "You pressed {digits}. Goodbye"
+            )))],
+            None => vec![
+                VoiceAction::Say(Say::new("Welcome to Pesa Loans")),
+                VoiceAction::GetDigits(GetDigits {
+                    num_digits: Some(1),
+                    prompt: Some(Prompt::Say(Say::new("Press 1 to pay"))),
+                    ..Default::default()
+                }),
+            ],
+        };
+        responder.reply(Some(actions), app_data);
+    });
     tokio::time::timeout(WAIT, app.connect())
         .await
         .unwrap()
@@ -516,7 +536,75 @@ async fn walk_the_console() {
         .await;
     tab.screenshot("console-payments").await;
 
-    // 5. App activity: the SDK app's connection and the notifications with their replies.
+    // 5. The app calls the customer: the call rings on the page, is answered, digits pressed.
+    tab.goto(&format!("{url}customers/{customer_id}")).await;
+    tab.wait_for("document.querySelector('#live').textContent === 'live' && document.querySelector('#title').textContent.includes('el_cst_')")
+        .await;
+    tab.eval("document.querySelector('[data-tab=voice]').click()")
+        .await;
+    let customer = app.customer(CustomerNumber::cellular(numbers[0]));
+    let placed = customer
+        .send_message(
+            MessagingChannelNumber::voice("+254711621711"),
+            Message::voice(vec![VoiceAction::Say(Say::new("Hello"))]),
+        )
+        .await
+        .unwrap();
+    assert!(placed.status.is_success(), "{placed:?}");
+    tab.wait_for("document.querySelector('#voice-screen').textContent.includes('Incoming call')")
+        .await;
+    tab.eval("document.querySelector('#voice [name=answer]').click()")
+        .await;
+    tab.wait_for("document.querySelector('#voice-screen').textContent.includes('Press 1 to pay')")
+        .await;
+    tab.eval(
+        "(() => { const f = document.querySelector('#voice'); f.digits.value = '1'; f.press.click(); })()",
+    )
+    .await;
+    tab.wait_for(
+        "document.querySelector('#voice-screen').textContent.includes('You pressed 1. Goodbye')",
+    )
+    .await;
+    tab.wait_for("document.querySelector('.thread[data-channel=voice]') && document.querySelector('.thread[data-channel=voice]').textContent.includes('pressed 1')")
+        .await;
+
+    // 6. A checkout prompt from the app shows on the page and is approved there.
+    let checkout = app
+        .initiate_payment(
+            PaymentCounterParty::Customer {
+                customer_number: CustomerNumber::cellular(numbers[0]),
+                channel_number: PaymentChannelNumber::cellular("83044"),
+            },
+            PaymentCounterParty::Purse {
+                purse_id: TEST_PURSE_ID.into(),
+            },
+            Cash::new("KES", 120.0),
+        )
+        .await
+        .unwrap();
+    let txn = checkout.transaction_id.clone().expect("a transaction id");
+    tab.eval("document.querySelector('[data-tab=pay]').click()")
+        .await;
+    tab.wait_for(&format!(
+        "document.querySelector('#prompts [data-approve=\"{txn}\"]')"
+    ))
+    .await;
+    tab.screenshot("console-phone").await;
+    tab.eval(&format!(
+        "document.querySelector('#prompts [data-approve=\"{txn}\"]').click()"
+    ))
+    .await;
+    tab.wait_for(&format!(
+        "(() => {{ const r = document.querySelector('#transactions tr[data-transaction=\"{txn}\"]'); return r && r.textContent.includes('success'); }})()"
+    ))
+    .await;
+    assert!(
+        tab.eval("document.querySelectorAll('#prompts .prompt').length")
+            .await
+            == json!(0)
+    );
+
+    // 7. App activity: the SDK app's connection and the notifications with their replies.
     tab.goto(&format!("{url}activity")).await;
     tab.wait_for("document.querySelector('#connections').textContent.includes('el_app_WZFQdt')")
         .await;

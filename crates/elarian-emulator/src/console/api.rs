@@ -625,7 +625,7 @@ pub(crate) async fn payments(
                 })
                 .collect();
             let total = txns.len();
-            txns.sort_by(|a, b| b.0.cmp(&a.0));
+            txns.sort_by_key(|t| std::cmp::Reverse(t.0));
             txns.truncate(MAX_TRANSACTIONS);
             Ok(json!({
                 "purses": purses,
