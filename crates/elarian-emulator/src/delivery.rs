@@ -449,7 +449,8 @@ async fn dispatch(
         let key = key.clone();
         tokio::spawn(async move {
             let (payload, sent) = encode(&engine, &item.notice);
-            let started = std::time::Instant::now();
+            // Timed only while a console watches.
+            let started = engine.feed().active().then(std::time::Instant::now);
             let answer = tokio::time::timeout(
                 limits.answer_timeout,
                 member.conn.request_response(Payload {
@@ -459,7 +460,9 @@ async fn dispatch(
             )
             .await;
             drop(permit);
-            if engine.feed().active() {
+            if let Some(started) = started
+                && engine.feed().active()
+            {
                 observe(&engine, &item.notice, started.elapsed(), &answer);
             }
             let pending = pending_of(&item);

@@ -464,14 +464,13 @@ impl EmulatorHandle {
 
     /// `http://host:port/` of the web console, to open in a browser.
     pub fn console_url(&self) -> Option<String> {
-        self.console_addr.map(|a| match a {
-            SocketAddr::V6(_) if !a.ip().is_unspecified() => {
-                format!("http://[{}]:{}/", a.ip(), a.port())
+        self.console_addr.map(|a| {
+            let host = dial_host(a);
+            if host.contains(':') {
+                format!("http://[{host}]:{}/", a.port())
+            } else {
+                format!("http://{host}:{}/", a.port())
             }
-            _ => match dial_host(a).parse::<std::net::Ipv6Addr>() {
-                Ok(v6) => format!("http://[{v6}]:{}/", a.port()),
-                Err(_) => format!("http://{}:{}/", dial_host(a), a.port()),
-            },
         })
     }
 

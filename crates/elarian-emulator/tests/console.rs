@@ -214,11 +214,16 @@ impl Tab {
             .await;
     }
 
-    /// Waits until `expression` is truthy.
+    /// Waits until `expression` is truthy (one that throws, e.g. on an element not rendered yet,
+    /// counts as not yet).
     async fn wait_for(&mut self, expression: &str) {
         let deadline = tokio::time::Instant::now() + WAIT;
         loop {
-            let v = self.eval(&format!("!!({expression})")).await;
+            let v = self
+                .eval(&format!(
+                    "(() => {{ try {{ return !!({expression}); }} catch (e) {{ return false; }} }})()"
+                ))
+                .await;
             if v == json!(true) {
                 return;
             }

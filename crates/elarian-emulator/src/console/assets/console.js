@@ -319,9 +319,14 @@
     };
     const refresh = debounce(loadConnections, 200);
     const draw = () => {
-      const cv = $('#spark'); const g = cv.getContext('2d');
+      const cv = $('#spark');
+      // Drawn at the displayed size, so the text is not stretched.
+      if (cv.clientWidth && cv.width !== cv.clientWidth) cv.width = cv.clientWidth;
+      const g = cv.getContext('2d');
       g.clearRect(0, 0, cv.width, cv.height);
       const max = Math.max(1, ...rates);
+      g.strokeStyle = '#e3e7ee'; g.lineWidth = 1; g.beginPath(); g.moveTo(0, cv.height - 4); g.lineTo(cv.width, cv.height - 4); g.stroke();
+      g.fillStyle = '#6b7585'; g.font = '11px sans-serif'; g.fillText(`commands / s, last 60 s (max ${max})`, 4, 12);
       g.strokeStyle = '#1463d8'; g.lineWidth = 2; g.beginPath();
       rates.forEach((r, i) => { const x = (i / 59) * cv.width; const y = cv.height - 4 - (r / max) * (cv.height - 8); if (i) g.lineTo(x, y); else g.moveTo(x, y); });
       g.stroke();
@@ -331,6 +336,7 @@
       if (ev.type === 'connection' || ev.type === 'resync') refresh();
       if (ev.type === 'rate') { $('#cps').textContent = ev.commands_per_sec; rates.push(ev.commands_per_sec); if (rates.length > 60) rates.shift(); draw(); $('#total-cmds').textContent = Number($('#total-cmds').textContent) + ev.commands_per_sec; }
     });
+    draw();
     loadConnections().then((d) => { notes = d.notifications.slice().reverse(); renderNotes(); });
   }
 
