@@ -671,3 +671,65 @@ async fn a_non_loopback_console_needs_an_access_token() {
     );
     emulator.shutdown().await;
 }
+
+#[tokio::test]
+async fn the_api_answers_bad_input_with_an_error_not_a_panic() {
+    let emulator = start().await;
+    let console = emulator.console_addr().unwrap();
+    let cases = [
+        (
+            "/api/simulate/message",
+            json!({"customer_number": "+254700200001", "channel": "pigeon", "channel_number": "83044", "text": "hi"}),
+            "unknown channel",
+        ),
+        (
+            "/api/simulate/payment",
+            json!({"customer_number": "+254700200001", "channel_number": "83044", "currency": "KES", "amount": -5}),
+            "positive",
+        ),
+        (
+            "/api/simulate/voice",
+            json!({"customer_number": "+254700200001", "channel_number": "+254711621711", "action": "digits", "digits": "12a"}),
+            "digits",
+        ),
+        (
+            "/api/simulate/payments/el_txn_nope",
+            json!({"status": "maybe"}),
+            "unknown payment status",
+        ),
+        (
+            "/api/simulate/message",
+            json!({"org": "el_org_nope", "customer_number": "+254700200001", "channel": "sms", "channel_number": "83044", "text": "hi"}),
+            "unknown org",
+        ),
+    ];
+    for (path, body, expected) in cases {
+        let reply = post(console, path, body).await;
+        let error = reply["error"].as_str().unwrap_or_default();
+        assert!(error.contains(expected), "{path}: {reply}");
+    }
+    // A message to a channel number the org does not own is the engine's refusal, as a
+    // simulator would get it.
+    let refused = post(
+        console,
+        "/api/simulate/message",
+        json!({"customer_number": "+254700200001", "channel": "sms", "channel_number": "99999", "text": "hi"}),
+    )
+    .await;
+    assert_eq!(refused["status"], json!(false), "{refused}");
+    // An unknown customer is a 404 with a reason.
+    let missing = http(
+        console,
+        "GET /api/customers/el_cst_nope HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n",
+    )
+    .await;
+    assert!(missing.starts_with("HTTP/1.1 404"), "{missing}");
+    // A request naming another host is refused (DNS rebinding).
+    let foreign = http(
+        console,
+        "GET /api/overview HTTP/1.1\r\nHost: attacker.example\r\nConnection: close\r\n\r\n",
+    )
+    .await;
+    assert!(foreign.starts_with("HTTP/1.1 403"), "{foreign}");
+    emulator.shutdown().await;
+}

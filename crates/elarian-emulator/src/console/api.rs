@@ -433,7 +433,8 @@ pub(crate) async fn customer(
 }
 
 fn customer_json(o: &OrgState, c: &CustomerRecord, now: i64) -> Value {
-    let extra = c.extra.as_deref().cloned().unwrap_or_default();
+    let none = crate::record::CustomerExtra::default();
+    let extra = c.extra.as_deref().unwrap_or(&none);
     let mut metadata: Vec<(String, Value)> = extra
         .metadata
         .iter()
