@@ -112,8 +112,10 @@ impl Server {
                 (None, endpoint)
             }
             None => {
+                // The web console lets a person watch the example's customers live.
                 let emulator = Emulator::builder()
                     .tcp(([127, 0, 0, 1], 0))
+                    .console(([127, 0, 0, 1], 0))
                     .start()
                     .await
                     .context("cannot start the embedded emulator")?;
@@ -161,8 +163,11 @@ impl Server {
 
     /// One line saying where the example runs, for its banner.
     pub fn describe(&self) -> String {
-        if self.is_embedded() {
-            format!("embedded emulator at {}", self.endpoint)
+        if let Some(emulator) = &self.emulator {
+            match emulator.console_url() {
+                Some(url) => format!("embedded emulator at {} (console: {url})", self.endpoint),
+                None => format!("embedded emulator at {}", self.endpoint),
+            }
         } else {
             format!(
                 "{} (org {}, app {})",

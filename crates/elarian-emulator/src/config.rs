@@ -88,6 +88,46 @@ pub struct EmulatorConfig {
     /// confirmation (see [`PaymentsConfig`]).
     #[serde(default)]
     pub payments: PaymentsConfig,
+    /// The web console of the `elarian-emulator` binary.
+    #[serde(default)]
+    pub console: ConsoleConfig,
+}
+
+/// The web console (a live view of the state and a customer's phone in the browser), as the
+/// `elarian-emulator` binary starts it. The library starts it only when asked
+/// (`EmulatorBuilder::console`).
+#[derive(Clone, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct ConsoleConfig {
+    /// Address of the console's HTTP listener; `null` disables the console.
+    pub addr: Option<std::net::SocketAddr>,
+    /// Access token the console asks for; required on a non-loopback address.
+    pub access_token: Option<String>,
+}
+
+/// Default address of the console in the binary.
+pub const DEFAULT_CONSOLE_ADDR: ([u8; 4], u16) = ([127, 0, 0, 1], 5558);
+
+impl Default for ConsoleConfig {
+    fn default() -> Self {
+        ConsoleConfig {
+            addr: Some(DEFAULT_CONSOLE_ADDR.into()),
+            access_token: None,
+        }
+    }
+}
+
+impl std::fmt::Debug for ConsoleConfig {
+    // The access token is a credential: never print it.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ConsoleConfig")
+            .field("addr", &self.addr)
+            .field(
+                "access_token",
+                &self.access_token.as_ref().map(|_| "<redacted>"),
+            )
+            .finish()
+    }
 }
 
 fn default_token_lifetime() -> u64 {
@@ -207,6 +247,7 @@ impl Default for EmulatorConfig {
             session_timeout_secs: default_session_timeout(),
             history_limit: default_history(),
             payments: PaymentsConfig::default(),
+            console: ConsoleConfig::default(),
         }
     }
 }

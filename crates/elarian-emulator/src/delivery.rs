@@ -449,6 +449,8 @@ async fn dispatch(
         let key = key.clone();
         tokio::spawn(async move {
             let (payload, sent) = encode(&engine, &item.notice);
+            // Timed only while a console watches.
+            let started = engine.feed().active().then(std::time::Instant::now);
             let answer = tokio::time::timeout(
                 limits.answer_timeout,
                 member.conn.request_response(Payload {
@@ -458,6 +460,11 @@ async fn dispatch(
             )
             .await;
             drop(permit);
+            if let Some(started) = started
+                && engine.feed().active()
+            {
+                observe(&engine, &item.notice, started.elapsed(), &answer);
+            }
             let pending = pending_of(&item);
             match answer {
                 Ok(Ok(reply)) => apply_reply(&engine, item, sent, reply.data).await,
@@ -475,6 +482,33 @@ async fn dispatch(
                 engine.settle_pending(id);
             }
         });
+    }
+}
+
+/// Reports a delivered notification, its reply and latency to the console's feed.
+fn observe(
+    engine: &Engine,
+    notice: &Notice,
+    latency: Duration,
+    answer: &Result<Result<Payload, RequestError>, tokio::time::error::Elapsed>,
+) {
+    let outcome = match answer {
+        Ok(Ok(reply)) => Ok(reply.data.as_ref()),
+        Ok(Err(e)) => Err(e.to_string()),
+        Err(_) => Err("not answered in time".to_owned()),
+    };
+    match notice {
+        Notice::App(n) => {
+            engine
+                .feed()
+                .app_notification(&n.notification, &n.org_id, &n.app_id, latency, outcome)
+        }
+        Notice::Simulator(n) => engine.feed().simulator_notification(
+            &n.notification,
+            &n.org_id,
+            latency,
+            outcome.map(|_| ()),
+        ),
     }
 }
 

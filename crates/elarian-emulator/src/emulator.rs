@@ -45,6 +45,9 @@ pub enum EmulatorError {
     /// No listener was configured.
     #[error("no listener configured: call tcp(), tls() or ws()")]
     NoListener,
+    /// The web console could not start.
+    #[error(transparent)]
+    Console(#[from] crate::console::ConsoleError),
 }
 
 impl From<TlsConfigError> for EmulatorError {
@@ -85,6 +88,8 @@ pub struct EmulatorBuilder {
     delivery: DeliveryLimits,
     max_command_bytes: usize,
     resume_window: Duration,
+    console: Option<SocketAddr>,
+    console_token: Option<String>,
 }
 
 /// Entry point: `Emulator::builder()`.
@@ -104,6 +109,8 @@ impl Emulator {
             delivery: DeliveryLimits::default(),
             max_command_bytes: 4 * 1024 * 1024,
             resume_window: Duration::from_secs(120),
+            console: None,
+            console_token: None,
         }
     }
 }
@@ -181,6 +188,35 @@ impl EmulatorBuilder {
         self
     }
 
+    /// Serves the web console (see `docs/emulator.md`) on this address, e.g. `127.0.0.1:5558`
+    /// (port 0 picks a free one; see [`EmulatorHandle::console_url`]). A non-loopback address
+    /// requires [`EmulatorBuilder::console_access_token`], else [`EmulatorBuilder::start`] fails
+    /// with [`crate::ConsoleError::Exposed`].
+    ///
+    /// ```no_run
+    /// # async fn run() -> Result<(), elarian_emulator::EmulatorError> {
+    /// use elarian_emulator::Emulator;
+    ///
+    /// let emulator = Emulator::builder()
+    ///     .tcp(([127, 0, 0, 1], 0))
+    ///     .console(([127, 0, 0, 1], 0))
+    ///     .start()
+    ///     .await?;
+    /// println!("console at {}", emulator.console_url().expect("the console is on"));
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub fn console(mut self, addr: impl Into<SocketAddr>) -> Self {
+        self.console = Some(addr.into());
+        self
+    }
+
+    /// The access token the console asks for (required on a non-loopback address).
+    pub fn console_access_token(mut self, token: impl Into<String>) -> Self {
+        self.console_token = Some(token.into());
+        self
+    }
+
     /// Binds the listeners and starts serving.
     pub async fn start(self) -> Result<EmulatorHandle, EmulatorError> {
         if self.tcp.is_none() && self.tls.is_none() && self.ws.is_none() {
@@ -217,6 +253,7 @@ impl EmulatorBuilder {
         };
         let mut tasks = Vec::new();
         let mut handle = EmulatorHandle {
+            console_addr: None,
             tcp_addr: None,
             tls_addr: None,
             ws_addr: None,
@@ -305,6 +342,20 @@ impl EmulatorBuilder {
             serve!(listener, "ws");
         }
 
+        if let Some(addr) = self.console {
+            let (bound, task) = crate::console::start(
+                addr,
+                self.console_token.clone(),
+                engine.clone(),
+                hub.clone(),
+                limits,
+                shutdown_rx.clone(),
+            )
+            .await?;
+            handle.console_addr = Some(bound);
+            tasks.push(task);
+        }
+
         {
             let server = server.clone();
             let engine = engine.clone();
@@ -339,6 +390,7 @@ impl EmulatorBuilder {
             tcp = ?handle.tcp_addr,
             tls = ?handle.tls_addr,
             ws = ?handle.ws_addr,
+            console = ?handle.console_addr,
             durable = self.data_dir.is_some(),
             "emulator started"
         );
@@ -352,6 +404,7 @@ fn local(bound: &Result<SocketAddr, TransportError>, requested: SocketAddr) -> S
 
 /// A running emulator.
 pub struct EmulatorHandle {
+    console_addr: Option<SocketAddr>,
     tcp_addr: Option<SocketAddr>,
     tls_addr: Option<SocketAddr>,
     ws_addr: Option<SocketAddr>,
@@ -369,6 +422,7 @@ impl std::fmt::Debug for EmulatorHandle {
             .field("tcp_addr", &self.tcp_addr)
             .field("tls_addr", &self.tls_addr)
             .field("ws_addr", &self.ws_addr)
+            .field("console_addr", &self.console_addr)
             .finish_non_exhaustive()
     }
 }
@@ -401,6 +455,23 @@ impl EmulatorHandle {
     /// Address of the WebSocket listener.
     pub fn ws_addr(&self) -> Option<SocketAddr> {
         self.ws_addr
+    }
+
+    /// Address of the web console's listener.
+    pub fn console_addr(&self) -> Option<SocketAddr> {
+        self.console_addr
+    }
+
+    /// `http://host:port/` of the web console, to open in a browser.
+    pub fn console_url(&self) -> Option<String> {
+        self.console_addr.map(|a| {
+            let host = dial_host(a);
+            if host.contains(':') {
+                format!("http://[{host}]:{}/", a.port())
+            } else {
+                format!("http://{host}:{}/", a.port())
+            }
+        })
     }
 
     /// The TLS listener's certificate (PEM), for clients to trust.

@@ -25,6 +25,7 @@
 
 pub mod clock;
 pub mod config;
+mod console;
 mod delivery;
 mod emulator;
 pub mod engine;
@@ -35,6 +36,7 @@ mod server;
 mod state;
 mod store;
 
+pub use console::ConsoleError;
 pub use delivery::DeliveryLimits;
 pub use emulator::{Emulator, EmulatorBuilder, EmulatorError, EmulatorHandle};
 pub use engine::{Engine, Identity};

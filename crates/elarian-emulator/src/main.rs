@@ -1,7 +1,8 @@
 //! `elarian-emulator`: runs a local, wire-compatible Elarian server.
 //!
 //! Without listener flags it listens on 127.0.0.1: TCP 5555, TLS 5556 (self-signed) and
-//! WebSocket 5557. See `docs/emulator.md`.
+//! WebSocket 5557, and serves the web console on http://127.0.0.1:5558/. See
+//! `docs/emulator.md`.
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -36,6 +37,20 @@ struct Args {
     /// JSON configuration of orgs, apps, keys, purses and channel numbers.
     #[arg(long, value_name = "FILE", env = "ELARIAN_EMULATOR_CONFIG")]
     config: Option<PathBuf>,
+    /// Serve the web console on ADDR (default: the config's `console.addr`, 127.0.0.1:5558).
+    #[arg(long, value_name = "ADDR", conflicts_with = "no_console")]
+    console: Option<SocketAddr>,
+    /// Do not serve the web console.
+    #[arg(long)]
+    no_console: bool,
+    /// Access token the console asks for; required for a non-loopback --console address.
+    #[arg(
+        long,
+        value_name = "TOKEN",
+        env = "ELARIAN_CONSOLE_TOKEN",
+        hide_env_values = true
+    )]
+    console_token: Option<String>,
     /// Print the default configuration as JSON and exit.
     #[arg(long)]
     print_default_config: bool,
@@ -152,7 +167,22 @@ async fn run() -> anyhow::Result<()> {
         None => EmulatorConfig::default(),
     };
     args.payments.apply(&mut config)?;
+    let console_addr = match (args.no_console, args.console) {
+        (true, _) => None,
+        (false, Some(addr)) => Some(addr),
+        (false, None) => config.console.addr,
+    };
+    let console_token = args
+        .console_token
+        .clone()
+        .or_else(|| config.console.access_token.clone());
     let mut builder = Emulator::builder().config(config);
+    if let Some(addr) = console_addr {
+        builder = builder.console(addr);
+        if let Some(token) = console_token {
+            builder = builder.console_access_token(token);
+        }
+    }
     if let Some(addr) = args.tcp {
         builder = builder.tcp(addr);
     }
@@ -188,6 +218,9 @@ async fn run() -> anyhow::Result<()> {
     }
     if let Some(endpoint) = emulator.ws_endpoint() {
         println!("ws:   {endpoint}");
+    }
+    if let Some(url) = emulator.console_url() {
+        println!("console: {url}");
     }
     if let Some(pem) = emulator.tls_certificate_pem() {
         let path = match (&args.cert, &args.data_dir) {

@@ -210,7 +210,7 @@ fn mark_undelivered(reply: &mut AppToServerCommandReply, why: &str) {
     }
 }
 
-async fn simulator_command(
+pub(crate) async fn simulator_command(
     engine: &Engine,
     hub: &Hub,
     who: &Identity,
@@ -349,10 +349,13 @@ pub(crate) fn handle_incoming(
     });
     let conn = incoming.accept(responder);
     let id = hub.register(&who, conn.clone());
+    engine.feed().connection_up(id, &who, engine.now());
     let hub = hub.clone();
+    let engine = engine.clone();
     tokio::spawn(async move {
         let reason = conn.closed().await;
         tracing::info!(org = %who.org_id, app = %who.app_id, %reason, "connection closed");
         hub.unregister(id);
+        engine.feed().connection_down(id);
     });
 }

@@ -121,6 +121,11 @@ impl Customers {
         self.by_id.len()
     }
 
+    /// Number of slots (live and free), for scanning in chunks.
+    pub(crate) fn slot_count(&self) -> usize {
+        self.slots.len()
+    }
+
     /// Stores a record under its id (replacing one with the same id) and returns its slot.
     fn insert(&mut self, rec: CustomerRecord) -> u32 {
         if let Some(slot) = self.slot_of(&rec.id) {
@@ -432,6 +437,9 @@ pub(crate) struct State {
     /// Whether changed customers are recorded in `dirty`: only with a data dir, since in
     /// memory nothing reads them and every command would pay for an id copy.
     pub persist: bool,
+    /// Whether the console watches the current command: changed customers are then recorded
+    /// in `dirty` as well (and reported before the flush clears them).
+    pub observe: bool,
     pub dirty: Dirty,
 }
 
@@ -445,13 +453,14 @@ impl State {
             next_seq: 1,
             next_pending: 1,
             persist: false,
+            observe: false,
             dirty: Dirty::default(),
         }
     }
 
     /// Records that a customer changed, for the data dir (a no-op in memory).
     pub(crate) fn mark_customer(&mut self, org: OrgIdx, id: &str) {
-        if self.persist {
+        if self.persist || self.observe {
             self.dirty.customers.push((org, id.to_owned()));
         }
     }

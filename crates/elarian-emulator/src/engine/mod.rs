@@ -203,6 +203,8 @@ pub struct Engine {
     timers_changed: Notify,
     /// Pending notifications read from the data dir at open, for delivery to pick up.
     recovered: Mutex<Vec<Effect>>,
+    /// What the console watches (nearly free while no console is open).
+    feed: crate::console::feed::Feed,
 }
 
 impl std::fmt::Debug for Engine {
@@ -233,6 +235,7 @@ impl Engine {
             store: None,
             timers_changed: Notify::new(),
             recovered: Mutex::new(Vec::new()),
+            feed: Default::default(),
         }
     }
 
@@ -338,6 +341,7 @@ impl Engine {
             store: Some(store),
             timers_changed: Notify::new(),
             recovered: Mutex::new(recovered),
+            feed: Default::default(),
         })
     }
 
@@ -433,6 +437,8 @@ impl Engine {
             };
         };
         let earliest_before = st.earliest_due();
+        let observed = self.feed.active();
+        st.observe = observed;
         let mut tx = Tx {
             st: &mut st,
             cfg: &self.config,
@@ -443,10 +449,14 @@ impl Engine {
         };
         let reply = f(&mut tx);
         let mut effects = std::mem::take(&mut tx.effects);
+        let changes = observed.then(|| observed_changes(&st, org, "command", &effects));
         self.track_pending(&mut st, &mut effects);
         let durable = self.flush(&mut st);
         let earliest_after = st.earliest_due();
         drop(st);
+        if let Some(changes) = changes {
+            self.feed.applied(changes);
+        }
         if earliest_after.is_some() && earliest_after != earliest_before {
             self.timers_changed.notify_one();
         }
@@ -770,6 +780,8 @@ impl Engine {
     pub fn fire_due(&self, limit: usize) -> Outcome<usize> {
         let now = self.now();
         let mut st = self.lock();
+        let observed = self.feed.active();
+        st.observe = observed;
         let mut effects = Vec::new();
         let mut processed = 0;
         while processed < limit {
@@ -827,13 +839,34 @@ impl Engine {
             tx.settle_due(&due.txn);
             effects.append(&mut tx.effects);
         }
+        let changes = (observed && processed > 0).then(|| {
+            let orgs = st.orgs.len();
+            (0..orgs)
+                .map(|org| observed_changes(&st, org, "timer", &effects))
+                .collect::<Vec<_>>()
+        });
         self.track_pending(&mut st, &mut effects);
         let durable = self.flush(&mut st);
+        drop(st);
+        for changes in changes.into_iter().flatten() {
+            self.feed.applied(changes);
+        }
         Outcome {
             reply: processed,
             effects,
             durable,
         }
+    }
+
+    /// The console's observation feed.
+    pub(crate) fn feed(&self) -> &crate::console::feed::Feed {
+        &self.feed
+    }
+
+    /// Reads the state under the lock, for the console's snapshots (keep `f` short: commands
+    /// wait meanwhile).
+    pub(crate) fn read<R>(&self, f: impl FnOnce(&State) -> R) -> R {
+        f(&self.lock())
     }
 
     /// Number of customers of an org (for diagnostics and tests).
@@ -872,7 +905,7 @@ impl Tx<'_> {
     pub(crate) fn customer_mut(&mut self, id: &str) -> Option<&mut CustomerRecord> {
         let org = self.org;
         // In memory nothing is marked, so the common path looks the id up once.
-        if self.st.persist && self.st.orgs[org].customers.contains_key(id) {
+        if (self.st.persist || self.st.observe) && self.st.orgs[org].customers.contains_key(id) {
             self.st.mark_customer(org, id);
         }
         self.st.orgs[org].customers.get_mut(id)
@@ -1027,6 +1060,38 @@ impl From<elarian_proto::adopt_customer_state_command::OtherCustomer> for Select
             C::OtherSecondaryId(m) => Selector::Secondary(m),
         }
     }
+}
+
+/// What the current command (or timer batch) changed in `org`, for the console's feed: read
+/// from the records it marked changed and the notifications it caused.
+fn observed_changes(
+    st: &State,
+    org: OrgIdx,
+    source: &'static str,
+    effects: &[Effect],
+) -> crate::console::feed::Changes {
+    let org_id = st.orgs.get(org).map(|o| o.config.id.clone());
+    let mut changes = crate::console::feed::Changes {
+        org: org_id.clone().unwrap_or_default(),
+        source,
+        ..Default::default()
+    };
+    for (o, id) in &st.dirty.customers {
+        if *o == org {
+            changes.customer(id);
+        }
+    }
+    changes.payments = st
+        .dirty
+        .purses
+        .iter()
+        .chain(&st.dirty.transactions)
+        .any(|(o, _)| *o == org);
+    changes.effects(effects.iter().filter(|e| match e {
+        Effect::App(n) => Some(&n.org_id) == org_id.as_ref(),
+        Effect::Simulator(n) => Some(&n.org_id) == org_id.as_ref(),
+    }));
+    changes
 }
 
 /// Rebuilds the effect of a pending record read back from the data dir.
