@@ -39,6 +39,57 @@ struct Args {
     /// Print the default configuration as JSON and exit.
     #[arg(long)]
     print_default_config: bool,
+    /// Most connections at once (overrides `limits.max_connections` of the config).
+    #[arg(long, value_name = "N")]
+    max_connections: Option<usize>,
+    /// Largest first frame (SETUP or RESUME) of a connection, in bytes.
+    #[arg(long, value_name = "BYTES")]
+    max_setup_frame_bytes: Option<usize>,
+    /// Most bytes being reassembled from fragments on one connection.
+    #[arg(long, value_name = "BYTES")]
+    max_connection_reassembly_bytes: Option<usize>,
+    /// Most bytes being reassembled from fragments across all connections.
+    #[arg(long, value_name = "BYTES")]
+    max_total_reassembly_bytes: Option<usize>,
+    /// Most detached sessions kept for resumption.
+    #[arg(long, value_name = "N")]
+    max_detached_sessions: Option<usize>,
+    /// Most bytes of resume buffers held by detached sessions.
+    #[arg(long, value_name = "BYTES")]
+    max_detached_bytes: Option<usize>,
+    /// Longest keepalive lifetime a client may ask for, in seconds.
+    #[arg(long, value_name = "SECS")]
+    max_keepalive_lifetime_secs: Option<u64>,
+    /// Failed RESUMEs allowed per peer address per window.
+    #[arg(long, value_name = "N")]
+    max_resume_failures: Option<u32>,
+    /// The window of --max-resume-failures, in seconds.
+    #[arg(long, value_name = "SECS")]
+    resume_failure_window_secs: Option<u64>,
+}
+
+impl Args {
+    /// Applies the limit flags over the config file's `limits`.
+    fn apply_limits(&self, limits: &mut elarian_emulator::config::LimitsConfig) {
+        macro_rules! set {
+            ($($field:ident),*) => {$(
+                if let Some(v) = self.$field {
+                    limits.$field = v;
+                }
+            )*};
+        }
+        set!(
+            max_connections,
+            max_setup_frame_bytes,
+            max_connection_reassembly_bytes,
+            max_total_reassembly_bytes,
+            max_detached_sessions,
+            max_detached_bytes,
+            max_keepalive_lifetime_secs,
+            max_resume_failures,
+            resume_failure_window_secs
+        );
+    }
 }
 
 const DEFAULT_TCP: &str = "127.0.0.1:5555";
@@ -113,10 +164,11 @@ async fn run() -> anyhow::Result<()> {
         args.tls = Some(DEFAULT_TLS.parse()?);
         args.ws = Some(DEFAULT_WS.parse()?);
     }
-    let config = match &args.config {
+    let mut config = match &args.config {
         Some(path) => EmulatorConfig::load(path)?,
         None => EmulatorConfig::default(),
     };
+    args.apply_limits(&mut config.limits);
     let mut builder = Emulator::builder().config(config);
     if let Some(addr) = args.tcp {
         builder = builder.tcp(addr);
