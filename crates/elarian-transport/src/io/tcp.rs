@@ -437,6 +437,55 @@ mod socket {
 mod tests {
     use super::*;
 
+    #[test]
+    fn the_buffer_grows_with_bytes_arrived_not_with_the_announced_length() {
+        // A peer announces a 16 MiB frame and sends 100 bytes of it.
+        let mut buf = BytesMut::from(&[0xff, 0xff, 0xff][..]);
+        buf.extend_from_slice(&[0u8; 100]);
+        assert!(
+            split_length_prefixed(&mut buf, MAX_FRAME_LEN)
+                .unwrap()
+                .is_none()
+        );
+        assert!(
+            buf.capacity() <= 2 * GROWTH_STEP,
+            "reserved {}",
+            buf.capacity()
+        );
+        // As bytes arrive, the room grows by doubling, up to the whole frame.
+        let mut arrived = buf.len();
+        while arrived < 1 << 20 {
+            let room = buf.capacity() - buf.len();
+            buf.extend_from_slice(&vec![0u8; room]);
+            arrived = buf.len();
+            assert!(
+                split_length_prefixed(&mut buf, MAX_FRAME_LEN)
+                    .unwrap()
+                    .is_none()
+            );
+            assert!(buf.capacity() <= 2 * arrived + GROWTH_STEP);
+        }
+    }
+
+    #[tokio::test]
+    async fn a_frame_limit_is_enforced_before_the_frame_is_buffered() {
+        let (a, mut b) = tokio::io::duplex(1024);
+        let (mut rx, _) = LengthPrefixed::new(a, FramingConfig::default()).split();
+        rx.set_frame_limit(Some(1000));
+        tokio::io::AsyncWriteExt::write_all(&mut b, &[0x01, 0x00, 0x00, 1, 2, 3])
+            .await
+            .unwrap();
+        assert!(matches!(
+            rx.read_frame().await,
+            Err(TransportError::FrameTooLarge {
+                len: 65536,
+                limit: 1000
+            })
+        ));
+        rx.set_frame_limit(None);
+        assert_eq!(rx.max_frame_len, MAX_FRAME_LEN);
+    }
+
     fn prefixed(frames: &[&[u8]]) -> Vec<u8> {
         let mut out = Vec::new();
         for f in frames {
