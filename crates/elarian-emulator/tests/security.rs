@@ -35,8 +35,10 @@ async fn setup_with(endpoint: &Endpoint, org_id: &str, app_id: &str) -> ConnectE
     let transport = connect(endpoint, &TlsClientOptions::new(), Duration::from_secs(10))
         .await
         .unwrap();
-    let mut config = ClientConfig::default();
-    config.setup_payload = Payload::new(Bytes::from(meta.encode_to_vec()));
+    let config = ClientConfig {
+        setup_payload: Payload::new(Bytes::from(meta.encode_to_vec())),
+        ..ClientConfig::default()
+    };
     match ClientSession::connect(transport, config, Arc::new(RejectAll)).await {
         Ok(_) => panic!("an unknown org is refused"),
         Err(e) => e,
