@@ -260,15 +260,17 @@ pub enum OperationError {
 #[derive(Debug)]
 enum StreamState {
     /// We sent REQUEST_RESPONSE.
-    AwaitResponse(Option<Reassembly>),
+    // Reassemblies are boxed: only fragmented payloads need one, and the state of every
+    // stream stays small.
+    AwaitResponse(Option<Box<Reassembly>>),
     /// We sent REQUEST_STREAM.
     AwaitStream {
-        re: Option<Reassembly>,
+        re: Option<Box<Reassembly>>,
         /// Items the responder may still send.
         credit: u64,
     },
     /// The peer's request is still arriving in fragments.
-    InboundFragments(InboundKind, Reassembly),
+    InboundFragments(InboundKind, Box<Reassembly>),
     /// We owe a response.
     Responding,
     /// We owe stream items, within `credit`.
@@ -962,7 +964,7 @@ impl Session {
         }
         self.inbound_count += 1;
         if r.follows {
-            let mut re = Reassembly::default();
+            let mut re = Box::<Reassembly>::default();
             if let Err(e) = re.push(
                 r.metadata,
                 r.data,
@@ -1071,7 +1073,7 @@ impl Session {
             }
             StreamState::AwaitResponse(re) | StreamState::AwaitStream { re, .. } => {
                 let payload = if p.follows || re.is_some() {
-                    let r = re.get_or_insert_with(Reassembly::default);
+                    let r = re.get_or_insert_with(Box::default);
                     if let Err(e) = r.push(p.metadata, p.data, limit, budgets) {
                         self.streams.remove(&stream_id);
                         // We are the requester: stop the responder and fail locally.
@@ -1091,7 +1093,7 @@ impl Session {
                     if p.follows {
                         return;
                     }
-                    re.take().map(Reassembly::finish)
+                    re.take().map(|r| r.finish())
                 } else if p.next {
                     Some(Payload {
                         data: p.data,
