@@ -124,6 +124,14 @@ fn workspace_root() -> PathBuf {
 }
 
 /// `cargo xtask codegen [--check]`.
+/// Messages with a field holding a credential (API key, auth token, reply token): their
+/// `Debug` is written by hand so that the secret is never printed.
+const SECRET_MESSAGES: [&str; 3] = [
+    "AppConnectionMetadata",
+    "GenerateAuthTokenReply",
+    "MessageReplyToken",
+];
+
 fn codegen(check: bool) -> Result<()> {
     let root = workspace_root();
     let scratch = ScratchDir::new("codegen")?;
@@ -163,6 +171,13 @@ fn generate(root: &Path, out_dir: &Path) -> Result<String> {
 
     let mut config = prost_build::Config::new();
     config.out_dir(out_dir);
+    // Messages that carry credentials get a hand-written, redacting `Debug` in
+    // crates/elarian-proto/src/redact.rs instead of the derived one.
+    config.skip_debug(
+        SECRET_MESSAGES
+            .iter()
+            .map(|message| format!(".{PROTO_PACKAGE}.{message}")),
+    );
     config
         .compile_fds(descriptors)
         .map_err(|e| Error::new(format!("prost-build: {e}")))?;

@@ -58,7 +58,6 @@ impl Target {
 
 pub(crate) struct RsocketConnector {
     target: Target,
-    app_id: String,
     resumption: bool,
     keepalive_interval: Duration,
     max_lifetime: Duration,
@@ -76,7 +75,6 @@ impl RsocketConnector {
                 tls: config.tls.clone(),
                 connect_timeout: config.connect_timeout,
             },
-            app_id: config.app_id.clone(),
             resumption: config.resumption,
             keepalive_interval: config.keepalive_interval,
             max_lifetime: config.max_lifetime,
@@ -98,7 +96,11 @@ impl RsocketConnector {
         config.metadata_mime_type = METADATA_MIME_TYPE.into();
         config.setup_payload =
             Payload::new(self.setup_data.clone()).with_metadata(agent_metadata());
-        config.resume_token = self.resumption.then(|| resume_token(&self.app_id));
+        config.resume_token = if self.resumption {
+            resume_token()
+        } else {
+            None
+        };
         // The supervisor stops resuming after the same window (see `Supervisor::resume`).
         config.resume_window = self.max_lifetime;
         config.connect_timeout = self.target.connect_timeout;

@@ -1,8 +1,5 @@
 //! The SETUP frame contents, exactly as the published clients send them.
 
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::time::{SystemTime, UNIX_EPOCH};
-
 use bytes::Bytes;
 use elarian_proto::AppConnectionMetadata;
 use prost::Message;
@@ -50,24 +47,30 @@ pub(crate) fn setup_data(config: &ClientConfig) -> Bytes {
     Bytes::from(connection_metadata(config).encode_to_vec())
 }
 
-/// A fresh resume token `<appId>-<epoch millis>`, like the JavaScript client's. Tokens made by
-/// one process are strictly increasing, so two sessions opened within the same millisecond still
-/// get distinct tokens.
-pub(crate) fn resume_token(app_id: &str) -> Bytes {
-    static LAST: AtomicU64 = AtomicU64::new(0);
-    let now = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
-        .unwrap_or(0);
-    let mut prev = LAST.load(Ordering::Relaxed);
-    let millis = loop {
-        let next = now.max(prev.saturating_add(1));
-        match LAST.compare_exchange_weak(prev, next, Ordering::Relaxed, Ordering::Relaxed) {
-            Ok(_) => break next,
-            Err(actual) => prev = actual,
-        }
-    };
-    Bytes::from(format!("{app_id}-{millis}"))
+/// Bytes of randomness in a resume token (256 bits; the floor for an unguessable token is 128).
+const RESUME_TOKEN_BYTES: usize = 32;
+
+/// A fresh resume token: 256 bits from the operating system's CSPRNG, hex-encoded so that it
+/// is plain ASCII for every RSocket implementation (some treat tokens as strings).
+///
+/// The token is the only thing that authorizes a RESUME, so it is never derived from the app
+/// id or the time (the JavaScript client's `<appId>-<epoch millis>` can be guessed within a
+/// second's window). `None` when the operating system has no randomness to give, in which case
+/// the session is opened without resumption rather than with a guessable token.
+pub(crate) fn resume_token() -> Option<Bytes> {
+    use ring::rand::SecureRandom;
+    let mut raw = [0u8; RESUME_TOKEN_BYTES];
+    if ring::rand::SystemRandom::new().fill(&mut raw).is_err() {
+        tracing::warn!("no system randomness for a resume token; connecting without resumption");
+        return None;
+    }
+    const HEX: &[u8; 16] = b"0123456789abcdef";
+    let mut hex = Vec::with_capacity(RESUME_TOKEN_BYTES * 2);
+    for b in raw {
+        hex.push(HEX[usize::from(b >> 4)]);
+        hex.push(HEX[usize::from(b & 0x0f)]);
+    }
+    Some(Bytes::from(hex))
 }
 
 #[cfg(test)]
@@ -75,11 +78,17 @@ mod tests {
     use super::*;
 
     #[test]
-    fn resume_tokens_are_distinct() {
-        let a = resume_token("el_app_1");
-        let b = resume_token("el_app_1");
+    fn resume_tokens_are_random_hex_of_256_bits() {
+        let a = resume_token().unwrap();
+        let b = resume_token().unwrap();
         assert_ne!(a, b);
-        assert!(a.starts_with(b"el_app_1-"));
+        assert_eq!(a.len(), 64);
+        assert!(a.iter().all(|c| c.is_ascii_hexdigit()));
+        // Nothing of the app id or the clock in it.
+        assert!(!a.starts_with(b"el_app"));
+        // 256 random bits: both halves differ between two tokens (a counter would not).
+        assert_ne!(a[..32], b[..32]);
+        assert_ne!(a[32..], b[32..]);
     }
 
     #[test]

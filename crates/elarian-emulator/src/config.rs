@@ -91,6 +91,10 @@ pub struct EmulatorConfig {
     /// The web console of the `elarian-emulator` binary.
     #[serde(default)]
     pub console: ConsoleConfig,
+    /// Process-wide bounds of the server (connections, buffers, resumption); see
+    /// `docs/security.md`.
+    #[serde(default)]
+    pub limits: LimitsConfig,
 }
 
 /// The web console (a live view of the state and a customer's phone in the browser), as the
@@ -127,6 +131,56 @@ impl std::fmt::Debug for ConsoleConfig {
                 &self.access_token.as_ref().map(|_| "<redacted>"),
             )
             .finish()
+    }
+}
+
+/// Process-wide bounds of the emulator's server: what one peer, or all of them together, can
+/// make it hold. Every field has a default, so a config file names only those it changes.
+///
+/// ```
+/// use elarian_emulator::config::LimitsConfig;
+///
+/// let limits: LimitsConfig = serde_json::from_str(r#"{"max_connections": 64}"#).unwrap();
+/// assert_eq!(limits.max_connections, 64);
+/// assert_eq!(limits.max_setup_frame_bytes, 16 * 1024);
+/// ```
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields, default)]
+pub struct LimitsConfig {
+    /// Most connections at once (in handshake, attached or detached); more are closed with a
+    /// connection ERROR and a logged reason.
+    pub max_connections: usize,
+    /// Largest first frame (SETUP or RESUME) of a connection, in bytes.
+    pub max_setup_frame_bytes: usize,
+    /// Most bytes being reassembled from fragments on one connection, across its streams.
+    pub max_connection_reassembly_bytes: usize,
+    /// Most bytes being reassembled from fragments across all connections.
+    pub max_total_reassembly_bytes: usize,
+    /// Most detached sessions kept for resumption (the oldest is evicted first).
+    pub max_detached_sessions: usize,
+    /// Most bytes of resume buffers held by detached sessions (the oldest is evicted first).
+    pub max_detached_bytes: usize,
+    /// Longest keepalive lifetime a client may ask for, in seconds.
+    pub max_keepalive_lifetime_secs: u64,
+    /// Failed RESUMEs allowed per peer address per window.
+    pub max_resume_failures: u32,
+    /// The window of `max_resume_failures`, in seconds.
+    pub resume_failure_window_secs: u64,
+}
+
+impl Default for LimitsConfig {
+    fn default() -> Self {
+        LimitsConfig {
+            max_connections: 1024,
+            max_setup_frame_bytes: 16 * 1024,
+            max_connection_reassembly_bytes: 32 * 1024 * 1024,
+            max_total_reassembly_bytes: 256 * 1024 * 1024,
+            max_detached_sessions: 256,
+            max_detached_bytes: 256 * 1024 * 1024,
+            max_keepalive_lifetime_secs: 300,
+            max_resume_failures: 10,
+            resume_failure_window_secs: 60,
+        }
     }
 }
 
@@ -248,6 +302,7 @@ impl Default for EmulatorConfig {
             history_limit: default_history(),
             payments: PaymentsConfig::default(),
             console: ConsoleConfig::default(),
+            limits: LimitsConfig::default(),
         }
     }
 }

@@ -244,6 +244,16 @@ impl EmulatorBuilder {
             let mut c = ServerConfig::default();
             c.resume_window = self.resume_window;
             c.max_reassembly = self.max_command_bytes;
+            let l = &self.config.limits;
+            c.max_connections = l.max_connections;
+            c.max_setup_frame_len = l.max_setup_frame_bytes;
+            c.max_connection_reassembly = l.max_connection_reassembly_bytes;
+            c.max_total_reassembly = l.max_total_reassembly_bytes;
+            c.max_detached_sessions = l.max_detached_sessions;
+            c.max_detached_bytes = l.max_detached_bytes;
+            c.max_lifetime = Duration::from_secs(l.max_keepalive_lifetime_secs);
+            c.max_resume_failures = l.max_resume_failures;
+            c.resume_failure_window = Duration::from_secs(l.resume_failure_window_secs);
             c
         };
         let server = Server::new(server_config);
@@ -277,7 +287,7 @@ impl EmulatorBuilder {
                             accepted = listener.accept() => match accepted {
                                 Ok((transport, peer)) => {
                                     tracing::debug!(%peer, listener = $what, "transport accepted");
-                                    server.serve_transport(transport);
+                                    server.serve_transport_from(transport, peer);
                                 }
                                 Err(e) => {
                                     tracing::warn!(error = %e, listener = $what, "accept failed");

@@ -43,8 +43,38 @@ pub struct RandomError;
 
 /// A new auth token (`el_tkn_…`, 48 base-62 characters: about 285 bits), from the system CSPRNG.
 pub fn auth_token() -> Result<String, RandomError> {
-    secure_random("el_tkn_", 48)
+    secure_random(AUTH_TOKEN_PREFIX, 48)
 }
+
+/// What every auth token starts with.
+pub(crate) const AUTH_TOKEN_PREFIX: &str = "el_tkn_";
+
+/// The key an auth token is stored and looked up under: the hex SHA-256 of the token, so the
+/// data dir never holds a token that could be replayed.
+pub(crate) fn token_key(token: &str) -> String {
+    let digest = ring::digest::digest(&ring::digest::SHA256, token.as_bytes());
+    let mut out = String::with_capacity(64);
+    for b in digest.as_ref() {
+        out.push(char::from(HEX[usize::from(b >> 4)]));
+        out.push(char::from(HEX[usize::from(b & 0x0f)]));
+    }
+    out
+}
+
+/// Whether two secrets are equal, in a time that depends on neither: their SHA-256 digests
+/// (of fixed length) are compared without an early exit.
+pub(crate) fn secrets_equal(a: &str, b: &str) -> bool {
+    let da = ring::digest::digest(&ring::digest::SHA256, a.as_bytes());
+    let db = ring::digest::digest(&ring::digest::SHA256, b.as_bytes());
+    let diff = da
+        .as_ref()
+        .iter()
+        .zip(db.as_ref())
+        .fold(0u8, |acc, (x, y)| acc | (x ^ y));
+    std::hint::black_box(diff) == 0
+}
+
+const HEX: &[u8; 16] = b"0123456789abcdef";
 
 fn secure_random(prefix: &str, len: usize) -> Result<String, RandomError> {
     use ring::rand::{SecureRandom, SystemRandom};
@@ -73,6 +103,28 @@ mod tests {
         let b = super::customer_id();
         assert!(a.starts_with("el_cst_") && a.len() == 27);
         assert_ne!(a, b);
+    }
+
+    #[test]
+    fn token_keys_are_sha256_hex_and_not_the_token() {
+        let token = super::auth_token().unwrap();
+        let key = super::token_key(&token);
+        assert_eq!(key.len(), 64);
+        assert!(key.bytes().all(|c| c.is_ascii_hexdigit()));
+        assert!(!key.contains(&token[7..]));
+        assert_eq!(key, super::token_key(&token));
+        // SHA-256("abc"), from FIPS 180-2.
+        assert_eq!(
+            super::token_key("abc"),
+            "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad"
+        );
+    }
+
+    #[test]
+    fn secrets_compare_by_value() {
+        assert!(super::secrets_equal("el_k_test_1", "el_k_test_1"));
+        assert!(!super::secrets_equal("el_k_test_1", "el_k_test_2"));
+        assert!(!super::secrets_equal("el_k_test_1", "el_k_test_10"));
     }
 
     #[test]

@@ -56,6 +56,33 @@ struct Args {
     print_default_config: bool,
     #[command(flatten)]
     payments: PaymentArgs,
+    /// Most connections at once (overrides `limits.max_connections` of the config).
+    #[arg(long, value_name = "N")]
+    max_connections: Option<usize>,
+    /// Largest first frame (SETUP or RESUME) of a connection, in bytes.
+    #[arg(long, value_name = "BYTES")]
+    max_setup_frame_bytes: Option<usize>,
+    /// Most bytes being reassembled from fragments on one connection.
+    #[arg(long, value_name = "BYTES")]
+    max_connection_reassembly_bytes: Option<usize>,
+    /// Most bytes being reassembled from fragments across all connections.
+    #[arg(long, value_name = "BYTES")]
+    max_total_reassembly_bytes: Option<usize>,
+    /// Most detached sessions kept for resumption.
+    #[arg(long, value_name = "N")]
+    max_detached_sessions: Option<usize>,
+    /// Most bytes of resume buffers held by detached sessions.
+    #[arg(long, value_name = "BYTES")]
+    max_detached_bytes: Option<usize>,
+    /// Longest keepalive lifetime a client may ask for, in seconds.
+    #[arg(long, value_name = "SECS")]
+    max_keepalive_lifetime_secs: Option<u64>,
+    /// Failed RESUMEs allowed per peer address per window.
+    #[arg(long, value_name = "N")]
+    max_resume_failures: Option<u32>,
+    /// The window of --max-resume-failures, in seconds.
+    #[arg(long, value_name = "SECS")]
+    resume_failure_window_secs: Option<u64>,
 }
 
 /// Settlement of payments that need no customer confirmation; overrides the config's
@@ -87,6 +114,30 @@ impl PaymentArgs {
         config.payments.fail.splice(0..0, rules);
         config.validate()?;
         Ok(())
+    }
+}
+
+impl Args {
+    /// Applies the limit flags over the config file's `limits`.
+    fn apply_limits(&self, limits: &mut elarian_emulator::config::LimitsConfig) {
+        macro_rules! set {
+            ($($field:ident),*) => {$(
+                if let Some(v) = self.$field {
+                    limits.$field = v;
+                }
+            )*};
+        }
+        set!(
+            max_connections,
+            max_setup_frame_bytes,
+            max_connection_reassembly_bytes,
+            max_total_reassembly_bytes,
+            max_detached_sessions,
+            max_detached_bytes,
+            max_keepalive_lifetime_secs,
+            max_resume_failures,
+            resume_failure_window_secs
+        );
     }
 }
 
@@ -176,6 +227,7 @@ async fn run() -> anyhow::Result<()> {
         .console_token
         .clone()
         .or_else(|| config.console.access_token.clone());
+    args.apply_limits(&mut config.limits);
     let mut builder = Emulator::builder().config(config);
     if let Some(addr) = console_addr {
         builder = builder.console(addr);

@@ -101,7 +101,7 @@ fn decode_app_command(who: &Identity, data: Bytes) -> Result<AppToServerCommand,
     let cmd = AppToServerCommand::decode(data).map_err(|e| {
         StreamError::application(format!("request is not an AppToServerCommand: {e}"))
     })?;
-    tracing::debug!(org = %who.org_id, app = %who.app_id, command = command_name(&cmd), "app command");
+    tracing::debug!(org = ?who.org_id, app = ?who.app_id, command = command_name(&cmd), "app command");
     Ok(cmd)
 }
 
@@ -248,7 +248,7 @@ pub(crate) async fn simulator_command(
         Ok(Ok(message)) => message,
         Ok(Err(_)) => None,
         Err(_) => {
-            tracing::debug!(app = %who.app_id, "no app reply to a received message in time");
+            tracing::debug!(app = ?who.app_id, "no app reply to a received message in time");
             None
         }
     };
@@ -327,14 +327,14 @@ pub(crate) fn handle_incoming(
     let who = match engine.authenticate(&meta) {
         Ok(who) => who,
         Err(e) => {
-            tracing::info!(org = %meta.org_id, app = %meta.app_id, reason = %e, "setup rejected");
+            tracing::info!(org = ?meta.org_id, app = ?meta.app_id, reason = ?e.to_string(), "setup rejected");
             incoming.reject(ErrorCode::RejectedSetup, e.to_string());
             return;
         }
     };
     tracing::info!(
-        org = %who.org_id,
-        app = %who.app_id,
+        org = ?who.org_id,
+        app = ?who.app_id,
         simulator = who.simulator,
         simplex = who.simplex,
         "connection accepted"
@@ -354,7 +354,7 @@ pub(crate) fn handle_incoming(
     let engine = engine.clone();
     tokio::spawn(async move {
         let reason = conn.closed().await;
-        tracing::info!(org = %who.org_id, app = %who.app_id, %reason, "connection closed");
+        tracing::info!(org = ?who.org_id, app = ?who.app_id, reason = ?reason.to_string(), "connection closed");
         hub.unregister(id);
         engine.feed().connection_down(id);
     });

@@ -123,6 +123,38 @@ struct Backlog {
     drained: Notify,
 }
 
+/// Creates `dir` (and its parents) if needed; a directory this creates is readable by its
+/// owner only (0700), as it holds customer data and auth token hashes.
+fn create_private_dir(dir: &Path) -> std::io::Result<()> {
+    let mut builder = std::fs::DirBuilder::new();
+    builder.recursive(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::DirBuilderExt;
+        builder.mode(0o700);
+    }
+    builder.create(dir)
+}
+
+/// Creates `path` readable and writable by its owner only (0600), or narrows an existing
+/// file to that, before the database opens it.
+fn create_private_file(path: &Path) -> std::io::Result<()> {
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create(true).truncate(false);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt;
+        options.mode(0o600);
+    }
+    drop(options.open(path)?);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600))?;
+    }
+    Ok(())
+}
+
 impl Store {
     /// Opens (or creates) `dir/emulator.redb` and reads every record.
     pub(crate) fn open(dir: &Path) -> Result<(Store, Loaded), StoreError> {
@@ -130,8 +162,9 @@ impl Store {
             path: dir.display().to_string(),
             message,
         };
-        std::fs::create_dir_all(dir).map_err(|e| open_err(e.to_string()))?;
+        create_private_dir(dir).map_err(|e| open_err(e.to_string()))?;
         let path: PathBuf = dir.join("emulator.redb");
+        create_private_file(&path).map_err(|e| open_err(e.to_string()))?;
         let db = Database::create(&path).map_err(|e| open_err(e.to_string()))?;
         // Create the tables so that the first read transaction finds them.
         let init = || -> Result<(), redb::Error> {

@@ -1374,6 +1374,7 @@ pub struct MessageReactionState {
 /// messages (WhatsApp, Messenger); passing it in OutboundMessage.reply_token lets the app answer
 /// freely until `expires_at`.
 #[derive(Clone, PartialEq, Eq, Hash, ::prost::Message)]
+#[prost(skip_debug)]
 pub struct MessageReplyToken {
     #[prost(string, tag = "1")]
     pub token: ::prost::alloc::string::String,
@@ -1761,6 +1762,7 @@ pub struct PaymentState {
 /// Credentials and mode of a connection: the data of the RSocket SETUP frame's payload. The server
 /// checks them once; afterwards commands carry no credentials.
 #[derive(Clone, PartialEq, Eq, Hash, ::prost::Message)]
+#[prost(skip_debug)]
 pub struct AppConnectionMetadata {
     /// The organisation, such as "el_org_eu_1SJ2jx".
     #[prost(string, tag = "1")]
@@ -1941,6 +1943,7 @@ pub mod app_to_server_command_reply {
 #[derive(Clone, Copy, PartialEq, Eq, Hash, ::prost::Message)]
 pub struct GenerateAuthTokenCommand {}
 #[derive(Clone, PartialEq, Eq, Hash, ::prost::Message)]
+#[prost(skip_debug)]
 pub struct GenerateAuthTokenReply {
     #[prost(string, tag = "1")]
     pub token: ::prost::alloc::string::String,

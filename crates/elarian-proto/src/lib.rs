@@ -64,6 +64,7 @@
 #![allow(clippy::large_enum_variant, clippy::doc_lazy_continuation)]
 
 mod generated;
+mod redact;
 pub use generated::*;
 pub use prost;
 pub use prost_types;

@@ -210,6 +210,7 @@ impl ClientSession {
             limits,
             established: Some(established_tx),
             on_exit: None,
+            hooks: None,
         });
         match tokio::time::timeout(config.connect_timeout, established_rx).await {
             Ok(Ok(Ok(()))) => Ok(ClientSession {

@@ -116,7 +116,21 @@ pub(crate) enum Attach {
         reader: BoxReader,
         writer: BoxWriter,
         frame: ResumeFrame,
+        /// Whether the session took the transport (the text says why not).
+        outcome: oneshot::Sender<Result<(), String>>,
     },
+    /// The server evicts this detached session to make room for another (ignored once the
+    /// session is attached again).
+    Evict,
+}
+
+/// What a server learns from a resumable session's driver, to account for detached sessions.
+pub(crate) trait SessionHooks: Send {
+    /// The session lost its transport and waits for a RESUME. Returns false when the session
+    /// must end instead (no room is left for detached sessions).
+    fn detached(&mut self, session: &mut Session) -> bool;
+    /// The session took a new transport.
+    fn resumed(&mut self);
 }
 
 /// What a connection does with the peer's requests once its limit of requests being handled
@@ -598,6 +612,7 @@ pub(crate) struct DriverParts {
     pub(crate) limits: HandleLimits,
     pub(crate) established: Option<oneshot::Sender<Result<(), CloseReason>>>,
     pub(crate) on_exit: Option<Box<dyn FnOnce() + Send>>,
+    pub(crate) hooks: Option<Box<dyn SessionHooks>>,
 }
 
 /// Spawns the driver; returns the handle and the channel that feeds new transports.
@@ -635,6 +650,7 @@ pub(crate) fn spawn(parts: DriverParts) -> (Connection, mpsc::Sender<Attach>) {
         established: parts.established,
         resume_reply: None,
         on_exit: parts.on_exit,
+        hooks: parts.hooks,
     };
     tokio::spawn(driver.run(parts.transport));
     let conn = Connection {
@@ -673,6 +689,7 @@ struct Driver {
     established: Option<oneshot::Sender<Result<(), CloseReason>>>,
     resume_reply: Option<oneshot::Sender<Result<(), ResumeError>>>,
     on_exit: Option<Box<dyn FnOnce() + Send>>,
+    hooks: Option<Box<dyn SessionHooks>>,
 }
 
 type ReadResult = (BoxReader, Result<Option<Bytes>, TransportError>);
@@ -1129,6 +1146,11 @@ impl Driver {
                 let _ = reply.send(Err(ResumeError::Timeout));
             }
             self.state_tx.send_replace(LinkState::Detached);
+            if let Some(hooks) = self.hooks.as_mut()
+                && !hooks.detached(&mut self.session)
+            {
+                self.session.close_local();
+            }
         }
     }
 
@@ -1341,13 +1363,22 @@ impl Driver {
                 reader,
                 mut writer,
                 frame,
+                outcome,
             } => match self.session.accept_resume(&frame, now()) {
                 Ok(()) => {
                     tracing::debug!("session resumed");
                     self.state_tx.send_replace(LinkState::Connected);
+                    if let Some(hooks) = self.hooks.as_mut() {
+                        hooks.resumed();
+                    }
+                    let _ = outcome.send(Ok(()));
+                    // A still-attached session's old transport is dropped by the caller.
                     Some((reader, writer))
                 }
                 Err(message) => {
+                    // The session is untouched (see `Session::accept_resume`); only the new
+                    // transport is refused.
+                    let _ = outcome.send(Err(message.clone()));
                     tokio::spawn(async move {
                         let _ =
                             send_error_and_close(&mut writer, ErrorCode::RejectedResume, &message)
@@ -1356,6 +1387,13 @@ impl Driver {
                     None
                 }
             },
+            Attach::Evict => {
+                if self.session.is_detached() {
+                    tracing::info!("detached session evicted to make room for another");
+                    self.session.close_local();
+                }
+                None
+            }
         }
     }
 

@@ -320,10 +320,20 @@ impl Engine {
                 "notifications not answered before the last stop will be delivered"
             );
         }
-        for (token, bytes) in loaded.tokens {
+        for (key, bytes) in loaded.tokens {
             match TokenRecord::decode(bytes.as_slice()) {
                 Ok(t) => {
-                    state.tokens.insert(token, t);
+                    // Data dirs written before tokens were hashed at rest hold the token
+                    // itself as the key: hash it, and rewrite the record at the next commit.
+                    let key = if key.starts_with(crate::ids::AUTH_TOKEN_PREFIX) {
+                        let hashed = crate::ids::token_key(&key);
+                        state.dirty.tokens.push(key);
+                        state.dirty.tokens.push(hashed.clone());
+                        hashed
+                    } else {
+                        key
+                    };
+                    state.tokens.insert(key, t);
                 }
                 Err(_) => skipped += 1,
             }
@@ -397,13 +407,20 @@ impl Engine {
         })?;
         match (&meta.api_key, &meta.auth_token) {
             (Some(key), _) if !key.is_empty() => {
-                if !app.api_keys.iter().any(|k| k == key) {
+                // Compared in constant time: how long a refusal takes says nothing of how
+                // much of a guessed key was right.
+                let matches = |k: &String| crate::ids::secrets_equal(k, key);
+                if !app.api_keys.iter().any(matches) {
                     return Err(AuthError::InvalidApiKey(app.id.clone()));
                 }
             }
             (_, Some(token)) if !token.is_empty() => {
                 let st = self.lock();
-                let rec = st.tokens.get(token).ok_or(AuthError::InvalidToken)?;
+                // Tokens are kept by their hash (see `ids::token_key`).
+                let rec = st
+                    .tokens
+                    .get(&crate::ids::token_key(token))
+                    .ok_or(AuthError::InvalidToken)?;
                 if rec.org_id != meta.org_id || rec.app_id != meta.app_id {
                     return Err(AuthError::InvalidToken);
                 }
@@ -996,15 +1013,17 @@ impl Tx<'_> {
             self.st.tokens.remove(&k);
             self.st.dirty.tokens.push(k);
         }
+        // Kept (in memory and in the data dir) by its hash only; the app gets the token.
+        let key = crate::ids::token_key(&token);
         self.st.tokens.insert(
-            token.clone(),
+            key.clone(),
             TokenRecord {
                 org_id: self.org_id(),
                 app_id: self.app.to_owned(),
                 expires_at: now.saturating_add(millis),
             },
         );
-        self.st.dirty.tokens.push(token.clone());
+        self.st.dirty.tokens.push(key);
         ReplyEntry::GenerateAuthToken(elarian_proto::GenerateAuthTokenReply {
             token,
             lifetime: Some(crate::clock::to_duration(millis)),

@@ -2090,3 +2090,54 @@ fn a_pending_payment_settles_on_the_customer_that_adopted_its_payee() {
     let wallets = h.state(&a).payment_state.unwrap().wallets;
     assert_eq!(wallets["loan"].actual.as_ref().unwrap().amount, 30.0);
 }
+
+#[tokio::test]
+async fn auth_tokens_are_kept_hashed_in_a_private_data_dir() {
+    let dir = temp_data_dir("elarian-emulator-secrets");
+    let clock = ManualClock::new(T0);
+    let app = Identity::app(TEST_ORG_ID, TEST_APP_ID);
+    let token = {
+        let engine = reopen(&clock, &dir);
+        let out = committed(
+            &engine,
+            &app,
+            E::GenerateAuthToken(p::GenerateAuthTokenCommand {}),
+        )
+        .await;
+        let Some(R::GenerateAuthToken(t)) = out.reply.entry else {
+            panic!("wrong reply")
+        };
+        t.token
+    };
+    let file = dir.join("emulator.redb");
+    let bytes = std::fs::read(&file).unwrap();
+    let contains = |needle: &[u8]| bytes.windows(needle.len()).any(|w| w == needle);
+    assert!(!contains(token.as_bytes()), "the token is stored in clear");
+    assert!(
+        contains(crate::ids::token_key(&token).as_bytes()),
+        "the token's hash is the key"
+    );
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = |p: &std::path::Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode(&file), 0o600);
+        assert_eq!(mode(&dir), 0o700);
+    }
+    // The token still authenticates, looked up by its hash.
+    let engine = reopen(&clock, &dir);
+    let meta = p::AppConnectionMetadata {
+        org_id: TEST_ORG_ID.into(),
+        app_id: TEST_APP_ID.into(),
+        auth_token: Some(token.clone()),
+        ..Default::default()
+    };
+    assert!(engine.authenticate(&meta).is_ok());
+    let wrong = p::AppConnectionMetadata {
+        auth_token: Some(format!("{token}x")),
+        ..meta
+    };
+    assert!(engine.authenticate(&wrong).is_err());
+    drop(engine);
+    let _ = std::fs::remove_dir_all(&dir);
+}

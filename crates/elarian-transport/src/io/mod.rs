@@ -87,6 +87,16 @@ pub trait FrameReader: Send + 'static {
     fn try_read_frame(&mut self) -> Option<Result<Option<Bytes>, TransportError>> {
         None
     }
+
+    /// Lowers the largest frame accepted to `limit` (`None`: back to the configured limit),
+    /// before the bytes of a larger frame are buffered. A server sets a small limit until the
+    /// SETUP has arrived, so that an unauthenticated peer cannot make it buffer a large frame.
+    ///
+    /// Optional: the default does nothing, and the server then checks the first frame's size
+    /// once it is read.
+    fn set_frame_limit(&mut self, limit: Option<usize>) {
+        let _ = limit;
+    }
 }
 
 /// The sending half of a transport.
@@ -127,6 +137,7 @@ type BoxFut<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
 trait DynFrameReader: Send + 'static {
     fn read_frame_boxed(&mut self) -> BoxFut<'_, Result<Option<Bytes>, TransportError>>;
     fn try_read_frame_dyn(&mut self) -> Option<Result<Option<Bytes>, TransportError>>;
+    fn set_frame_limit_dyn(&mut self, limit: Option<usize>);
 }
 
 impl<R: FrameReader> DynFrameReader for R {
@@ -135,6 +146,9 @@ impl<R: FrameReader> DynFrameReader for R {
     }
     fn try_read_frame_dyn(&mut self) -> Option<Result<Option<Bytes>, TransportError>> {
         self.try_read_frame()
+    }
+    fn set_frame_limit_dyn(&mut self, limit: Option<usize>) {
+        self.set_frame_limit(limit);
     }
 }
 
@@ -202,6 +216,9 @@ impl FrameReader for BoxReader {
     }
     fn try_read_frame(&mut self) -> Option<Result<Option<Bytes>, TransportError>> {
         self.0.try_read_frame_dyn()
+    }
+    fn set_frame_limit(&mut self, limit: Option<usize>) {
+        self.0.set_frame_limit_dyn(limit);
     }
 }
 

@@ -31,6 +31,9 @@ const MAX_IOVECS: usize = 64;
 /// Keeps a read from being issued with almost no room, which would cost one syscall per few bytes.
 const MIN_READ_SPACE: usize = 4 * 1024;
 
+/// The least a read buffer grows by for a frame still arriving (see [`split_length_prefixed`]).
+const GROWTH_STEP: usize = 64 * 1024;
+
 /// Tuning and limits for length-prefixed framing.
 ///
 /// ```
@@ -95,7 +98,9 @@ impl FramingConfig {
 /// Splits whole frames out of a buffer of received bytes.
 ///
 /// Returns `Ok(None)` when the buffer does not yet hold a whole frame; it then has room reserved for
-/// the rest of that frame, so that a large frame arrives into one allocation.
+/// more of that frame: as much again as has arrived (at least 64 KiB), never the whole
+/// announced length at once, so that a peer announcing a large frame and sending little holds
+/// little memory. A large frame still arrives in a few doublings.
 ///
 /// This is the sans-IO core of [`LengthPrefixedReader`], public so that it can be fuzzed and reused.
 ///
@@ -123,7 +128,8 @@ pub fn split_length_prefixed(
     }
     let total = PREFIX_LEN + len;
     if buf.len() < total {
-        buf.reserve(total - buf.len());
+        let missing = total - buf.len();
+        buf.reserve(missing.min(buf.len().max(GROWTH_STEP)));
         return Ok(None);
     }
     buf.advance(PREFIX_LEN);
@@ -135,7 +141,10 @@ pub fn split_length_prefixed(
 pub struct LengthPrefixedReader<R> {
     io: R,
     buf: BytesMut,
+    /// The limit in force: `configured_max`, or lower while [`FrameReader::set_frame_limit`]
+    /// says so.
     max_frame_len: usize,
+    configured_max: usize,
     read_capacity: usize,
 }
 
@@ -146,12 +155,17 @@ impl<R> LengthPrefixedReader<R> {
             io,
             buf: BytesMut::with_capacity(config.read_buffer_capacity),
             max_frame_len: config.max_frame_len,
+            configured_max: config.max_frame_len,
             read_capacity: config.read_buffer_capacity,
         }
     }
 }
 
 impl<R: AsyncRead + Unpin + Send + 'static> FrameReader for LengthPrefixedReader<R> {
+    fn set_frame_limit(&mut self, limit: Option<usize>) {
+        self.max_frame_len = limit.map_or(self.configured_max, |l| l.min(self.configured_max));
+    }
+
     fn try_read_frame(&mut self) -> Option<Result<Option<Bytes>, TransportError>> {
         split_length_prefixed(&mut self.buf, self.max_frame_len)
             .transpose()
@@ -422,6 +436,55 @@ mod socket {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_buffer_grows_with_bytes_arrived_not_with_the_announced_length() {
+        // A peer announces a 16 MiB frame and sends 100 bytes of it.
+        let mut buf = BytesMut::from(&[0xff, 0xff, 0xff][..]);
+        buf.extend_from_slice(&[0u8; 100]);
+        assert!(
+            split_length_prefixed(&mut buf, MAX_FRAME_LEN)
+                .unwrap()
+                .is_none()
+        );
+        assert!(
+            buf.capacity() <= 2 * GROWTH_STEP,
+            "reserved {}",
+            buf.capacity()
+        );
+        // As bytes arrive, the room grows by doubling, up to the whole frame.
+        let mut arrived = buf.len();
+        while arrived < 1 << 20 {
+            let room = buf.capacity() - buf.len();
+            buf.extend_from_slice(&vec![0u8; room]);
+            arrived = buf.len();
+            assert!(
+                split_length_prefixed(&mut buf, MAX_FRAME_LEN)
+                    .unwrap()
+                    .is_none()
+            );
+            assert!(buf.capacity() <= 2 * arrived + GROWTH_STEP);
+        }
+    }
+
+    #[tokio::test]
+    async fn a_frame_limit_is_enforced_before_the_frame_is_buffered() {
+        let (a, mut b) = tokio::io::duplex(1024);
+        let (mut rx, _) = LengthPrefixed::new(a, FramingConfig::default()).split();
+        rx.set_frame_limit(Some(1000));
+        tokio::io::AsyncWriteExt::write_all(&mut b, &[0x01, 0x00, 0x00, 1, 2, 3])
+            .await
+            .unwrap();
+        assert!(matches!(
+            rx.read_frame().await,
+            Err(TransportError::FrameTooLarge {
+                len: 65536,
+                limit: 1000
+            })
+        ));
+        rx.set_frame_limit(None);
+        assert_eq!(rx.max_frame_len, MAX_FRAME_LEN);
+    }
 
     fn prefixed(frames: &[&[u8]]) -> Vec<u8> {
         let mut out = Vec::new();

@@ -2,6 +2,7 @@
 
 use bytes::{Bytes, BytesMut};
 
+use super::budget::{Budgets, Charge, Exhausted};
 use crate::Payload;
 use crate::frame::HEADER_LEN;
 
@@ -86,12 +87,17 @@ impl Iterator for Fragments {
 pub(crate) struct Reassembly {
     metadata: Option<BytesMut>,
     data: BytesMut,
+    /// What the bytes held cost the connection's (and the process's) budget.
+    charge: Charge,
 }
 
-/// The reassembled payload would exceed the limit.
+/// Why a fragment was refused.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) struct TooLarge {
-    pub(crate) len: usize,
+pub(crate) enum PushError {
+    /// The reassembled payload would exceed the per-payload limit.
+    TooLarge { len: usize },
+    /// The connection's or the process's reassembly budget is spent.
+    Budget(Exhausted),
 }
 
 impl Reassembly {
@@ -99,18 +105,20 @@ impl Reassembly {
         self.data.len() + self.metadata.as_ref().map_or(0, BytesMut::len)
     }
 
-    /// Appends one fragment, refusing to grow beyond `limit` bytes.
+    /// Appends one fragment, refusing to grow beyond `limit` bytes or beyond `budgets`.
     pub(crate) fn push(
         &mut self,
         metadata: Option<Bytes>,
         data: Bytes,
         limit: usize,
-    ) -> Result<(), TooLarge> {
+        budgets: &Budgets,
+    ) -> Result<(), PushError> {
         let add = data.len() + metadata.as_ref().map_or(0, Bytes::len);
         let len = self.len() + add;
         if len > limit {
-            return Err(TooLarge { len });
+            return Err(PushError::TooLarge { len });
         }
+        self.charge.add(budgets, add).map_err(PushError::Budget)?;
         if let Some(m) = metadata {
             self.metadata
                 .get_or_insert_with(BytesMut::new)
@@ -120,10 +128,18 @@ impl Reassembly {
         Ok(())
     }
 
+    /// The whole payload; its bytes stop counting against the budgets, as the application
+    /// owns them from now on (and its own limits apply).
     pub(crate) fn finish(self) -> Payload {
+        let Reassembly {
+            metadata,
+            data,
+            charge,
+        } = self;
+        drop(charge);
         Payload {
-            data: self.data.freeze(),
-            metadata: self.metadata.map(BytesMut::freeze),
+            data: data.freeze(),
+            metadata: metadata.map(BytesMut::freeze),
         }
     }
 }
@@ -131,6 +147,15 @@ impl Reassembly {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::protocol::budget::ByteBudget;
+    use std::sync::Arc;
+
+    fn unlimited() -> Budgets {
+        Budgets {
+            connection: Arc::new(ByteBudget::new(usize::MAX)),
+            shared: None,
+        }
+    }
 
     #[test]
     fn small_payloads_are_not_split() {
@@ -153,7 +178,7 @@ mod tests {
             let size =
                 HEADER_LEN + extra + f.metadata.as_ref().map_or(0, |m| 3 + m.len()) + f.data.len();
             assert!(size <= 100, "fragment {i} is {size} bytes");
-            r.push(f.metadata.clone(), f.data.clone(), usize::MAX)
+            r.push(f.metadata.clone(), f.data.clone(), usize::MAX, &unlimited())
                 .unwrap();
         }
         assert_eq!(r.finish(), payload);
@@ -162,10 +187,11 @@ mod tests {
     #[test]
     fn reassembly_limit_is_enforced() {
         let mut r = Reassembly::default();
-        r.push(None, Bytes::from(vec![0; 60]), 100).unwrap();
+        let b = unlimited();
+        r.push(None, Bytes::from(vec![0; 60]), 100, &b).unwrap();
         assert_eq!(
-            r.push(None, Bytes::from(vec![0; 60]), 100),
-            Err(TooLarge { len: 120 })
+            r.push(None, Bytes::from(vec![0; 60]), 100, &b),
+            Err(PushError::TooLarge { len: 120 })
         );
         assert_eq!(r.len(), 60);
     }

@@ -26,6 +26,7 @@
 //! assert!(matches!(client.poll_event(), Some(Event::Established)));
 //! ```
 
+mod budget;
 mod fragment;
 mod handshake;
 mod idmap;
@@ -33,6 +34,7 @@ mod peer_ids;
 mod resume;
 
 use std::collections::VecDeque;
+use std::sync::Arc;
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::{Duration, Instant};
 
@@ -45,8 +47,10 @@ use crate::frame::{
 use crate::io::MAX_FRAME_LEN;
 use crate::{CloseReason, Payload, RequestError, StreamError};
 
+pub use budget::ByteBudget;
+use budget::{Budgets, Exhausted};
 pub use fragment::MIN_MTU;
-use fragment::Reassembly;
+use fragment::{PushError, Reassembly};
 pub use handshake::{SetupRejection, check_setup};
 pub(crate) use idmap::IdMap;
 use peer_ids::{IdViolation, PeerIds};
@@ -74,6 +78,11 @@ pub struct SessionConfig {
     pub mtu: usize,
     /// Largest payload accepted through reassembly.
     pub max_reassembly: usize,
+    /// Most bytes of payloads being reassembled at once on this connection, across all its
+    /// streams; a fragment beyond it fails its stream (REJECTED for a peer's request).
+    pub max_reassembly_total: usize,
+    /// A reassembly budget shared with other sessions (process-wide), charged as well.
+    pub shared_reassembly: Option<Arc<ByteBudget>>,
     /// Bytes of sent frames kept for resumption; `None` disables resumption.
     pub resume_buffer: Option<usize>,
     /// How long a detached resumable session waits to be resumed.
@@ -87,7 +96,7 @@ pub struct SessionConfig {
 
 impl SessionConfig {
     /// Defaults: keepalive 1 s, lifetime 60 s, no fragmentation below the 16 MiB frame limit,
-    /// 16 MiB reassembly, no resumption, 1024 concurrent inbound requests.
+    /// 16 MiB reassembly per payload and 64 MiB per connection, no shared budget, no resumption, 1024 concurrent inbound requests.
     pub fn new(role: Role) -> Self {
         SessionConfig {
             role,
@@ -95,6 +104,8 @@ impl SessionConfig {
             max_lifetime: Duration::from_secs(60),
             mtu: MAX_FRAME_LEN,
             max_reassembly: 16 * 1024 * 1024,
+            max_reassembly_total: 64 * 1024 * 1024,
+            shared_reassembly: None,
             resume_buffer: None,
             resume_window: Duration::from_secs(60),
             resume_timeout: Duration::from_secs(10),
@@ -249,15 +260,17 @@ pub enum OperationError {
 #[derive(Debug)]
 enum StreamState {
     /// We sent REQUEST_RESPONSE.
-    AwaitResponse(Option<Reassembly>),
+    // Reassemblies are boxed: only fragmented payloads need one, and the state of every
+    // stream stays small.
+    AwaitResponse(Option<Box<Reassembly>>),
     /// We sent REQUEST_STREAM.
     AwaitStream {
-        re: Option<Reassembly>,
+        re: Option<Box<Reassembly>>,
         /// Items the responder may still send.
         credit: u64,
     },
     /// The peer's request is still arriving in fragments.
-    InboundFragments(InboundKind, Reassembly),
+    InboundFragments(InboundKind, Box<Reassembly>),
     /// We owe a response.
     Responding,
     /// We owe stream items, within `credit`.
@@ -326,6 +339,8 @@ pub struct Session {
     scratch: BytesMut,
     events: VecDeque<Event>,
     resume: ResumeState,
+    /// What payloads being reassembled are charged to.
+    budgets: Budgets,
     last_received: Instant,
     /// Since when the driver has stopped reading (see [`Session::set_reading_paused`]).
     reading_paused: Option<Instant>,
@@ -372,7 +387,12 @@ impl Session {
 
     fn new(config: SessionConfig, now: Instant) -> Self {
         let resume = ResumeState::new(config.resume_buffer);
+        let budgets = Budgets {
+            connection: Arc::new(ByteBudget::new(config.max_reassembly_total)),
+            shared: config.shared_reassembly.clone(),
+        };
         Session {
+            budgets,
             config,
             state: State::Open,
             streams: IdMap::default(),
@@ -394,6 +414,16 @@ impl Session {
     /// The role of this session.
     pub fn role(&self) -> Role {
         self.config.role
+    }
+
+    /// Bytes of payloads being reassembled now (charged to the connection's budget).
+    pub fn reassembly_bytes(&self) -> usize {
+        self.budgets.connection.used()
+    }
+
+    /// Bytes of sent frames held for retransmission on resumption.
+    pub fn resume_buffered_bytes(&self) -> usize {
+        self.resume.usage().0
     }
 
     /// Whether the session can still be resumed after a transport loss.
@@ -617,7 +647,7 @@ impl Session {
         if self.state == State::Closed {
             return;
         }
-        tracing::debug!(%reason, "session closed");
+        tracing::debug!(reason = ?reason.to_string(), "session closed");
         self.state = State::Closed;
         for (stream_id, state) in self.streams.drain() {
             if matches!(
@@ -710,46 +740,59 @@ impl Session {
 
     /// Server: a client asks to resume this session over a new transport.
     ///
-    /// On success RESUME_OK and the retransmission are queued and the session is open again. On
-    /// failure the caller answers REJECTED_RESUME with the returned text; the session is closed
-    /// when its state cannot be recovered.
+    /// On success RESUME_OK and the retransmission are queued and the session is open again;
+    /// this also holds for a session that is still attached (RSocket lets a client resume over
+    /// a new connection before the server noticed the old one died): the caller then drops the
+    /// old transport. On failure the caller answers REJECTED_RESUME with the returned text and
+    /// the session is left exactly as it was: the positions are checked before anything
+    /// changes, so a RESUME with positions the session cannot serve (forged, or from a client
+    /// that lost data) never harms the session it names.
     pub fn accept_resume(&mut self, frame: &ResumeFrame, now: Instant) -> Result<(), String> {
         if self.state == State::Closed || self.config.role != Role::Server {
             return Err("session closed".into());
         }
+        if !self.resume.is_resumable() {
+            return Err("session is not resumable".into());
+        }
         if frame.first_available_client_position > self.resume.received {
-            let msg = format!(
+            return Err(format!(
                 "client position {} gone: server received up to {}",
                 frame.first_available_client_position, self.resume.received
-            );
-            self.close(CloseReason::Error {
-                code: ErrorCode::RejectedResume,
-                message: msg.clone(),
-            });
-            return Err(msg);
+            ));
         }
         let peer = frame.last_received_server_position;
-        let retransmit: Vec<Bytes> = match self.resume.retransmit_from(peer) {
-            Ok(frames) => frames,
-            Err(_) => {
-                let msg = format!("server position {peer} is no longer available");
-                self.close(CloseReason::Error {
-                    code: ErrorCode::RejectedResume,
-                    message: msg.clone(),
-                });
-                return Err(msg);
-            }
-        };
-        self.transmit.clear();
+        if !self.resume.can_retransmit_from(peer) {
+            return Err(format!("server position {peer} is not available"));
+        }
         let ok = Frame::ResumeOk {
             last_received_client_position: self.resume.received,
         };
         let ok = self.encode(&ok).map_err(|e| e.to_string())?;
+        let retransmit: Vec<Bytes> = match self.resume.retransmit_from(peer) {
+            Ok(frames) => frames,
+            // Checked above; kept as an error rather than a panic.
+            Err(_) => return Err(format!("server position {peer} is not available")),
+        };
+        if let Some(limit) = self.config.resume_buffer {
+            self.resume.set_limit(limit);
+        }
+        self.transmit.clear();
         self.transmit.push_back(ok);
         self.transmit.extend(retransmit);
         self.state = State::Open;
         self.last_received = now;
         Ok(())
+    }
+
+    /// Server, detached session: bounds the resume buffer to what it holds plus `headroom`
+    /// (frames queued while detached beyond that end resumability). Returns the new bound,
+    /// which is what the detached session may hold at most; `None` when not resumable. The
+    /// bound returns to [`SessionConfig::resume_buffer`] on resumption.
+    pub fn limit_detached_buffer(&mut self, headroom: usize) -> Option<usize> {
+        let (buffered, limit) = self.resume.usage();
+        let bound = limit?.min(buffered.saturating_add(headroom));
+        self.resume.set_limit(bound);
+        Some(bound.max(buffered))
     }
 
     /// Handles one received frame.
@@ -921,13 +964,15 @@ impl Session {
         }
         self.inbound_count += 1;
         if r.follows {
-            let mut re = Reassembly::default();
-            if re
-                .push(r.metadata, r.data, self.config.max_reassembly)
-                .is_err()
-            {
+            let mut re = Box::<Reassembly>::default();
+            if let Err(e) = re.push(
+                r.metadata,
+                r.data,
+                self.config.max_reassembly,
+                &self.budgets,
+            ) {
                 self.inbound_count -= 1;
-                self.reject_too_large(stream_id, kind);
+                self.reject_too_large(stream_id, kind, e);
                 return;
             }
             self.streams
@@ -944,12 +989,24 @@ impl Session {
         );
     }
 
-    fn reject_too_large(&mut self, stream_id: u32, kind: InboundKind) {
-        if kind != InboundKind::FireAndForget {
-            let msg = format!(
+    fn reject_too_large(&mut self, stream_id: u32, kind: InboundKind, why: PushError) {
+        let msg = match why {
+            PushError::TooLarge { .. } => format!(
                 "request exceeds the reassembly limit of {} bytes",
                 self.config.max_reassembly
-            );
+            ),
+            PushError::Budget(Exhausted::Connection) => format!(
+                "this connection's reassembly budget of {} bytes is spent",
+                self.budgets.connection.limit()
+            ),
+            PushError::Budget(Exhausted::Process) => {
+                "the server's reassembly budget is spent; retry later".to_owned()
+            }
+        };
+        if let PushError::Budget(_) = why {
+            tracing::debug!(stream_id, reason = %msg, "fragmented request refused");
+        }
+        if kind != InboundKind::FireAndForget {
             self.emit_error(stream_id, ErrorCode::Rejected, &msg);
         }
     }
@@ -991,6 +1048,7 @@ impl Session {
     fn on_payload(&mut self, p: PayloadFrame) {
         let stream_id = p.stream_id;
         let limit = self.config.max_reassembly;
+        let budgets = &self.budgets;
         let Some(state) = self.streams.get_mut(&stream_id) else {
             // Frames for unknown (finished or canceled) streams are ignored, per the spec.
             return;
@@ -999,9 +1057,9 @@ impl Session {
         match state {
             StreamState::InboundFragments(kind, re) => {
                 let kind = *kind;
-                if re.push(p.metadata, p.data, limit).is_err() {
+                if let Err(e) = re.push(p.metadata, p.data, limit, budgets) {
                     self.remove_inbound(stream_id);
-                    self.reject_too_large(stream_id, kind);
+                    self.reject_too_large(stream_id, kind, e);
                     return;
                 }
                 if p.follows {
@@ -1015,24 +1073,27 @@ impl Session {
             }
             StreamState::AwaitResponse(re) | StreamState::AwaitStream { re, .. } => {
                 let payload = if p.follows || re.is_some() {
-                    let r = re.get_or_insert_with(Reassembly::default);
-                    if let Err(too_large) = r.push(p.metadata, p.data, limit) {
+                    let r = re.get_or_insert_with(Box::default);
+                    if let Err(e) = r.push(p.metadata, p.data, limit, budgets) {
                         self.streams.remove(&stream_id);
                         // We are the requester: stop the responder and fail locally.
                         let _ = self.emit(&Frame::Cancel { stream_id });
-                        self.events.push_back(Event::RequestFailed {
-                            stream_id,
-                            error: RequestError::PayloadTooLarge {
-                                len: too_large.len,
-                                limit,
-                            },
-                        });
+                        let error = match e {
+                            PushError::TooLarge { len } => {
+                                RequestError::PayloadTooLarge { len, limit }
+                            }
+                            PushError::Budget(_) => {
+                                RequestError::Protocol("the reassembly budget is spent")
+                            }
+                        };
+                        self.events
+                            .push_back(Event::RequestFailed { stream_id, error });
                         return;
                     }
                     if p.follows {
                         return;
                     }
-                    re.take().map(Reassembly::finish)
+                    re.take().map(|r| r.finish())
                 } else if p.next {
                     Some(Payload {
                         data: p.data,

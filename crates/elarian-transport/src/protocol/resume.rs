@@ -98,6 +98,37 @@ impl ResumeState {
         }
     }
 
+    /// Whether a retransmission could start at `position` (a frame boundary within what is
+    /// buffered), without changing anything: a RESUME is checked with this before it may touch
+    /// the session, so that a forged one cannot release frames the real peer still needs.
+    pub(crate) fn can_retransmit_from(&self, position: u64) -> bool {
+        if position > self.sent || position < self.first_available || !self.is_resumable() {
+            return false;
+        }
+        let mut at = self.first_available;
+        for frame in &self.frames {
+            if at >= position {
+                break;
+            }
+            at += frame.len() as u64;
+        }
+        at == position
+    }
+
+    /// Bytes of frames held for retransmission, and the most it may hold (`None` when not
+    /// resumable).
+    pub(crate) fn usage(&self) -> (usize, Option<usize>) {
+        (self.buffered, self.limit)
+    }
+
+    /// Changes the most the buffer may hold (never below what it holds); no effect when not
+    /// resumable.
+    pub(crate) fn set_limit(&mut self, limit: usize) {
+        if self.limit.is_some() {
+            self.limit = Some(limit.max(self.buffered));
+        }
+    }
+
     /// The frames to retransmit for a peer that received everything up to `position`.
     pub(crate) fn retransmit_from(
         &mut self,
@@ -133,6 +164,22 @@ mod tests {
         assert_eq!(frames[0].len(), 30);
         assert!(r.retransmit_from(5).is_err());
         assert!(r.retransmit_from(61).is_err());
+    }
+
+    #[test]
+    fn position_check_changes_nothing() {
+        let mut r = ResumeState::new(Some(100));
+        for len in [10usize, 20, 30] {
+            r.on_sent(&Bytes::from(vec![0; len]));
+        }
+        assert!(r.can_retransmit_from(0));
+        assert!(r.can_retransmit_from(10));
+        assert!(r.can_retransmit_from(30));
+        assert!(r.can_retransmit_from(60));
+        assert!(!r.can_retransmit_from(15));
+        assert!(!r.can_retransmit_from(61));
+        assert_eq!(r.first_available, 0);
+        assert_eq!(r.buffered, 60);
     }
 
     #[test]

@@ -620,7 +620,17 @@ fn resume_is_rejected_when_positions_are_gone() {
         first_available_client_position: 0,
     };
     assert!(server.accept_resume(&bogus, now).is_err());
-    assert!(server.is_closed());
+    // A refused RESUME leaves the session as it was: the real client can still resume.
+    assert!(!server.is_closed());
+    assert!(server.is_detached());
+    let good = ResumeFrame {
+        last_received_server_position: client.received_position(),
+        first_available_client_position: 0,
+        ..bogus.clone()
+    };
+    let sent_before = server.resume.sent;
+    assert!(server.accept_resume(&good, now).is_ok());
+    assert_eq!(server.resume.sent, sent_before);
 
     // A client that released frames the server still needs cannot resume either.
     let (c, s) = configs(true);
