@@ -111,6 +111,7 @@ mod rsocket;
 mod secret;
 mod setup;
 mod supervisor;
+mod window;
 
 #[cfg(test)]
 mod client_tests;
@@ -126,10 +127,11 @@ pub use config::{
 pub use error::{
     ClientError, CommandError, ConfigError, ConnectError, HandlerError, NotificationError,
 };
-pub use event::{CloseReason, ConnectionEvent, EventCallback, EventStream};
-pub use handler::{NotificationHandler, default_app_reply};
+pub use event::{CloseReason, ConnectionEvent, EventCallback, EventHub, EventStream};
+pub use handler::{NotificationHandler, ReplySender, default_app_reply};
 pub use secret::Secret;
 pub use setup::{DATA_MIME_TYPE, METADATA_MIME_TYPE, agent_metadata, connection_metadata};
+pub use window::FlowStats;
 
 /// The wire types (re-exported so users need not depend on `elarian-proto`).
 pub use elarian_proto as proto;
