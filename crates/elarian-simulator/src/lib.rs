@@ -110,9 +110,9 @@ impl Registry {
     }
 }
 
-/// The core runtime's notification handler for a simulator. Handlers run in their own task;
-/// the runtime waits for them (bounded by its notification timeout) so that a slow simulator
-/// slows the server down instead of piling up work.
+/// The core runtime's notification handler for a simulator. Handlers run in the runtime's one
+/// task per notification; the runtime waits for them (bounded by its notification timeout) so
+/// that a slow simulator slows the server down instead of piling up work.
 struct SimulatorDispatch {
     registry: Arc<Registry>,
 }
@@ -131,10 +131,10 @@ impl NotificationHandler for SimulatorDispatch {
         };
         let event = notification.event();
         if let Some(handler) = self.registry.handler(event) {
-            let task = tokio::spawn(handler(notification));
+            let handler = handler(notification);
             return Box::pin(async move {
-                task.await
-                    .map_err(|e| HandlerError::new(format!("{event} handler failed: {e}")))
+                handler.await;
+                Ok(())
             });
         }
         if let Some(stream) = self.registry.stream() {
