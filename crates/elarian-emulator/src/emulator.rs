@@ -15,7 +15,7 @@ use tokio::task::JoinHandle;
 
 use crate::clock::{Clock, SystemClock};
 use crate::config::{ConfigError, EmulatorConfig};
-use crate::delivery::{DeliveryLimits, Hub};
+use crate::delivery::{DeliveryLimits, DeliveryStats, Hub};
 use crate::engine::Engine;
 use crate::server::{CommandLimits, handle_incoming};
 use crate::store::StoreError;
@@ -84,6 +84,7 @@ pub struct EmulatorBuilder {
     clock: Arc<dyn Clock>,
     delivery: DeliveryLimits,
     max_command_bytes: usize,
+    max_concurrent_requests: usize,
     resume_window: Duration,
 }
 
@@ -103,6 +104,7 @@ impl Emulator {
             clock: Arc::new(SystemClock),
             delivery: DeliveryLimits::default(),
             max_command_bytes: 4 * 1024 * 1024,
+            max_concurrent_requests: ServerConfig::default().max_inbound_requests,
             resume_window: Duration::from_secs(120),
         }
     }
@@ -157,6 +159,14 @@ impl EmulatorBuilder {
         self
     }
 
+    /// Most requests each connection may have the emulator handle at once (default 1024, the
+    /// transport's default); beyond it requests are refused with RSocket REJECTED, unprocessed,
+    /// which the Elarian clients send again. Tight limits exercise the clients' flow control.
+    pub fn max_concurrent_requests(mut self, limit: usize) -> Self {
+        self.max_concurrent_requests = limit.max(1);
+        self
+    }
+
     /// Reads time from this clock (tests).
     pub fn clock(mut self, clock: Arc<dyn Clock>) -> Self {
         self.clock = clock;
@@ -208,6 +218,7 @@ impl EmulatorBuilder {
             let mut c = ServerConfig::default();
             c.resume_window = self.resume_window;
             c.max_reassembly = self.max_command_bytes;
+            c.max_inbound_requests = self.max_concurrent_requests;
             c
         };
         let server = Server::new(server_config);
@@ -423,6 +434,11 @@ impl EmulatorHandle {
     pub fn ws_endpoint(&self) -> Option<Endpoint> {
         self.ws_addr
             .map(|a| Endpoint::ws(dial_host(a), a.port(), "/"))
+    }
+
+    /// What notification delivery shed or refused so far (see [`DeliveryStats`]).
+    pub fn delivery_stats(&self) -> DeliveryStats {
+        self.hub.stats()
     }
 
     /// Makes the scheduler look for due timers now, e.g. after a test moved a manual clock.

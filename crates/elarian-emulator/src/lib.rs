@@ -35,7 +35,7 @@ mod server;
 mod state;
 mod store;
 
-pub use delivery::DeliveryLimits;
+pub use delivery::{DeliveryLimits, DeliveryStats};
 pub use emulator::{Emulator, EmulatorBuilder, EmulatorError, EmulatorHandle};
 pub use engine::{Engine, Identity};
 pub use store::StoreError;
