@@ -254,6 +254,13 @@ impl Simulator {
         self.inner.link.disconnect().await
     }
 
+    /// The flow-control counters of the current connection's client (simulator commands
+    /// retried after the server rejected them unprocessed, commands that waited for a slot);
+    /// `None` before the first connect.
+    pub fn flow_stats(&self) -> Option<elarian_sdk::FlowStats> {
+        self.inner.link.client().map(|client| client.flow_stats())
+    }
+
     /// Whether the connection is up right now.
     pub fn is_connected(&self) -> bool {
         self.inner.link.is_connected()
