@@ -65,6 +65,10 @@ struct Args {
     /// land within the window for the simulated customers to end as planned.
     #[arg(long)]
     reply_window_secs: Option<u64>,
+    /// Keep the embedded emulator's state durably in this directory (redb) instead of in
+    /// memory: for books larger than memory.
+    #[arg(long)]
+    data_dir: Option<std::path::PathBuf>,
     #[command(flatten)]
     connection: ConnectionArgs,
     #[command(flatten)]
@@ -135,7 +139,11 @@ fn loan(index: usize, first_due: SystemTime, rate: Rate) -> Loan {
 async fn main() -> anyhow::Result<()> {
     init_tracing();
     let args = Args::parse();
-    let server = Server::start(&args.connection).await?;
+    let server = Server::start_with(&args.connection, |emulator| match &args.data_dir {
+        Some(dir) => emulator.data_dir(dir),
+        None => emulator,
+    })
+    .await?;
     println!(
         "Debt collection: {} customers, {}{}",
         args.customers,
