@@ -19,7 +19,7 @@ use elarian_emulator::config::{
     TEST_API_KEY, TEST_APP_ID, TEST_ORG_ID, TEST_PAYMENT_CHANNEL, TEST_PURSE_ID,
     TEST_SMS_SHORT_CODE, TEST_USSD_CODE, TEST_VOICE_NUMBER,
 };
-use elarian_emulator::{Emulator, EmulatorHandle};
+use elarian_emulator::{DeliveryStats, Emulator, EmulatorBuilder, EmulatorHandle};
 use elarian_sdk::{ClientConfig, ClientConfigBuilder, Endpoint};
 use indicatif::{ProgressBar, ProgressStyle};
 
@@ -104,6 +104,15 @@ impl Server {
     /// Starts the embedded emulator on `127.0.0.1` (free port) when no `--endpoint` is given;
     /// otherwise only checks that the endpoint parses.
     pub async fn start(args: &ConnectionArgs) -> anyhow::Result<Server> {
+        Server::start_with(args, |builder| builder).await
+    }
+
+    /// As [`start`](Self::start), with the embedded emulator's builder adjusted by `tune` (for
+    /// example tighter limits in a test).
+    pub async fn start_with(
+        args: &ConnectionArgs,
+        tune: impl FnOnce(EmulatorBuilder) -> EmulatorBuilder,
+    ) -> anyhow::Result<Server> {
         let (emulator, endpoint) = match &args.endpoint {
             Some(url) => {
                 let endpoint = url
@@ -113,12 +122,14 @@ impl Server {
             }
             None => {
                 // The web console lets a person watch the example's customers live.
-                let emulator = Emulator::builder()
-                    .tcp(([127, 0, 0, 1], 0))
-                    .console(([127, 0, 0, 1], 0))
-                    .start()
-                    .await
-                    .context("cannot start the embedded emulator")?;
+                let emulator = tune(
+                    Emulator::builder()
+                        .tcp(([127, 0, 0, 1], 0))
+                        .console(([127, 0, 0, 1], 0)),
+                )
+                .start()
+                .await
+                .context("cannot start the embedded emulator")?;
                 let endpoint = emulator
                     .endpoint()
                     .context("the embedded emulator has no TCP listener")?;
@@ -174,6 +185,12 @@ impl Server {
                 self.endpoint, self.args.org, self.args.app
             )
         }
+    }
+
+    /// What the embedded emulator's notification delivery shed or refused (`None` against
+    /// another server).
+    pub fn delivery_stats(&self) -> Option<DeliveryStats> {
+        self.emulator.as_ref().map(EmulatorHandle::delivery_stats)
     }
 
     /// Stops the embedded emulator, if any.
@@ -282,6 +299,21 @@ pub fn money(currency: &str, amount: f64) -> String {
     format!("{currency} {sign}{grouped}.{:02}", cents % 100)
 }
 
+/// The process's peak resident memory in bytes (`VmHWM` of `/proc/self/status`); `None` where
+/// that file does not exist (not Linux).
+pub fn peak_memory_bytes() -> Option<u64> {
+    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    let line = status.lines().find(|l| l.starts_with("VmHWM:"))?;
+    let kib: u64 = line
+        .trim_start_matches("VmHWM:")
+        .trim()
+        .trim_end_matches("kB")
+        .trim()
+        .parse()
+        .ok()?;
+    Some(kib * 1024)
+}
+
 /// Resolves when the process receives Ctrl-C (or never, where signals are unavailable).
 pub async fn ctrl_c() {
     if tokio::signal::ctrl_c().await.is_err() {
@@ -299,6 +331,13 @@ mod tests {
         assert_eq!(money("KES", 999.999), "KES 1,000.00");
         assert_eq!(money("KES", 0.5), "KES 0.50");
         assert_eq!(money("KES", -12.3), "KES -12.30");
+    }
+
+    #[test]
+    fn peak_memory_is_read_on_linux() {
+        if cfg!(target_os = "linux") {
+            assert!(peak_memory_bytes().is_some_and(|bytes| bytes > 0));
+        }
     }
 
     #[test]

@@ -21,10 +21,13 @@ commands:
   ci [--skip-tests]     run the CI checks in order: cargo fmt --check, cargo clippy
                         (-D warnings), cargo doc (-D warnings), codegen --check,
                         cargo test --workspace
-  bench [--quick]       run the benchmarks in release mode: the transport's req_resp bench,
+  bench [--quick] [--10m]
+                        run the benchmarks in release mode: the transport's req_resp bench,
                         the end-to-end SDK bench (with the published JavaScript client when
-                        node is installed) and the emulator's million-reminder bench; with
-                        --quick, smaller sizes (a few minutes in all)
+                        node is installed), the emulator's million-reminder bench and the
+                        main job, debt_collection with 1,000,000 customers and no rate limit;
+                        with --quick, smaller sizes (a few minutes in all); with --10m, only
+                        debt_collection with 10,000,000 customers and a temporary --data-dir
   js-compat             run the published JavaScript client (npm `elarian`, tools/js-bench)
                         against an in-process emulator over TLS: commands and notification
                         handlers; fails when any check fails
@@ -81,7 +84,9 @@ fn main() -> ExitCode {
     let result = match command.as_str() {
         "codegen" => parse_flags(rest, &["--check"]).and_then(|flags| codegen(flags[0])),
         "ci" => parse_flags(rest, &["--skip-tests"]).and_then(|flags| ci(flags[0])),
-        "bench" => parse_flags(rest, &["--quick"]).and_then(|flags| bench(flags[0])),
+        "bench" => {
+            parse_flags(rest, &["--quick", "--10m"]).and_then(|flags| bench(flags[0], flags[1]))
+        }
         "js-compat" => parse_flags(rest, &[]).and_then(|_| js_compat()),
         "help" | "--help" | "-h" => {
             print!("{USAGE}");
@@ -316,8 +321,37 @@ fn cargo_step_with_env(name: &str, args: &[&str], env: &[(&str, &str)]) -> Resul
 /// The transport bench, written in `elarian-transport`; skipped when absent.
 const TRANSPORT_BENCH: &str = "crates/elarian-transport/benches/req_resp.rs";
 
-/// `cargo xtask bench [--quick]`.
-fn bench(quick: bool) -> Result<()> {
+/// The main job at scale: `debt_collection` with no rate limit.
+fn bench_debt_collection(customers: &str, data_dir: Option<&str>) -> Result<()> {
+    let mut args = vec![
+        "run",
+        "--release",
+        "-p",
+        "elarian-examples",
+        "--example",
+        "debt_collection",
+        "--",
+        "--customers",
+        customers,
+        "--rate",
+        "max",
+    ];
+    if let Some(dir) = data_dir {
+        args.extend(["--data-dir", dir]);
+    }
+    cargo_step("debt_collection bench", &args)
+}
+
+/// `cargo xtask bench [--quick] [--10m]`.
+fn bench(quick: bool, ten_million: bool) -> Result<()> {
+    if ten_million {
+        // On demand only: hours, and about as much disk as the book needs.
+        let dir = std::env::temp_dir().join("elarian-debt-collection-10m");
+        let _ = std::fs::remove_dir_all(&dir);
+        let result = bench_debt_collection("10000000", Some(&dir.to_string_lossy()));
+        let _ = std::fs::remove_dir_all(&dir);
+        return result;
+    }
     let root = workspace_root();
     let mut pass_through = vec!["--"];
     if quick {
@@ -342,6 +376,7 @@ fn bench(quick: bool) -> Result<()> {
         "emulator bench",
         &with(&["bench", "-p", "elarian-benches", "--bench", "emulator"]),
     )?;
+    bench_debt_collection(if quick { "100000" } else { "1000000" }, None)?;
     println!(
         "bench: the figures are printed above; docs/benchmarks.md records them with the \
          machine they were measured on (update it by hand when they change)"

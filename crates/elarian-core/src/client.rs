@@ -19,6 +19,10 @@ use crate::handler::NotificationHandler;
 use crate::link::{Connector, Link, LinkRequestError};
 use crate::reply::{check_app_reply, check_simulator_reply};
 use crate::supervisor::{LinkState, Shared, Supervisor, disconnect_bound};
+use crate::window::{CommandWindow, FlowStats};
+
+/// RSocket's REJECTED error code: the request was not processed (RSocket 1.0, "Error Codes").
+const REJECTED: u32 = 0x202;
 
 /// A connection to Elarian that lives as long as the application: it reconnects (and resumes)
 /// on its own, queues commands while reconnecting and dispatches the server's notifications.
@@ -100,24 +104,30 @@ impl Client {
     ///
     /// Outside a Tokio runtime (the connection is driven by a spawned task).
     pub fn start(config: ClientConfig, handler: impl NotificationHandler) -> Client {
-        let events = Arc::new(EventHub::new(config.callbacks.clone()));
+        let events = match &config.event_hub {
+            Some(hub) => hub.clone(),
+            None => Arc::new(EventHub::with_callbacks(config.callbacks.clone())),
+        };
+        let window = Arc::new(CommandWindow::new(config.max_commands_in_flight));
         let dispatcher = Arc::new(Dispatcher::new(
             config.role,
             Arc::new(handler),
             config.max_concurrent_notifications,
             config.notification_timeout,
             events.clone(),
+            window.clone(),
         ));
         let connector = Arc::new(crate::rsocket::RsocketConnector::new(&config, dispatcher));
-        Client::start_with(config, events, connector)
+        Client::start_with(config, events, window, connector)
     }
 
     pub(crate) fn start_with(
         config: ClientConfig,
         events: Arc<EventHub>,
+        window: Arc<CommandWindow>,
         connector: Arc<dyn Connector>,
     ) -> Client {
-        let shared = Arc::new(Shared::new(config, events));
+        let shared = Arc::new(Shared::new(config, events, window));
         shared.events.emit(ConnectionEvent::Pending);
         let supervisor = Supervisor::new(shared.clone(), connector);
         tokio::spawn(supervisor.run());
@@ -219,23 +229,58 @@ impl Client {
         // The link enforces the deadline for the exchange itself (one timer per connection
         // rather than one per command); only waiting for a link takes a timer of its own.
         let deadline = deadline_after(shared.config.command_timeout);
-        let link = match self.link_if_up() {
-            Some(link) => link?,
-            // Boxed: waiting for a reconnection is rare, and its state (a timer among it)
-            // would otherwise enlarge every command's future.
-            None => Box::pin(tokio::time::timeout_at(deadline, self.current_link()))
+        let mut retry = 0;
+        loop {
+            // A slot in the window of commands in flight (see `window`): waits, within the
+            // command's timeout, while the window is full.
+            let slot = shared
+                .window
+                .acquire(deadline)
                 .await
-                .unwrap_or(Err(CommandError::Timeout))?,
-        };
-        link.request(data, deadline)
-            .await
-            .map_err(|error| match error {
-                LinkRequestError::Remote { code, message } => {
-                    CommandError::Rejected { code, message }
+                .map_err(|_| CommandError::Timeout)?;
+            let link = match self.link_if_up() {
+                Some(link) => link?,
+                // Boxed: waiting for a reconnection is rare, and its state (a timer among it)
+                // would otherwise enlarge every command's future.
+                None => Box::pin(tokio::time::timeout_at(deadline, self.current_link()))
+                    .await
+                    .unwrap_or(Err(CommandError::Timeout))?,
+            };
+            let result = link.request(data.clone(), deadline).await;
+            drop(slot);
+            match result {
+                Ok(reply) => {
+                    shared.window.on_answered();
+                    return Ok(reply);
                 }
-                LinkRequestError::Lost => CommandError::ConnectionLost,
-                LinkRequestError::TimedOut => CommandError::Timeout,
-            })
+                // RSocket guarantees a REJECTED request was not processed: sending it again
+                // cannot run it twice. Any other error may follow processing and is final.
+                Err(LinkRequestError::Remote { code, message }) if code == REJECTED => {
+                    shared.window.on_rejected();
+                    let Some(delay) = shared.window.retry_delay(retry, deadline) else {
+                        return Err(CommandError::Rejected { code, message });
+                    };
+                    tracing::trace!(retry, ?delay, %message, "command rejected; retrying");
+                    // Boxed: rare, and a timer would enlarge every command's future.
+                    Box::pin(tokio::time::sleep(delay)).await;
+                    retry += 1;
+                }
+                Err(LinkRequestError::Remote { code, message }) => {
+                    shared.window.on_answered();
+                    return Err(CommandError::Rejected { code, message });
+                }
+                Err(LinkRequestError::Lost) => return Err(CommandError::ConnectionLost),
+                Err(LinkRequestError::TimedOut) => return Err(CommandError::Timeout),
+            }
+        }
+    }
+
+    /// The counters of the client's flow control: commands retried after a REJECTED, commands
+    /// that waited for (or timed out waiting for) a slot in the window of commands in flight,
+    /// and the window now. See
+    /// [`ClientConfigBuilder::max_commands_in_flight`](crate::ClientConfigBuilder::max_commands_in_flight).
+    pub fn flow_stats(&self) -> FlowStats {
+        self.inner.shared.window.stats()
     }
 
     /// The session to send on when it is up (or the client closed), without waiting.

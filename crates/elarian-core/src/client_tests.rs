@@ -7,7 +7,7 @@ use std::time::Duration;
 use elarian_proto::{AppToServerCommand, AppToServerCommandReply};
 
 use crate::fake::FakeConnector;
-use crate::link::{LinkDown, ResumeFailure};
+use crate::link::{LinkDown, LinkRequestError, ResumeFailure};
 use crate::{
     Client, ClientConfig, ClientConfigBuilder, ClientError, CloseReason, CommandError,
     ConnectError, ConnectionEvent, ReconnectPolicy,
@@ -27,8 +27,13 @@ fn config(tune: impl FnOnce(ClientConfigBuilder) -> ClientConfigBuilder) -> (Cli
 }
 
 fn start(config: ClientConfig, fake: &Arc<FakeConnector>) -> Client {
-    let events = Arc::new(crate::event::EventHub::new(config.callbacks.clone()));
-    Client::start_with(config, events, Arc::new(fake.clone()))
+    let events = Arc::new(crate::event::EventHub::with_callbacks(
+        config.callbacks.clone(),
+    ));
+    let window = Arc::new(crate::window::CommandWindow::new(
+        config.max_commands_in_flight,
+    ));
+    Client::start_with(config, events, window, Arc::new(fake.clone()))
 }
 
 async fn connect(config: ClientConfig, fake: &Arc<FakeConnector>) -> Result<Client, ConnectError> {
@@ -365,4 +370,108 @@ async fn connect_gives_up_after_the_initial_connect_timeout() {
         attempts,
         "no attempt after closing"
     );
+}
+
+fn rejected() -> LinkRequestError {
+    LinkRequestError::Remote {
+        code: 0x202,
+        message: "too many concurrent requests".into(),
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_rejected_command_is_sent_again_until_it_is_processed() {
+    let fake = Arc::new(FakeConnector::default());
+    fake.fail_requests([rejected(), rejected(), rejected()]);
+    let (config, _log) = config(|b| b);
+    let client = connect(config, &fake).await.unwrap();
+    assert_eq!(
+        client.send_app_command(command()).await.unwrap(),
+        AppToServerCommandReply::default()
+    );
+    assert_eq!(fake.attempts.load(Ordering::SeqCst), 4);
+    assert_eq!(fake.link(0).executed.load(Ordering::SeqCst), 1);
+    let stats = client.flow_stats();
+    assert_eq!((stats.rejected_retried, stats.rejected_gave_up), (3, 0));
+    assert!(
+        stats.window < stats.max_window,
+        "a REJECTED shrinks the window"
+    );
+}
+
+#[tokio::test(start_paused = true)]
+async fn other_errors_are_never_retried() {
+    let fake = Arc::new(FakeConnector::default());
+    fake.fail_requests([
+        LinkRequestError::Remote {
+            code: 0x201,
+            message: "application error".into(),
+        },
+        LinkRequestError::Lost,
+        LinkRequestError::TimedOut,
+    ]);
+    let (config, _log) = config(|b| b);
+    let client = connect(config, &fake).await.unwrap();
+    assert!(matches!(
+        client.send_app_command(command()).await,
+        Err(CommandError::Rejected { code: 0x201, .. })
+    ));
+    assert!(matches!(
+        client.send_app_command(command()).await,
+        Err(CommandError::ConnectionLost)
+    ));
+    assert!(matches!(
+        client.send_app_command(command()).await,
+        Err(CommandError::Timeout)
+    ));
+    assert_eq!(fake.attempts.load(Ordering::SeqCst), 3, "one attempt each");
+    assert_eq!(fake.link(0).executed.load(Ordering::SeqCst), 0);
+    assert_eq!(client.flow_stats().rejected_retried, 0);
+}
+
+#[tokio::test(start_paused = true)]
+async fn retries_stop_at_the_command_timeout_with_a_typed_error() {
+    let fake = Arc::new(FakeConnector::default());
+    fake.fail_requests(vec![rejected(); 100_000]);
+    let timeout = Duration::from_secs(2);
+    let (config, _log) = config(|b| b.command_timeout(timeout));
+    let client = connect(config, &fake).await.unwrap();
+    let started = tokio::time::Instant::now();
+    let result = client.send_app_command(command()).await;
+    assert!(
+        matches!(result, Err(CommandError::Rejected { code: 0x202, .. })),
+        "{result:?}"
+    );
+    assert!(started.elapsed() <= timeout, "{:?}", started.elapsed());
+    let attempts = fake.attempts.load(Ordering::SeqCst);
+    assert!(attempts > 3, "retried meanwhile ({attempts} attempts)");
+    let stats = client.flow_stats();
+    assert_eq!(stats.rejected_gave_up, 1);
+    assert_eq!(stats.rejected_retried as usize, attempts - 1);
+    assert_eq!(fake.link(0).executed.load(Ordering::SeqCst), 0);
+}
+
+#[tokio::test(start_paused = true)]
+async fn commands_beyond_the_window_wait_instead_of_failing() {
+    let (config, _log) = config(|b| b.max_commands_in_flight(2));
+    let (fake, client) = connect_holding_commands(config).await;
+    let commands: Vec<_> = (0..5)
+        .map(|_| {
+            let client = client.clone();
+            tokio::spawn(async move { client.send_app_command(command()).await })
+        })
+        .collect();
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    assert_eq!(
+        fake.attempts.load(Ordering::SeqCst),
+        2,
+        "only the window is sent"
+    );
+    assert_eq!(client.flow_stats().in_flight, 2);
+    fake.link(0).release();
+    for command in commands {
+        assert!(command.await.unwrap().is_ok());
+    }
+    assert_eq!(fake.attempts.load(Ordering::SeqCst), 5);
+    assert_eq!(client.flow_stats().waited_for_window, 3);
 }

@@ -8,7 +8,7 @@ use elarian_transport::io::{Endpoint, TlsClientOptions};
 
 use crate::backoff::ReconnectPolicy;
 use crate::error::ConfigError;
-use crate::event::{ConnectionEvent, EventCallback};
+use crate::event::{ConnectionEvent, EventCallback, EventHub};
 use crate::secret::Secret;
 
 /// Production endpoint: TLS over TCP.
@@ -63,8 +63,10 @@ pub struct ClientConfig {
     pub(crate) max_concurrent_notifications: usize,
     pub(crate) max_pending_notifications: usize,
     pub(crate) max_queued_commands: usize,
+    pub(crate) max_commands_in_flight: usize,
     pub(crate) max_command_size: usize,
     pub(crate) callbacks: Vec<EventCallback>,
+    pub(crate) event_hub: Option<Arc<EventHub>>,
 }
 
 impl fmt::Debug for ClientConfig {
@@ -92,8 +94,10 @@ impl fmt::Debug for ClientConfig {
             )
             .field("max_pending_notifications", &self.max_pending_notifications)
             .field("max_queued_commands", &self.max_queued_commands)
+            .field("max_commands_in_flight", &self.max_commands_in_flight)
             .field("max_command_size", &self.max_command_size)
             .field("callbacks", &self.callbacks.len())
+            .field("shared_event_hub", &self.event_hub.is_some())
             .finish()
     }
 }
@@ -182,6 +186,11 @@ impl ClientConfig {
     pub fn max_queued_commands(&self) -> usize {
         self.max_queued_commands
     }
+    /// Most commands in flight at once (the window's maximum; see
+    /// [`ClientConfigBuilder::max_commands_in_flight`]).
+    pub fn max_commands_in_flight(&self) -> usize {
+        self.max_commands_in_flight
+    }
     /// Largest encoded command, in bytes.
     pub fn max_command_size(&self) -> usize {
         self.max_command_size
@@ -195,7 +204,7 @@ impl ClientConfig {
 /// backoff from 200 ms to 30 s, unlimited attempts), connect timeout 10 s per attempt phase, initial
 /// connect timeout 60 s, command timeout 30 s, notification timeout 5 s, disconnect timeout
 /// 5 s, 64 concurrent notification handlers, 1024 pending notifications, 1024 queued commands,
-/// 16 MiB per command.
+/// 1024 commands in flight, 16 MiB per command.
 ///
 /// ```
 /// use std::time::Duration;
@@ -234,8 +243,10 @@ pub struct ClientConfigBuilder {
     max_concurrent_notifications: usize,
     max_pending_notifications: usize,
     max_queued_commands: usize,
+    max_commands_in_flight: usize,
     max_command_size: usize,
     callbacks: Vec<EventCallback>,
+    event_hub: Option<Arc<EventHub>>,
 }
 
 impl Default for ClientConfigBuilder {
@@ -262,8 +273,10 @@ impl Default for ClientConfigBuilder {
             max_concurrent_notifications: 64,
             max_pending_notifications: 1024,
             max_queued_commands: 1024,
+            max_commands_in_flight: 1024,
             max_command_size: 16 * 1024 * 1024,
             callbacks: Vec::new(),
+            event_hub: None,
         }
     }
 }
@@ -456,6 +469,17 @@ impl ClientConfigBuilder {
         self
     }
 
+    /// Most of the client's commands in flight at once (default 1024, the limit the Elarian
+    /// emulator enforces per connection). Commands beyond it wait for a slot within their
+    /// timeout rather than fail. When the server answers a command with RSocket REJECTED (not
+    /// processed, for example because its own limit is lower), the client shrinks this window,
+    /// sends the command again after a jittered backoff within its timeout, and grows the window
+    /// back as commands are answered; see [`Client::flow_stats`](crate::Client::flow_stats).
+    pub fn max_commands_in_flight(mut self, limit: usize) -> Self {
+        self.max_commands_in_flight = limit;
+        self
+    }
+
     /// Largest encoded command in bytes (default 16 MiB).
     pub fn max_command_size(mut self, bytes: usize) -> Self {
         self.max_command_size = bytes;
@@ -467,6 +491,15 @@ impl ClientConfigBuilder {
     /// short and non-blocking.
     pub fn on_event(mut self, callback: impl Fn(&ConnectionEvent) + Send + Sync + 'static) -> Self {
         self.callbacks.push(Arc::new(callback));
+        self
+    }
+
+    /// Emits the events of every client built from this config through `hub` rather than
+    /// through a hub of each client's own, so that the hub's subscribers (see
+    /// [`EventHub::subscribe_all`]) follow successive clients. Callbacks given with
+    /// [`on_event`](Self::on_event) are added to the hub once, by [`build`](Self::build).
+    pub fn event_hub(mut self, hub: Arc<EventHub>) -> Self {
+        self.event_hub = Some(hub);
         self
     }
 
@@ -531,6 +564,9 @@ impl ClientConfigBuilder {
         {
             return Err(invalid("max_queued_commands", "is too large"));
         }
+        if self.max_commands_in_flight == 0 {
+            return Err(invalid("max_commands_in_flight", "must be at least 1"));
+        }
         if self.max_command_size == 0 {
             return Err(invalid("max_command_size", "must be at least 1"));
         }
@@ -545,6 +581,12 @@ impl ClientConfigBuilder {
                 "reconnect_policy",
                 "initial_delay must not exceed max_delay",
             ));
+        }
+        let mut callbacks = self.callbacks;
+        if let Some(hub) = &self.event_hub {
+            for callback in callbacks.drain(..) {
+                hub.add_callback(callback);
+            }
         }
         Ok(ClientConfig {
             org_id,
@@ -566,8 +608,10 @@ impl ClientConfigBuilder {
             max_concurrent_notifications: self.max_concurrent_notifications,
             max_pending_notifications: self.max_pending_notifications,
             max_queued_commands: self.max_queued_commands,
+            max_commands_in_flight: self.max_commands_in_flight,
             max_command_size: self.max_command_size,
-            callbacks: self.callbacks,
+            callbacks,
+            event_hub: self.event_hub,
         })
     }
 }
@@ -660,6 +704,10 @@ mod tests {
         assert_eq!(
             field(base().command_timeout(Duration::ZERO)),
             "command_timeout"
+        );
+        assert_eq!(
+            field(base().max_commands_in_flight(0)),
+            "max_commands_in_flight"
         );
         assert_eq!(
             field(base().max_concurrent_notifications(0)),

@@ -80,14 +80,53 @@ impl fmt::Display for CloseReason {
 /// A callback receiving every [`ConnectionEvent`]. It runs on the runtime task: keep it short.
 pub type EventCallback = Arc<dyn Fn(&ConnectionEvent) + Send + Sync + 'static>;
 
-/// Fans events out to stream subscribers and callbacks.
-pub(crate) struct EventHub {
+/// Fans a client's [`ConnectionEvent`]s out to stream subscribers and callbacks: the one event
+/// path of the runtime.
+///
+/// Every [`Client`](crate::Client) has one. A layer above that outlives single clients (an app
+/// object that connects, disconnects and connects again) makes its own and hands it to each
+/// client with [`ClientConfigBuilder::event_hub`](crate::ClientConfigBuilder::event_hub), so
+/// that its subscribers see the events of every connection through the same broadcast.
+///
+/// ```
+/// use std::sync::Arc;
+/// use elarian_core::{ConnectionEvent, EventHub};
+/// use futures_util::StreamExt;
+///
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() {
+/// let hub = Arc::new(EventHub::new());
+/// let mut events = hub.subscribe_all();
+/// hub.emit(ConnectionEvent::Connecting);
+/// assert_eq!(events.next().await, Some(ConnectionEvent::Connecting));
+/// # }
+/// ```
+pub struct EventHub {
     sender: broadcast::Sender<ConnectionEvent>,
     callbacks: RwLock<Vec<EventCallback>>,
 }
 
+impl Default for EventHub {
+    fn default() -> Self {
+        EventHub::new()
+    }
+}
+
+impl fmt::Debug for EventHub {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("EventHub")
+            .field("subscribers", &self.sender.receiver_count())
+            .finish_non_exhaustive()
+    }
+}
+
 impl EventHub {
-    pub(crate) fn new(callbacks: Vec<EventCallback>) -> Self {
+    /// A hub with no subscriber and no callback.
+    pub fn new() -> Self {
+        EventHub::with_callbacks(Vec::new())
+    }
+
+    pub(crate) fn with_callbacks(callbacks: Vec<EventCallback>) -> Self {
         let (sender, _) = broadcast::channel(EVENT_CHANNEL_CAPACITY);
         EventHub {
             sender,
@@ -95,17 +134,28 @@ impl EventHub {
         }
     }
 
-    pub(crate) fn add_callback(&self, callback: EventCallback) {
+    /// Registers a callback for every event emitted from now on. It runs on the emitting task:
+    /// keep it short and non-blocking; a panic in it is caught and logged.
+    pub fn add_callback(&self, callback: EventCallback) {
         // A poisoned lock only means a previous writer panicked; the list itself is intact.
         let mut callbacks = self.callbacks.write().unwrap_or_else(|e| e.into_inner());
         callbacks.push(callback);
     }
 
-    pub(crate) fn subscribe(&self) -> EventStream {
-        EventStream::new(self.sender.subscribe())
+    /// A stream of the events emitted from now on, ending after the first `Closed`.
+    pub fn subscribe(&self) -> EventStream {
+        EventStream::new(self.sender.subscribe(), true)
     }
 
-    pub(crate) fn emit(&self, event: ConnectionEvent) {
+    /// A stream of the events emitted from now on that goes on after `Closed` (for a hub shared
+    /// by successive clients); it ends when the hub is dropped.
+    pub fn subscribe_all(&self) -> EventStream {
+        EventStream::new(self.sender.subscribe(), false)
+    }
+
+    /// Delivers an event to the callbacks, then to the streams. Never waits: a stream that
+    /// lags skips events.
+    pub fn emit(&self, event: ConnectionEvent) {
         match &event {
             ConnectionEvent::Error(error) => tracing::warn!(%error, "elarian client error"),
             other => tracing::debug!(event = ?other, "elarian connection event"),
@@ -128,19 +178,20 @@ impl EventHub {
 
 /// The stream of [`ConnectionEvent`]s returned by [`Client::events`](crate::Client::events).
 ///
-/// It ends after the `Closed` event. A subscriber that lags skips the events it missed.
+/// It ends after the `Closed` event (unless it came from [`EventHub::subscribe_all`]). A
+/// subscriber that lags skips the events it missed.
 pub struct EventStream {
     inner: BoxStream<'static, ConnectionEvent>,
 }
 
 impl EventStream {
-    fn new(receiver: broadcast::Receiver<ConnectionEvent>) -> Self {
-        let inner = futures_util::stream::unfold(Some(receiver), |receiver| async move {
+    fn new(receiver: broadcast::Receiver<ConnectionEvent>, end_at_closed: bool) -> Self {
+        let inner = futures_util::stream::unfold(Some(receiver), move |receiver| async move {
             let mut receiver = receiver?;
             loop {
                 match receiver.recv().await {
                     Ok(event) => {
-                        let last = matches!(event, ConnectionEvent::Closed { .. });
+                        let last = end_at_closed && matches!(event, ConnectionEvent::Closed { .. });
                         return Some((event, if last { None } else { Some(receiver) }));
                     }
                     Err(broadcast::error::RecvError::Lagged(skipped)) => {
@@ -180,7 +231,7 @@ mod tests {
     async fn stream_and_callbacks_see_events_and_stream_ends_after_closed() {
         let seen = Arc::new(AtomicUsize::new(0));
         let counter = seen.clone();
-        let hub = EventHub::new(vec![Arc::new(move |_: &ConnectionEvent| {
+        let hub = EventHub::with_callbacks(vec![Arc::new(move |_: &ConnectionEvent| {
             counter.fetch_add(1, Ordering::SeqCst);
         })]);
         hub.add_callback(Arc::new(|_: &ConnectionEvent| panic!("bad callback")));
@@ -201,7 +252,7 @@ mod tests {
 
     #[tokio::test]
     async fn lagging_subscriber_skips_without_blocking_the_sender() {
-        let hub = EventHub::new(Vec::new());
+        let hub = EventHub::new();
         let mut stream = hub.subscribe();
         for attempt in 0..(EVENT_CHANNEL_CAPACITY as u32 + 10) {
             hub.emit(ConnectionEvent::Reconnecting {
@@ -217,5 +268,20 @@ mod tests {
                 delay: Duration::ZERO
             })
         );
+    }
+
+    #[tokio::test]
+    async fn a_shared_hub_stream_goes_on_after_closed() {
+        let hub = EventHub::new();
+        let mut all = hub.subscribe_all();
+        hub.emit(ConnectionEvent::Closed {
+            reason: CloseReason::Disconnected,
+        });
+        hub.emit(ConnectionEvent::Connected);
+        assert!(matches!(
+            all.next().await,
+            Some(ConnectionEvent::Closed { .. })
+        ));
+        assert_eq!(all.next().await, Some(ConnectionEvent::Connected));
     }
 }

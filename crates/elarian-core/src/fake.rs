@@ -19,11 +19,19 @@ pub(crate) struct FakeConnector {
     pub(crate) links: Mutex<Vec<Arc<FakeLink>>>,
     /// Requests on new links are held until released or the link closes.
     pub(crate) hold_requests: std::sync::atomic::AtomicBool,
+    /// Answers of the next requests (on any link), before they execute; empty: they execute.
+    pub(crate) request_errors: Arc<Mutex<VecDeque<LinkRequestError>>>,
+    /// Requests received by every link, answered or not.
+    pub(crate) attempts: Arc<AtomicUsize>,
 }
 
 impl FakeConnector {
     pub(crate) fn fail_next(&self, errors: impl IntoIterator<Item = ConnectError>) {
         self.script.lock().unwrap().extend(errors);
+    }
+
+    pub(crate) fn fail_requests(&self, errors: impl IntoIterator<Item = LinkRequestError>) {
+        self.request_errors.lock().unwrap().extend(errors);
     }
 
     pub(crate) fn link(&self, index: usize) -> Arc<FakeLink> {
@@ -40,7 +48,10 @@ impl Connector for Arc<FakeConnector> {
             if let Some(error) = outcome {
                 return Err(error);
             }
-            let link = Arc::new(FakeLink::new(this.hold_requests.load(Ordering::SeqCst)));
+            let mut link = FakeLink::new(this.hold_requests.load(Ordering::SeqCst));
+            link.request_errors = this.request_errors.clone();
+            link.attempts = this.attempts.clone();
+            let link = Arc::new(link);
             this.links.lock().unwrap().push(link.clone());
             Ok(link as Arc<dyn Link>)
         })
@@ -56,6 +67,8 @@ pub(crate) struct FakeLink {
     closed: watch::Sender<bool>,
     pub(crate) resume_script: Mutex<VecDeque<Result<(), ResumeFailure>>>,
     pub(crate) executed: Arc<AtomicUsize>,
+    request_errors: Arc<Mutex<VecDeque<LinkRequestError>>>,
+    attempts: Arc<AtomicUsize>,
 }
 
 impl FakeLink {
@@ -67,6 +80,8 @@ impl FakeLink {
             closed: watch::Sender::new(false),
             resume_script: Mutex::new(VecDeque::new()),
             executed: Arc::new(AtomicUsize::new(0)),
+            request_errors: Arc::default(),
+            attempts: Arc::default(),
         }
     }
 
@@ -96,7 +111,12 @@ impl Link for FakeLink {
         let mut release = self.release.subscribe();
         let mut closed = self.closed.subscribe();
         let executed = self.executed.clone();
+        self.attempts.fetch_add(1, Ordering::SeqCst);
+        let scripted = self.request_errors.lock().unwrap().pop_front();
         Box::pin(async move {
+            if let Some(error) = scripted {
+                return Err(error);
+            }
             if *closed.borrow() {
                 return Err(LinkRequestError::Lost);
             }

@@ -7,8 +7,37 @@ use elarian_proto::{
     ServerToSimulatorNotification, server_to_app_notification,
 };
 use futures_util::future::BoxFuture;
+use tokio::sync::oneshot;
 
 use crate::error::HandlerError;
+
+/// Where the reply to one app notification goes: a handler that answers through it may keep
+/// working after it replied (see [`NotificationHandler::handle_app_notification`]).
+///
+/// Dropping it unsent makes the runtime send [`default_app_reply`].
+#[derive(Debug)]
+pub struct ReplySender {
+    sender: oneshot::Sender<ServerToAppNotificationReply>,
+}
+
+impl ReplySender {
+    /// A sender whose reply arrives at `sender`'s receiver (the runtime makes its own; this is
+    /// for tests and wrappers of handlers).
+    pub fn new(sender: oneshot::Sender<ServerToAppNotificationReply>) -> Self {
+        ReplySender { sender }
+    }
+
+    /// Sends the reply. Returns false when nobody waits for it any more (the notification
+    /// timed out, or the server cancelled it).
+    pub fn send(self, reply: ServerToAppNotificationReply) -> bool {
+        self.sender.send(reply).is_ok()
+    }
+
+    /// Whether nobody waits for the reply any more.
+    pub fn is_closed(&self) -> bool {
+        self.sender.is_closed()
+    }
+}
 
 /// Answers the notifications the server sends on a connection.
 ///
@@ -16,9 +45,11 @@ use crate::error::HandlerError;
 /// [`ServerToSimulatorNotification`]s. Both methods have defaults, so a handler implements only
 /// the one its role needs; `()` is the handler that answers everything with the default reply.
 ///
-/// The runtime runs each call in its own task, so a handler that panics, fails or exceeds the
-/// notification timeout costs one notification (answered with [`default_app_reply`]), never the
-/// connection. At most `max_concurrent_notifications` calls run at once.
+/// The runtime runs each call in its own task (one task and one permit per notification), so a
+/// handler that panics, fails or exceeds the notification timeout costs one notification
+/// (answered with [`default_app_reply`]), never the connection. At most
+/// `max_concurrent_notifications` calls run at once; the commands a call sends go before other
+/// commands waiting for the client's window of commands in flight.
 ///
 /// ```
 /// use elarian_core::{HandlerError, NotificationHandler};
@@ -50,6 +81,26 @@ pub trait NotificationHandler: Send + Sync + 'static {
         Box::pin(async move { Ok(reply) })
     }
 
+    /// Answers a notification on an app connection through `reply`, and may go on working after
+    /// it replied: the runtime sends the reply as soon as it is sent, and counts the call against
+    /// `max_concurrent_notifications` until the returned future ends. The reply must come within
+    /// the notification timeout (else the default reply goes out and the call is stopped); the
+    /// work after it is not bounded in time.
+    ///
+    /// This is what the runtime calls. The default runs
+    /// [`on_app_notification`](Self::on_app_notification) and sends its result.
+    fn handle_app_notification(
+        &self,
+        notification: ServerToAppNotification,
+        reply: ReplySender,
+    ) -> BoxFuture<'static, Result<(), HandlerError>> {
+        let call = self.on_app_notification(notification);
+        Box::pin(async move {
+            reply.send(call.await?);
+            Ok(())
+        })
+    }
+
     /// Handles a notification on a simulator connection (the reply is always empty). The default
     /// ignores it.
     fn on_simulator_notification(
@@ -70,6 +121,14 @@ impl<T: NotificationHandler + ?Sized> NotificationHandler for Arc<T> {
         notification: ServerToAppNotification,
     ) -> BoxFuture<'static, Result<ServerToAppNotificationReply, HandlerError>> {
         (**self).on_app_notification(notification)
+    }
+
+    fn handle_app_notification(
+        &self,
+        notification: ServerToAppNotification,
+        reply: ReplySender,
+    ) -> BoxFuture<'static, Result<(), HandlerError>> {
+        (**self).handle_app_notification(notification, reply)
     }
 
     fn on_simulator_notification(

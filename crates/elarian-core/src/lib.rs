@@ -56,6 +56,14 @@
 //! towards the keepalive lifetime. A notification's timeout starts when its handler starts, not
 //! while it waits for a slot.
 //!
+//! The client's own commands are bounded too: at most `max_commands_in_flight` are sent and not
+//! yet answered; the others wait for a slot within their timeout. A command the server answers
+//! with RSocket REJECTED (not processed: its own limit was reached) is sent again after a
+//! jittered backoff within its timeout, and the window shrinks, then grows back as commands are
+//! answered. Commands sent by notification handlers get the next free slot first, and while
+//! one waits no new notification starts, so notifications cannot starve the commands they
+//! cause. [`Client::flow_stats`] counts the waits, retries and anything shed.
+//!
 //! # Example
 //!
 //! ```no_run
@@ -111,6 +119,7 @@ mod rsocket;
 mod secret;
 mod setup;
 mod supervisor;
+mod window;
 
 #[cfg(test)]
 mod client_tests;
@@ -126,10 +135,11 @@ pub use config::{
 pub use error::{
     ClientError, CommandError, ConfigError, ConnectError, HandlerError, NotificationError,
 };
-pub use event::{CloseReason, ConnectionEvent, EventCallback, EventStream};
-pub use handler::{NotificationHandler, default_app_reply};
+pub use event::{CloseReason, ConnectionEvent, EventCallback, EventHub, EventStream};
+pub use handler::{NotificationHandler, ReplySender, default_app_reply};
 pub use secret::Secret;
 pub use setup::{DATA_MIME_TYPE, METADATA_MIME_TYPE, agent_metadata, connection_metadata};
+pub use window::FlowStats;
 
 /// The wire types (re-exported so users need not depend on `elarian-proto`).
 pub use elarian_proto as proto;

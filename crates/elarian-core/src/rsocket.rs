@@ -64,6 +64,7 @@ pub(crate) struct RsocketConnector {
     setup_data: Bytes,
     max_concurrent_notifications: usize,
     max_pending_notifications: usize,
+    max_commands_in_flight: usize,
     responder: Arc<dyn Responder>,
 }
 
@@ -81,6 +82,7 @@ impl RsocketConnector {
             setup_data: setup_data(config),
             max_concurrent_notifications: config.max_concurrent_notifications,
             max_pending_notifications: config.max_pending_notifications,
+            max_commands_in_flight: config.max_commands_in_flight,
             responder: Arc::new(NotificationResponder { dispatcher }),
         }
     }
@@ -110,6 +112,8 @@ impl RsocketConnector {
         config.max_inbound_requests = self.max_concurrent_notifications;
         config.max_pending_inbound = self.max_pending_notifications;
         config.inbound_overflow = InboundOverflow::PauseReading;
+        // The client's window (`window`) is the real bound; the session's own must not be lower.
+        config.max_in_flight = self.max_commands_in_flight;
         config
     }
 }

@@ -19,6 +19,7 @@ use crate::error::{ClientError, ConnectError};
 use crate::event::{CloseReason, ConnectionEvent, EventHub};
 use crate::inflight::InFlight;
 use crate::link::{Connector, Link, LinkDown, ResumeFailure};
+use crate::window::CommandWindow;
 
 /// The connection as commands see it.
 #[derive(Clone)]
@@ -40,6 +41,8 @@ pub(crate) struct Shared {
     pub(crate) queue: Arc<Semaphore>,
     /// Number of commands between "accepted" and "answered".
     pub(crate) in_flight: InFlight,
+    /// The window of commands sent and not yet answered (flow control).
+    pub(crate) window: Arc<CommandWindow>,
     /// `Some(reason)` once the client is asked to stop.
     pub(crate) shutdown: watch::Sender<Option<CloseReason>>,
     /// `Some` once the first connection came up (`Ok`) or the client stopped before (`Err`).
@@ -49,9 +52,14 @@ pub(crate) struct Shared {
 }
 
 impl Shared {
-    pub(crate) fn new(config: ClientConfig, events: Arc<EventHub>) -> Self {
+    pub(crate) fn new(
+        config: ClientConfig,
+        events: Arc<EventHub>,
+        window: Arc<CommandWindow>,
+    ) -> Self {
         let queue = Arc::new(Semaphore::new(config.max_queued_commands));
         Shared {
+            window,
             config,
             events,
             state: watch::Sender::new(LinkState::Down),

@@ -10,10 +10,20 @@
 //! see [`Engine::apply_reply_data_update`]), and a reply `message` is handed to whoever waits for
 //! it (a simulator's received message).
 //!
-//! A full queue is never a silent loss: commands wait for room within a budget and report what
-//! could not be queued ([`Hub::deliver`]); work nobody waits on follows the apps' pace and logs
-//! what a stalled queue refused ([`Hub::deliver_paced`]). With a data dir every notification has
-//! a durable pending record, settled here once it is answered or refused.
+//! Each route has two lanes: the *command lane* for notifications a command causes (its caller
+//! waits for them to be queued) and the *paced lane* for work nobody waits on (due reminders,
+//! large tag commands, recovered notifications). The dispatcher takes the command lane first, so
+//! a backlog of paced work never holds up a command, and the paced producers wait for room in
+//! their own lane: they go at the apps' pace.
+//!
+//! A full queue is never a silent loss: a simulator command first reserves room for its
+//! notification to the org's apps ([`Hub::reserve_app_room`]), waiting within its budget, and
+//! is refused with RSocket REJECTED, *unprocessed*, when none frees up, so that its client can
+//! send it again; commands wait for room within a budget and report what could not be queued
+//! ([`Hub::deliver`]); work nobody waits on follows the apps' pace and logs what a stalled queue
+//! refused ([`Hub::deliver_paced`]). Every refusal and every notification not answered in time
+//! is counted ([`DeliveryStats`]). With a data dir every notification has a durable pending
+//! record, settled here once it is answered or refused.
 //!
 //! Simplex connections and connections of the other role never receive notifications.
 
@@ -32,12 +42,44 @@ use tokio::sync::{Notify, Semaphore, mpsc, oneshot, watch};
 
 use crate::engine::{AppNotice, Effect, Engine, Identity, SimulatorNotice};
 
+/// Counters of notification delivery since the emulator started: what was shed, and why. A
+/// healthy run under any load shows zeros except `commands_rejected` (refused unprocessed,
+/// which clients send again).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct DeliveryStats {
+    /// Simulator commands refused with REJECTED, unprocessed, because the apps' notification
+    /// queue stayed full for `enqueue_timeout` (their clients send them again).
+    pub commands_rejected: u64,
+    /// Notifications of processed commands that could not be queued within `enqueue_timeout`
+    /// (each reported in its command's reply).
+    pub refused_for_commands: u64,
+    /// Notifications nobody waits on (reminders, tag commands) refused after a stall of
+    /// `stall_timeout` (logged as errors).
+    pub refused_paced: u64,
+    /// Notifications sent but not answered within `answer_timeout`, or answered with an error.
+    pub unanswered: u64,
+}
+
+#[derive(Debug, Default)]
+struct Counters {
+    commands_rejected: AtomicU64,
+    refused_for_commands: AtomicU64,
+    refused_paced: AtomicU64,
+    unanswered: AtomicU64,
+}
+
+fn bump(counter: &AtomicU64) {
+    counter.fetch_add(1, Ordering::Relaxed);
+}
+
 /// Limits of notification delivery.
 #[derive(Debug, Clone, Copy)]
 pub struct DeliveryLimits {
-    /// Notifications waiting per route (app or simulators of an org). A command whose
-    /// notifications find it full waits up to `enqueue_timeout` for room, then is answered with
-    /// a failure that says so.
+    /// Notifications waiting per route (app or simulators of an org) and lane (commands, paced
+    /// work). A command whose notifications find it full waits up to `enqueue_timeout` for
+    /// room, then is answered with a failure that says so (or, for a simulator command not yet
+    /// processed, refused with REJECTED).
     pub queue: usize,
     /// Notifications in flight per connection.
     pub per_connection: usize,
@@ -90,7 +132,10 @@ struct Member {
 }
 
 struct Route {
+    /// The command lane.
     tx: mpsc::Sender<Item>,
+    /// The paced lane (work nobody waits on).
+    paced_tx: mpsc::Sender<Item>,
     members: Mutex<Vec<Arc<Member>>>,
     next: AtomicUsize,
     joined: Notify,
@@ -126,6 +171,7 @@ pub(crate) struct Hub {
     open: Mutex<HashMap<u64, Connection>>,
     next_id: AtomicU64,
     shutdown: watch::Receiver<bool>,
+    counters: Arc<Counters>,
 }
 
 impl Hub {
@@ -141,6 +187,7 @@ impl Hub {
             open: Mutex::new(HashMap::new()),
             next_id: AtomicU64::new(1),
             shutdown,
+            counters: Arc::default(),
         })
     }
 
@@ -150,8 +197,10 @@ impl Hub {
             return r.clone();
         }
         let (tx, rx) = mpsc::channel(self.limits.queue.max(1));
+        let (paced_tx, paced_rx) = mpsc::channel(self.limits.queue.max(1));
         let route = Arc::new(Route {
             tx,
+            paced_tx,
             members: Mutex::new(Vec::new()),
             next: AtomicUsize::new(0),
             joined: Notify::new(),
@@ -161,10 +210,11 @@ impl Hub {
         tokio::spawn(dispatch(
             key.clone(),
             route.clone(),
-            rx,
+            Lanes { rx, paced_rx },
             self.engine.clone(),
             self.limits,
             self.shutdown.clone(),
+            self.counters.clone(),
         ));
         route
     }
@@ -241,6 +291,49 @@ impl Hub {
         self.limits
     }
 
+    /// The delivery counters.
+    pub(crate) fn stats(&self) -> DeliveryStats {
+        let c = &self.counters;
+        DeliveryStats {
+            commands_rejected: c.commands_rejected.load(Ordering::Relaxed),
+            refused_for_commands: c.refused_for_commands.load(Ordering::Relaxed),
+            refused_paced: c.refused_paced.load(Ordering::Relaxed),
+            unanswered: c.unanswered.load(Ordering::Relaxed),
+        }
+    }
+
+    /// Reserves room in the command lane of every app route of `org` (the apps a simulator
+    /// command notifies), waiting until `deadline`. `None` when a queue stayed full: the
+    /// command must then be refused before it runs (counted), so that refusing it loses
+    /// nothing. The reservation is spent by [`Hub::deliver`]; dropped, it frees the room.
+    pub(crate) async fn reserve_app_room(
+        &self,
+        org: &str,
+        deadline: tokio::time::Instant,
+    ) -> Option<Reservation> {
+        let routes: Vec<(RouteKey, mpsc::Sender<Item>)> = self
+            .routes
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .iter()
+            .filter(|(key, _)| matches!(key, RouteKey::App { org: o, .. } if o == org))
+            .map(|(key, route)| (key.clone(), route.tx.clone()))
+            .collect();
+        let mut permits = Vec::with_capacity(routes.len());
+        for (key, tx) in routes {
+            match tokio::time::timeout_at(deadline, tx.reserve_owned()).await {
+                Ok(Ok(permit)) => permits.push((key, permit)),
+                // Shutting down: delivery reports it.
+                Ok(Err(_closed)) => {}
+                Err(_elapsed) => {
+                    bump(&self.counters.commands_rejected);
+                    return None;
+                }
+            }
+        }
+        Some(Reservation { permits })
+    }
+
     fn item_of(effect: Effect) -> (RouteKey, Item) {
         match effect {
             Effect::App(n) => (
@@ -274,6 +367,7 @@ impl Hub {
         effects: Vec<Effect>,
         awaited: Option<(usize, oneshot::Sender<Option<OutboundMessage>>)>,
         deadline: tokio::time::Instant,
+        mut reserved: Reservation,
     ) -> Undelivered {
         let mut undelivered = Undelivered::default();
         let (awaited_at, mut reply) = match awaited {
@@ -285,12 +379,18 @@ impl Hub {
             if Some(i) == awaited_at {
                 item.reply = reply.take();
             }
+            if let Some(at) = reserved.permits.iter().position(|(k, _)| *k == key) {
+                let (_, permit) = reserved.permits.swap_remove(at);
+                permit.send(item);
+                continue;
+            }
             let route = self.route(&key);
             // Past the deadline this still takes free room at once: timeouts poll first.
             let wait = deadline.saturating_duration_since(tokio::time::Instant::now());
             if let Err(e) = route.tx.send_timeout(item, wait).await {
                 let closed = matches!(e, mpsc::error::SendTimeoutError::Closed(_));
                 undelivered.count(&key, closed);
+                bump(&self.counters.refused_for_commands);
                 if let mpsc::error::SendTimeoutError::Timeout(item) = e {
                     // Refused and reported to the caller: nothing left to deliver later. (A
                     // notification refused by a shutdown stays pending for the next start.)
@@ -317,6 +417,7 @@ impl Hub {
             let (key, mut item) = Self::item_of(effect);
             if refused.contains_key(&key) {
                 settle(&self.engine, &item);
+                bump(&self.counters.refused_paced);
                 *refused.entry(key).or_default() += 1;
                 continue;
             }
@@ -333,7 +434,7 @@ impl Hub {
                 let wait = stalled_at
                     .saturating_duration_since(tokio::time::Instant::now())
                     .min(Duration::from_millis(500));
-                match route.tx.send_timeout(item, wait).await {
+                match route.paced_tx.send_timeout(item, wait).await {
                     Ok(()) => break,
                     Err(mpsc::error::SendTimeoutError::Timeout(back))
                         if tokio::time::Instant::now() < stalled_at =>
@@ -344,6 +445,7 @@ impl Hub {
                         if let mpsc::error::SendTimeoutError::Timeout(item) = e {
                             settle(&self.engine, &item);
                         }
+                        bump(&self.counters.refused_paced);
                         *refused.entry(key).or_default() += 1;
                         break;
                     }
@@ -358,6 +460,12 @@ impl Hub {
             );
         }
     }
+}
+
+/// Room reserved in the command lanes of some routes (see [`Hub::reserve_app_room`]).
+#[derive(Default)]
+pub(crate) struct Reservation {
+    permits: Vec<(RouteKey, mpsc::OwnedPermit<Item>)>,
 }
 
 /// Notifications a command could not queue.
@@ -410,18 +518,30 @@ impl Undelivered {
     }
 }
 
+/// The receiving ends of a route's two lanes.
+struct Lanes {
+    rx: mpsc::Receiver<Item>,
+    paced_rx: mpsc::Receiver<Item>,
+}
+
 /// The dispatcher of one route.
 async fn dispatch(
     key: RouteKey,
     route: Arc<Route>,
-    mut rx: mpsc::Receiver<Item>,
+    lanes: Lanes,
     engine: Arc<Engine>,
     limits: DeliveryLimits,
     mut shutdown: watch::Receiver<bool>,
+    counters: Arc<Counters>,
 ) {
+    let Lanes {
+        mut rx,
+        mut paced_rx,
+    } = lanes;
     // Retries are bounded by the notifications in flight, which the permits bound.
     let (retry_tx, mut retry_rx) = mpsc::unbounded_channel::<Item>();
     loop {
+        // Retries first, then what commands wait for, then paced work.
         let item = tokio::select! {
             biased;
             _ = shutdown.changed() => return,
@@ -430,6 +550,7 @@ async fn dispatch(
                 Some(item) => item,
                 None => return,
             },
+            Some(item) = paced_rx.recv() => item,
         };
         let member = loop {
             if let Some(m) = route.pick() {
@@ -447,6 +568,7 @@ async fn dispatch(
         let engine = engine.clone();
         let retry_tx = retry_tx.clone();
         let key = key.clone();
+        let counters = counters.clone();
         tokio::spawn(async move {
             let (payload, sent) = encode(&engine, &item.notice);
             // Timed only while a console watches.
@@ -473,8 +595,14 @@ async fn dispatch(
                     let _ = retry_tx.send(item);
                     return;
                 }
-                Ok(Err(e)) => tracing::warn!(?key, error = %e, "notification failed"),
-                Err(_) => tracing::warn!(?key, "notification not answered in time"),
+                Ok(Err(e)) => {
+                    bump(&counters.unanswered);
+                    tracing::warn!(?key, error = %e, "notification failed");
+                }
+                Err(_) => {
+                    bump(&counters.unanswered);
+                    tracing::warn!(?key, "notification not answered in time");
+                }
             }
             // Answered, or failed in a way the app saw: it is not sent again, even after a
             // restart.

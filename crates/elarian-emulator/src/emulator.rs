@@ -15,7 +15,7 @@ use tokio::task::JoinHandle;
 
 use crate::clock::{Clock, SystemClock};
 use crate::config::{ConfigError, EmulatorConfig};
-use crate::delivery::{DeliveryLimits, Hub};
+use crate::delivery::{DeliveryLimits, DeliveryStats, Hub};
 use crate::engine::Engine;
 use crate::server::{CommandLimits, handle_incoming};
 use crate::store::StoreError;
@@ -87,6 +87,7 @@ pub struct EmulatorBuilder {
     clock: Arc<dyn Clock>,
     delivery: DeliveryLimits,
     max_command_bytes: usize,
+    max_concurrent_requests: usize,
     resume_window: Duration,
     console: Option<SocketAddr>,
     console_token: Option<String>,
@@ -108,6 +109,7 @@ impl Emulator {
             clock: Arc::new(SystemClock),
             delivery: DeliveryLimits::default(),
             max_command_bytes: 4 * 1024 * 1024,
+            max_concurrent_requests: ServerConfig::default().max_inbound_requests,
             resume_window: Duration::from_secs(120),
             console: None,
             console_token: None,
@@ -161,6 +163,14 @@ impl EmulatorBuilder {
     /// Uses this configuration instead of the test one.
     pub fn config(mut self, config: EmulatorConfig) -> Self {
         self.config = config;
+        self
+    }
+
+    /// Most requests each connection may have the emulator handle at once (default 1024, the
+    /// transport's default); beyond it requests are refused with RSocket REJECTED, unprocessed,
+    /// which the Elarian clients send again. Tight limits exercise the clients' flow control.
+    pub fn max_concurrent_requests(mut self, limit: usize) -> Self {
+        self.max_concurrent_requests = limit.max(1);
         self
     }
 
@@ -254,6 +264,7 @@ impl EmulatorBuilder {
             c.max_lifetime = Duration::from_secs(l.max_keepalive_lifetime_secs);
             c.max_resume_failures = l.max_resume_failures;
             c.resume_failure_window = Duration::from_secs(l.resume_failure_window_secs);
+            c.max_inbound_requests = self.max_concurrent_requests;
             c
         };
         let server = Server::new(server_config);
@@ -504,6 +515,11 @@ impl EmulatorHandle {
     pub fn ws_endpoint(&self) -> Option<Endpoint> {
         self.ws_addr
             .map(|a| Endpoint::ws(dial_host(a), a.port(), "/"))
+    }
+
+    /// What notification delivery shed or refused so far (see [`DeliveryStats`]).
+    pub fn delivery_stats(&self) -> DeliveryStats {
+        self.hub.stats()
     }
 
     /// Makes the scheduler look for due timers now, e.g. after a test moved a manual clock.

@@ -37,7 +37,7 @@ mod state;
 mod store;
 
 pub use console::ConsoleError;
-pub use delivery::DeliveryLimits;
+pub use delivery::{DeliveryLimits, DeliveryStats};
 pub use emulator::{Emulator, EmulatorBuilder, EmulatorError, EmulatorHandle};
 pub use engine::{Engine, Identity};
 pub use store::StoreError;

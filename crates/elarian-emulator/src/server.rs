@@ -18,7 +18,7 @@ use elarian_transport::{ErrorCode, Incoming, Payload, Responder, StreamError};
 use prost::Message;
 use tokio::sync::oneshot;
 
-use crate::delivery::Hub;
+use crate::delivery::{Hub, Reservation};
 use crate::engine::{Engine, Identity, Outcome};
 
 /// Per-connection settings of command handling.
@@ -127,7 +127,10 @@ async fn finish_app_command(
         let hub = ctx.hub.clone();
         tokio::spawn(async move { hub.deliver_paced(out.effects).await });
     } else if !out.effects.is_empty() {
-        let undelivered = ctx.hub.deliver(out.effects, None, deadline).await;
+        let undelivered = ctx
+            .hub
+            .deliver(out.effects, None, deadline, Reservation::default())
+            .await;
         if !undelivered.is_empty() {
             mark_undelivered(&mut reply, &undelivered.describe());
         }
@@ -221,6 +224,14 @@ pub(crate) async fn simulator_command(
         StreamError::application(format!("request is not a SimulatorToServerCommand: {e}"))
     })?;
     let deadline = crate::clock::deadline_after(hub.limits().enqueue_timeout);
+    // Room for the notification to the apps is reserved before the command runs: a command
+    // that finds no room within its budget is refused unprocessed (REJECTED), which its client
+    // sends again, rather than processed with its notification lost.
+    let Some(reserved) = hub.reserve_app_room(&who.org_id, deadline).await else {
+        return Err(StreamError::rejected(
+            "the app's notification queue is full; the command was not processed",
+        ));
+    };
     writes_ready(engine, hub).await?;
     let out = engine.simulator_command(who, cmd);
     let persisted = |r: Result<(), crate::store::StoreError>| {
@@ -232,7 +243,7 @@ pub(crate) async fn simulator_command(
     persisted(out.durable.wait().await)?;
     let Some((awaited, exchange)) = out.exchange else {
         let mut reply = out.reply;
-        let undelivered = hub.deliver(out.effects, None, deadline).await;
+        let undelivered = hub.deliver(out.effects, None, deadline, reserved).await;
         if !undelivered.is_empty() {
             reply.status = false;
             reply.description = format!("{}; {}", reply.description, undelivered.describe());
@@ -241,7 +252,7 @@ pub(crate) async fn simulator_command(
     };
     let (tx, rx) = oneshot::channel();
     let undelivered = hub
-        .deliver(out.effects, Some((awaited, tx)), deadline)
+        .deliver(out.effects, Some((awaited, tx)), deadline, reserved)
         .await;
     // A refused notification drops its reply sender, so this then ends at once.
     let message = match tokio::time::timeout(limits.reply_timeout, rx).await {
@@ -256,7 +267,9 @@ pub(crate) async fn simulator_command(
     let done = engine.inbound_reply(who, &exchange, message);
     persisted(done.durable.wait().await)?;
     let deadline = crate::clock::deadline_after(hub.limits().enqueue_timeout);
-    let more = hub.deliver(done.effects, None, deadline).await;
+    let more = hub
+        .deliver(done.effects, None, deadline, Reservation::default())
+        .await;
     let mut reply = done.reply;
     for u in [undelivered, more] {
         if !u.is_empty() {

@@ -4,11 +4,10 @@ use std::future::Future;
 use std::sync::Arc;
 use std::time::SystemTime;
 
-use elarian_core::{ClientConfig, ClientConfigBuilder, Role};
+use elarian_core::{ClientConfig, ClientConfigBuilder, FlowStats, Role};
 use elarian_proto as proto;
 use elarian_proto::app_to_server_command::Entry;
 use elarian_proto::app_to_server_command_reply::Entry as ReplyEntry;
-use tokio::sync::Semaphore;
 
 use crate::command::expect_reply;
 use crate::connection::Link;
@@ -33,8 +32,6 @@ use crate::validate;
 pub(crate) struct Inner {
     link: Link,
     registry: Arc<Registry>,
-    /// Bounds the notification handlers running at once, replied or not.
-    running: Arc<Semaphore>,
 }
 
 /// An Elarian app: connects, sends app-wide commands, hands out [`Customer`]s and routes
@@ -117,14 +114,10 @@ impl Elarian {
     /// endpoint, timeouts, …). The role is set to [`Role::App`]. Does not connect.
     pub fn new(config: ClientConfigBuilder) -> Result<Self> {
         let link = Link::new(config, Role::App)?;
-        let running = Arc::new(Semaphore::new(
-            link.config().max_concurrent_notifications().max(1),
-        ));
         Ok(Elarian {
             inner: Arc::new(Inner {
                 link,
                 registry: Arc::new(Registry::default()),
-                running,
             }),
         })
     }
@@ -139,8 +132,6 @@ impl Elarian {
         AppDispatch {
             registry: self.inner.registry.clone(),
             app: Arc::downgrade(&self.inner),
-            hub: self.inner.link.hub().clone(),
-            running: self.inner.running.clone(),
         }
     }
 
@@ -168,6 +159,13 @@ impl Elarian {
     /// finish). The app can [`connect`](Self::connect) again later.
     pub async fn disconnect(&self) {
         self.inner.link.disconnect().await
+    }
+
+    /// The flow-control counters of the current connection's client (commands retried after
+    /// the server rejected them unprocessed, commands that waited for a slot, the window of
+    /// commands in flight); `None` before the first [`connect`](Self::connect).
+    pub fn flow_stats(&self) -> Option<FlowStats> {
+        self.inner.link.client().map(|client| client.flow_stats())
     }
 
     /// Whether the connection is up right now.

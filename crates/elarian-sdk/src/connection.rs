@@ -7,7 +7,6 @@
 //! app object and stay for its whole life.
 
 use std::fmt;
-use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::pin::Pin;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, RwLock};
@@ -15,27 +14,22 @@ use std::task::{Context, Poll};
 use std::time::Duration;
 
 use elarian_core::{
-    Client, ClientConfig, ClientConfigBuilder, ClientError, CloseReason, ConnectionEvent,
-    NotificationHandler, Role,
+    Client, ClientConfig, ClientConfigBuilder, ClientError, CloseReason, ConnectionEvent, EventHub,
+    EventStream, NotificationHandler, Role,
 };
 use futures_core::Stream;
-use futures_util::stream::BoxStream;
-use tokio::sync::broadcast;
+use futures_util::StreamExt;
 
 use crate::error::Result;
-
-/// How far a slow [`ConnectionEventStream`] may fall behind before it skips events.
-const STREAM_CAPACITY: usize = 64;
-
-type Callback = Arc<dyn Fn(&ConnectionEvent) + Send + Sync + 'static>;
 
 /// Delivers connection events to registered callbacks and to any number of streams.
 ///
 /// Used by [`Elarian`](crate::Elarian) and by the simulator crate; apps use it through their
-/// `on_connected`, `on_error`, … methods and `connection_events()`.
+/// `on_connected`, `on_error`, … methods and `connection_events()`. It is a view of the core
+/// runtime's [`EventHub`], which every core client of the app object emits into: one event
+/// path, one broadcast.
 pub struct ConnectionHub {
-    callbacks: RwLock<Vec<Callback>>,
-    sender: broadcast::Sender<ConnectionEvent>,
+    core: Arc<EventHub>,
 }
 
 impl Default for ConnectionHub {
@@ -54,36 +48,30 @@ impl ConnectionHub {
     /// An empty hub.
     pub fn new() -> Self {
         ConnectionHub {
-            callbacks: RwLock::new(Vec::new()),
-            sender: broadcast::channel(STREAM_CAPACITY).0,
+            core: Arc::new(EventHub::new()),
         }
+    }
+
+    /// The core runtime's hub behind this one (handed to every core client).
+    fn core(&self) -> Arc<EventHub> {
+        self.core.clone()
     }
 
     /// Registers a callback for every event.
     pub fn add(&self, callback: impl Fn(&ConnectionEvent) + Send + Sync + 'static) {
-        let mut callbacks = self.callbacks.write().unwrap_or_else(|p| p.into_inner());
-        callbacks.push(Arc::new(callback));
+        self.core.add_callback(Arc::new(callback));
     }
 
     /// Delivers an event. A panicking callback is logged and does not stop the others.
     pub fn emit(&self, event: &ConnectionEvent) {
-        let callbacks = self
-            .callbacks
-            .read()
-            .unwrap_or_else(|p| p.into_inner())
-            .clone();
-        for callback in callbacks {
-            if catch_unwind(AssertUnwindSafe(|| callback(event))).is_err() {
-                tracing::error!("a connection event callback panicked");
-            }
-        }
-        // No subscriber is fine.
-        let _ = self.sender.send(event.clone());
+        self.core.emit(event.clone());
     }
 
     /// A stream of the events emitted from now on.
     pub fn subscribe(&self) -> ConnectionEventStream {
-        ConnectionEventStream::new(self.sender.subscribe())
+        ConnectionEventStream {
+            inner: self.core.subscribe_all(),
+        }
     }
 }
 
@@ -261,11 +249,7 @@ impl Link {
         let closed = Arc::new(AtomicBool::new(false));
         let mark_closed = closed.clone();
         hub.on_closed(move |_| mark_closed.store(true, Ordering::SeqCst));
-        let forward = hub.clone();
-        let config = config
-            .role(role)
-            .on_event(move |event| forward.emit(event))
-            .build()?;
+        let config = config.role(role).event_hub(hub.core()).build()?;
         Ok(Link {
             config,
             client: RwLock::new(None),
@@ -417,26 +401,7 @@ macro_rules! __connection_event_methods {
 /// `Closed`, since the app may connect again; it ends when the app object is dropped. A subscriber
 /// that falls behind skips the events it missed.
 pub struct ConnectionEventStream {
-    inner: BoxStream<'static, ConnectionEvent>,
-}
-
-impl ConnectionEventStream {
-    fn new(receiver: broadcast::Receiver<ConnectionEvent>) -> Self {
-        let inner = futures_util::stream::unfold(receiver, |mut receiver| async move {
-            loop {
-                match receiver.recv().await {
-                    Ok(event) => return Some((event, receiver)),
-                    Err(broadcast::error::RecvError::Lagged(skipped)) => {
-                        tracing::warn!(skipped, "connection event subscriber lagged");
-                    }
-                    Err(broadcast::error::RecvError::Closed) => return None,
-                }
-            }
-        });
-        ConnectionEventStream {
-            inner: Box::pin(inner),
-        }
-    }
+    inner: EventStream,
 }
 
 impl std::fmt::Debug for ConnectionEventStream {
@@ -450,7 +415,7 @@ impl Stream for ConnectionEventStream {
     type Item = ConnectionEvent;
 
     fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
-        self.inner.as_mut().poll_next(cx)
+        self.inner.poll_next_unpin(cx)
     }
 }
 

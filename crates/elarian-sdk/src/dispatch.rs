@@ -2,24 +2,21 @@
 //!
 //! Order of precedence for each notification: the handler registered for its event (typed
 //! `on_<event>` or [`Elarian::on`](crate::Elarian::on)); otherwise the notification stream, if one
-//! is open; otherwise the default reply. Handlers run in their own task so a handler may keep
-//! working after it replied; the runtime's notification timeout bounds the wait for the reply.
+//! is open; otherwise the default reply. Each notification runs in the runtime's one task per
+//! notification, so a handler may keep working after it replied (still holding its permit);
+//! the runtime's notification timeout bounds the wait for the reply.
 
 use std::collections::HashMap;
 use std::pin::Pin;
 use std::sync::{Arc, Mutex, RwLock, Weak};
 use std::task::{Context, Poll};
 
-use elarian_core::{
-    BoxFuture, ClientError, ConnectionEvent, HandlerError, NotificationError, NotificationHandler,
-    default_app_reply,
-};
+use elarian_core::{BoxFuture, HandlerError, NotificationHandler, ReplySender, default_app_reply};
 use elarian_proto as proto;
 use futures_core::Stream;
-use tokio::sync::{Semaphore, mpsc, oneshot};
+use tokio::sync::mpsc;
 
 use crate::client::{Elarian, Inner};
-use crate::connection::ConnectionHub;
 use crate::customer::Customer;
 use crate::models::{AppEvent, DataValue, DecodedNotification, Notification};
 use crate::responder::Responder;
@@ -100,12 +97,15 @@ impl Registry {
 }
 
 /// The core runtime's notification handler for an [`Elarian`] app.
+///
+/// The runtime runs each notification in one task holding one permit (see
+/// `elarian_core`'s dispatch): the handler's future runs in that task, replies through the
+/// [`Responder`] (which carries the runtime's [`ReplySender`]) and may go on working after
+/// the reply, still counted against `max_concurrent_notifications`. Panics and timeouts are
+/// reported by the runtime on the one event path.
 pub(crate) struct AppDispatch {
     pub(crate) registry: Arc<Registry>,
     pub(crate) app: Weak<Inner>,
-    pub(crate) hub: Arc<ConnectionHub>,
-    /// Bounds the handler tasks running at once (see `on_app_notification`).
-    pub(crate) running: Arc<Semaphore>,
 }
 
 fn customer_for(app: &Elarian, notification: &Notification) -> Option<Customer> {
@@ -125,91 +125,36 @@ fn customer_for(app: &Elarian, notification: &Notification) -> Option<Customer> 
     ))
 }
 
-fn report_panic(hub: &ConnectionHub, event: AppEvent, message: String) {
-    tracing::error!(%event, %message, "notification handler panicked after replying");
-    hub.emit(&ConnectionEvent::Error(ClientError::Notification(
-        NotificationError::HandlerPanicked {
-            message: format!("{event} handler panicked: {message}"),
-        },
-    )));
-}
-
-fn panic_message(error: tokio::task::JoinError) -> String {
-    match error.try_into_panic() {
-        Ok(payload) => payload
-            .downcast_ref::<&str>()
-            .map(|s| s.to_string())
-            .or_else(|| payload.downcast_ref::<String>().cloned())
-            .unwrap_or_else(|| "non-string panic payload".to_string()),
-        Err(error) => error.to_string(),
-    }
-}
-
 impl NotificationHandler for AppDispatch {
-    fn on_app_notification(
+    fn handle_app_notification(
         &self,
         notification: proto::ServerToAppNotification,
-    ) -> BoxFuture<'static, Result<proto::ServerToAppNotificationReply, HandlerError>> {
+        reply: ReplySender,
+    ) -> BoxFuture<'static, Result<(), HandlerError>> {
         let default = default_app_reply(&notification);
         let decoded = match DecodedNotification::try_from(notification) {
             Ok(decoded) => decoded,
             Err(error) => {
                 tracing::warn!(%error, "notification not understood; sending the default reply");
-                return Box::pin(async move { Ok(default) });
+                reply.send(default);
+                return Box::pin(async { Ok(()) });
             }
         };
         let Some(inner) = self.app.upgrade() else {
-            return Box::pin(async move { Ok(default) });
+            reply.send(default);
+            return Box::pin(async { Ok(()) });
         };
         let app = Elarian::from_inner(inner);
         let customer = customer_for(&app, &decoded.notification);
         let event = decoded.notification.event();
-        let (sender, receiver) = oneshot::channel();
-        let responder = Responder::new(sender, default.clone());
+        let responder = Responder::new(reply, default);
         tracing::debug!(%event, "notification received");
 
         if let Some(handler) = self.registry.handler(event) {
             let handler = handler(decoded.notification, customer, decoded.app_data, responder);
-            let running = self.running.clone();
-            let hub = self.hub.clone();
             return Box::pin(async move {
-                // Handlers may keep working after they reply, so the runtime's own limit (which
-                // ends at the reply) does not bound them; this permit does, and waiting for it
-                // holds the runtime's intake, and so the socket, back.
-                let Ok(permit) = running.acquire_owned().await else {
-                    return Ok(default);
-                };
-                let task = tokio::spawn(async move {
-                    let _permit = permit;
-                    handler.await
-                });
-                // A handler may panic before replying (the responder is then dropped unanswered
-                // and the runtime reports the panic) or after (the reply is already out, so the
-                // panic is reported here as an error event).
-                let (panic_sender, mut panic_receiver) = oneshot::channel::<String>();
-                let monitor_hub = hub.clone();
-                tokio::spawn(async move {
-                    if let Err(error) = task.await
-                        && let Err(message) = panic_sender.send(panic_message(error))
-                    {
-                        report_panic(&monitor_hub, event, message);
-                    }
-                });
-                match receiver.await {
-                    Ok(reply) => {
-                        panic_receiver.close();
-                        if let Ok(message) = panic_receiver.try_recv() {
-                            report_panic(&hub, event, message);
-                        }
-                        Ok(reply)
-                    }
-                    Err(_) => match panic_receiver.await {
-                        Ok(message) => Err(HandlerError::new(format!(
-                            "{event} handler panicked: {message}"
-                        ))),
-                        Err(_) => Ok(default),
-                    },
-                }
+                handler.await;
+                Ok(())
             });
         }
 
@@ -229,7 +174,7 @@ impl NotificationHandler for AppDispatch {
             tracing::debug!(%event, "no handler registered; sending the default reply");
             drop(responder);
         }
-        Box::pin(async move { Ok(receiver.await.unwrap_or(default)) })
+        Box::pin(async { Ok(()) })
     }
 }
 
@@ -256,6 +201,28 @@ mod tests {
 
     fn dispatch(app: &Elarian) -> AppDispatch {
         app.dispatcher()
+    }
+
+    type Answer = (
+        Option<proto::ServerToAppNotificationReply>,
+        tokio::task::JoinHandle<Result<(), HandlerError>>,
+    );
+
+    /// Runs a notification as the runtime does: the handler in one task, the reply through a
+    /// [`ReplySender`]. `None`: the handler ended (or panicked) without replying.
+    async fn answer(app: Elarian, notification: proto::ServerToAppNotification) -> Answer {
+        let (tx, rx) = tokio::sync::oneshot::channel();
+        let task = tokio::spawn(
+            dispatch(&app).handle_app_notification(notification, ReplySender::new(tx)),
+        );
+        (rx.await.ok(), task)
+    }
+
+    async fn reply_to(
+        app: &Elarian,
+        notification: proto::ServerToAppNotification,
+    ) -> proto::ServerToAppNotificationReply {
+        answer(app.clone(), notification).await.0.expect("reply")
     }
 
     fn ussd_notification() -> proto::ServerToAppNotification {
@@ -291,10 +258,7 @@ mod tests {
             assert_eq!(customer.id().as_deref(), Some("el_cst_1"));
             responder.reply(Some(UssdMenu::terminal("bye")), None);
         });
-        let reply = dispatch(&app)
-            .on_app_notification(ussd_notification())
-            .await
-            .expect("reply");
+        let reply = reply_to(&app, ussd_notification()).await;
         assert_eq!(
             reply.message,
             Some(Message::ussd(UssdMenu::terminal("bye")).into())
@@ -306,14 +270,14 @@ mod tests {
     async fn without_a_handler_the_stream_gets_the_notification_and_its_responder() {
         let app = app();
         let mut stream = app.notifications();
-        let reply = tokio::spawn(dispatch(&app).on_app_notification(ussd_notification()));
+        let reply = tokio::spawn(answer(app.clone(), ussd_notification()));
         let incoming = stream.next().await.expect("delivered to the stream");
         assert_eq!(incoming.notification.event(), AppEvent::UssdSession);
         assert_eq!(incoming.app_data, Some(DataValue::string("incoming")));
         incoming
             .responder
             .reply(Some(Message::text("hi")), Some(DataValue::string("new")));
-        let reply = reply.await.expect("joined").expect("reply");
+        let reply = reply.await.expect("joined").0.expect("reply");
         assert_eq!(reply.message, Some(Message::text("hi").into()));
         assert_eq!(
             reply.data_update,
@@ -326,114 +290,54 @@ mod tests {
     #[tokio::test]
     async fn without_handler_or_stream_the_default_reply_keeps_app_data() {
         let app = app();
-        let reply = dispatch(&app)
-            .on_app_notification(ussd_notification())
-            .await
-            .expect("reply");
+        let reply = reply_to(&app, ussd_notification()).await;
         assert_eq!(reply.message, None);
         assert_eq!(reply.data_update, incoming_data());
 
         // A dropped stream no longer takes notifications.
         drop(app.notifications());
-        let reply = dispatch(&app)
-            .on_app_notification(ussd_notification())
-            .await
-            .expect("reply");
+        let reply = reply_to(&app, ussd_notification()).await;
         assert_eq!(reply.data_update, incoming_data());
     }
 
     #[tokio::test]
     async fn empty_notifications_get_the_default_reply() {
         let app = app();
-        let reply = dispatch(&app)
-            .on_app_notification(proto::ServerToAppNotification { entry: None })
-            .await
-            .expect("reply");
+        let reply = reply_to(&app, proto::ServerToAppNotification { entry: None }).await;
         assert_eq!(reply, proto::ServerToAppNotificationReply::default());
     }
 
     #[tokio::test]
-    async fn a_handler_panicking_before_replying_is_reported_to_the_runtime() {
+    async fn a_handler_panicking_before_replying_leaves_the_reply_to_the_runtime() {
         let app = app();
         app.on_ussd_session(|_n, _customer, _data, responder| async move {
             let _held = responder;
             panic!("handler bug");
         });
-        let result = dispatch(&app)
-            .on_app_notification(ussd_notification())
-            .await;
-        let error = result.expect_err("the runtime learns of the panic");
-        assert!(error.message().contains("handler bug"), "{error}");
+        let (reply, task) = answer(app.clone(), ussd_notification()).await;
+        // No reply: the runtime sends the default one and reports the panic it caught.
+        assert_eq!(reply, None);
+        assert!(
+            task.await
+                .expect_err("the panic reaches the task")
+                .is_panic()
+        );
     }
 
     #[tokio::test]
-    async fn a_handler_panicking_after_replying_emits_an_error_event() {
+    async fn a_handler_panicking_after_replying_keeps_its_reply() {
         let app = app();
-        let mut events = app.connection_events();
         app.on_ussd_session(|_n, _customer, data, responder| async move {
             responder.reply(None, data);
             panic!("late bug");
         });
-        let reply = dispatch(&app)
-            .on_app_notification(ussd_notification())
-            .await
-            .expect("the reply went out");
-        assert_eq!(reply.message, None);
-        let event = events.next().await.expect("an event");
+        let (reply, task) = answer(app.clone(), ussd_notification()).await;
+        assert_eq!(reply.expect("the reply went out").message, None);
         assert!(
-            matches!(
-                &event,
-                ConnectionEvent::Error(ClientError::Notification(
-                    NotificationError::HandlerPanicked { message }
-                )) if message.contains("late bug")
-            ),
-            "{event:?}"
+            task.await
+                .expect_err("the runtime's task sees the panic")
+                .is_panic()
         );
-    }
-
-    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-    async fn handlers_still_running_after_replying_count_against_the_limit() {
-        use std::sync::atomic::{AtomicUsize, Ordering};
-        let app = Elarian::new(
-            ClientConfig::builder()
-                .org_id("org")
-                .app_id("app")
-                .api_key("key")
-                .endpoint_url("tcp://127.0.0.1:1")
-                .max_concurrent_notifications(2),
-        )
-        .expect("valid config");
-        let running = Arc::new(AtomicUsize::new(0));
-        let most = Arc::new(AtomicUsize::new(0));
-        let (release, gate) = tokio::sync::watch::channel(false);
-        let (counting, handler_running, handler_most) =
-            (running.clone(), running.clone(), most.clone());
-        app.on_ussd_session(move |_n, _customer, data, responder| {
-            let running = handler_running.clone();
-            let most = handler_most.clone();
-            let mut gate = gate.clone();
-            async move {
-                let now = running.fetch_add(1, Ordering::SeqCst) + 1;
-                most.fetch_max(now, Ordering::SeqCst);
-                responder.reply(None, data);
-                let _ = gate.wait_for(|open| *open).await;
-                running.fetch_sub(1, Ordering::SeqCst);
-            }
-        });
-        let replies: Vec<_> = (0..5)
-            .map(|_| tokio::spawn(app.dispatcher().on_app_notification(ussd_notification())))
-            .collect();
-        while counting.load(Ordering::SeqCst) < 2 {
-            tokio::task::yield_now().await;
-        }
-        for _ in 0..100 {
-            tokio::task::yield_now().await;
-        }
-        release.send(true).expect("handlers wait");
-        for reply in replies {
-            reply.await.expect("joined").expect("replied");
-        }
-        assert_eq!(most.load(Ordering::SeqCst), 2);
     }
 
     #[test]
@@ -516,10 +420,7 @@ mod tests {
                 notification: notification.clone(),
                 app_data: None,
             };
-            dispatch(&app)
-                .on_app_notification(wire.into())
-                .await
-                .expect("reply");
+            reply_to(&app, wire.into()).await;
             let handled = tokio::time::timeout(std::time::Duration::from_secs(10), ran.recv())
                 .await
                 .expect("handler ran in time")

@@ -133,8 +133,8 @@ pub use responder::{Responder, UssdResponder, VoiceResponder};
 /// Runtime types users configure the connection with (re-exported from `elarian-core`).
 pub use elarian_core::{
     ClientConfig, ClientConfigBuilder, ClientError, CloseReason, CommandError, ConfigError,
-    ConnectError, ConnectionEvent, Credentials, Endpoint, NotificationError, ReconnectPolicy, Role,
-    Secret, TlsClientOptions,
+    ConnectError, ConnectionEvent, Credentials, Endpoint, FlowStats, NotificationError,
+    ReconnectPolicy, Role, Secret, TlsClientOptions,
 };
 /// The wire types, for code that needs them.
 pub use elarian_proto as proto;

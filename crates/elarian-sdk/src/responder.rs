@@ -1,7 +1,7 @@
 //! Responders: how a notification handler answers the server.
 
+use elarian_core::ReplySender;
 use elarian_proto as proto;
-use tokio::sync::oneshot;
 
 use crate::models::{DataValue, Message, UssdMenu, VoiceAction};
 
@@ -13,15 +13,12 @@ use crate::models::{DataValue, Message, UssdMenu, VoiceAction};
 /// notification timeout.
 #[derive(Debug)]
 pub struct Responder {
-    sender: Option<oneshot::Sender<proto::ServerToAppNotificationReply>>,
+    sender: Option<ReplySender>,
     default: proto::ServerToAppNotificationReply,
 }
 
 impl Responder {
-    pub(crate) fn new(
-        sender: oneshot::Sender<proto::ServerToAppNotificationReply>,
-        default: proto::ServerToAppNotificationReply,
-    ) -> Self {
+    pub(crate) fn new(sender: ReplySender, default: proto::ServerToAppNotificationReply) -> Self {
         Responder {
             sender: Some(sender),
             default,
@@ -58,8 +55,8 @@ impl Drop for Responder {
         let Some(sender) = self.sender.take() else {
             return;
         };
-        // While a handler panics, leave the reply unsent so the runtime learns of the panic
-        // (it then sends the default reply and reports an error event).
+        // While a handler panics, leave the reply unsent: the runtime then sends the default
+        // reply and reports the panic as an error event.
         if std::thread::panicking() {
             return;
         }
@@ -145,8 +142,8 @@ mod tests {
 
     #[test]
     fn reply_sends_message_and_new_app_data() {
-        let (tx, mut rx) = oneshot::channel();
-        let responder = UssdResponder::wrap(Responder::new(tx, default_reply()));
+        let (tx, mut rx) = tokio::sync::oneshot::channel();
+        let responder = UssdResponder::wrap(Responder::new(ReplySender::new(tx), default_reply()));
         responder.reply(
             Some(UssdMenu::terminal("bye")),
             Some(DataValue::string("new")),
@@ -164,8 +161,8 @@ mod tests {
 
     #[test]
     fn reply_without_app_data_keeps_the_incoming_data() {
-        let (tx, mut rx) = oneshot::channel();
-        let responder = VoiceResponder::wrap(Responder::new(tx, default_reply()));
+        let (tx, mut rx) = tokio::sync::oneshot::channel();
+        let responder = VoiceResponder::wrap(Responder::new(ReplySender::new(tx), default_reply()));
         responder.reply(Some(vec![VoiceAction::Reject]), None);
         let reply = rx.try_recv().expect("replied");
         assert_eq!(reply.data_update, default_reply().data_update);
@@ -177,15 +174,15 @@ mod tests {
 
     #[test]
     fn dropping_unanswered_sends_the_default_reply() {
-        let (tx, mut rx) = oneshot::channel();
-        drop(Responder::new(tx, default_reply()));
+        let (tx, mut rx) = tokio::sync::oneshot::channel();
+        drop(Responder::new(ReplySender::new(tx), default_reply()));
         assert_eq!(rx.try_recv().expect("replied"), default_reply());
     }
 
     #[test]
     fn a_panicking_handler_leaves_the_reply_unsent() {
-        let (tx, mut rx) = oneshot::channel();
-        let responder = Responder::new(tx, default_reply());
+        let (tx, mut rx) = tokio::sync::oneshot::channel();
+        let responder = Responder::new(ReplySender::new(tx), default_reply());
         let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(move || {
             let _held = responder;
             panic!("handler bug");

@@ -110,9 +110,9 @@ impl Registry {
     }
 }
 
-/// The core runtime's notification handler for a simulator. Handlers run in their own task;
-/// the runtime waits for them (bounded by its notification timeout) so that a slow simulator
-/// slows the server down instead of piling up work.
+/// The core runtime's notification handler for a simulator. Handlers run in the runtime's one
+/// task per notification; the runtime waits for them (bounded by its notification timeout) so
+/// that a slow simulator slows the server down instead of piling up work.
 struct SimulatorDispatch {
     registry: Arc<Registry>,
 }
@@ -131,10 +131,10 @@ impl NotificationHandler for SimulatorDispatch {
         };
         let event = notification.event();
         if let Some(handler) = self.registry.handler(event) {
-            let task = tokio::spawn(handler(notification));
+            let handler = handler(notification);
             return Box::pin(async move {
-                task.await
-                    .map_err(|e| HandlerError::new(format!("{event} handler failed: {e}")))
+                handler.await;
+                Ok(())
             });
         }
         if let Some(stream) = self.registry.stream() {
@@ -252,6 +252,13 @@ impl Simulator {
     /// Disconnects gracefully; the simulator can connect again later.
     pub async fn disconnect(&self) {
         self.inner.link.disconnect().await
+    }
+
+    /// The flow-control counters of the current connection's client (simulator commands
+    /// retried after the server rejected them unprocessed, commands that waited for a slot);
+    /// `None` before the first connect.
+    pub fn flow_stats(&self) -> Option<elarian_sdk::FlowStats> {
+        self.inner.link.client().map(|client| client.flow_stats())
     }
 
     /// Whether the connection is up right now.
@@ -467,15 +474,19 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn a_panicking_handler_is_reported_to_the_runtime() {
+    async fn a_panicking_handler_reaches_the_runtime_task() {
         let simulator = simulator();
         simulator.on(SimulatorEvent::SendMessage, |_n| async move {
             panic!("simulator handler bug");
         });
-        let result = dispatch(&simulator)
-            .on_simulator_notification(send_message())
-            .await;
-        assert!(result.is_err());
+        // The runtime runs the handler in its one task per notification, which catches the
+        // panic and reports it as an error event.
+        let task = tokio::spawn(dispatch(&simulator).on_simulator_notification(send_message()));
+        assert!(
+            task.await
+                .expect_err("the panic reaches the task")
+                .is_panic()
+        );
     }
 
     #[tokio::test]

@@ -47,6 +47,9 @@ pub const NO_REPLY_REMINDER: &str = "loan-no-reply";
 pub const AMOUNT_DUE: &str = "amount_due";
 /// Metadata key of the customer's first name.
 pub const NAME: &str = "name";
+/// How far ahead a reminder is set at least: the command may wait for the window of commands
+/// in flight before the server sees it, and a reminder in the past is refused.
+const REMINDER_LEAD: Duration = Duration::from_secs(1);
 
 /// How the app reaches customers and where the money goes.
 #[derive(Debug, Clone)]
@@ -191,6 +194,8 @@ pub struct Stats {
     pub errors: AtomicU64,
     /// Outcomes reported twice for one customer: a flow bug.
     pub duplicate_outcomes: AtomicU64,
+    /// Due reminders set later than planned because enrolment fell behind the schedule.
+    pub reminders_shifted: AtomicU64,
     collected_cents: AtomicU64,
     cases: Mutex<HashMap<String, Option<Outcome>>>,
     finished: watch::Sender<u64>,
@@ -208,6 +213,7 @@ impl Default for Stats {
             payments_failed: AtomicU64::new(0),
             errors: AtomicU64::new(0),
             duplicate_outcomes: AtomicU64::new(0),
+            reminders_shifted: AtomicU64::new(0),
             collected_cents: AtomicU64::new(0),
             cases: Mutex::new(HashMap::new()),
             finished: watch::channel(0).0,
@@ -418,10 +424,17 @@ impl Collector {
             None => customer.get_state().await?.customer_id,
         };
         self.stats.open(&customer_id);
+        // A reminder cannot be set in the past: when enrolment falls behind the schedule (a
+        // large book at a high rate), the reminder is due as soon as it can be instead.
+        let earliest = SystemTime::now() + REMINDER_LEAD;
+        let due_at = if loan.due_at < earliest {
+            bump(&self.stats.reminders_shifted);
+            earliest
+        } else {
+            loan.due_at
+        };
         customer
-            .add_reminder(
-                Reminder::new(DUE_REMINDER, loan.due_at).with_payload("loan repayment due"),
-            )
+            .add_reminder(Reminder::new(DUE_REMINDER, due_at).with_payload("loan repayment due"))
             .await?;
         bump(&self.stats.enrolled);
         Ok(customer_id)

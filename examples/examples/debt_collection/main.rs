@@ -20,14 +20,18 @@ mod app;
 mod customers;
 
 use std::collections::{BTreeMap, HashMap};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant, SystemTime};
 
 use anyhow::{Context as _, bail};
 use clap::Parser;
+use elarian_emulator::DeliveryStats;
 use elarian_examples::{
-    ChannelArgs, ConnectionArgs, Server, SummaryTable, ctrl_c, init_tracing, money, progress_bar,
+    ChannelArgs, ConnectionArgs, Server, SummaryTable, ctrl_c, init_tracing, money,
+    peak_memory_bytes, progress_bar,
 };
-use elarian_sdk::Elarian;
+use elarian_sdk::{ClientError, Elarian, FlowStats};
 use elarian_simulator::Simulator;
 use tokio::task::JoinSet;
 
@@ -52,19 +56,50 @@ struct Args {
     #[arg(long, default_value_t = 64)]
     concurrency: usize,
     /// Customers reminded per second: due reminders are spread so that a large book does not
-    /// hit the server (and the customers) all at once.
-    #[arg(long, default_value_t = 500.0, value_parser = positive)]
-    rate: f64,
+    /// hit the server (and the customers) all at once. `max` (or `0`): no limit, every
+    /// reminder falls due as soon as its customer is enrolled, and flow control paces the run.
+    #[arg(long, default_value = "500", value_parser = parse_rate)]
+    rate: Rate,
+    /// Seconds a customer has to answer the SMS before the app calls. Default: 4, or 20 with
+    /// `--rate max`, where every step waits longer under the load and a late reply must still
+    /// land within the window for the simulated customers to end as planned.
+    #[arg(long)]
+    reply_window_secs: Option<u64>,
+    /// Keep the embedded emulator's state durably in this directory (redb) instead of in
+    /// memory: for books larger than memory.
+    #[arg(long)]
+    data_dir: Option<std::path::PathBuf>,
     #[command(flatten)]
     connection: ConnectionArgs,
     #[command(flatten)]
     channels: ChannelArgs,
 }
 
-fn positive(text: &str) -> Result<f64, String> {
+/// Customers reminded per second; `None`: unlimited.
+#[derive(Debug, Clone, Copy, PartialEq)]
+struct Rate(Option<f64>);
+
+impl Rate {
+    /// Seconds between the first reminder and the one of loan `index`.
+    fn offset(self, index: usize) -> Duration {
+        match self.0 {
+            Some(rate) => Duration::from_secs_f64(index as f64 / rate),
+            None => Duration::ZERO,
+        }
+    }
+}
+
+fn parse_rate(text: &str) -> Result<Rate, String> {
+    match text.trim() {
+        "max" | "unlimited" => return Ok(Rate(None)),
+        _ => {}
+    }
     match text.parse::<f64>() {
-        Ok(value) if value.is_finite() && value > 0.0 => Ok(value),
-        _ => Err(format!("{text:?} is not a positive number")),
+        Ok(0.0) => Ok(Rate(None)),
+        Ok(value) if value.is_finite() && value > 0.0 => Ok(Rate(Some(value))),
+        _ => Err(format!(
+            "{text:?} is not a positive number, 0 or max (unlimited)"
+        )),
     }
 }
 
@@ -90,13 +125,13 @@ fn index_of(phone: &str) -> Option<usize> {
 const FIRST_REMINDER_AFTER: Duration = Duration::from_secs(2);
 
 /// The loan book: deterministic, so runs compare. Loan `index` falls due `index / rate`
-/// seconds after the first.
-fn loan(index: usize, first_due: SystemTime, rate: f64) -> Loan {
+/// seconds after the first (all at once with no rate limit).
+fn loan(index: usize, first_due: SystemTime, rate: Rate) -> Loan {
     Loan {
         phone: phone(index),
         name: NAMES[index % NAMES.len()].to_owned(),
         amount_due: 500.0 + ((index * 7) % 20) as f64 * 250.0,
-        due_at: first_due + Duration::from_secs_f64(index as f64 / rate),
+        due_at: first_due + rate.offset(index),
     }
 }
 
@@ -104,7 +139,11 @@ fn loan(index: usize, first_due: SystemTime, rate: f64) -> Loan {
 async fn main() -> anyhow::Result<()> {
     init_tracing();
     let args = Args::parse();
-    let server = Server::start(&args.connection).await?;
+    let server = Server::start_with(&args.connection, |emulator| match &args.data_dir {
+        Some(dir) => emulator.data_dir(dir),
+        None => emulator,
+    })
+    .await?;
     println!(
         "Debt collection: {} customers, {}{}",
         args.customers,
@@ -117,10 +156,12 @@ async fn main() -> anyhow::Result<()> {
     );
     let result = run(&args, &server).await;
     server.shutdown().await;
-    result
+    result.map(drop)
 }
 
-async fn run(args: &Args, server: &Server) -> anyhow::Result<()> {
+/// Runs the whole flow; `Err` when a customer has no (or the wrong) outcome or any work was
+/// shed. Returns what flow control did.
+async fn run(args: &Args, server: &Server) -> anyhow::Result<Flow> {
     let started = Instant::now();
     let count = args.customers as usize;
 
@@ -134,7 +175,12 @@ async fn run(args: &Args, server: &Server) -> anyhow::Result<()> {
             payment_channel: args.channels.payment_channel.clone(),
             purse_id: args.channels.purse_id.clone(),
             currency: CURRENCY.to_owned(),
-            reply_window: Duration::from_secs(4),
+            reply_window: Duration::from_secs(args.reply_window_secs.unwrap_or(
+                match args.rate.0 {
+                    Some(_) => 4,
+                    None => 20,
+                },
+            )),
             max_follow_ups: 256,
         },
     );
@@ -167,10 +213,27 @@ async fn run(args: &Args, server: &Server) -> anyhow::Result<()> {
     };
 
     let stats = collector.stats();
+    // Handlers that failed, panicked or timed out were answered with the default reply by the
+    // SDK: shed work, so counted and reported.
+    let handler_failures = Arc::new(AtomicU64::new(0));
+    let failures = handler_failures.clone();
+    app.on_error(move |error| {
+        if matches!(error, ClientError::Notification(_)) {
+            failures.fetch_add(1, Ordering::Relaxed);
+        }
+    });
     let timeout = args
         .timeout_secs
         .map(Duration::from_secs)
-        .unwrap_or_else(|| Duration::from_secs_f64(60.0 + 2.0 * count as f64 / args.rate));
+        .unwrap_or_else(|| {
+            let spread = match args.rate.0 {
+                Some(rate) => count as f64 / rate,
+                // Unlimited: allow 500 customers per second, what a 2-core machine shared
+                // with other work still does (docs/benchmarks.md).
+                None => count as f64 / 500.0,
+            };
+            Duration::from_secs_f64(60.0 + 2.0 * spread)
+        });
     let deadline = tokio::time::Instant::now() + timeout;
     let enrolled = tokio::select! {
         result = enrol(&collector, count, args.concurrency, args.rate) => result?,
@@ -179,9 +242,16 @@ async fn run(args: &Args, server: &Server) -> anyhow::Result<()> {
         ),
         _ = ctrl_c() => bail!("interrupted"),
     };
+    let enrolment = started.elapsed();
     let finished = wait_for_outcomes(&stats, count, deadline).await;
     let elapsed = started.elapsed();
 
+    // Read before disconnecting: the counters belong to the connections.
+    let app_flow = app.flow_stats().unwrap_or_default();
+    let simulator_flow = crowd
+        .as_ref()
+        .and_then(|(simulator, _)| simulator.flow_stats())
+        .unwrap_or_default();
     // Let customers finish what they were doing (hanging up, …) before disconnecting.
     let crowd_stats = match &crowd {
         Some((simulator, crowd)) => {
@@ -202,8 +272,16 @@ async fn run(args: &Args, server: &Server) -> anyhow::Result<()> {
             .map(|(id, index)| (id.clone(), Persona::of(*index)))
             .collect::<HashMap<_, _>>()
     });
-    print_summary(&stats, &outcomes, count, elapsed);
+    print_summary(&stats, &outcomes, count, enrolment, elapsed);
+    let flow = Flow {
+        app: app_flow,
+        simulator: simulator_flow,
+        delivery: server.delivery_stats(),
+        handler_failures: handler_failures.load(Ordering::Relaxed),
+    };
+    flow.print();
     let mut problems = check(&stats, &outcomes, count);
+    problems.extend(flow.problems());
     if let (Some(personas), Some(crowd_stats)) = (&personas, &crowd_stats) {
         problems.extend(check_personas(&outcomes, personas, crowd_stats));
     }
@@ -212,7 +290,7 @@ async fn run(args: &Args, server: &Server) -> anyhow::Result<()> {
     }
     if problems.is_empty() {
         println!("All {count} customers reached a final outcome.");
-        Ok(())
+        Ok(flow)
     } else {
         bail!("the run failed:\n  - {}", problems.join("\n  - "))
     }
@@ -223,7 +301,7 @@ async fn enrol(
     collector: &Collector,
     count: usize,
     concurrency: usize,
-    rate: f64,
+    rate: Rate,
 ) -> anyhow::Result<HashMap<String, usize>> {
     let first_due = SystemTime::now() + FIRST_REMINDER_AFTER;
     let bar = progress_bar(count as u64, "enrolled");
@@ -304,6 +382,7 @@ fn print_summary(
     stats: &Stats,
     outcomes: &HashMap<String, Option<Outcome>>,
     count: usize,
+    enrolment: Duration,
     elapsed: Duration,
 ) {
     let mut table = SummaryTable::new("Debt collection summary");
@@ -322,8 +401,118 @@ fn print_summary(
             outcomes.values().filter(|o| o.is_none()).count(),
         )
         .row("amount collected", money(CURRENCY, stats.collected()))
-        .row("elapsed", format!("{:.1} s", elapsed.as_secs_f64()));
+        .row(
+            "reminders shifted later",
+            Stats::get(&stats.reminders_shifted),
+        )
+        .row("enrolment", format!("{:.1} s", enrolment.as_secs_f64()))
+        .row("elapsed", format!("{:.1} s", elapsed.as_secs_f64()))
+        .row(
+            "throughput",
+            format!(
+                "{:.0} customers/s",
+                count as f64 / elapsed.as_secs_f64().max(1e-9)
+            ),
+        );
+    if let Some(peak) = peak_memory_bytes() {
+        table
+            .row(
+                "peak memory (VmHWM)",
+                format!("{:.1} MiB", peak as f64 / MIB),
+            )
+            .row(
+                "peak memory per customer",
+                format!("{} bytes", peak / count.max(1) as u64),
+            );
+    }
     table.print();
+}
+
+const MIB: f64 = 1024.0 * 1024.0;
+
+/// What flow control did during the run: waits and retries (load slowing the run down), and
+/// anything shed (a deadline really passed), which fails the run.
+struct Flow {
+    app: FlowStats,
+    simulator: FlowStats,
+    delivery: Option<DeliveryStats>,
+    handler_failures: u64,
+}
+
+impl Flow {
+    fn print(&self) {
+        let mut table = SummaryTable::new("Flow control");
+        for (who, stats) in [("app", &self.app), ("simulator", &self.simulator)] {
+            table
+                .row(
+                    format!("{who}: commands retried after REJECTED"),
+                    stats.rejected_retried,
+                )
+                .row(
+                    format!("{who}: commands that waited for the window"),
+                    stats.waited_for_window,
+                )
+                .row(
+                    format!("{who}: window now / max"),
+                    format!("{} / {}", stats.window, stats.max_window),
+                );
+        }
+        if let Some(delivery) = &self.delivery {
+            table.row(
+                "emulator: simulator commands rejected unprocessed",
+                delivery.commands_rejected,
+            );
+        }
+        for (what, count) in self.shed() {
+            table.row(format!("shed: {what}"), count);
+        }
+        table.print();
+    }
+
+    /// Every kind of shed work with its count.
+    fn shed(&self) -> Vec<(&'static str, u64)> {
+        let mut shed = vec![
+            (
+                "app commands rejected past their timeout",
+                self.app.rejected_gave_up,
+            ),
+            (
+                "simulator commands rejected past their timeout",
+                self.simulator.rejected_gave_up,
+            ),
+            (
+                "app commands timed out waiting for the window",
+                self.app.window_timeouts,
+            ),
+            (
+                "simulator commands timed out waiting for the window",
+                self.simulator.window_timeouts,
+            ),
+            (
+                "notifications answered by default (handler timeout or failure)",
+                self.handler_failures,
+            ),
+        ];
+        if let Some(delivery) = &self.delivery {
+            shed.extend([
+                (
+                    "notifications of commands not queued",
+                    delivery.refused_for_commands,
+                ),
+                ("reminder notifications refused", delivery.refused_paced),
+                ("notifications not answered in time", delivery.unanswered),
+            ]);
+        }
+        shed
+    }
+
+    fn problems(&self) -> Vec<String> {
+        self.shed()
+            .into_iter()
+            .filter(|(_, count)| *count > 0)
+            .map(|(what, count)| format!("shed {count}: {what}"))
+            .collect()
+    }
 }
 
 /// Checks that hold whoever the customers are.
@@ -416,6 +605,50 @@ fn check_personas(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use elarian_emulator::DeliveryLimits;
+
+    /// Overload: no rate limit against an emulator with tight limits (8 requests at once per
+    /// connection, small notification queues), so that enrolment alone (64 at once) overruns
+    /// the server. Load must slow the run down and lose nothing:
+    /// `run` fails when a customer misses its expected outcome or any work was shed (a command
+    /// or notification refused and neither retried nor reported), and the server's refusals
+    /// must have been retried.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn every_customer_reaches_its_outcome_under_overload() {
+        let args = Args::parse_from([
+            "debt_collection",
+            "--customers",
+            "1000",
+            "--rate",
+            "max",
+            "--timeout-secs",
+            "240",
+            "--reply-window-secs",
+            "10",
+        ]);
+        let server = Server::start_with(&args.connection, |emulator| {
+            emulator
+                .max_concurrent_requests(8)
+                .delivery_limits(DeliveryLimits {
+                    queue: 256,
+                    per_connection: 16,
+                    ..DeliveryLimits::default()
+                })
+        })
+        .await
+        .expect("the emulator starts");
+        let result = run(&args, &server).await;
+        server.shutdown().await;
+        let flow = result.expect("every customer reaches its outcome, nothing is shed");
+        assert!(
+            flow.app.rejected_retried + flow.simulator.rejected_retried > 0,
+            "the server's limit was reached and its REJECTED answers retried"
+        );
+        assert!(
+            flow.app.window < flow.app.max_window,
+            "the app learnt a smaller window"
+        );
+    }
 
     #[test]
     fn phone_numbers_map_back_to_their_loan() {
@@ -430,8 +663,18 @@ mod tests {
     #[test]
     fn loans_fall_due_at_the_configured_rate() {
         let start = SystemTime::UNIX_EPOCH;
-        let later = loan(1_000, start, 500.0);
+        let later = loan(1_000, start, Rate(Some(500.0)));
         assert_eq!(later.due_at, start + Duration::from_secs(2));
         assert!(later.amount_due >= 500.0);
+        assert_eq!(loan(1_000, start, Rate(None)).due_at, start);
+    }
+
+    #[test]
+    fn the_rate_is_a_positive_number_or_unlimited() {
+        assert_eq!(parse_rate("250"), Ok(Rate(Some(250.0))));
+        assert_eq!(parse_rate("max"), Ok(Rate(None)));
+        assert_eq!(parse_rate("0"), Ok(Rate(None)));
+        assert!(parse_rate("-1").is_err());
+        assert!(parse_rate("fast").is_err());
     }
 }
