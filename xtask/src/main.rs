@@ -20,7 +20,11 @@ commands:
                         checked-in file differs
   ci [--skip-tests]     run the CI checks in order: cargo fmt --check, cargo clippy
                         (-D warnings), cargo doc (-D warnings), codegen --check,
-                        cargo test --workspace
+                        features, cargo test --workspace
+  features              check elarian-sdk and elarian-simulator with each transport feature
+                        set (none, tls, websocket, both) and that `cargo tree` of each holds
+                        exactly the TLS (rustls, ring, webpki) and WebSocket (tungstenite)
+                        crates its features ask for
   bench [--quick]       run the benchmarks in release mode: the transport's req_resp bench,
                         the end-to-end SDK bench (with the published JavaScript client when
                         node is installed) and the emulator's million-reminder bench; with
@@ -83,6 +87,7 @@ fn main() -> ExitCode {
         "ci" => parse_flags(rest, &["--skip-tests"]).and_then(|flags| ci(flags[0])),
         "bench" => parse_flags(rest, &["--quick"]).and_then(|flags| bench(flags[0])),
         "js-compat" => parse_flags(rest, &[]).and_then(|_| js_compat()),
+        "features" => parse_flags(rest, &[]).and_then(|_| features()),
         "help" | "--help" | "-h" => {
             print!("{USAGE}");
             Ok(())
@@ -264,6 +269,7 @@ fn ci(skip_tests: bool) -> Result<()> {
     )?;
     println!("==> codegen: cargo xtask codegen --check");
     codegen(true)?;
+    features()?;
     if skip_tests {
         println!("==> tests skipped (--skip-tests)");
     } else {
@@ -271,6 +277,94 @@ fn ci(skip_tests: bool) -> Result<()> {
     }
     println!("ci: all checks passed");
     Ok(())
+}
+
+/// The transport feature sets a consumer of the SDK can pick, as `--features` values.
+const FEATURE_SETS: [&str; 4] = ["", "tls", "websocket", "tls,websocket"];
+/// The crates that take the transport features and pass them on to core and transport.
+const FEATURE_CRATES: [&str; 2] = ["elarian-sdk", "elarian-simulator"];
+
+/// `cargo xtask features`: each feature set compiles, and its dependency tree holds the TLS and
+/// WebSocket crates exactly when the set asks for them (so `default-features = false,
+/// features = ["websocket"]` really leaves rustls and ring out).
+fn features() -> Result<()> {
+    for krate in FEATURE_CRATES {
+        for set in FEATURE_SETS {
+            let mut args = vec!["-p", krate, "--no-default-features"];
+            if !set.is_empty() {
+                args.extend(["--features", set]);
+            }
+            let shown = if set.is_empty() { "none" } else { set };
+            let mut tree = vec![
+                "tree", "-e", "normal", "--prefix", "none", "--format", "{p}",
+            ];
+            tree.extend(&args);
+            let listing = cargo_output(&tree)?;
+            let wanted = set.split(',').collect::<Vec<_>>();
+            check_tree(
+                &listing,
+                wanted.contains(&"tls"),
+                wanted.contains(&"websocket"),
+            )
+            .map_err(|problem| Error::new(format!("{krate} with features {shown}: {problem}")))?;
+            println!("==> features: {krate} [{shown}]: dependency tree as expected");
+            let mut check = vec!["check", "--lib"];
+            check.extend(&args);
+            cargo_step(&format!("features: {krate} [{shown}]"), &check)?;
+        }
+    }
+    Ok(())
+}
+
+/// Whether a `cargo tree --format {p}` listing has the TLS crates iff `tls` and the WebSocket
+/// crates iff `websocket`; the error names what is wrong.
+fn check_tree(listing: &str, tls: bool, websocket: bool) -> std::result::Result<(), String> {
+    let names: Vec<&str> = listing
+        .lines()
+        .filter_map(|line| line.split_whitespace().next())
+        .collect();
+    let is_tls =
+        |name: &&str| name.contains("rustls") || *name == "ring" || name.contains("webpki");
+    let is_websocket = |name: &&str| name.contains("tungstenite");
+    for (kind, wanted, is_kind) in [
+        ("TLS", tls, &is_tls as &dyn Fn(&&str) -> bool),
+        ("WebSocket", websocket, &is_websocket),
+    ] {
+        let found: Vec<&str> = names.iter().copied().filter(|n| is_kind(n)).collect();
+        match (wanted, found.is_empty()) {
+            (true, true) => return Err(format!("no {kind} crate in the dependency tree")),
+            (false, false) => {
+                let mut found = found;
+                found.sort_unstable();
+                found.dedup();
+                return Err(format!(
+                    "{kind} crates in the dependency tree without the feature: {}",
+                    found.join(", ")
+                ));
+            }
+            _ => {}
+        }
+    }
+    Ok(())
+}
+
+/// Runs cargo and returns its standard output; a failure is an error with its standard error.
+fn cargo_output(args: &[&str]) -> Result<String> {
+    let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
+    let output = Command::new(cargo)
+        .args(args)
+        .current_dir(workspace_root())
+        .output()
+        .map_err(|e| Error::new(format!("cannot run cargo: {e}")))?;
+    if !output.status.success() {
+        return Err(Error::new(format!(
+            "`cargo {}` failed: {}",
+            args.join(" "),
+            String::from_utf8_lossy(&output.stderr)
+        )));
+    }
+    String::from_utf8(output.stdout)
+        .map_err(|_| Error::new(format!("`cargo {}` printed non-UTF-8", args.join(" "))))
 }
 
 fn cargo_step(name: &str, args: &[&str]) -> Result<()> {
@@ -387,6 +481,32 @@ mod tests {
         assert_eq!(flags, [true]);
         let flags = parse_flags(&[], &["--skip-tests"]).expect("valid");
         assert_eq!(flags, [false]);
+    }
+
+    #[test]
+    fn trees_are_checked_for_exactly_the_transport_crates_asked_for() {
+        let plain = "elarian-sdk v0.1.0\ntokio v1.0.0\n";
+        let tls = "elarian-sdk v0.1.0\nrustls v0.23.0\nring v0.17.0\nwebpki-roots v1.0.0\n";
+        let ws = "elarian-sdk v0.1.0\ntokio-tungstenite v0.30.0\n";
+        let both = format!("{tls}{ws}");
+        assert_eq!(check_tree(plain, false, false), Ok(()));
+        assert_eq!(check_tree(tls, true, false), Ok(()));
+        assert_eq!(check_tree(ws, false, true), Ok(()));
+        assert_eq!(check_tree(&both, true, true), Ok(()));
+        let error = check_tree(&both, false, true).unwrap_err();
+        assert!(error.contains("ring, rustls, webpki-roots"), "{error}");
+        assert!(
+            check_tree(&both, true, false)
+                .unwrap_err()
+                .contains("tungstenite")
+        );
+        assert!(
+            check_tree(plain, true, false)
+                .unwrap_err()
+                .contains("no TLS crate")
+        );
+        // `rustls-pki-types` alone counts as TLS too.
+        assert!(check_tree("rustls-pki-types v1.0.0\n", false, false).is_err());
     }
 
     #[test]

@@ -492,6 +492,16 @@ impl ClientConfigBuilder {
             Some(endpoint) => endpoint,
             None => default_endpoint()?,
         };
+        if !endpoint.scheme().is_enabled() {
+            return Err(invalid(
+                "endpoint",
+                format!(
+                    "{}:// endpoints need the `{}` feature (of elarian-sdk or elarian-core), which this build leaves out",
+                    endpoint.scheme(),
+                    endpoint.scheme().required_features().join("` and `")
+                ),
+            ));
+        }
         for (field, value) in [
             ("keepalive_interval", self.keepalive_interval),
             ("max_lifetime", self.max_lifetime),
@@ -604,6 +614,28 @@ mod tests {
             .api_key("el_k_1")
     }
 
+    #[test]
+    fn endpoints_of_features_left_out_are_refused_when_built() {
+        for (url, enabled) in [
+            ("tcp://localhost:1", true),
+            ("tls://localhost:1", cfg!(feature = "tls")),
+            ("ws://localhost:1", cfg!(feature = "websocket")),
+            (
+                "wss://localhost:1",
+                cfg!(all(feature = "tls", feature = "websocket")),
+            ),
+        ] {
+            let result = base().endpoint_url(url).build();
+            if enabled {
+                assert!(result.is_ok(), "{url}: {result:?}");
+            } else {
+                let error = result.unwrap_err().to_string();
+                assert!(error.contains("feature"), "{url}: {error}");
+            }
+        }
+    }
+
+    #[cfg(feature = "tls")]
     #[test]
     fn defaults() {
         let config = base().build().unwrap();

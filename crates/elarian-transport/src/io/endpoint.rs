@@ -22,6 +22,27 @@ pub enum Scheme {
 }
 
 impl Scheme {
+    /// Whether this build can dial the scheme: `tcp` always, the others only with the
+    /// `tls` and `websocket` features (both for `wss`).
+    pub fn is_enabled(self) -> bool {
+        match self {
+            Scheme::Tcp => cfg!(feature = "tcp"),
+            Scheme::Tls => cfg!(feature = "tls"),
+            Scheme::Ws => cfg!(feature = "websocket"),
+            Scheme::Wss => cfg!(all(feature = "tls", feature = "websocket")),
+        }
+    }
+
+    /// The features a build needs to dial the scheme, as Cargo feature names.
+    pub fn required_features(self) -> &'static [&'static str] {
+        match self {
+            Scheme::Tcp => &["tcp"],
+            Scheme::Tls => &["tls"],
+            Scheme::Ws => &["websocket"],
+            Scheme::Wss => &["tls", "websocket"],
+        }
+    }
+
     /// The URL prefix, without `://`.
     pub fn as_str(self) -> &'static str {
         match self {
@@ -361,12 +382,7 @@ async fn connect_now(
         #[allow(unreachable_patterns)]
         scheme => Err(TransportError::Protocol(format!(
             "{scheme}:// endpoints are not supported by this build: enable the `{}` feature of elarian-transport",
-            match scheme {
-                Scheme::Tcp => "tcp",
-                Scheme::Tls => "tls",
-                Scheme::Ws => "websocket",
-                Scheme::Wss => "websocket` and `tls",
-            }
+            scheme.required_features().join("` and `")
         ))),
     }
 }

@@ -44,6 +44,7 @@ pub use self::ws::{WsReader, WsTransport, WsWriter};
 pub use rustls;
 /// The certificate and key types of the TLS options, re-exported so that callers need not depend
 /// on `rustls-pki-types` themselves.
+#[cfg(feature = "tls")]
 pub use rustls_pki_types as pki_types;
 
 /// The largest frame a byte-stream transport can carry: the length prefix has 24 bits.
