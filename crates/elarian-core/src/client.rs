@@ -140,10 +140,14 @@ impl Client {
             Ok(Ok(outcome)) => outcome.clone().unwrap_or(Err(ConnectError::Closed)),
             Ok(Err(_)) => Err(ConnectError::Closed),
             Err(_elapsed) => {
+                // Say why: the last attempt's error (refused, certificate unknown, …), if any.
+                let timeout = ConnectError::Timeout {
+                    last: shared.last_failure.borrow().clone().map(Box::new),
+                };
                 shared.begin_shutdown(CloseReason::GaveUp {
-                    last: ConnectError::Timeout,
+                    last: timeout.clone(),
                 });
-                Err(ConnectError::Timeout)
+                Err(timeout)
             }
         }
     }

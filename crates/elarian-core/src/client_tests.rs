@@ -133,6 +133,7 @@ async fn gives_up_after_the_attempt_limit() {
     let fake = Arc::new(FakeConnector::default());
     let refused = ConnectError::Transport {
         message: "connection refused".into(),
+        source: None,
     };
     fake.fail_next(vec![refused.clone(); 5]);
     let (config, log) =
@@ -161,7 +162,8 @@ async fn commands_wait_for_the_connection_and_the_queue_is_bounded() {
     let fake = Arc::new(FakeConnector::default());
     fake.fail_next(vec![
         ConnectError::Transport {
-            message: "down".into()
+            message: "down".into(),
+            source: None,
         };
         4
     ]);
@@ -207,7 +209,8 @@ async fn commands_time_out_while_disconnected() {
     let fake = Arc::new(FakeConnector::default());
     fake.fail_next(vec![
         ConnectError::Transport {
-            message: "down".into()
+            message: "down".into(),
+            source: None,
         };
         1000
     ]);
@@ -341,19 +344,26 @@ async fn connect_gives_up_after_the_initial_connect_timeout() {
     let fake = Arc::new(FakeConnector::default());
     fake.fail_next(vec![
         ConnectError::Transport {
-            message: "unreachable".into()
+            message: "unreachable".into(),
+            source: None,
         };
         10_000
     ]);
     let (config, log) = config(|b| b.initial_connect_timeout(Duration::from_secs(5)));
-    assert_eq!(
-        connect(config, &fake).await.unwrap_err(),
-        ConnectError::Timeout
-    );
+    let error = connect(config, &fake).await.unwrap_err();
+    assert!(error.is_timeout(), "{error:?}");
+    // The timeout says why: the last attempt's error is its source.
+    let unreachable = ConnectError::Transport {
+        message: "unreachable".into(),
+        source: None,
+    };
+    assert_eq!(error.last_attempt(), &unreachable);
+    let source = std::error::Error::source(&error).expect("the last attempt is the source");
+    assert_eq!(source.to_string(), unreachable.to_string());
     wait_for(&log, 0, |e| {
         *e == ConnectionEvent::Closed {
             reason: CloseReason::GaveUp {
-                last: ConnectError::Timeout,
+                last: error.clone(),
             },
         }
     })

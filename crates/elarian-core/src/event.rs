@@ -60,7 +60,7 @@ pub enum CloseReason {
         message: String,
     },
     /// The reconnect policy's attempt limit was reached, or the first connection did not come
-    /// up within the initial connect timeout (`last` is then [`ConnectError::Timeout`]).
+    /// up within the initial connect timeout (`last` is then a [`ConnectError::Timeout`], with the last attempt's error as its source).
     GaveUp {
         /// The error of the last attempt.
         last: ConnectError,

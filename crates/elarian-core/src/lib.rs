@@ -19,6 +19,10 @@
 //!                             (timeout, panic and error ─► default reply + Error event)
 //! ```
 //!
+//! - Errors say why: a [`ConnectError::Timeout`] carries the last attempt's error (connection
+//!   refused, certificate not trusted, …) as its [`source`](std::error::Error::source), and
+//!   transport errors keep theirs (down to the operating system's or rustls' error);
+//!   `is_timeout()`-style helpers cover the cases apps branch on.
 //! - [`config`](ClientConfig): what to connect to and how (credentials kept in a [`Secret`]),
 //!   validated by [`ClientConfigBuilder::build`].
 //! - The supervisor reconnects according to the [`ReconnectPolicy`] and, with resumption on
@@ -124,7 +128,7 @@ pub use config::{
     DEFAULT_WEBSOCKET_HOST, Role,
 };
 pub use error::{
-    ClientError, CommandError, ConfigError, ConnectError, HandlerError, NotificationError,
+    Cause, ClientError, CommandError, ConfigError, ConnectError, HandlerError, NotificationError,
 };
 pub use event::{CloseReason, ConnectionEvent, EventCallback, EventStream};
 pub use handler::{NotificationHandler, default_app_reply};

@@ -13,7 +13,7 @@ use futures_util::future::BoxFuture;
 
 use crate::config::ClientConfig;
 use crate::dispatch::Dispatcher;
-use crate::error::ConnectError;
+use crate::error::{Cause, ConnectError, chain_text};
 use crate::link::{Connector, Link, LinkDown, LinkRequestError, ResumeFailure};
 use crate::setup::{DATA_MIME_TYPE, METADATA_MIME_TYPE, agent_metadata, resume_token, setup_data};
 
@@ -51,7 +51,8 @@ impl Target {
         io::connect(&self.endpoint, &self.tls, self.connect_timeout)
             .await
             .map_err(|error| ConnectError::Transport {
-                message: format!("{}: {error}", self.endpoint),
+                message: format!("{}: {}", self.endpoint, chain_text(&error)),
+                source: Some(Cause::new(error)),
             })
     }
 }
@@ -139,9 +140,10 @@ fn map_connect_error(error: elarian_transport::ConnectError) -> ConnectError {
         E::Rejected { code, message } => ConnectError::Protocol {
             message: format!("{code}: {message}"),
         },
-        E::Timeout => ConnectError::Timeout,
+        E::Timeout => ConnectError::timeout(),
         E::Transport(error) => ConnectError::Transport {
-            message: error.to_string(),
+            message: chain_text(&error),
+            source: Some(Cause::new(error)),
         },
         other => ConnectError::Protocol {
             message: other.to_string(),
@@ -204,7 +206,7 @@ impl Link for RsocketLink {
             match session.resume(transport).await {
                 // Already attached again: nothing to do.
                 Ok(()) | Err(ResumeError::NotDetached) => Ok(()),
-                Err(ResumeError::Timeout) => Err(ResumeFailure::Failed(ConnectError::Timeout)),
+                Err(ResumeError::Timeout) => Err(ResumeFailure::Failed(ConnectError::timeout())),
                 Err(error) => Err(ResumeFailure::Rejected {
                     reason: error.to_string(),
                 }),

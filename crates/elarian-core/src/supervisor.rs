@@ -46,6 +46,8 @@ pub(crate) struct Shared {
     pub(crate) first_connect: watch::Sender<Option<Result<(), ConnectError>>>,
     /// `true` once the supervisor has finished.
     pub(crate) finished: watch::Sender<bool>,
+    /// The error of the last failed attempt, so that a timed-out `connect` can say why.
+    pub(crate) last_failure: watch::Sender<Option<ConnectError>>,
 }
 
 impl Shared {
@@ -60,6 +62,7 @@ impl Shared {
             shutdown: watch::Sender::new(None),
             first_connect: watch::Sender::new(None),
             finished: watch::Sender::new(false),
+            last_failure: watch::Sender::new(None),
         }
     }
 
@@ -171,7 +174,7 @@ impl Supervisor {
         else {
             return self.shutdown_step(None);
         };
-        match result.unwrap_or(Err(ConnectError::Timeout)) {
+        match result.unwrap_or(Err(ConnectError::timeout())) {
             Ok(link) => self.up(link),
             Err(ConnectError::Rejected { message }) => {
                 self.emit(ConnectionEvent::Error(ClientError::Connect(
@@ -191,6 +194,7 @@ impl Supervisor {
     /// Records a failed attempt; gives up when the policy says so.
     fn failed(&mut self, error: ConnectError, detached: Option<Detached>) -> Step {
         self.failures = self.failures.saturating_add(1);
+        self.shared.last_failure.send_replace(Some(error.clone()));
         self.emit(ConnectionEvent::Error(ClientError::Connect(error.clone())));
         if self.shared.config.reconnect.allows(self.failures) {
             Step::Backoff {
@@ -238,7 +242,7 @@ impl Supervisor {
         else {
             return self.shutdown_step(Some(detached.link));
         };
-        match result.unwrap_or(Err(ResumeFailure::Failed(ConnectError::Timeout))) {
+        match result.unwrap_or(Err(ResumeFailure::Failed(ConnectError::timeout()))) {
             Ok(()) => {
                 tracing::info!("elarian session resumed");
                 self.up(detached.link)

@@ -391,11 +391,9 @@ async fn connect_now(
 async fn tcp_connect(endpoint: &Endpoint) -> Result<tokio::net::TcpStream, TransportError> {
     let stream = tokio::net::TcpStream::connect((endpoint.host.as_str(), endpoint.port))
         .await
-        .map_err(|e| {
-            TransportError::Io(std::io::Error::new(
-                e.kind(),
-                format!("cannot connect to {endpoint}: {e}"),
-            ))
+        .map_err(|source| TransportError::Connect {
+            endpoint: endpoint.to_string(),
+            source,
         })?;
     stream.set_nodelay(true)?;
     Ok(stream)
@@ -495,7 +493,7 @@ mod tests {
 
     #[cfg(feature = "tcp")]
     #[tokio::test]
-    async fn connect_reports_a_refused_connection_as_io() {
+    async fn connect_reports_a_refused_connection_with_its_cause() {
         let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
         let port = listener.local_addr().unwrap().port();
         drop(listener);
@@ -506,6 +504,14 @@ mod tests {
         )
         .await
         .unwrap_err();
-        assert!(matches!(err, TransportError::Io(_)), "{err:?}");
+        assert!(matches!(err, TransportError::Connect { .. }), "{err:?}");
+        assert!(err.is_refused(), "{err:?}");
+        assert!(!err.is_timeout());
+        let source = std::error::Error::source(&err).expect("the OS error is the source");
+        let io = source
+            .downcast_ref::<std::io::Error>()
+            .expect("an io::Error");
+        assert_eq!(io.kind(), std::io::ErrorKind::ConnectionRefused);
+        assert!(err.to_string().contains(&port.to_string()), "{err}");
     }
 }

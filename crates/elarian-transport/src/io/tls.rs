@@ -258,9 +258,13 @@ mod rustls_impl {
             TransportError::Protocol(format!("`{name}` is not a valid TLS server name"))
         })?;
         let connector = tokio_rustls::TlsConnector::from(config);
-        let stream = connector.connect(server_name, tcp).await.map_err(|e| {
-            TransportError::Protocol(format!("TLS handshake with `{name}` failed: {e}"))
-        })?;
+        let stream = connector
+            .connect(server_name, tcp)
+            .await
+            .map_err(|source| TransportError::Handshake {
+                what: format!("TLS handshake with `{name}`"),
+                source: Box::new(source),
+            })?;
         Ok(TlsStream::Client(stream))
     }
 
@@ -347,10 +351,14 @@ mod rustls_impl {
         /// Runs the server side of a TLS handshake over `tcp`.
         pub(crate) async fn handshake(&self, tcp: TcpStream) -> Result<TlsStream, TransportError> {
             let acceptor = tokio_rustls::TlsAcceptor::from(self.config.clone());
-            let stream = acceptor
-                .accept(tcp)
-                .await
-                .map_err(|e| TransportError::Protocol(format!("TLS handshake failed: {e}")))?;
+            let stream =
+                acceptor
+                    .accept(tcp)
+                    .await
+                    .map_err(|source| TransportError::Handshake {
+                        what: "TLS handshake".into(),
+                        source: Box::new(source),
+                    })?;
             Ok(TlsStream::Server(stream))
         }
     }

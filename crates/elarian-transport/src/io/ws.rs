@@ -182,9 +182,10 @@ where
             .await
             .map_err(|e| match e {
                 WsError::Io(e) => TransportError::Io(e),
-                other => {
-                    TransportError::Protocol(format!("WebSocket upgrade to {url} failed: {other}"))
-                }
+                other => TransportError::Handshake {
+                    what: format!("WebSocket upgrade to {url}"),
+                    source: Box::new(other),
+                },
             })?;
     Ok(BoxTransport::new(WsTransport::new(ws, config)))
 }
@@ -201,7 +202,10 @@ where
         .await
         .map_err(|e| match e {
             WsError::Io(e) => TransportError::Io(e),
-            other => TransportError::Protocol(format!("WebSocket upgrade failed: {other}")),
+            other => TransportError::Handshake {
+                what: "WebSocket upgrade".into(),
+                source: Box::new(other),
+            },
         })?;
     Ok(BoxTransport::new(WsTransport::new(ws, config)))
 }
