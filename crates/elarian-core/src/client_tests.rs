@@ -376,3 +376,58 @@ async fn connect_gives_up_after_the_initial_connect_timeout() {
         "no attempt after closing"
     );
 }
+
+#[tokio::test(start_paused = true)]
+async fn an_injected_reconnect_delay_spaces_the_attempts() {
+    let fake = Arc::new(FakeConnector::default());
+    fake.fail_next(vec![
+        ConnectError::Transport {
+            message: "down".into(),
+            source: None,
+        };
+        3
+    ]);
+    let seen = Arc::new(Mutex::new(Vec::new()));
+    let (config, log) = config(|b| {
+        let seen = seen.clone();
+        b.initial_connect_timeout(Duration::from_secs(120))
+            .reconnect_delay(move |attempt| {
+                seen.lock().unwrap().push(attempt);
+                Duration::from_secs(10 * u64::from(attempt))
+            })
+    });
+    let started = tokio::time::Instant::now();
+    let client = connect(config, &fake).await.unwrap();
+    // Three failures, so waits of 20 s, 30 s and 40 s before attempts 2, 3 and 4 (the attempt
+    // number counts the first connection attempt too).
+    assert_eq!(*seen.lock().unwrap(), vec![2, 3, 4]);
+    assert!(
+        started.elapsed() >= Duration::from_secs(90),
+        "{:?}",
+        started.elapsed()
+    );
+    assert!(
+        started.elapsed() < Duration::from_secs(91),
+        "{:?}",
+        started.elapsed()
+    );
+    let delays: Vec<_> = log
+        .lock()
+        .unwrap()
+        .iter()
+        .filter_map(|e| match e {
+            ConnectionEvent::Reconnecting { attempt, delay } => Some((*attempt, *delay)),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(
+        delays,
+        vec![
+            (2, Duration::from_secs(20)),
+            (3, Duration::from_secs(30)),
+            (4, Duration::from_secs(40))
+        ]
+    );
+    assert_eq!(fake.connects.load(Ordering::SeqCst), 4);
+    client.disconnect().await;
+}

@@ -395,6 +395,31 @@ impl ClientConfigBuilder {
         self
     }
 
+    /// Waits `delay(attempt)` before reconnection attempt `attempt` (1-based) instead of the
+    /// default jittered exponential backoff; the policy's attempt limit still applies. The
+    /// same as [`ReconnectPolicy::custom_delay`] on the current policy.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use elarian_core::ClientConfig;
+    ///
+    /// let config = ClientConfig::builder()
+    ///     .org_id("el_org_1")
+    ///     .app_id("el_app_1")
+    ///     .api_key("el_k_1")
+    ///     .reconnect_delay(|attempt| Duration::from_millis(250).saturating_mul(attempt))
+    ///     .build()
+    ///     .unwrap();
+    /// assert_eq!(config.reconnect_policy().delay(4), Duration::from_secs(1));
+    /// ```
+    pub fn reconnect_delay(
+        mut self,
+        delay: impl Fn(u32) -> Duration + Send + Sync + 'static,
+    ) -> Self {
+        self.reconnect = self.reconnect.custom_delay(delay);
+        self
+    }
+
     /// Bound of each phase of a connection attempt (default 10 s): opening the transport (TCP,
     /// TLS, WebSocket handshakes), then the SETUP (or RESUME) exchange with the server.
     pub fn connect_timeout(mut self, timeout: Duration) -> Self {
@@ -550,7 +575,9 @@ impl ClientConfigBuilder {
                 "max_attempts must be at least 1 (or unlimited)",
             ));
         }
-        if self.reconnect.get_initial_delay() > self.reconnect.get_max_delay() {
+        if !self.reconnect.has_custom_delay()
+            && self.reconnect.get_initial_delay() > self.reconnect.get_max_delay()
+        {
             return Err(invalid(
                 "reconnect_policy",
                 "initial_delay must not exceed max_delay",

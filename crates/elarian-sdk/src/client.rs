@@ -129,9 +129,10 @@ impl Elarian {
         })
     }
 
-    /// A config builder (the same as [`ClientConfig::builder`]).
-    pub fn builder() -> ClientConfigBuilder {
-        ClientConfig::builder()
+    /// A builder of the app: `Elarian::builder().org_id(…)…connect().await?` is a connected
+    /// app; [`build`](crate::ElarianBuilder::build) one not yet connected.
+    pub fn builder() -> crate::ElarianBuilder {
+        crate::ElarianBuilder::new()
     }
 
     /// The runtime's notification handler for this app.

@@ -108,6 +108,7 @@
 
 #![warn(missing_docs)]
 
+mod builder;
 mod client;
 mod command;
 pub mod connection;
@@ -122,6 +123,7 @@ mod validate;
 #[doc = include_str!("../SPEC.md")]
 pub mod spec_coverage {}
 
+pub use builder::ElarianBuilder;
 pub use client::{Elarian, PaymentReplay};
 pub use connection::{ConnectionEventKind, ConnectionEventStream, ConnectionHub, Link};
 pub use customer::Customer;
