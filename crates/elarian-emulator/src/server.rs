@@ -8,6 +8,7 @@
 
 use std::sync::Arc;
 use std::time::Duration;
+use tracing::Instrument;
 
 use bytes::Bytes;
 use elarian_proto::{
@@ -42,6 +43,8 @@ struct ConnectionContext {
     hub: Arc<Hub>,
     who: Identity,
     limits: CommandLimits,
+    /// Tags every log line of this connection's commands (kind, org, app).
+    span: tracing::Span,
 }
 
 impl Responder for ConnectionResponder {
@@ -50,6 +53,9 @@ impl Responder for ConnectionResponder {
         payload: Payload,
     ) -> BoxFuture<'static, Result<Payload, StreamError>> {
         let ctx = &self.ctx;
+        // Entered for the synchronous part (the in-memory fast path runs the command here);
+        // the futures below carry it themselves.
+        let _span = ctx.span.enter();
         let limit = ctx.limits.max_command_bytes;
         if payload.data.len() > limit {
             return Box::pin(std::future::ready(Err(StreamError::rejected(format!(
@@ -59,16 +65,21 @@ impl Responder for ConnectionResponder {
         }
         if ctx.who.simulator {
             let ctx = ctx.clone();
-            return Box::pin(async move {
-                let ConnectionContext {
-                    engine,
-                    hub,
-                    who,
-                    limits,
-                } = &*ctx;
-                let reply = simulator_command(engine, hub, who, *limits, payload.data).await?;
-                Ok(Payload::new(reply))
-            });
+            let span = ctx.span.clone();
+            return Box::pin(
+                async move {
+                    let ConnectionContext {
+                        engine,
+                        hub,
+                        who,
+                        limits,
+                        ..
+                    } = &*ctx;
+                    let reply = simulator_command(engine, hub, who, *limits, payload.data).await?;
+                    Ok(Payload::new(reply))
+                }
+                .instrument(span),
+            );
         }
         let cmd = match decode_app_command(&ctx.who, payload.data) {
             Ok(cmd) => cmd,
@@ -85,15 +96,20 @@ impl Responder for ConnectionResponder {
                 return Box::pin(std::future::ready(Ok(Payload::new(reply))));
             }
             let deadline = crate::clock::deadline_after(ctx.hub.limits().enqueue_timeout);
-            return Box::pin(finish_app_command(ctx.clone(), out, deadline));
+            let span = ctx.span.clone();
+            return Box::pin(finish_app_command(ctx.clone(), out, deadline).instrument(span));
         }
         let ctx = ctx.clone();
-        Box::pin(async move {
-            let deadline = crate::clock::deadline_after(ctx.hub.limits().enqueue_timeout);
-            writes_ready(&ctx.engine, &ctx.hub).await?;
-            let out = ctx.engine.app_command(&ctx.who, cmd);
-            finish_app_command(ctx, out, deadline).await
-        })
+        let span = ctx.span.clone();
+        Box::pin(
+            async move {
+                let deadline = crate::clock::deadline_after(ctx.hub.limits().enqueue_timeout);
+                writes_ready(&ctx.engine, &ctx.hub).await?;
+                let out = ctx.engine.app_command(&ctx.who, cmd);
+                finish_app_command(ctx, out, deadline).await
+            }
+            .instrument(span),
+        )
     }
 }
 
@@ -327,15 +343,15 @@ pub(crate) fn handle_incoming(
     let who = match engine.authenticate(&meta) {
         Ok(who) => who,
         Err(e) => {
-            tracing::info!(org = %meta.org_id, app = %meta.app_id, reason = %e, "setup rejected");
+            // The ids are the peer's, unauthenticated: Debug-escaped so they cannot forge lines.
+            tracing::info!(org = ?meta.org_id, app = ?meta.app_id, reason = ?e.to_string(), "setup rejected");
             incoming.reject(ErrorCode::RejectedSetup, e.to_string());
             return;
         }
     };
+    let span = connection_span(&who);
     tracing::info!(
-        org = %who.org_id,
-        app = %who.app_id,
-        simulator = who.simulator,
+        parent: &span,
         simplex = who.simplex,
         "connection accepted"
     );
@@ -345,14 +361,25 @@ pub(crate) fn handle_incoming(
             hub: hub.clone(),
             who: who.clone(),
             limits,
+            span: span.clone(),
         }),
     });
     let conn = incoming.accept(responder);
     let id = hub.register(&who, conn.clone());
     let hub = hub.clone();
-    tokio::spawn(async move {
-        let reason = conn.closed().await;
-        tracing::info!(org = %who.org_id, app = %who.app_id, %reason, "connection closed");
-        hub.unregister(id);
-    });
+    tokio::spawn(
+        async move {
+            let reason = conn.closed().await;
+            tracing::info!(%reason, "connection closed");
+            hub.unregister(id);
+        }
+        .instrument(span),
+    );
+}
+
+/// The span of one connection: `app` or `simulator`, with its org and app (Debug-escaped:
+/// they come from the peer).
+fn connection_span(who: &Identity) -> tracing::Span {
+    let kind = if who.simulator { "simulator" } else { "app" };
+    tracing::info_span!("conn", kind, org = ?who.org_id, app = ?who.app_id)
 }
