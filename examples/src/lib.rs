@@ -96,7 +96,8 @@ pub struct UssdChannelArgs {
     pub purse_id: String,
 }
 
-/// The app's channel numbers and purse, all of them. Defaults are the emulator's test account.
+/// The channels of an app that texts, calls and takes payments (no USSD). Defaults are the
+/// emulator's test account.
 #[derive(Debug, Clone, clap::Args)]
 pub struct ChannelArgs {
     /// SMS short code (or sender id) the app sends from and customers reply to.
@@ -105,9 +106,6 @@ pub struct ChannelArgs {
     /// Voice number the app calls from.
     #[arg(long, env = "ELARIAN_VOICE_NUMBER", default_value = TEST_VOICE_NUMBER)]
     pub voice_number: String,
-    /// USSD code customers dial.
-    #[arg(long, env = "ELARIAN_USSD_CODE", default_value = TEST_USSD_CODE)]
-    pub ussd_code: String,
     /// Mobile-money payment channel (paybill) checkouts go through.
     #[arg(long, env = "ELARIAN_PAYMENT_CHANNEL", default_value = TEST_PAYMENT_CHANNEL)]
     pub payment_channel: String,
@@ -425,6 +423,9 @@ mod tests {
         let ussd = flags_of(UssdChannelArgs::augment_args(clap::Command::new("ussd")));
         assert!(ussd.contains(&"ussd-code".to_owned()), "{ussd:?}");
         assert!(!ussd.contains(&"voice-number".to_owned()), "{ussd:?}");
+        let all = flags_of(ChannelArgs::augment_args(clap::Command::new("debt")));
+        assert!(all.contains(&"voice-number".to_owned()), "{all:?}");
+        assert!(!all.contains(&"ussd-code".to_owned()), "{all:?}");
     }
 
     fn connection_args(endpoint: String, ca_cert: Option<PathBuf>) -> ConnectionArgs {
