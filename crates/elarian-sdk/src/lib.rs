@@ -1,8 +1,9 @@
 //! The Rust SDK for [Elarian](https://developers.elarian.com), a customer-engagement runtime:
 //! code against customer data, react to what customers do (messages, USSD sessions, voice calls,
-//! payments, reminders) and act on it.
+//! payments, reminders) and act on it. (This example runs as a test against the embedded
+//! emulator, `elarian-emulator`; against Elarian, drop the emulator and give your API key.)
 //!
-//! ```no_run
+//! ```
 //! use std::time::{Duration, SystemTime};
 //! use elarian_sdk::{
 //!     ClientConfig, CustomerNumber, DataValue, Elarian, Message, MessagingChannel,
@@ -10,12 +11,16 @@
 //! };
 //!
 //! #[tokio::main]
-//! async fn main() -> Result<(), elarian_sdk::Error> {
+//! async fn main() -> Result<(), Box<dyn std::error::Error>> {
+//! #   // This example runs against the embedded emulator (`elarian-emulator`).
+//! #   let emulator = elarian_emulator::Emulator::builder().tcp(([127, 0, 0, 1], 0)).start().await?;
 //!     let app = Elarian::new(
 //!         ClientConfig::builder()
 //!             .org_id("el_org_eu_1SJ2jx")
 //!             .app_id("el_app_WZFQdt")
-//!             .api_key("el_k_test_…"),
+//!             .api_key("el_k_test_…")
+//! #           .api_key(elarian_emulator::config::TEST_API_KEY)
+//! #           .endpoint(emulator.endpoint().expect("a TCP listener")),
 //!     )?;
 //!
 //!     // Connection events.
@@ -38,13 +43,18 @@
 //!     });
 //!
 //!     // Reminders fire here.
-//!     app.on_reminder(|notification, customer, app_data, responder| async move {
-//!         let sms = MessagingChannelNumber::new("83044", MessagingChannel::Sms);
-//!         let text = notification.reminder.payload.unwrap_or_default();
-//!         if let Err(error) = customer.send_message(sms, Message::text(text)).await {
-//!             eprintln!("could not send: {error}");
+//!     let (fired, mut reminders) = tokio::sync::mpsc::channel(1);
+//!     app.on_reminder(move |notification, customer, app_data, responder| {
+//!         let fired = fired.clone();
+//!         async move {
+//!             let sms = MessagingChannelNumber::new("83044", MessagingChannel::Sms);
+//!             let text = notification.reminder.payload.unwrap_or_default();
+//!             if let Err(error) = customer.send_message(sms, Message::text(text)).await {
+//!                 eprintln!("could not send: {error}");
+//!             }
+//!             responder.reply(None, app_data);
+//!             let _ = fired.send(notification.reminder.key).await;
 //!         }
-//!         responder.reply(None, app_data);
 //!     });
 //!
 //!     app.connect().await?;
@@ -55,12 +65,14 @@
 //!         .await?;
 //!     customer
 //!         .add_reminder(
-//!             Reminder::new("repayment", SystemTime::now() + Duration::from_secs(60))
+//!             Reminder::new("repayment", SystemTime::now() + Duration::from_secs(1))
 //!                 .with_payload("Your loan is due"),
 //!         )
 //!         .await?;
-//!     tokio::time::sleep(Duration::from_secs(3600)).await;
+//!     let key = tokio::time::timeout(Duration::from_secs(30), reminders.recv()).await?;
+//!     assert_eq!(key.as_deref(), Some("repayment"));
 //!     app.disconnect().await;
+//! #   emulator.shutdown().await;
 //!     Ok(())
 //! }
 //! ```
