@@ -11,6 +11,8 @@
 //! cargo run --release --example quickstart
 //! ```
 
+#![warn(missing_docs, unreachable_pub)]
+
 use std::fmt::Write as _;
 use std::io::IsTerminal as _;
 use std::path::PathBuf;

@@ -118,7 +118,7 @@
 //! [`spec_coverage`] (also `SPEC.md` in this crate) maps every class, method, model, notification
 //! and event of the Elarian SDK spec and of the JavaScript client to its Rust item and its test.
 
-#![warn(missing_docs)]
+#![warn(missing_docs, unreachable_pub)]
 
 mod builder;
 mod client;

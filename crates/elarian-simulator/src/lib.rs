@@ -49,7 +49,7 @@
 //! How the spec's `Simulator` class, its methods and events map to this crate is in
 //! [`elarian_sdk::spec_coverage`].
 
-#![warn(missing_docs)]
+#![warn(missing_docs, unreachable_pub)]
 
 mod notifications;
 

@@ -74,7 +74,7 @@
 //! # });
 //! ```
 
-#![warn(missing_docs)]
+#![warn(missing_docs, unreachable_pub)]
 
 pub mod client;
 pub mod connection;
