@@ -141,7 +141,51 @@ pub use connection::{ConnectionEventKind, ConnectionEventStream, ConnectionHub, 
 pub use customer::Customer;
 pub use dispatch::{IncomingNotification, NotificationStream};
 pub use error::{Error, Result};
-pub use models::*;
+/// Customers, numbers, tags, reminders, activities, auth tokens (from [`models`]).
+pub use models::{
+    Activity, AuthToken, Cash, CustomerNumber, MessagingChannelNumber, PaymentChannelNumber,
+    Reminder, SecondaryId, Tag,
+};
+/// Customer state (from [`models`]).
+pub use models::{
+    ActivitySession, ActivityState, ChannelMessage, CustomerState, IdentityState,
+    MessageReactionState, MessageSessionUpdate, MessageStatusUpdate, MessagingChannelState,
+    MessagingSession, MessagingState, PaymentState, ReceivedMessage, ReplyToken, SentMessage,
+};
+/// Notifications and app events (from [`models`]).
+pub use models::{
+    AppEvent, CustomerActivityNotification, DecodedNotification, MessageStatusNotification,
+    MessagingConsentUpdateNotification, MessagingSessionEndedNotification,
+    MessagingSessionNotification, Notification, NotificationContext, NotificationDecodeError,
+    PaymentStatusNotification, ReceivedMessageNotification, ReceivedPaymentNotification,
+    ReminderNotification, SentMessageReactionNotification, UssdSessionNotification,
+    VoiceCallNotification,
+};
+/// Payments (from [`models`]).
+pub use models::{
+    ChannelCounterParty, PaymentBalance, PaymentCounterParty, PaymentTransaction, PendingPayment,
+    WalletOrPurse,
+};
+/// Enumerations (every one has `Unknown(i32)` for values this SDK does not know yet) (from [`models`]).
+pub use models::{
+    ChannelNumberProvider, ConsentAction, ConsentUpdateStatus, CustomerNumberProvider, MediaType,
+    MessageDeliveryStatus, MessageReaction, MessagingChannel, MessagingSessionEndReason,
+    PaymentChannel, PaymentStatus, PromptReplyAction, RequestOrigin, TextToSpeechVoice,
+    UssdSessionStatus, VoiceCallDirection, VoiceCallHangupCause, VoiceCallStatus,
+};
+/// Command replies (from [`models`]).
+pub use models::{
+    ConsentUpdateReply, CustomerStateUpdateReply, InitiatePaymentReply, MessageReply,
+    ReplayPaymentReply, SimulatorReply, TagUpdateReply,
+};
+/// App data and metadata values (from [`models`]).
+pub use models::{DataError, DataValue};
+/// Messages, voice actions and USSD menus (from [`models`]).
+pub use models::{
+    Dequeue, Dial, Email, Enqueue, GetDigits, GetRecording, InboundMessageBody, Location, Media,
+    Message, MessageBody, Play, Prompt, PromptMenuItem, Redirect, ReplyPrompt, Say, Template,
+    UssdInput, UssdMenu, VoiceAction, VoiceCallDialInput, VoiceCallInput, VoiceCallQueueInput,
+};
 pub use responder::{Responder, UssdResponder, VoiceResponder};
 
 /// Runtime types users configure the connection with (re-exported from `elarian-core`).
