@@ -165,6 +165,7 @@ impl Link for RsocketLink {
         let session = self.session.clone();
         Box::pin(async move {
             match session
+                .connection()
                 .request_response_until(Payload::new(data), deadline)
                 .await
             {
@@ -186,9 +187,9 @@ impl Link for RsocketLink {
         let session = self.session.clone();
         Box::pin(async move {
             session.disconnected().await;
-            if session.is_closed() {
+            if session.connection().is_closed() {
                 LinkDown::Closed {
-                    reason: session.closed().await.to_string(),
+                    reason: session.connection().closed().await.to_string(),
                 }
             } else {
                 LinkDown::Detached {
@@ -217,8 +218,8 @@ impl Link for RsocketLink {
     fn close(&self) -> BoxFuture<'static, ()> {
         let session = self.session.clone();
         Box::pin(async move {
-            session.close();
-            let _ = session.closed().await;
+            session.connection().close();
+            let _ = session.connection().closed().await;
         })
     }
 }

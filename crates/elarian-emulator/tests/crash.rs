@@ -66,7 +66,7 @@ async fn session(endpoint: &Endpoint) -> ClientSession {
 async fn command(session: &ClientSession, entry: E) -> R {
     let reply = tokio::time::timeout(
         WAIT,
-        session.request_response(Payload::new(
+        session.connection().request_response(Payload::new(
             AppToServerCommand { entry: Some(entry) }.encode_to_vec(),
         )),
     )

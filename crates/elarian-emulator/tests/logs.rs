@@ -90,7 +90,8 @@ async fn connection_lines_carry_a_span_and_escape_what_the_peer_sent() {
     };
     tokio::time::timeout(
         WAIT,
-        app.request_response(Payload::new(command.encode_to_vec())),
+        app.connection()
+            .request_response(Payload::new(command.encode_to_vec())),
     )
     .await
     .unwrap()
@@ -99,8 +100,8 @@ async fn connection_lines_carry_a_span_and_escape_what_the_peer_sent() {
     // A forged org id with a line break and a fake log line after it.
     let forged = format!("{TEST_ORG_ID}\n2026-01-01T00:00:00Z  INFO fake: connection accepted");
     assert!(dial(&endpoint, &forged, false).await.is_err());
-    app.close();
-    simulator.close();
+    app.connection().close();
+    simulator.connection().close();
     emulator.shutdown().await;
 
     let text = captured.text();

@@ -84,7 +84,7 @@ async fn round_trip<Reply: Message + Default>(
 ) -> Reply {
     let reply = tokio::time::timeout(
         WAIT,
-        session.request_response(Payload {
+        session.connection().request_response(Payload {
             data: command.encode_to_vec().into(),
             metadata: None,
         }),
@@ -340,6 +340,7 @@ async fn invalid_requests_fail_alone_and_connections_keep_working() {
 
     // Invalid protobuf on a stream: that request fails, the connection stays.
     let bad = a
+        .connection()
         .request_response(Payload::new(Bytes::from_static(&[0x0a, 0xff, 0xff, 0xff])))
         .await;
     assert!(
@@ -357,7 +358,11 @@ async fn invalid_requests_fail_alone_and_connections_keep_working() {
     // A command the server does not know (an unknown oneof field) gets status false.
     let mut unknown = Vec::new();
     prost::encoding::message::encode(99, &p::GenerateAuthTokenCommand {}, &mut unknown);
-    let reply = a.request_response(Payload::new(unknown)).await.unwrap();
+    let reply = a
+        .connection()
+        .request_response(Payload::new(unknown))
+        .await
+        .unwrap();
     match AppToServerCommandReply::decode(reply.data).unwrap().entry {
         Some(R::UpdateCustomerState(r)) => {
             assert!(!r.status);
@@ -368,7 +373,7 @@ async fn invalid_requests_fail_alone_and_connections_keep_working() {
 
     // Oversized payload: refused on its stream.
     let big = vec![0u8; 5 * 1024 * 1024];
-    let refused = a.request_response(Payload::new(big)).await;
+    let refused = a.connection().request_response(Payload::new(big)).await;
     assert!(
         matches!(refused, Err(RequestError::Remote { .. })),
         "{refused:?}"
@@ -726,7 +731,7 @@ async fn a_notification_cut_off_by_a_dropped_connection_goes_to_another() {
 
     let (_healthy, mut seen) =
         recording_app(&emulator, p::ServerToAppNotificationReply::default()).await;
-    stuck.close();
+    stuck.connection().close();
     let n = next(&mut seen).await;
     assert!(matches!(
         customer_entry(&n),

@@ -190,7 +190,7 @@ pub use responder::{Responder, UssdResponder, VoiceResponder};
 
 /// Runtime types users configure the connection with (re-exported from `elarian-core`).
 pub use elarian_core::{
-    ClientConfig, ClientConfigBuilder, ClientError, CloseReason, CommandError, ConfigError,
+    Cause, ClientConfig, ClientConfigBuilder, ClientError, CloseReason, CommandError, ConfigError,
     ConnectError, ConnectionEvent, Credentials, Endpoint, NotificationError, ReconnectPolicy, Role,
     Secret, TlsClientOptions,
 };

@@ -119,6 +119,7 @@ impl Contender for Ours {
                 tasks.push(tokio::spawn(async move {
                     while take_one(&remaining) {
                         let reply = session
+                            .connection()
                             .request_response(Payload::new(body.clone()))
                             .await
                             .expect("request");
@@ -129,7 +130,7 @@ impl Contender for Ours {
             for task in tasks {
                 task.await.expect("client task");
             }
-            session.close();
+            session.connection().close();
         });
     }
 }

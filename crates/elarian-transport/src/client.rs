@@ -1,6 +1,5 @@
 //! The client side: SETUP, the session handle and resumption.
 
-use std::ops::Deref;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -123,7 +122,8 @@ fn millis(d: Duration, what: &str) -> Result<u32, ConnectError> {
     Ok(ms as u32)
 }
 
-/// A client session: a [`Connection`] (through `Deref`) plus resumption.
+/// A client session: a [`Connection`] ([`connection`](ClientSession::connection)) plus
+/// resumption.
 ///
 /// ```
 /// # tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap().block_on(async {
@@ -143,7 +143,7 @@ fn millis(d: Duration, what: &str) -> Result<u32, ConnectError> {
 ///     .unwrap();
 /// let _server_side = accept.await.unwrap();
 /// // The server's responder refuses everything.
-/// assert!(session.request_response(Payload::new("hi")).await.is_err());
+/// assert!(session.connection().request_response(Payload::new("hi")).await.is_err());
 /// # });
 /// ```
 #[derive(Debug, Clone)]
@@ -152,13 +152,6 @@ pub struct ClientSession {
     attach: mpsc::Sender<Attach>,
     resume_token: Option<Bytes>,
     connect_timeout: Duration,
-}
-
-impl Deref for ClientSession {
-    type Target = Connection;
-    fn deref(&self) -> &Connection {
-        &self.connection
-    }
 }
 
 impl ClientSession {

@@ -335,7 +335,7 @@ impl Connection {
     ///     .unwrap();
     /// let _server_side = accept.await.unwrap();
     /// let deadline = tokio::time::Instant::now() + Duration::from_millis(50);
-    /// let answer = session.request_response_until(Payload::new("hi"), deadline).await;
+    /// let answer = session.connection().request_response_until(Payload::new("hi"), deadline).await;
     /// assert!(matches!(answer, Err(RequestError::TimedOut)));
     /// # });
     /// ```

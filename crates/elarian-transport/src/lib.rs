@@ -69,7 +69,7 @@
 //! let client = ClientSession::connect(client_end, ClientConfig::default(), Arc::new(RejectAll))
 //!     .await
 //!     .expect("the server accepts");
-//! let reply = client.request_response(Payload::new("Elarian")).await.unwrap();
+//! let reply = client.connection().request_response(Payload::new("Elarian")).await.unwrap();
 //! assert_eq!(&reply.data[..], b"hello, Elarian");
 //! # });
 //! ```

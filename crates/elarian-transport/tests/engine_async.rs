@@ -192,6 +192,7 @@ async fn request_response_both_ways() {
         connect_pair(&server, server_echo, client_echo, ClientConfig::default()).await;
 
     let reply = client
+        .connection()
         .request_response(Payload::new("hello").with_metadata("m"))
         .await
         .unwrap();
@@ -205,6 +206,7 @@ async fn request_response_both_ways() {
     assert_eq!(reply.data, Bytes::from_static(b"client:notify"));
 
     let err = client
+        .connection()
         .request_response(Payload::new("fail"))
         .await
         .unwrap_err();
@@ -218,7 +220,7 @@ async fn request_response_both_ways() {
 
     // Many concurrent requests.
     let tasks: Vec<_> = (0..200)
-        .map(|i| spawn_request(&client, Payload::new(format!("r{i}"))))
+        .map(|i| spawn_request(client.connection(), Payload::new(format!("r{i}"))))
         .collect();
     for (i, t) in tasks.into_iter().enumerate() {
         assert_eq!(t.await.unwrap().unwrap().data, format!("server:r{i}"));
@@ -235,7 +237,11 @@ async fn default_responder_rejects() {
         ClientConfig::default(),
     )
     .await;
-    match client.request_response(Payload::new("x")).await {
+    match client
+        .connection()
+        .request_response(Payload::new("x"))
+        .await
+    {
         Err(RequestError::Remote { code, .. }) => assert_eq!(code, ErrorCode::Rejected),
         other => panic!("unexpected {other:?}"),
     }
@@ -252,8 +258,13 @@ async fn fire_and_forget_and_metadata_push_reach_the_responder() {
         ClientConfig::default(),
     )
     .await;
-    client.fire_and_forget(Payload::new("f1")).await.unwrap();
     client
+        .connection()
+        .fire_and_forget(Payload::new("f1"))
+        .await
+        .unwrap();
+    client
+        .connection()
         .metadata_push(Bytes::from_static(b"meta"))
         .await
         .unwrap();
@@ -280,6 +291,7 @@ async fn request_stream_delivers_every_item_with_credit() {
     let items: Vec<_> = timeout(
         LIMIT,
         client
+            .connection()
             .request_stream(Payload::new("1000"))
             .collect::<Vec<_>>(),
     )
@@ -290,10 +302,11 @@ async fn request_stream_delivers_every_item_with_credit() {
         assert_eq!(item.unwrap().data, i.to_string());
     }
     // Dropping a stream early cancels it; the connection stays usable.
-    let mut partial = client.request_stream(Payload::new("100000"));
+    let mut partial = client.connection().request_stream(Payload::new("100000"));
     assert!(partial.next().await.unwrap().is_ok());
     drop(partial);
     let reply = client
+        .connection()
         .request_response(Payload::new("after"))
         .await
         .unwrap();
@@ -417,12 +430,12 @@ async fn close_fails_pending_requests_on_both_sides() {
         ClientConfig::default(),
     )
     .await;
-    let pending = spawn_request(&client, Payload::new("stuck"));
+    let pending = spawn_request(client.connection(), Payload::new("stuck"));
     let server_pending = spawn_request(&server_conn, Payload::new("stuck"));
     tokio::time::sleep(Duration::from_millis(20)).await;
-    client.close();
+    client.connection().close();
     assert_eq!(
-        timeout(LIMIT, client.closed()).await.unwrap(),
+        timeout(LIMIT, client.connection().closed()).await.unwrap(),
         CloseReason::Local
     );
     assert_eq!(
@@ -440,7 +453,10 @@ async fn close_fails_pending_requests_on_both_sides() {
     ));
     // New requests fail at once.
     assert!(matches!(
-        client.request_response(Payload::new("late")).await,
+        client
+            .connection()
+            .request_response(Payload::new("late"))
+            .await,
         Err(RequestError::Closed(CloseReason::Local))
     ));
 }
@@ -462,12 +478,12 @@ async fn dropping_a_request_future_cancels_it() {
     for _ in 0..2 {
         let r = timeout(
             Duration::from_millis(30),
-            client.request_response(Payload::new("x")),
+            client.connection().request_response(Payload::new("x")),
         )
         .await;
         assert!(r.is_err(), "timed out as expected");
     }
-    assert!(!client.is_closed());
+    assert!(!client.connection().is_closed());
 }
 
 /// A memory transport whose link can be cut from outside, like a dropped TCP connection.
@@ -590,7 +606,7 @@ async fn resume_across_a_new_transport_completes_each_request_exactly_once() {
     assert_eq!(server.resumable_sessions(), 1);
 
     let mut tasks: Vec<_> = (0..50)
-        .map(|i| spawn_request(&client, Payload::new(format!("q{i}"))))
+        .map(|i| spawn_request(client.connection(), Payload::new(format!("q{i}"))))
         .collect();
     // Let some requests arrive, then cut the link while the answers are pending.
     tokio::time::sleep(Duration::from_millis(20)).await;
@@ -598,7 +614,9 @@ async fn resume_across_a_new_transport_completes_each_request_exactly_once() {
     timeout(LIMIT, client.disconnected()).await.unwrap();
     assert!(client.is_detached());
     // Requests made while detached are queued.
-    tasks.extend((50..60).map(|i| spawn_request(&client, Payload::new(format!("q{i}")))));
+    tasks.extend(
+        (50..60).map(|i| spawn_request(client.connection(), Payload::new(format!("q{i}")))),
+    );
 
     let (client_end, server_end) = memory::pair(64);
     server.serve_transport(server_end);
@@ -628,7 +646,7 @@ async fn resume_with_an_unknown_token_is_rejected() {
     };
     let (client, _server_conn, cut) =
         connect_cuttable(&server, Arc::new(Never), Arc::new(RejectAll), config).await;
-    let pending = spawn_request(&client, Payload::new("lost"));
+    let pending = spawn_request(client.connection(), Payload::new("lost"));
     tokio::time::sleep(Duration::from_millis(20)).await;
     cut.send_replace(true);
     timeout(LIMIT, client.disconnected()).await.unwrap();
@@ -660,11 +678,11 @@ async fn non_resumable_sessions_close_when_the_transport_is_lost() {
         ClientConfig::default(),
     )
     .await;
-    let pending = spawn_request(&client, Payload::new("x"));
+    let pending = spawn_request(client.connection(), Payload::new("x"));
     tokio::time::sleep(Duration::from_millis(20)).await;
     cut.send_replace(true);
     assert!(matches!(
-        timeout(LIMIT, client.closed()).await.unwrap(),
+        timeout(LIMIT, client.connection().closed()).await.unwrap(),
         CloseReason::TransportLost(_)
     ));
     assert!(matches!(
@@ -696,6 +714,7 @@ async fn large_payloads_are_fragmented_and_reassembled() {
         connect_pair(&server, server_echo, Arc::new(RejectAll), config).await;
     let big = Bytes::from((0..200_000u32).map(|i| i as u8).collect::<Vec<u8>>());
     let reply = client
+        .connection()
         .request_response(Payload::new(big.clone()).with_metadata(vec![3u8; 5000]))
         .await
         .unwrap();
@@ -732,12 +751,20 @@ async fn a_panicking_responder_fails_the_request_not_the_connection() {
     )
     .await;
     for what in ["now", "later"] {
-        match client.request_response(Payload::new(what)).await {
+        match client
+            .connection()
+            .request_response(Payload::new(what))
+            .await
+        {
             Err(RequestError::Remote { code, .. }) => assert_eq!(code, ErrorCode::ApplicationError),
             other => panic!("unexpected {other:?}"),
         }
     }
-    let ok = client.request_response(Payload::new("fine")).await.unwrap();
+    let ok = client
+        .connection()
+        .request_response(Payload::new("fine"))
+        .await
+        .unwrap();
     assert_eq!(ok.data, Bytes::from_static(b"fine"));
 }
 
@@ -772,7 +799,10 @@ async fn a_silent_server_is_detected_by_keepalive_timeout() {
         .await
         .unwrap();
     let started = tokio::time::Instant::now();
-    assert_eq!(client.closed().await, CloseReason::KeepaliveTimeout);
+    assert_eq!(
+        client.connection().closed().await,
+        CloseReason::KeepaliveTimeout
+    );
     assert!(started.elapsed() >= Duration::from_secs(4));
     drop(client);
     // One KEEPALIVE per second until the lifetime ran out.
@@ -793,7 +823,11 @@ async fn boxed_transports_work_like_concrete_ones() {
         ClientConfig::default(),
     )
     .await;
-    let reply = client.request_response(Payload::new("x")).await.unwrap();
+    let reply = client
+        .connection()
+        .request_response(Payload::new("x"))
+        .await
+        .unwrap();
     assert_eq!(reply.data, Bytes::from_static(b"s:x"));
 }
 
@@ -871,7 +905,7 @@ async fn dropped_requests_send_cancel_and_ids_increase() {
         tasks.push(tokio::spawn(async move {
             let _ = timeout(
                 Duration::from_millis(200),
-                client.request_response(Payload::new("x")),
+                client.connection().request_response(Payload::new("x")),
             )
             .await;
         }));
@@ -967,7 +1001,7 @@ async fn responder_streams_pause_without_credit_and_stop_on_cancel() {
         config,
     )
     .await;
-    let mut items = client.request_stream(Payload::new("go"));
+    let mut items = client.connection().request_stream(Payload::new("go"));
     for i in 0..10 {
         let item = timeout(LIMIT, items.next())
             .await
@@ -1041,7 +1075,7 @@ async fn a_stream_overrunning_its_credit_ends_with_an_error() {
     let client = ClientSession::connect(client_end, config, Arc::new(RejectAll))
         .await
         .unwrap();
-    let mut items = client.request_stream(Payload::new("go"));
+    let mut items = client.connection().request_stream(Payload::new("go"));
     // One poll sends the request without consuming anything, so no REQUEST_N is granted and
     // the 5th item overruns the initial window of 4.
     assert!(futures_util::poll!(items.next()).is_pending());
@@ -1223,7 +1257,7 @@ async fn with_the_queue_full_the_client_stops_reading_instead_of_rejecting() {
     assert_eq!(max.load(SeqCst), LIMIT);
     let order: Vec<Bytes> = (0..FLOOD).map(|i| Bytes::from(i.to_string())).collect();
     assert_eq!(*started.lock().unwrap(), order);
-    assert!(!client.is_closed());
+    assert!(!client.connection().is_closed());
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -1316,7 +1350,7 @@ async fn cancel_drops_the_running_responder_future() {
     )
     .await;
     // The request reaches the responder, then the requester gives up (CANCEL).
-    let request = client.request_response(Payload::new("work"));
+    let request = client.connection().request_response(Payload::new("work"));
     tokio::select! {
         _ = request => panic!("answered before the go signal"),
         () = started.notified() => {}
@@ -1329,7 +1363,7 @@ async fn cancel_drops_the_running_responder_future() {
     go.notify_waiters();
     tokio::task::yield_now().await;
     assert!(!done.load(SeqCst));
-    assert!(!client.is_closed());
+    assert!(!client.connection().is_closed());
 }
 
 /// For each request, asks the peer first (bounded by `ASK_TIMEOUT`) and answers with the
@@ -1396,7 +1430,7 @@ async fn responders_awaiting_the_peer_do_not_deadlock_at_the_limit() {
         ..ClientConfig::default()
     };
     let (client, server_conn) = connect_pair(&server, server_responder, responder, config).await;
-    assert!(connection.set(Connection::clone(&client)).is_ok());
+    assert!(connection.set(client.connection().clone()).is_ok());
 
     let start = tokio::time::Instant::now();
     let flood: Vec<_> = (0..FLOOD)
@@ -1421,7 +1455,7 @@ async fn responders_awaiting_the_peer_do_not_deadlock_at_the_limit() {
         "the flood took {elapsed:?} of (paused) time"
     );
     assert_eq!(max.load(SeqCst), 2);
-    assert!(!client.is_closed());
+    assert!(!client.connection().is_closed());
 }
 
 /// A request canceled while it waits for a responder slot never reaches the responder.
@@ -1463,7 +1497,7 @@ async fn a_queued_request_canceled_by_the_peer_never_starts() {
         *started.lock().unwrap(),
         vec![Bytes::from("a"), Bytes::from("c")]
     );
-    assert!(!client.is_closed());
+    assert!(!client.connection().is_closed());
 }
 
 /// A peer that accepts the SETUP, answers the first KEEPALIVE, sends `requests` requests, then
@@ -1509,18 +1543,18 @@ async fn silent_after_requests(limit: usize, pending: usize, requests: u32) -> C
 async fn the_keepalive_lifetime_stops_only_while_the_queue_is_full() {
     // One responder running, one request queued, room for another: reading goes on.
     let client = silent_after_requests(1, 2, 2).await;
-    let closed = timeout(Duration::from_secs(30), client.closed()).await;
+    let closed = timeout(Duration::from_secs(30), client.connection().closed()).await;
     assert_eq!(closed, Ok(CloseReason::KeepaliveTimeout));
 
     // One running, one queued, the third unread: reading paused, the silence is ours.
     let client = silent_after_requests(1, 1, 3).await;
     assert!(
-        timeout(Duration::from_secs(30), client.closed())
+        timeout(Duration::from_secs(30), client.connection().closed())
             .await
             .is_err(),
         "a client that paused reading timed the server out"
     );
-    assert!(!client.is_closed());
+    assert!(!client.connection().is_closed());
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -1536,6 +1570,7 @@ async fn requests_past_their_deadline_time_out_and_are_canceled_once() {
         let client = client.clone();
         tasks.push(tokio::spawn(async move {
             client
+                .connection()
                 .request_response_until(Payload::new("x"), deadline)
                 .await
         }));
@@ -1565,6 +1600,7 @@ async fn requests_past_their_deadline_time_out_and_are_canceled_once() {
     let past = tokio::time::Instant::now();
     assert_eq!(
         client
+            .connection()
             .request_response_until(Payload::new("late"), past)
             .await,
         Err(RequestError::TimedOut)
@@ -1590,17 +1626,21 @@ async fn deadlines_time_out_slow_answers_only_and_the_connection_goes_on() {
         connect_pair(&server, slow, Arc::new(RejectAll), ClientConfig::default()).await;
     let soon = tokio::time::Instant::now() + Duration::from_millis(20);
     assert_eq!(
-        client.request_response_until(Payload::new("a"), soon).await,
+        client
+            .connection()
+            .request_response_until(Payload::new("a"), soon)
+            .await,
         Err(RequestError::TimedOut)
     );
     // The late answer to the timed-out request is discarded; a request with room gets its own.
     let later = tokio::time::Instant::now() + Duration::from_secs(5);
     let answer = client
+        .connection()
         .request_response_until(Payload::new("b"), later)
         .await
         .unwrap();
     assert_eq!(answer.data.as_ref(), b"echo:b");
-    assert!(!client.is_closed());
+    assert!(!client.connection().is_closed());
 }
 
 #[tokio::test]
@@ -1616,7 +1656,9 @@ async fn many_answered_requests_with_far_deadlines_all_complete() {
         let body = i.to_string();
         let answer = timeout(
             LIMIT,
-            client.request_response_until(Payload::new(body.clone()), far),
+            client
+                .connection()
+                .request_response_until(Payload::new(body.clone()), far),
         )
         .await
         .unwrap()

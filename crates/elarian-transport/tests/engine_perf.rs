@@ -44,7 +44,11 @@ async fn engine(in_flight: usize) -> f64 {
             let mut n = 0u64;
             let payload = Payload::new(vec![0u8; 64]);
             while start.elapsed() < RUN {
-                client.request_response(payload.clone()).await.unwrap();
+                client
+                    .connection()
+                    .request_response(payload.clone())
+                    .await
+                    .unwrap();
                 n += 1;
             }
             n

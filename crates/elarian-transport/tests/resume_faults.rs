@@ -131,7 +131,7 @@ async fn run(total: usize, in_flight: usize, min_cuts: usize) {
         async move {
             loop {
                 session.disconnected().await;
-                if session.is_closed() {
+                if session.connection().is_closed() {
                     return Err::<(), _>("session closed".to_owned());
                 }
                 let transport =
@@ -178,6 +178,7 @@ async fn run(total: usize, in_flight: usize, min_cuts: usize) {
                         .map_err(|_| "the test driver stopped".to_owned())?;
                     let request = Bytes::from(format!("request-{id}"));
                     let reply = session
+                        .connection()
                         .request_response(Payload::new(request.clone()))
                         .await
                         .map_err(|e| format!("request {id} failed: {e}"))?;
@@ -236,7 +237,7 @@ async fn run(total: usize, in_flight: usize, min_cuts: usize) {
     );
     assert_eq!(seen.lock().unwrap().len(), total);
     reconnector.abort();
-    session.close();
+    session.connection().close();
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
