@@ -91,8 +91,8 @@ impl RsocketConnector {
     // Field by field so that new engine settings (and a `#[non_exhaustive]` on the struct) keep
     // their defaults without a change here.
     #[allow(clippy::field_reassign_with_default)]
-    fn session_config(&self) -> elarian_transport::ClientConfig {
-        let mut config = elarian_transport::ClientConfig::default();
+    fn session_config(&self) -> elarian_transport::ClientSessionConfig {
+        let mut config = elarian_transport::ClientSessionConfig::default();
         config.keepalive_interval = self.keepalive_interval;
         config.max_lifetime = self.max_lifetime;
         config.data_mime_type = DATA_MIME_TYPE.into();

@@ -10,7 +10,7 @@ use elarian_emulator::Emulator;
 use elarian_emulator::config::{TEST_API_KEY, TEST_APP_ID, TEST_ORG_ID};
 use elarian_proto::{AppConnectionMetadata, AppToServerCommand, GenerateAuthTokenCommand};
 use elarian_transport::io::{TlsClientOptions, connect};
-use elarian_transport::{ClientConfig, ClientSession, Payload, RejectAll};
+use elarian_transport::{ClientSession, ClientSessionConfig, Payload, RejectAll};
 use prost::Message;
 
 const WAIT: Duration = Duration::from_secs(10);
@@ -35,7 +35,7 @@ impl Captured {
     }
 }
 
-// ClientConfig is non-exhaustive: no struct-update syntax outside its crate.
+// ClientSessionConfig is non-exhaustive: no struct-update syntax outside its crate.
 #[allow(clippy::field_reassign_with_default)]
 async fn dial(
     endpoint: &elarian_transport::io::Endpoint,
@@ -53,7 +53,7 @@ async fn dial(
     let transport = connect(endpoint, &TlsClientOptions::new(), WAIT)
         .await
         .expect("transport connects");
-    let mut config = ClientConfig::default();
+    let mut config = ClientSessionConfig::default();
     config.setup_payload = Payload {
         data: meta.encode_to_vec().into(),
         metadata: Some(Bytes::from_static(br#"{"agent":"rust-test"}"#)),

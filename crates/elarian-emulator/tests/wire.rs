@@ -16,7 +16,7 @@ use elarian_proto::{
 use elarian_transport::io::{Endpoint, TlsClientOptions, connect};
 use elarian_transport::responder::BoxFuture;
 use elarian_transport::{
-    ClientConfig, ClientSession, ConnectError, ErrorCode, Payload, RejectAll, RequestError,
+    ClientSession, ClientSessionConfig, ConnectError, ErrorCode, Payload, RejectAll, RequestError,
     Responder, StreamError,
 };
 use prost::Message;
@@ -43,7 +43,7 @@ fn meta(simulator: bool) -> AppConnectionMetadata {
     }
 }
 
-// ClientConfig is non-exhaustive: no struct-update syntax outside its crate.
+// ClientSessionConfig is non-exhaustive: no struct-update syntax outside its crate.
 #[allow(clippy::field_reassign_with_default)]
 async fn dial(
     endpoint: &Endpoint,
@@ -54,7 +54,7 @@ async fn dial(
     let transport = connect(endpoint, tls, WAIT)
         .await
         .expect("transport connects");
-    let mut config = ClientConfig::default();
+    let mut config = ClientSessionConfig::default();
     config.setup_payload = Payload {
         data: setup_data,
         metadata: Some(Bytes::from_static(br#"{"agent":"rust-test"}"#)),
@@ -760,7 +760,7 @@ async fn sessions_with_a_resume_token_survive_a_lost_transport() {
     .unwrap();
     #[allow(clippy::field_reassign_with_default)]
     let config = {
-        let mut c = ClientConfig::default();
+        let mut c = ClientSessionConfig::default();
         c.setup_payload = Payload::new(meta(false).encode_to_vec());
         c.resume_token = Some(Bytes::from_static(b"el_app_WZFQdt-1700000000000"));
         c

@@ -100,15 +100,18 @@ impl Contender for Ours {
 
     fn run(&self, rt: &Runtime, addr: SocketAddr, in_flight: usize, requests: usize) {
         use elarian_transport::io::{FramingConfig, TcpTransport};
-        use elarian_transport::{ClientConfig, ClientSession, Payload, RejectAll};
+        use elarian_transport::{ClientSession, ClientSessionConfig, Payload, RejectAll};
         rt.block_on(async {
             let transport = TcpTransport::connect(addr, FramingConfig::default())
                 .await
                 .expect("connect");
-            let session =
-                ClientSession::connect(transport, ClientConfig::default(), Arc::new(RejectAll))
-                    .await
-                    .expect("setup");
+            let session = ClientSession::connect(
+                transport,
+                ClientSessionConfig::default(),
+                Arc::new(RejectAll),
+            )
+            .await
+            .expect("setup");
             let remaining = Arc::new(AtomicUsize::new(requests));
             let body = Bytes::from(vec![7u8; PAYLOAD]);
             let mut tasks = Vec::new();

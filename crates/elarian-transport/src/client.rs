@@ -17,7 +17,7 @@ use crate::{CloseReason, ConnectError, Payload, ResumeError};
 
 /// Settings of a client connection.
 #[derive(Clone)]
-pub struct ClientConfig {
+pub struct ClientSessionConfig {
     /// Interval between KEEPALIVE frames (default 1 s).
     pub keepalive_interval: Duration,
     /// The connection is dead after this long without a frame from the server (default 60 s):
@@ -46,7 +46,7 @@ pub struct ClientConfig {
     /// Most requests of this side in flight at once; more wait (default 1024).
     pub max_in_flight: usize,
     /// Most requests from the server handled at once (default 1024); what happens beyond it is
-    /// [`inbound_overflow`](ClientConfig::inbound_overflow).
+    /// [`inbound_overflow`](ClientSessionConfig::inbound_overflow).
     pub max_inbound_requests: usize,
     /// Beyond `max_inbound_requests`: queue, then stop reading until a responder finishes (the
     /// default, [`InboundOverflow::PauseReading`]) or refuse with REJECTED.
@@ -61,9 +61,9 @@ pub struct ClientConfig {
     pub stream_window: u32,
 }
 
-impl Default for ClientConfig {
+impl Default for ClientSessionConfig {
     fn default() -> Self {
-        ClientConfig {
+        ClientSessionConfig {
             keepalive_interval: Duration::from_secs(1),
             max_lifetime: Duration::from_secs(60),
             data_mime_type: "application/octet-stream".into(),
@@ -85,9 +85,9 @@ impl Default for ClientConfig {
     }
 }
 
-impl std::fmt::Debug for ClientConfig {
+impl std::fmt::Debug for ClientSessionConfig {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("ClientConfig")
+        f.debug_struct("ClientSessionConfig")
             .field("keepalive_interval", &self.keepalive_interval)
             .field("max_lifetime", &self.max_lifetime)
             .field("data_mime_type", &self.data_mime_type)
@@ -128,7 +128,7 @@ fn millis(d: Duration, what: &str) -> Result<u32, ConnectError> {
 /// ```
 /// # tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap().block_on(async {
 /// use std::sync::Arc;
-/// use elarian_transport::{ClientConfig, ClientSession, Payload, RejectAll, Server, ServerConfig};
+/// use elarian_transport::{ClientSessionConfig, ClientSession, Payload, RejectAll, Server, ServerConfig};
 /// use elarian_transport::io::memory;
 ///
 /// let server = Server::new(ServerConfig::default());
@@ -138,7 +138,7 @@ fn millis(d: Duration, what: &str) -> Result<u32, ConnectError> {
 ///     let server = server.clone();
 ///     async move { server.accept().await.unwrap().accept(Arc::new(RejectAll)) }
 /// });
-/// let session = ClientSession::connect(client_end, ClientConfig::default(), Arc::new(RejectAll))
+/// let session = ClientSession::connect(client_end, ClientSessionConfig::default(), Arc::new(RejectAll))
 ///     .await
 ///     .unwrap();
 /// let _server_side = accept.await.unwrap();
@@ -159,7 +159,7 @@ impl ClientSession {
     /// KEEPALIVE, i.e. accepted the SETUP. A refused SETUP is [`ConnectError::Rejected`].
     pub async fn connect<T: FrameTransport>(
         transport: T,
-        config: ClientConfig,
+        config: ClientSessionConfig,
         responder: Arc<dyn Responder>,
     ) -> Result<ClientSession, ConnectError> {
         let setup = SetupFrame {

@@ -123,13 +123,13 @@ pub(crate) enum Attach {
 /// at once (`max_inbound_requests`) is reached.
 ///
 /// ```
-/// use elarian_transport::{ClientConfig, InboundOverflow};
+/// use elarian_transport::{ClientSessionConfig, InboundOverflow};
 ///
-/// let config = ClientConfig {
+/// let config = ClientSessionConfig {
 ///     max_inbound_requests: 64,
 ///     max_pending_inbound: 1024,
 ///     inbound_overflow: InboundOverflow::PauseReading,
-///     ..ClientConfig::default()
+///     ..ClientSessionConfig::default()
 /// };
 /// # let _ = config;
 /// ```
@@ -311,7 +311,7 @@ impl Connection {
     /// use std::sync::Arc;
     /// use std::time::Duration;
     /// use elarian_transport::responder::BoxFuture;
-    /// use elarian_transport::{ClientConfig, ClientSession, Payload, RejectAll, RequestError};
+    /// use elarian_transport::{ClientSessionConfig, ClientSession, Payload, RejectAll, RequestError};
     /// use elarian_transport::{Responder, Server, ServerConfig, StreamError};
     /// use elarian_transport::io::memory;
     ///
@@ -330,7 +330,7 @@ impl Connection {
     ///     let server = server.clone();
     ///     async move { server.accept().await.unwrap().accept(Arc::new(Silent)) }
     /// });
-    /// let session = ClientSession::connect(client_end, ClientConfig::default(), Arc::new(RejectAll))
+    /// let session = ClientSession::connect(client_end, ClientSessionConfig::default(), Arc::new(RejectAll))
     ///     .await
     ///     .unwrap();
     /// let _server_side = accept.await.unwrap();

@@ -41,7 +41,7 @@
 //! use elarian_transport::responder::BoxFuture;
 //! use elarian_transport::io::memory;
 //! use elarian_transport::{
-//!     ClientConfig, ClientSession, Payload, RejectAll, Responder, Server, ServerConfig, StreamError,
+//!     ClientSessionConfig, ClientSession, Payload, RejectAll, Responder, Server, ServerConfig, StreamError,
 //! };
 //!
 //! struct Greeter;
@@ -66,7 +66,7 @@
 //!     }
 //! });
 //!
-//! let client = ClientSession::connect(client_end, ClientConfig::default(), Arc::new(RejectAll))
+//! let client = ClientSession::connect(client_end, ClientSessionConfig::default(), Arc::new(RejectAll))
 //!     .await
 //!     .expect("the server accepts");
 //! let reply = client.connection().request_response(Payload::new("Elarian")).await.unwrap();
@@ -87,7 +87,7 @@ pub mod protocol;
 pub mod responder;
 pub mod server;
 
-pub use client::{ClientConfig, ClientSession};
+pub use client::{ClientSession, ClientSessionConfig};
 pub use connection::{Connection, InboundOverflow, RequestStream};
 pub use error::{CloseReason, ConnectError, RequestError, ResumeError, StreamError};
 pub use frame::ErrorCode;

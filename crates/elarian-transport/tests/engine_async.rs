@@ -10,7 +10,7 @@ use elarian_transport::io::memory::{self, MemoryTransport};
 use elarian_transport::io::{FrameReader, FrameTransport, FrameWriter, TransportError};
 use elarian_transport::responder::{BoxFuture, BoxStream};
 use elarian_transport::{
-    ClientConfig, ClientSession, CloseReason, ConnectError, Connection, Payload, RejectAll,
+    ClientSession, ClientSessionConfig, CloseReason, ConnectError, Connection, Payload, RejectAll,
     RequestError, Responder, ResumeError, Server, ServerConfig, StreamError,
 };
 use futures_util::StreamExt;
@@ -101,7 +101,7 @@ async fn connect_pair(
     server: &Server,
     server_responder: Arc<dyn Responder>,
     client_responder: Arc<dyn Responder>,
-    config: ClientConfig,
+    config: ClientSessionConfig,
 ) -> (ClientSession, Connection) {
     let (client_end, server_end) = memory::pair(64);
     connect_over(
@@ -121,7 +121,7 @@ async fn connect_over<C: FrameTransport, S: FrameTransport>(
     (client_end, server_end): (C, S),
     server_responder: Arc<dyn Responder>,
     client_responder: Arc<dyn Responder>,
-    config: ClientConfig,
+    config: ClientSessionConfig,
 ) -> (ClientSession, Connection) {
     server.serve_transport(server_end);
     let accept = tokio::spawn({
@@ -188,8 +188,13 @@ async fn request_response_both_ways() {
     let server = Server::new(ServerConfig::default());
     let (server_echo, _) = Echo::new("server:");
     let (client_echo, _) = Echo::new("client:");
-    let (client, server_conn) =
-        connect_pair(&server, server_echo, client_echo, ClientConfig::default()).await;
+    let (client, server_conn) = connect_pair(
+        &server,
+        server_echo,
+        client_echo,
+        ClientSessionConfig::default(),
+    )
+    .await;
 
     let reply = client
         .connection()
@@ -234,7 +239,7 @@ async fn default_responder_rejects() {
         &server,
         Arc::new(RejectAll),
         Arc::new(RejectAll),
-        ClientConfig::default(),
+        ClientSessionConfig::default(),
     )
     .await;
     match client
@@ -255,7 +260,7 @@ async fn fire_and_forget_and_metadata_push_reach_the_responder() {
         &server,
         server_echo,
         Arc::new(RejectAll),
-        ClientConfig::default(),
+        ClientSessionConfig::default(),
     )
     .await;
     client
@@ -282,9 +287,9 @@ async fn fire_and_forget_and_metadata_push_reach_the_responder() {
 async fn request_stream_delivers_every_item_with_credit() {
     let server = Server::new(ServerConfig::default());
     let (server_echo, _) = Echo::new("");
-    let config = ClientConfig {
+    let config = ClientSessionConfig {
         stream_window: 8,
-        ..ClientConfig::default()
+        ..ClientSessionConfig::default()
     };
     let (client, _server_conn) =
         connect_pair(&server, server_echo, Arc::new(RejectAll), config).await;
@@ -329,9 +334,9 @@ async fn rejected_setup_is_a_connect_error() {
             incoming.reject(ErrorCode::RejectedSetup, "invalid credentials");
         }
     });
-    let config = ClientConfig {
+    let config = ClientSessionConfig {
         setup_payload: Payload::new("bad key"),
-        ..ClientConfig::default()
+        ..ClientSessionConfig::default()
     };
     let err = ClientSession::connect(client_end, config, Arc::new(RejectAll))
         .await
@@ -349,9 +354,9 @@ async fn rejected_setup_is_a_connect_error() {
 #[tokio::test]
 async fn connect_times_out_when_the_server_is_silent() {
     let (client_end, _server_end) = memory::pair(8);
-    let config = ClientConfig {
+    let config = ClientSessionConfig {
         connect_timeout: Duration::from_millis(50),
-        ..ClientConfig::default()
+        ..ClientSessionConfig::default()
     };
     let err = ClientSession::connect(client_end, config, Arc::new(RejectAll))
         .await
@@ -427,7 +432,7 @@ async fn close_fails_pending_requests_on_both_sides() {
         &server,
         Arc::new(Never),
         Arc::new(Never),
-        ClientConfig::default(),
+        ClientSessionConfig::default(),
     )
     .await;
     let pending = spawn_request(client.connection(), Payload::new("stuck"));
@@ -468,9 +473,9 @@ async fn dropping_a_request_future_cancels_it() {
         &server,
         Arc::new(Never),
         Arc::new(RejectAll),
-        ClientConfig {
+        ClientSessionConfig {
             max_in_flight: 1,
-            ..ClientConfig::default()
+            ..ClientSessionConfig::default()
         },
     )
     .await;
@@ -572,7 +577,7 @@ async fn connect_cuttable(
     server: &Server,
     server_responder: Arc<dyn Responder>,
     client_responder: Arc<dyn Responder>,
-    config: ClientConfig,
+    config: ClientSessionConfig,
 ) -> (ClientSession, Connection, tokio::sync::watch::Sender<bool>) {
     let (client_end, server_end, cut) = cuttable_pair();
     let (client, server_conn) = connect_over(
@@ -597,9 +602,9 @@ async fn resume_across_a_new_transport_completes_each_request_exactly_once() {
         delay: Duration::from_millis(100),
         counts: counts.clone(),
     });
-    let config = ClientConfig {
+    let config = ClientSessionConfig {
         resume_token: Some(Bytes::from_static(b"session-1")),
-        ..ClientConfig::default()
+        ..ClientSessionConfig::default()
     };
     let (client, _server_conn, cut) =
         connect_cuttable(&server, server_responder, Arc::new(RejectAll), config).await;
@@ -640,9 +645,9 @@ async fn resume_across_a_new_transport_completes_each_request_exactly_once() {
 #[tokio::test]
 async fn resume_with_an_unknown_token_is_rejected() {
     let server = Server::new(ServerConfig::default());
-    let config = ClientConfig {
+    let config = ClientSessionConfig {
         resume_token: Some(Bytes::from_static(b"session-2")),
-        ..ClientConfig::default()
+        ..ClientSessionConfig::default()
     };
     let (client, _server_conn, cut) =
         connect_cuttable(&server, Arc::new(Never), Arc::new(RejectAll), config).await;
@@ -675,7 +680,7 @@ async fn non_resumable_sessions_close_when_the_transport_is_lost() {
         &server,
         Arc::new(Never),
         Arc::new(RejectAll),
-        ClientConfig::default(),
+        ClientSessionConfig::default(),
     )
     .await;
     let pending = spawn_request(client.connection(), Payload::new("x"));
@@ -706,9 +711,9 @@ async fn large_payloads_are_fragmented_and_reassembled() {
         ..ServerConfig::default()
     });
     let (server_echo, _) = Echo::new("");
-    let config = ClientConfig {
+    let config = ClientSessionConfig {
         mtu: 1024,
-        ..ClientConfig::default()
+        ..ClientSessionConfig::default()
     };
     let (client, _server_conn) =
         connect_pair(&server, server_echo, Arc::new(RejectAll), config).await;
@@ -747,7 +752,7 @@ async fn a_panicking_responder_fails_the_request_not_the_connection() {
         &server,
         Arc::new(Panics),
         Arc::new(RejectAll),
-        ClientConfig::default(),
+        ClientSessionConfig::default(),
     )
     .await;
     for what in ["now", "later"] {
@@ -790,10 +795,10 @@ async fn a_silent_server_is_detected_by_keepalive_timeout() {
         }
         keepalives
     });
-    let config = ClientConfig {
+    let config = ClientSessionConfig {
         keepalive_interval: Duration::from_secs(1),
         max_lifetime: Duration::from_secs(5),
-        ..ClientConfig::default()
+        ..ClientSessionConfig::default()
     };
     let client = ClientSession::connect(client_end, config, Arc::new(RejectAll))
         .await
@@ -820,7 +825,7 @@ async fn boxed_transports_work_like_concrete_ones() {
         (BoxTransport::new(client_end), BoxTransport::new(server_end)),
         Echo::new("s:").0,
         Arc::new(RejectAll),
-        ClientConfig::default(),
+        ClientSessionConfig::default(),
     )
     .await;
     let reply = client
@@ -837,9 +842,9 @@ async fn detached_server_sessions_expire_and_fail_their_requests() {
         resume_window: Duration::from_secs(30),
         ..ServerConfig::default()
     });
-    let config = ClientConfig {
+    let config = ClientSessionConfig {
         resume_token: Some(Bytes::from_static(b"session-3")),
-        ..ClientConfig::default()
+        ..ClientSessionConfig::default()
     };
     let (client, server_conn, cut) =
         connect_cuttable(&server, Arc::new(RejectAll), Arc::new(Never), config).await;
@@ -895,9 +900,13 @@ fn raw_server(peer: MemoryTransport) -> mpsc::UnboundedReceiver<Frame> {
 async fn dropped_requests_send_cancel_and_ids_increase() {
     let (client_end, peer) = memory::pair(64);
     let mut frames = raw_server(peer);
-    let client = ClientSession::connect(client_end, ClientConfig::default(), Arc::new(RejectAll))
-        .await
-        .unwrap();
+    let client = ClientSession::connect(
+        client_end,
+        ClientSessionConfig::default(),
+        Arc::new(RejectAll),
+    )
+    .await
+    .unwrap();
     // Requests from many tasks at once still leave with strictly increasing odd ids.
     let mut tasks = Vec::new();
     for _ in 0..100 {
@@ -949,9 +958,13 @@ async fn a_transport_that_dies_during_setup_is_a_transport_error() {
         // Read the SETUP, then hang up.
         let _ = reader.read_frame().await;
     });
-    let err = ClientSession::connect(client_end, ClientConfig::default(), Arc::new(RejectAll))
-        .await
-        .unwrap_err();
+    let err = ClientSession::connect(
+        client_end,
+        ClientSessionConfig::default(),
+        Arc::new(RejectAll),
+    )
+    .await
+    .unwrap_err();
     closer.await.unwrap();
     assert!(matches!(err, ConnectError::Transport(_)), "{err:?}");
 }
@@ -987,9 +1000,9 @@ async fn responder_streams_pause_without_credit_and_stop_on_cancel() {
     let pulled = Arc::new(std::sync::atomic::AtomicUsize::new(0));
     let dropped = Arc::new(std::sync::atomic::AtomicBool::new(false));
     let server = Server::new(ServerConfig::default());
-    let config = ClientConfig {
+    let config = ClientSessionConfig {
         stream_window: 8,
-        ..ClientConfig::default()
+        ..ClientSessionConfig::default()
     };
     let (client, _server_conn) = connect_pair(
         &server,
@@ -1068,9 +1081,9 @@ fn overrunning_server(peer: MemoryTransport, items: usize) -> mpsc::UnboundedRec
 async fn a_stream_overrunning_its_credit_ends_with_an_error() {
     let (client_end, peer) = memory::pair(64);
     let mut frames = overrunning_server(peer, 7);
-    let config = ClientConfig {
+    let config = ClientSessionConfig {
         stream_window: 4,
-        ..ClientConfig::default()
+        ..ClientSessionConfig::default()
     };
     let client = ClientSession::connect(client_end, config, Arc::new(RejectAll))
         .await
@@ -1182,11 +1195,11 @@ async fn with_the_queue_full_the_client_stops_reading_instead_of_rejecting() {
             }
         }
     });
-    let config = ClientConfig {
+    let config = ClientSessionConfig {
         max_inbound_requests: LIMIT,
         max_pending_inbound: PENDING,
         keepalive_interval: Duration::from_millis(50),
-        ..ClientConfig::default()
+        ..ClientSessionConfig::default()
     };
     let connect = tokio::spawn(ClientSession::connect(client_end, config, responder));
     let first = timeout(LIMIT_WAIT, keepalive_rx.recv())
@@ -1269,10 +1282,10 @@ async fn with_reject_overflow_requests_beyond_the_limit_are_refused() {
         gate, running, max, ..
     } = responder.clone();
     let server = Server::new(ServerConfig::default());
-    let config = ClientConfig {
+    let config = ClientSessionConfig {
         max_inbound_requests: 2,
         inbound_overflow: InboundOverflow::Reject,
-        ..ClientConfig::default()
+        ..ClientSessionConfig::default()
     };
     let (client, server_conn) =
         connect_pair(&server, Arc::new(RejectAll), Arc::new(responder), config).await;
@@ -1346,7 +1359,7 @@ async fn cancel_drops_the_running_responder_future() {
         &server,
         Arc::new(responder),
         Arc::new(RejectAll),
-        ClientConfig::default(),
+        ClientSessionConfig::default(),
     )
     .await;
     // The request reaches the responder, then the requester gives up (CANCEL).
@@ -1425,9 +1438,9 @@ async fn responders_awaiting_the_peer_do_not_deadlock_at_the_limit() {
     });
     let server = Server::new(ServerConfig::default());
     let (server_responder, _) = Echo::new("answer:");
-    let config = ClientConfig {
+    let config = ClientSessionConfig {
         max_inbound_requests: 2,
-        ..ClientConfig::default()
+        ..ClientSessionConfig::default()
     };
     let (client, server_conn) = connect_pair(&server, server_responder, responder, config).await;
     assert!(connection.set(client.connection().clone()).is_ok());
@@ -1465,9 +1478,9 @@ async fn a_queued_request_canceled_by_the_peer_never_starts() {
     let Gated { gate, started, .. } = responder.clone();
     let responder = Arc::new(responder);
     let server = Server::new(ServerConfig::default());
-    let config = ClientConfig {
+    let config = ClientSessionConfig {
         max_inbound_requests: 1,
-        ..ClientConfig::default()
+        ..ClientSessionConfig::default()
     };
     let (client, server_conn) = connect_pair(&server, Arc::new(RejectAll), responder, config).await;
     let ask = |what: &'static str| spawn_request(&server_conn, Payload::new(what));
@@ -1524,12 +1537,12 @@ async fn silent_after_requests(limit: usize, pending: usize, requests: u32) -> C
         std::future::pending::<()>().await;
     });
     let responder = Arc::new(Gated::shut());
-    let config = ClientConfig {
+    let config = ClientSessionConfig {
         keepalive_interval: Duration::from_secs(1),
         max_lifetime: Duration::from_secs(5),
         max_inbound_requests: limit,
         max_pending_inbound: pending,
-        ..ClientConfig::default()
+        ..ClientSessionConfig::default()
     };
     ClientSession::connect(client_end, config, responder)
         .await
@@ -1561,9 +1574,13 @@ async fn the_keepalive_lifetime_stops_only_while_the_queue_is_full() {
 async fn requests_past_their_deadline_time_out_and_are_canceled_once() {
     let (client_end, peer) = memory::pair(64);
     let mut frames = raw_server(peer);
-    let client = ClientSession::connect(client_end, ClientConfig::default(), Arc::new(RejectAll))
-        .await
-        .unwrap();
+    let client = ClientSession::connect(
+        client_end,
+        ClientSessionConfig::default(),
+        Arc::new(RejectAll),
+    )
+    .await
+    .unwrap();
     let deadline = tokio::time::Instant::now() + Duration::from_millis(100);
     let mut tasks = Vec::new();
     for _ in 0..50 {
@@ -1622,8 +1639,13 @@ async fn deadlines_time_out_slow_answers_only_and_the_connection_goes_on() {
         delay: Duration::from_millis(200),
         counts: Arc::default(),
     });
-    let (client, _server_conn) =
-        connect_pair(&server, slow, Arc::new(RejectAll), ClientConfig::default()).await;
+    let (client, _server_conn) = connect_pair(
+        &server,
+        slow,
+        Arc::new(RejectAll),
+        ClientSessionConfig::default(),
+    )
+    .await;
     let soon = tokio::time::Instant::now() + Duration::from_millis(20);
     assert_eq!(
         client
@@ -1649,8 +1671,13 @@ async fn many_answered_requests_with_far_deadlines_all_complete() {
     // answered long before it comes up.
     let server = Server::new(ServerConfig::default());
     let (echo, _) = Echo::new("e:");
-    let (client, _server_conn) =
-        connect_pair(&server, echo, Arc::new(RejectAll), ClientConfig::default()).await;
+    let (client, _server_conn) = connect_pair(
+        &server,
+        echo,
+        Arc::new(RejectAll),
+        ClientSessionConfig::default(),
+    )
+    .await;
     let far = tokio::time::Instant::now() + Duration::from_secs(3600);
     for i in 0..3_000u32 {
         let body = i.to_string();

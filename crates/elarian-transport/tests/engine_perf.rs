@@ -9,7 +9,8 @@ use elarian_transport::io::memory;
 use elarian_transport::io::{FrameReader, FrameTransport, FrameWriter};
 use elarian_transport::responder::BoxFuture;
 use elarian_transport::{
-    ClientConfig, ClientSession, Payload, RejectAll, Responder, Server, ServerConfig, StreamError,
+    ClientSession, ClientSessionConfig, Payload, RejectAll, Responder, Server, ServerConfig,
+    StreamError,
 };
 
 struct Echo;
@@ -32,9 +33,13 @@ async fn engine(in_flight: usize) -> f64 {
         let server = server.clone();
         async move { server.accept().await.unwrap().accept(Arc::new(Echo)) }
     });
-    let client = ClientSession::connect(client_end, ClientConfig::default(), Arc::new(RejectAll))
-        .await
-        .unwrap();
+    let client = ClientSession::connect(
+        client_end,
+        ClientSessionConfig::default(),
+        Arc::new(RejectAll),
+    )
+    .await
+    .unwrap();
     let _server_conn = accept.await.unwrap();
     let start = Instant::now();
     let mut tasks = Vec::new();

@@ -19,8 +19,8 @@ use bytes::{Bytes, BytesMut};
 use elarian_transport::io::{FramingConfig, TcpListener, TcpTransport};
 use elarian_transport::responder::{BoxFuture, BoxStream};
 use elarian_transport::{
-    ClientConfig, ClientSession, Payload, RejectAll, RequestError, Responder, Server, ServerConfig,
-    StreamError,
+    ClientSession, ClientSessionConfig, Payload, RejectAll, RequestError, Responder, Server,
+    ServerConfig, StreamError,
 };
 use futures_util::StreamExt;
 use rsocket_rust::prelude::{Flux, RSocket, RSocketFactory};
@@ -163,11 +163,11 @@ async fn our_client_against_rsocket_rust_server() {
     let transport = TcpTransport::connect(server.addr, FramingConfig::default())
         .await
         .unwrap();
-    let config = ClientConfig {
+    let config = ClientSessionConfig {
         setup_payload: Payload::new("hello from elarian-transport"),
         mtu: MTU,
         stream_window: 8,
-        ..ClientConfig::default()
+        ..ClientSessionConfig::default()
     };
     let session = within(ClientSession::connect(
         transport,

@@ -14,8 +14,8 @@ use bytes::Bytes;
 use elarian_transport::io::{FramingConfig, TcpListener, TcpTransport};
 use elarian_transport::responder::BoxFuture;
 use elarian_transport::{
-    ClientConfig, ClientSession, Payload, RejectAll, Responder, ResumeError, Server, ServerConfig,
-    StreamError,
+    ClientSession, ClientSessionConfig, Payload, RejectAll, Responder, ResumeError, Server,
+    ServerConfig, StreamError,
 };
 use tokio::sync::watch;
 
@@ -110,10 +110,10 @@ async fn run(total: usize, in_flight: usize, min_cuts: usize) {
     let server = start_server(seen.clone(), duplicates.clone()).await;
     let proxy = Proxy::start(server).await;
 
-    let config = ClientConfig {
+    let config = ClientSessionConfig {
         resume_token: Some(Bytes::from_static(b"resume-faults-test")),
         connect_timeout: Duration::from_secs(5),
-        ..ClientConfig::default()
+        ..ClientSessionConfig::default()
     };
     let transport = TcpTransport::connect(proxy.addr, FramingConfig::default())
         .await
