@@ -129,8 +129,8 @@ impl Connector for RsocketConnector {
     }
 }
 
-fn map_connect_error(error: elarian_transport::ConnectError) -> ConnectError {
-    use elarian_transport::ConnectError as E;
+fn map_connect_error(error: elarian_transport::SetupError) -> ConnectError {
+    use elarian_transport::SetupError as E;
     match error {
         // Retrying the same SETUP cannot succeed after these.
         E::Rejected {

@@ -41,7 +41,7 @@ async fn dial(
     endpoint: &elarian_transport::io::Endpoint,
     org: &str,
     simulator: bool,
-) -> Result<ClientSession, elarian_transport::ConnectError> {
+) -> Result<ClientSession, elarian_transport::SetupError> {
     let meta = AppConnectionMetadata {
         org_id: org.into(),
         app_id: TEST_APP_ID.into(),

@@ -16,8 +16,8 @@ use elarian_proto::{
 use elarian_transport::io::{Endpoint, TlsClientOptions, connect};
 use elarian_transport::responder::BoxFuture;
 use elarian_transport::{
-    ClientSession, ClientSessionConfig, ConnectError, ErrorCode, Payload, RejectAll, RequestError,
-    Responder, StreamError,
+    ClientSession, ClientSessionConfig, ErrorCode, Payload, RejectAll, RequestError, Responder,
+    SetupError, StreamError,
 };
 use prost::Message;
 use tokio::sync::mpsc;
@@ -50,7 +50,7 @@ async fn dial(
     tls: &TlsClientOptions,
     setup_data: Bytes,
     responder: Arc<dyn Responder>,
-) -> Result<ClientSession, ConnectError> {
+) -> Result<ClientSession, SetupError> {
     let transport = connect(endpoint, tls, WAIT)
         .await
         .expect("transport connects");
@@ -67,7 +67,7 @@ async fn app(
     emulator: &EmulatorHandle,
     meta: AppConnectionMetadata,
     responder: Arc<dyn Responder>,
-) -> Result<ClientSession, ConnectError> {
+) -> Result<ClientSession, SetupError> {
     dial(
         &emulator.endpoint().expect("tcp listener"),
         &TlsClientOptions::new(),
@@ -300,7 +300,7 @@ async fn bad_credentials_and_undecodable_setups_are_rejected() {
     let mut wrong = meta(false);
     wrong.api_key = Some("el_k_test_wrong".into());
     match app(&emulator, wrong, Arc::new(RejectAll)).await {
-        Err(ConnectError::Rejected { code, message }) => {
+        Err(SetupError::Rejected { code, message }) => {
             assert_eq!(code, ErrorCode::RejectedSetup);
             assert!(message.contains("API key"), "{message}");
         }
@@ -310,7 +310,7 @@ async fn bad_credentials_and_undecodable_setups_are_rejected() {
     unknown.app_id = "el_app_nope".into();
     assert!(matches!(
         app(&emulator, unknown, Arc::new(RejectAll)).await,
-        Err(ConnectError::Rejected {
+        Err(SetupError::Rejected {
             code: ErrorCode::RejectedSetup,
             ..
         })
@@ -324,7 +324,7 @@ async fn bad_credentials_and_undecodable_setups_are_rejected() {
     .await;
     assert!(matches!(
         garbage,
-        Err(ConnectError::Rejected {
+        Err(SetupError::Rejected {
             code: ErrorCode::InvalidSetup,
             ..
         })
@@ -608,7 +608,7 @@ async fn auth_tokens_authenticate_later_setups() {
     with_token.auth_token = Some("el_tkn_forged".into());
     assert!(matches!(
         app(&emulator, with_token, Arc::new(RejectAll)).await,
-        Err(ConnectError::Rejected {
+        Err(SetupError::Rejected {
             code: ErrorCode::RejectedSetup,
             ..
         })

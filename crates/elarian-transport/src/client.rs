@@ -13,7 +13,7 @@ use crate::frame::{MAX_U31, SetupFrame};
 use crate::io::{FrameTransport, MAX_FRAME_LEN, TransportError};
 use crate::protocol::{Role, Session, SessionConfig};
 use crate::responder::Responder;
-use crate::{CloseReason, ConnectError, Payload, ResumeError};
+use crate::{CloseReason, Payload, ResumeError, SetupError};
 
 /// Settings of a client connection.
 #[derive(Clone)]
@@ -112,10 +112,10 @@ impl std::fmt::Debug for ClientSessionConfig {
     }
 }
 
-fn millis(d: Duration, what: &str) -> Result<u32, ConnectError> {
+fn millis(d: Duration, what: &str) -> Result<u32, SetupError> {
     let ms = d.as_millis();
     if ms == 0 || ms > u128::from(MAX_U31) {
-        return Err(ConnectError::InvalidConfig(format!(
+        return Err(SetupError::InvalidConfig(format!(
             "{what} must be between 1 ms and 2^31-1 ms"
         )));
     }
@@ -156,12 +156,12 @@ pub struct ClientSession {
 
 impl ClientSession {
     /// Sends SETUP and a KEEPALIVE over `transport` and resolves when the server answers the
-    /// KEEPALIVE, i.e. accepted the SETUP. A refused SETUP is [`ConnectError::Rejected`].
+    /// KEEPALIVE, i.e. accepted the SETUP. A refused SETUP is [`SetupError::Rejected`].
     pub async fn connect<T: FrameTransport>(
         transport: T,
         config: ClientSessionConfig,
         responder: Arc<dyn Responder>,
-    ) -> Result<ClientSession, ConnectError> {
+    ) -> Result<ClientSession, SetupError> {
         let setup = SetupFrame {
             major_version: 1,
             minor_version: 0,
@@ -175,7 +175,7 @@ impl ClientSession {
             data: config.setup_payload.data.clone(),
         };
         if config.resume_token.as_ref().is_some_and(Bytes::is_empty) {
-            return Err(ConnectError::InvalidConfig("empty resume token".into()));
+            return Err(SetupError::InvalidConfig("empty resume token".into()));
         }
         let mut sc = SessionConfig::new(Role::Client);
         sc.mtu = config.mtu;
@@ -194,7 +194,7 @@ impl ClientSession {
         sc.max_inbound_streams = limits.session_inbound_cap();
         let now = tokio::time::Instant::now().into_std();
         let session = Session::client(sc, &setup, now)
-            .map_err(|e| ConnectError::InvalidConfig(e.to_string()))?;
+            .map_err(|e| SetupError::InvalidConfig(e.to_string()))?;
         let (established_tx, established_rx) = oneshot::channel();
         let (connection, attach) = connection::spawn(DriverParts {
             session,
@@ -212,20 +212,20 @@ impl ClientSession {
                 connect_timeout: config.connect_timeout,
             }),
             Ok(Ok(Err(CloseReason::Error { code, message }))) => {
-                Err(ConnectError::Rejected { code, message })
+                Err(SetupError::Rejected { code, message })
             }
             // The transport failed before the server answered: a transport error, so that
             // callers retry it like a failed dial.
             Ok(Ok(Err(CloseReason::TransportLost(message)))) => {
-                Err(ConnectError::Transport(TransportError::Io(
+                Err(SetupError::Transport(TransportError::Io(
                     std::io::Error::new(std::io::ErrorKind::ConnectionAborted, message),
                 )))
             }
-            Ok(Ok(Err(reason))) => Err(ConnectError::Closed(reason)),
-            Ok(Err(_)) => Err(ConnectError::Closed(connection.closed().await)),
+            Ok(Ok(Err(reason))) => Err(SetupError::Closed(reason)),
+            Ok(Err(_)) => Err(SetupError::Closed(connection.closed().await)),
             Err(_) => {
                 connection.close();
-                Err(ConnectError::Timeout)
+                Err(SetupError::Timeout)
             }
         }
     }

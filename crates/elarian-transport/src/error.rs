@@ -103,7 +103,7 @@ impl StreamError {
 /// Why [`ClientSession::connect`](crate::ClientSession::connect) failed.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
-pub enum ConnectError {
+pub enum SetupError {
     /// The server answered the SETUP with an ERROR (REJECTED_SETUP, UNSUPPORTED_SETUP, …).
     #[error("setup rejected with {code}: {message}")]
     Rejected {

@@ -89,7 +89,7 @@ pub mod server;
 
 pub use client::{ClientSession, ClientSessionConfig};
 pub use connection::{Connection, InboundOverflow, RequestStream};
-pub use error::{CloseReason, ConnectError, RequestError, ResumeError, StreamError};
+pub use error::{CloseReason, RequestError, ResumeError, SetupError, StreamError};
 pub use frame::ErrorCode;
 pub use payload::Payload;
 pub use responder::{RejectAll, Responder};

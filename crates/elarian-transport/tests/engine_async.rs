@@ -10,8 +10,8 @@ use elarian_transport::io::memory::{self, MemoryTransport};
 use elarian_transport::io::{FrameReader, FrameTransport, FrameWriter, TransportError};
 use elarian_transport::responder::{BoxFuture, BoxStream};
 use elarian_transport::{
-    ClientSession, ClientSessionConfig, CloseReason, ConnectError, Connection, Payload, RejectAll,
-    RequestError, Responder, ResumeError, Server, ServerConfig, StreamError,
+    ClientSession, ClientSessionConfig, CloseReason, Connection, Payload, RejectAll, RequestError,
+    Responder, ResumeError, Server, ServerConfig, SetupError, StreamError,
 };
 use futures_util::StreamExt;
 use tokio::sync::mpsc;
@@ -343,7 +343,7 @@ async fn rejected_setup_is_a_connect_error() {
         .unwrap_err();
     rejecter.await.unwrap();
     match err {
-        ConnectError::Rejected { code, message } => {
+        SetupError::Rejected { code, message } => {
             assert_eq!(code, ErrorCode::RejectedSetup);
             assert_eq!(message, "invalid credentials");
         }
@@ -361,7 +361,7 @@ async fn connect_times_out_when_the_server_is_silent() {
     let err = ClientSession::connect(client_end, config, Arc::new(RejectAll))
         .await
         .unwrap_err();
-    assert!(matches!(err, ConnectError::Timeout), "{err:?}");
+    assert!(matches!(err, SetupError::Timeout), "{err:?}");
 }
 
 #[tokio::test]
@@ -966,7 +966,7 @@ async fn a_transport_that_dies_during_setup_is_a_transport_error() {
     .await
     .unwrap_err();
     closer.await.unwrap();
-    assert!(matches!(err, ConnectError::Transport(_)), "{err:?}");
+    assert!(matches!(err, SetupError::Transport(_)), "{err:?}");
 }
 
 /// An endless responder stream that counts the items pulled from it and notices being dropped.
