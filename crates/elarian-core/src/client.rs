@@ -14,7 +14,7 @@ use prost::Message;
 use crate::config::ClientConfig;
 use crate::dispatch::Dispatcher;
 use crate::error::{CommandError, ConnectError};
-use crate::event::{CloseReason, ConnectionEvent, EventHub, EventStream};
+use crate::event::{ConnectionEvent, EventHub, EventStream, StopReason};
 use crate::handler::NotificationHandler;
 use crate::link::{Connector, Link, LinkRequestError};
 use crate::reply::{check_app_reply, check_simulator_reply};
@@ -61,7 +61,7 @@ pub(crate) struct ClientInner {
 impl Drop for ClientInner {
     fn drop(&mut self) {
         // The supervisor only holds `Shared`, so it learns here that nobody can use the client.
-        self.shared.begin_shutdown(CloseReason::Disconnected);
+        self.shared.begin_shutdown(StopReason::Disconnected);
     }
 }
 
@@ -144,7 +144,7 @@ impl Client {
                 let timeout = ConnectError::Timeout {
                     last: shared.last_failure.borrow().clone().map(Box::new),
                 };
-                shared.begin_shutdown(CloseReason::GaveUp {
+                shared.begin_shutdown(StopReason::GaveUp {
                     last: timeout.clone(),
                 });
                 Err(timeout)
@@ -281,7 +281,7 @@ impl Client {
     /// session is closed and a `Closed` event is emitted. Idempotent; never hangs.
     pub async fn disconnect(&self) {
         let shared = &self.inner.shared;
-        shared.begin_shutdown(CloseReason::Disconnected);
+        shared.begin_shutdown(StopReason::Disconnected);
         let mut finished = shared.finished.subscribe();
         let bound = disconnect_bound(&shared.config);
         if tokio::time::timeout(bound, finished.wait_for(|done| *done))

@@ -9,8 +9,8 @@ use elarian_proto::{AppToServerCommand, AppToServerCommandReply};
 use crate::fake::FakeConnector;
 use crate::link::{LinkDown, ResumeFailure};
 use crate::{
-    Client, ClientConfig, ClientConfigBuilder, ClientError, CloseReason, CommandError,
-    ConnectError, ConnectionEvent, ReconnectPolicy,
+    Client, ClientConfig, ClientConfigBuilder, ClientError, CommandError, ConnectError,
+    ConnectionEvent, ReconnectPolicy, StopReason,
 };
 
 type Log = Arc<Mutex<Vec<ConnectionEvent>>>;
@@ -119,7 +119,7 @@ async fn rejected_setup_is_final() {
         matches!(
             e,
             ConnectionEvent::Closed {
-                reason: CloseReason::Rejected { .. }
+                reason: StopReason::Rejected { .. }
             }
         )
     })
@@ -150,7 +150,7 @@ async fn gives_up_after_the_attempt_limit() {
         matches!(
             e,
             ConnectionEvent::Closed {
-                reason: CloseReason::GaveUp { .. }
+                reason: StopReason::GaveUp { .. }
             }
         )
     })
@@ -288,7 +288,7 @@ async fn disconnect_lets_in_flight_commands_finish_and_refuses_new_ones() {
     assert_eq!(
         log.lock().unwrap().last(),
         Some(&ConnectionEvent::Closed {
-            reason: CloseReason::Disconnected
+            reason: StopReason::Disconnected
         })
     );
 }
@@ -362,7 +362,7 @@ async fn connect_gives_up_after_the_initial_connect_timeout() {
     assert_eq!(source.to_string(), unreachable.to_string());
     wait_for(&log, 0, |e| {
         *e == ConnectionEvent::Closed {
-            reason: CloseReason::GaveUp {
+            reason: StopReason::GaveUp {
                 last: error.clone(),
             },
         }

@@ -42,7 +42,7 @@ pub enum ConnectionEvent {
     /// The client stopped for good; no further events follow.
     Closed {
         /// Why it stopped.
-        reason: CloseReason,
+        reason: StopReason,
     },
     /// Something went wrong; the client keeps running unless a `Closed` event follows.
     Error(ClientError),
@@ -51,7 +51,7 @@ pub enum ConnectionEvent {
 /// Why a client stopped.
 #[derive(Debug, Clone, PartialEq, Eq)]
 #[non_exhaustive]
-pub enum CloseReason {
+pub enum StopReason {
     /// [`Client::disconnect`](crate::Client::disconnect) was called or every handle was dropped.
     Disconnected,
     /// The server rejected the SETUP (for example bad credentials).
@@ -67,12 +67,12 @@ pub enum CloseReason {
     },
 }
 
-impl fmt::Display for CloseReason {
+impl fmt::Display for StopReason {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            CloseReason::Disconnected => f.write_str("disconnected"),
-            CloseReason::Rejected { message } => write!(f, "rejected by the server: {message}"),
-            CloseReason::GaveUp { last } => write!(f, "gave up reconnecting: {last}"),
+            StopReason::Disconnected => f.write_str("disconnected"),
+            StopReason::Rejected { message } => write!(f, "rejected by the server: {message}"),
+            StopReason::GaveUp { last } => write!(f, "gave up reconnecting: {last}"),
         }
     }
 }
@@ -187,7 +187,7 @@ mod tests {
         let mut stream = hub.subscribe();
         hub.emit(ConnectionEvent::Connecting);
         hub.emit(ConnectionEvent::Closed {
-            reason: CloseReason::Disconnected,
+            reason: StopReason::Disconnected,
         });
         hub.emit(ConnectionEvent::Connected);
         assert_eq!(stream.next().await, Some(ConnectionEvent::Connecting));

@@ -130,7 +130,7 @@ pub use config::{
 pub use error::{
     Cause, ClientError, CommandError, ConfigError, ConnectError, HandlerError, NotificationError,
 };
-pub use event::{CloseReason, ConnectionEvent, EventCallback, EventStream};
+pub use event::{ConnectionEvent, EventCallback, EventStream, StopReason};
 pub use handler::{NotificationHandler, default_app_reply};
 pub use secret::Secret;
 pub use setup::{DATA_MIME_TYPE, METADATA_MIME_TYPE, agent_metadata, connection_metadata};

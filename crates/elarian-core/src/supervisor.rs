@@ -16,7 +16,7 @@ use tokio::time::Instant;
 
 use crate::config::ClientConfig;
 use crate::error::{ClientError, ConnectError};
-use crate::event::{CloseReason, ConnectionEvent, EventHub};
+use crate::event::{ConnectionEvent, EventHub, StopReason};
 use crate::inflight::InFlight;
 use crate::link::{Connector, Link, LinkDown, ResumeFailure};
 
@@ -41,7 +41,7 @@ pub(crate) struct Shared {
     /// Number of commands between "accepted" and "answered".
     pub(crate) in_flight: InFlight,
     /// `Some(reason)` once the client is asked to stop.
-    pub(crate) shutdown: watch::Sender<Option<CloseReason>>,
+    pub(crate) shutdown: watch::Sender<Option<StopReason>>,
     /// `Some` once the first connection came up (`Ok`) or the client stopped before (`Err`).
     pub(crate) first_connect: watch::Sender<Option<Result<(), ConnectError>>>,
     /// `true` once the supervisor has finished.
@@ -68,7 +68,7 @@ impl Shared {
 
     /// Stops accepting commands and tells the supervisor to close, for `reason` (the first
     /// reason given wins).
-    pub(crate) fn begin_shutdown(&self, reason: CloseReason) {
+    pub(crate) fn begin_shutdown(&self, reason: StopReason) {
         self.state.send_if_modified(|state| match state {
             LinkState::Closed => false,
             _ => {
@@ -96,7 +96,7 @@ enum Step {
     Resume(Detached),
     Run(Arc<dyn Link>),
     Stop {
-        reason: CloseReason,
+        reason: StopReason,
         link: Option<Arc<dyn Link>>,
     },
 }
@@ -110,7 +110,7 @@ struct Detached {
 pub(crate) struct Supervisor {
     shared: Arc<Shared>,
     connector: Arc<dyn Connector>,
-    shutdown: watch::Receiver<Option<CloseReason>>,
+    shutdown: watch::Receiver<Option<StopReason>>,
     /// Consecutive failed attempts since the connection was last up.
     failures: u32,
 }
@@ -160,7 +160,7 @@ impl Supervisor {
             .shutdown
             .borrow()
             .clone()
-            .unwrap_or(CloseReason::Disconnected);
+            .unwrap_or(StopReason::Disconnected);
         Step::Stop { reason, link }
     }
 
@@ -183,7 +183,7 @@ impl Supervisor {
                     },
                 )));
                 Step::Stop {
-                    reason: CloseReason::Rejected { message },
+                    reason: StopReason::Rejected { message },
                     link: None,
                 }
             }
@@ -202,7 +202,7 @@ impl Supervisor {
             }
         } else {
             Step::Stop {
-                reason: CloseReason::GaveUp {
+                reason: StopReason::GaveUp {
                     last: ConnectError::AttemptsExhausted {
                         attempts: self.failures,
                         last: Box::new(error),
@@ -322,11 +322,11 @@ impl Supervisor {
         }
     }
 
-    async fn stop(&mut self, reason: CloseReason, link: Option<Arc<dyn Link>>) {
+    async fn stop(&mut self, reason: StopReason, link: Option<Arc<dyn Link>>) {
         self.shared.state.send_replace(LinkState::Closed);
         if let Some(link) = link {
             let grace = self.shared.config.disconnect_timeout;
-            if matches!(reason, CloseReason::Disconnected) {
+            if matches!(reason, StopReason::Disconnected) {
                 // Let commands already sent finish; new ones are refused since the state is Closed.
                 let drained = tokio::time::timeout(grace, self.shared.in_flight.idle()).await;
                 if drained.is_err() {
@@ -339,11 +339,11 @@ impl Supervisor {
             let _ = tokio::time::timeout(grace, link.close()).await;
         }
         let error = match &reason {
-            CloseReason::Rejected { message } => ConnectError::Rejected {
+            StopReason::Rejected { message } => ConnectError::Rejected {
                 message: message.clone(),
             },
-            CloseReason::GaveUp { last } => last.clone(),
-            CloseReason::Disconnected => ConnectError::Closed,
+            StopReason::GaveUp { last } => last.clone(),
+            StopReason::Disconnected => ConnectError::Closed,
         };
         self.shared.first_connect.send_if_modified(|first| {
             if first.is_none() {

@@ -15,8 +15,8 @@ use std::task::{Context, Poll};
 use std::time::Duration;
 
 use elarian_core::{
-    Client, ClientConfig, ClientConfigBuilder, ClientError, CloseReason, ConnectionEvent,
-    NotificationHandler, Role,
+    Client, ClientConfig, ClientConfigBuilder, ClientError, ConnectionEvent, NotificationHandler,
+    Role, StopReason,
 };
 use futures_core::Stream;
 use futures_util::stream::BoxStream;
@@ -125,7 +125,7 @@ impl ConnectionHub {
     }
 
     /// Calls `f` on `Closed` events.
-    pub fn on_closed(&self, f: impl Fn(&CloseReason) + Send + Sync + 'static) {
+    pub fn on_closed(&self, f: impl Fn(&StopReason) + Send + Sync + 'static) {
         self.add(move |e| {
             if let ConnectionEvent::Closed { reason } = e {
                 f(reason)
@@ -391,7 +391,7 @@ macro_rules! __connection_event_methods {
         /// Calls `callback` when the connection stops for good.
         pub fn on_closed(
             &self,
-            callback: impl Fn(&$crate::CloseReason) + Send + Sync + 'static,
+            callback: impl Fn(&$crate::StopReason) + Send + Sync + 'static,
         ) -> &Self {
             self.link().hub().on_closed(callback);
             self
@@ -473,7 +473,7 @@ mod tests {
         hub.emit(&ConnectionEvent::Connecting);
         hub.emit(&ConnectionEvent::Connected);
         hub.emit(&ConnectionEvent::Closed {
-            reason: CloseReason::Disconnected,
+            reason: StopReason::Disconnected,
         });
         hub.emit(&ConnectionEvent::Connected);
         assert_eq!(connected.load(Ordering::SeqCst), 2);
@@ -523,7 +523,7 @@ mod tests {
         });
         hub.emit(&ConnectionEvent::Connected);
         hub.emit(&ConnectionEvent::Closed {
-            reason: CloseReason::Disconnected,
+            reason: StopReason::Disconnected,
         });
         assert_eq!(closed.load(Ordering::SeqCst), 1);
     }

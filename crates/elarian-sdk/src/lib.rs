@@ -190,9 +190,9 @@ pub use responder::{Responder, UssdResponder, VoiceResponder};
 
 /// Runtime types users configure the connection with (re-exported from `elarian-core`).
 pub use elarian_core::{
-    Cause, ClientConfig, ClientConfigBuilder, ClientError, CloseReason, CommandError, ConfigError,
-    ConnectError, ConnectionEvent, Credentials, Endpoint, NotificationError, ReconnectPolicy, Role,
-    Secret, TlsClientOptions,
+    Cause, ClientConfig, ClientConfigBuilder, ClientError, CommandError, ConfigError, ConnectError,
+    ConnectionEvent, Credentials, Endpoint, NotificationError, ReconnectPolicy, Role, Secret,
+    StopReason, TlsClientOptions,
 };
 /// The wire types, for code that needs them.
 pub use elarian_proto as proto;

@@ -531,7 +531,7 @@ mod tests {
 
     #[tokio::test]
     async fn connection_event_methods_see_the_simulators_events() {
-        use elarian_sdk::{CloseReason, ConnectionEvent, ConnectionEventKind};
+        use elarian_sdk::{ConnectionEvent, ConnectionEventKind, StopReason};
         use std::sync::atomic::{AtomicUsize, Ordering};
 
         let simulator = simulator();
@@ -551,7 +551,7 @@ mod tests {
         let hub = simulator.link().hub();
         hub.emit(&ConnectionEvent::Connected);
         hub.emit(&ConnectionEvent::Closed {
-            reason: CloseReason::Disconnected,
+            reason: StopReason::Disconnected,
         });
         assert_eq!(connected.load(Ordering::SeqCst), 1);
         assert_eq!(closed.load(Ordering::SeqCst), 1);
