@@ -7,7 +7,7 @@ use bytes::Bytes;
 use elarian_transport::frame::ErrorCode;
 use elarian_transport::io::{self, Endpoint, TlsClientOptions};
 use elarian_transport::{
-    ClientSession, InboundOverflow, Payload, RequestError, Responder, ResumeError, StreamError,
+    ClientSession, InboundOverflow, Payload, RequestError, RequestHandler, ResumeError, StreamError,
 };
 use futures_util::future::BoxFuture;
 
@@ -22,7 +22,7 @@ struct NotificationResponder {
     dispatcher: Arc<Dispatcher>,
 }
 
-impl Responder for NotificationResponder {
+impl RequestHandler for NotificationResponder {
     fn request_response(
         &self,
         payload: Payload,
@@ -66,7 +66,7 @@ pub(crate) struct RsocketConnector {
     setup_data: Bytes,
     max_concurrent_notifications: usize,
     max_pending_notifications: usize,
-    responder: Arc<dyn Responder>,
+    responder: Arc<dyn RequestHandler>,
 }
 
 impl RsocketConnector {

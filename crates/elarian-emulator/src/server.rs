@@ -15,7 +15,7 @@ use elarian_proto::{
     AppConnectionMetadata, AppToServerCommand, AppToServerCommandReply, SimulatorToServerCommand,
 };
 use elarian_transport::responder::BoxFuture;
-use elarian_transport::{ErrorCode, Incoming, Payload, Responder, StreamError};
+use elarian_transport::{ErrorCode, Incoming, Payload, RequestHandler, StreamError};
 use prost::Message;
 use tokio::sync::oneshot;
 
@@ -47,7 +47,7 @@ struct ConnectionContext {
     span: tracing::Span,
 }
 
-impl Responder for ConnectionResponder {
+impl RequestHandler for ConnectionResponder {
     fn request_response(
         &self,
         payload: Payload,

@@ -16,8 +16,8 @@ use elarian_proto::{
 use elarian_transport::io::{Endpoint, TlsClientOptions, connect};
 use elarian_transport::responder::BoxFuture;
 use elarian_transport::{
-    ClientSession, ClientSessionConfig, ErrorCode, Payload, RejectAll, RequestError, Responder,
-    SetupError, StreamError,
+    ClientSession, ClientSessionConfig, ErrorCode, Payload, RejectAll, RequestError,
+    RequestHandler, SetupError, StreamError,
 };
 use prost::Message;
 use tokio::sync::mpsc;
@@ -49,7 +49,7 @@ async fn dial(
     endpoint: &Endpoint,
     tls: &TlsClientOptions,
     setup_data: Bytes,
-    responder: Arc<dyn Responder>,
+    responder: Arc<dyn RequestHandler>,
 ) -> Result<ClientSession, SetupError> {
     let transport = connect(endpoint, tls, WAIT)
         .await
@@ -66,7 +66,7 @@ async fn dial(
 async fn app(
     emulator: &EmulatorHandle,
     meta: AppConnectionMetadata,
-    responder: Arc<dyn Responder>,
+    responder: Arc<dyn RequestHandler>,
 ) -> Result<ClientSession, SetupError> {
     dial(
         &emulator.endpoint().expect("tcp listener"),
@@ -139,7 +139,7 @@ struct AppRecorder {
     reply: p::ServerToAppNotificationReply,
 }
 
-impl Responder for AppRecorder {
+impl RequestHandler for AppRecorder {
     fn request_response(
         &self,
         payload: Payload,
@@ -161,7 +161,7 @@ impl Responder for AppRecorder {
 /// A simulator that records notifications.
 struct SimRecorder(mpsc::UnboundedSender<ServerToSimulatorNotification>);
 
-impl Responder for SimRecorder {
+impl RequestHandler for SimRecorder {
     fn request_response(
         &self,
         payload: Payload,
@@ -708,7 +708,7 @@ async fn acknowledged_writes_survive_a_restart_with_a_data_dir() {
 /// An app that never answers, and reports each notification it gets.
 struct Stuck(mpsc::UnboundedSender<()>);
 
-impl Responder for Stuck {
+impl RequestHandler for Stuck {
     fn request_response(
         &self,
         _payload: Payload,

@@ -57,7 +57,7 @@ struct Ours;
 
 struct OurEcho;
 
-impl elarian_transport::Responder for OurEcho {
+impl elarian_transport::RequestHandler for OurEcho {
     fn request_response(
         &self,
         payload: elarian_transport::Payload,

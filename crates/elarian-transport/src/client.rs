@@ -12,7 +12,7 @@ use crate::connection::{
 use crate::frame::{MAX_U31, SetupFrame};
 use crate::io::{FrameTransport, MAX_FRAME_LEN, TransportError};
 use crate::protocol::{Role, Session, SessionConfig};
-use crate::responder::Responder;
+use crate::responder::RequestHandler;
 use crate::{CloseReason, Payload, ResumeError, SetupError};
 
 /// Settings of a client connection.
@@ -160,7 +160,7 @@ impl ClientSession {
     pub async fn connect<T: FrameTransport>(
         transport: T,
         config: ClientSessionConfig,
-        responder: Arc<dyn Responder>,
+        responder: Arc<dyn RequestHandler>,
     ) -> Result<ClientSession, SetupError> {
         let setup = SetupFrame {
             major_version: 1,

@@ -24,7 +24,7 @@ use crate::io::{
 };
 use crate::limit::{InflightLimit, OwnedPermit};
 use crate::protocol::{Event, IdMap, InboundKind, OperationError, Session, StreamIds};
-use crate::responder::Responder;
+use crate::responder::RequestHandler;
 use crate::{CloseReason, Payload, RequestError, ResumeError, StreamError};
 
 /// How long closing a transport may take (final flush included).
@@ -312,12 +312,12 @@ impl Connection {
     /// use std::time::Duration;
     /// use elarian_transport::responder::BoxFuture;
     /// use elarian_transport::{ClientSessionConfig, ClientSession, Payload, RejectAll, RequestError};
-    /// use elarian_transport::{Responder, Server, ServerConfig, StreamError};
+    /// use elarian_transport::{RequestHandler, Server, ServerConfig, StreamError};
     /// use elarian_transport::io::memory;
     ///
     /// /// Never answers.
     /// struct Silent;
-    /// impl Responder for Silent {
+    /// impl RequestHandler for Silent {
     ///     fn request_response(&self, _: Payload) -> BoxFuture<'static, Result<Payload, StreamError>> {
     ///         Box::pin(std::future::pending())
     ///     }
@@ -593,7 +593,7 @@ enum WaiterKind {
 /// Everything the driver task needs.
 pub(crate) struct DriverParts {
     pub(crate) session: Session,
-    pub(crate) responder: Arc<dyn Responder>,
+    pub(crate) responder: Arc<dyn RequestHandler>,
     pub(crate) transport: Option<(BoxReader, BoxWriter)>,
     pub(crate) limits: HandleLimits,
     pub(crate) established: Option<oneshot::Sender<Result<(), CloseReason>>>,
@@ -652,7 +652,7 @@ pub(crate) fn spawn(parts: DriverParts) -> (Connection, mpsc::Sender<Attach>) {
 
 struct Driver {
     session: Session,
-    responder: Arc<dyn Responder>,
+    responder: Arc<dyn RequestHandler>,
     cmd_rx: mpsc::Receiver<Command>,
     ctrl_rx: mpsc::UnboundedReceiver<Control>,
     attach_rx: mpsc::Receiver<Attach>,
@@ -821,7 +821,7 @@ struct Queued {
     payload: Payload,
 }
 
-/// Responder work owned by the driver task.
+/// RequestHandler work owned by the driver task.
 struct Work {
     responses: FuturesUnordered<ResponseFuture>,
     items: FuturesUnordered<ItemFuture>,

@@ -65,7 +65,7 @@ pub enum RequestError {
     TimedOut,
 }
 
-/// The error a [`Responder`](crate::Responder) returns; sent to the requester as an ERROR frame.
+/// The error a [`RequestHandler`](crate::RequestHandler) returns; sent to the requester as an ERROR frame.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("{code}: {message}")]
 pub struct StreamError {

@@ -19,7 +19,7 @@
 //!   a clock, so keepalive, errors, credit, fragmentation and resumption are tested with a fake
 //!   clock.
 //! - [`connection`], [`client`], [`server`]: the tokio driver and the API: request/response,
-//!   fire-and-forget, request-stream and metadata push in both directions, a [`Responder`] for
+//!   fire-and-forget, request-stream and metadata push in both directions, a [`RequestHandler`] for
 //!   the peer's requests, and resumption ([`ClientSession::resume`]; RESUME is answered inside
 //!   the [`Server`]).
 //! - [`io`]: how frames travel; [`io::memory`] connects two peers in one process.
@@ -41,11 +41,11 @@
 //! use elarian_transport::responder::BoxFuture;
 //! use elarian_transport::io::memory;
 //! use elarian_transport::{
-//!     ClientSessionConfig, ClientSession, Payload, RejectAll, Responder, Server, ServerConfig, StreamError,
+//!     ClientSessionConfig, ClientSession, Payload, RejectAll, RequestHandler, Server, ServerConfig, StreamError,
 //! };
 //!
 //! struct Greeter;
-//! impl Responder for Greeter {
+//! impl RequestHandler for Greeter {
 //!     fn request_response(&self, p: Payload) -> BoxFuture<'static, Result<Payload, StreamError>> {
 //!         let name = String::from_utf8_lossy(&p.data).into_owned();
 //!         Box::pin(async move { Ok(Payload::new(format!("hello, {name}"))) })
@@ -92,5 +92,5 @@ pub use connection::{Connection, InboundOverflow, RequestStream};
 pub use error::{CloseReason, RequestError, ResumeError, SetupError, StreamError};
 pub use frame::ErrorCode;
 pub use payload::Payload;
-pub use responder::{RejectAll, Responder};
+pub use responder::{RejectAll, RequestHandler};
 pub use server::{Incoming, Server, ServerConfig, SetupInfo};

@@ -14,7 +14,7 @@ use crate::connection::{
 use crate::frame::{ErrorCode, Frame, SetupFrame};
 use crate::io::{BoxReader, BoxWriter, FrameReader, FrameTransport, MAX_FRAME_LEN};
 use crate::protocol::{Role, Session, SessionConfig, check_setup};
-use crate::responder::Responder;
+use crate::responder::RequestHandler;
 
 /// Settings of a [`Server`].
 #[derive(Debug, Clone)]
@@ -318,7 +318,7 @@ impl Incoming {
 
     /// Accepts the client: requests it sends go to `responder`; the returned [`Connection`]
     /// sends requests to the client.
-    pub fn accept(self, responder: Arc<dyn Responder>) -> Connection {
+    pub fn accept(self, responder: Arc<dyn RequestHandler>) -> Connection {
         let config = &self.server.config;
         let mut sc = SessionConfig::new(Role::Server);
         sc.keepalive_interval = self.setup.keepalive_interval;

@@ -11,7 +11,7 @@ use elarian_transport::io::{FrameReader, FrameTransport, FrameWriter, TransportE
 use elarian_transport::responder::{BoxFuture, BoxStream};
 use elarian_transport::{
     ClientSession, ClientSessionConfig, CloseReason, Connection, Payload, RejectAll, RequestError,
-    Responder, ResumeError, Server, ServerConfig, SetupError, StreamError,
+    RequestHandler, ResumeError, Server, ServerConfig, SetupError, StreamError,
 };
 use futures_util::StreamExt;
 use tokio::sync::mpsc;
@@ -43,7 +43,7 @@ impl Echo {
     }
 }
 
-impl Responder for Echo {
+impl RequestHandler for Echo {
     fn request_response(
         &self,
         payload: Payload,
@@ -99,8 +99,8 @@ impl Responder for Echo {
 /// `server_responder`.
 async fn connect_pair(
     server: &Server,
-    server_responder: Arc<dyn Responder>,
-    client_responder: Arc<dyn Responder>,
+    server_responder: Arc<dyn RequestHandler>,
+    client_responder: Arc<dyn RequestHandler>,
     config: ClientSessionConfig,
 ) -> (ClientSession, Connection) {
     let (client_end, server_end) = memory::pair(64);
@@ -119,8 +119,8 @@ async fn connect_pair(
 async fn connect_over<C: FrameTransport, S: FrameTransport>(
     server: &Server,
     (client_end, server_end): (C, S),
-    server_responder: Arc<dyn Responder>,
-    client_responder: Arc<dyn Responder>,
+    server_responder: Arc<dyn RequestHandler>,
+    client_responder: Arc<dyn RequestHandler>,
     config: ClientSessionConfig,
 ) -> (ClientSession, Connection) {
     server.serve_transport(server_end);
@@ -419,7 +419,7 @@ fn lease_setup() -> Bytes {
 
 /// Answers nothing until told, so that requests stay in flight.
 struct Never;
-impl Responder for Never {
+impl RequestHandler for Never {
     fn request_response(&self, _: Payload) -> BoxFuture<'static, Result<Payload, StreamError>> {
         Box::pin(futures_util::future::pending())
     }
@@ -575,8 +575,8 @@ fn cuttable_pair() -> (Cuttable, Cuttable, tokio::sync::watch::Sender<bool>) {
 /// Like `connect_pair`, over a link that the returned sender cuts (send `true`).
 async fn connect_cuttable(
     server: &Server,
-    server_responder: Arc<dyn Responder>,
-    client_responder: Arc<dyn Responder>,
+    server_responder: Arc<dyn RequestHandler>,
+    client_responder: Arc<dyn RequestHandler>,
     config: ClientSessionConfig,
 ) -> (ClientSession, Connection, tokio::sync::watch::Sender<bool>) {
     let (client_end, server_end, cut) = cuttable_pair();
@@ -728,7 +728,7 @@ async fn large_payloads_are_fragmented_and_reassembled() {
 }
 
 struct Panics;
-impl Responder for Panics {
+impl RequestHandler for Panics {
     fn request_response(
         &self,
         payload: Payload,
@@ -982,7 +982,7 @@ impl Drop for DropFlag {
     }
 }
 
-impl Responder for Endless {
+impl RequestHandler for Endless {
     fn request_stream(&self, _: Payload) -> BoxStream<'static, Result<Payload, StreamError>> {
         let pulled = self.pulled.clone();
         let flag = DropFlag(self.dropped.clone());
@@ -1135,7 +1135,7 @@ impl Gated {
     }
 }
 
-impl Responder for Gated {
+impl RequestHandler for Gated {
     fn request_response(
         &self,
         payload: Payload,
@@ -1322,7 +1322,7 @@ struct SideEffect {
     dropped: Arc<std::sync::atomic::AtomicBool>,
 }
 
-impl Responder for SideEffect {
+impl RequestHandler for SideEffect {
     fn request_response(&self, _: Payload) -> BoxFuture<'static, Result<Payload, StreamError>> {
         let started = self.started.clone();
         let go = self.go.clone();
@@ -1390,7 +1390,7 @@ struct AsksBack {
 
 const ASK_TIMEOUT: Duration = Duration::from_secs(5);
 
-impl Responder for AsksBack {
+impl RequestHandler for AsksBack {
     fn request_response(
         &self,
         payload: Payload,

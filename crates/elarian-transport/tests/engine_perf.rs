@@ -9,12 +9,12 @@ use elarian_transport::io::memory;
 use elarian_transport::io::{FrameReader, FrameTransport, FrameWriter};
 use elarian_transport::responder::BoxFuture;
 use elarian_transport::{
-    ClientSession, ClientSessionConfig, Payload, RejectAll, Responder, Server, ServerConfig,
+    ClientSession, ClientSessionConfig, Payload, RejectAll, RequestHandler, Server, ServerConfig,
     StreamError,
 };
 
 struct Echo;
-impl Responder for Echo {
+impl RequestHandler for Echo {
     fn request_response(
         &self,
         payload: Payload,

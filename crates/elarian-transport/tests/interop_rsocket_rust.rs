@@ -19,7 +19,7 @@ use bytes::{Bytes, BytesMut};
 use elarian_transport::io::{FramingConfig, TcpListener, TcpTransport};
 use elarian_transport::responder::{BoxFuture, BoxStream};
 use elarian_transport::{
-    ClientSession, ClientSessionConfig, Payload, RejectAll, RequestError, Responder, Server,
+    ClientSession, ClientSessionConfig, Payload, RejectAll, RequestError, RequestHandler, Server,
     ServerConfig, StreamError,
 };
 use futures_util::StreamExt;
@@ -278,7 +278,7 @@ struct OurResponder {
     fnf: mpsc::UnboundedSender<Bytes>,
 }
 
-impl Responder for OurResponder {
+impl RequestHandler for OurResponder {
     fn request_response(
         &self,
         payload: Payload,

@@ -14,7 +14,7 @@ use bytes::Bytes;
 use elarian_transport::io::{FramingConfig, TcpListener, TcpTransport};
 use elarian_transport::responder::BoxFuture;
 use elarian_transport::{
-    ClientSession, ClientSessionConfig, Payload, RejectAll, Responder, ResumeError, Server,
+    ClientSession, ClientSessionConfig, Payload, RejectAll, RequestHandler, ResumeError, Server,
     ServerConfig, StreamError,
 };
 use tokio::sync::watch;
@@ -63,7 +63,7 @@ struct RecordingEcho {
     duplicates: Arc<AtomicUsize>,
 }
 
-impl Responder for RecordingEcho {
+impl RequestHandler for RecordingEcho {
     fn request_response(
         &self,
         payload: Payload,
