@@ -11,7 +11,7 @@ use crate::connection::{
 };
 use crate::frame::{MAX_U31, SetupFrame};
 use crate::io::{FrameTransport, MAX_FRAME_LEN, TransportError};
-use crate::protocol::{Role, Session, SessionConfig};
+use crate::protocol::{Session, SessionConfig, Side};
 use crate::responder::RequestHandler;
 use crate::{CloseReason, Payload, ResumeError, SetupError};
 
@@ -177,7 +177,7 @@ impl ClientSession {
         if config.resume_token.as_ref().is_some_and(Bytes::is_empty) {
             return Err(SetupError::InvalidConfig("empty resume token".into()));
         }
-        let mut sc = SessionConfig::new(Role::Client);
+        let mut sc = SessionConfig::new(Side::Client);
         sc.mtu = config.mtu;
         sc.max_reassembly = config.max_reassembly;
         sc.resume_buffer = Some(config.resume_buffer_size);

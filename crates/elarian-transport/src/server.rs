@@ -13,7 +13,7 @@ use crate::connection::{
 };
 use crate::frame::{ErrorCode, Frame, SetupFrame};
 use crate::io::{BoxReader, BoxWriter, FrameReader, FrameTransport, MAX_FRAME_LEN};
-use crate::protocol::{Role, Session, SessionConfig, check_setup};
+use crate::protocol::{Session, SessionConfig, Side, check_setup};
 use crate::responder::RequestHandler;
 
 /// Settings of a [`Server`].
@@ -320,7 +320,7 @@ impl Incoming {
     /// sends requests to the client.
     pub fn accept(self, responder: Arc<dyn RequestHandler>) -> Connection {
         let config = &self.server.config;
-        let mut sc = SessionConfig::new(Role::Server);
+        let mut sc = SessionConfig::new(Side::Server);
         sc.keepalive_interval = self.setup.keepalive_interval;
         sc.max_lifetime = self.setup.max_lifetime;
         sc.mtu = config.mtu;
