@@ -11,7 +11,7 @@ use elarian_proto::app_to_server_command_reply::Entry as ReplyEntry;
 use tokio::sync::Semaphore;
 
 use crate::command::expect_reply;
-use crate::connection::Link;
+use crate::connection::ClientSlot;
 use crate::customer::Customer;
 use crate::dispatch::{AppDispatch, ErasedHandler, NotificationStream, Registry};
 use crate::error::{Error, Result};
@@ -31,7 +31,7 @@ use crate::responder::{Responder, UssdResponder, VoiceResponder, WrapResponder};
 use crate::validate;
 
 pub(crate) struct Inner {
-    link: Link,
+    link: ClientSlot,
     registry: Arc<Registry>,
     /// Bounds the notification handlers running at once, replied or not.
     running: Arc<Semaphore>,
@@ -116,7 +116,7 @@ impl Elarian {
     /// Creates the app from a config builder (`org_id`, `app_id`, `api_key` or `auth_token`,
     /// endpoint, timeouts, …). The role is set to [`Role::App`]. Does not connect.
     pub fn new(config: ClientConfigBuilder) -> Result<Self> {
-        let link = Link::new(config, Role::App)?;
+        let link = ClientSlot::new(config, Role::App)?;
         let running = Arc::new(Semaphore::new(
             link.config().max_concurrent_notifications().max(1),
         ));
@@ -154,7 +154,7 @@ impl Elarian {
         self.inner.link.config()
     }
 
-    fn link(&self) -> &Link {
+    fn link(&self) -> &ClientSlot {
         &self.inner.link
     }
 

@@ -2,7 +2,7 @@
 //!
 //! The core client lives for one connection and emits [`ConnectionEvent`]s for it; an
 //! [`Elarian`](crate::Elarian) (or a simulator) may connect, disconnect and connect again, and
-//! handlers may be registered before the first connection. [`Link`] holds the current core client
+//! handlers may be registered before the first connection. [`ClientSlot`] holds the current core client
 //! and a [`ConnectionHub`] that fans events out to callbacks and streams; both are created with the
 //! app object and stay for its whole life.
 
@@ -235,7 +235,7 @@ impl fmt::Display for ConnectionEventKind {
 ///
 /// [`Elarian`](crate::Elarian) and the simulator crate's `Simulator` are built on it; apps do
 /// not need it directly.
-pub struct Link {
+pub struct ClientSlot {
     config: ClientConfig,
     client: RwLock<Option<Client>>,
     connect_lock: tokio::sync::Mutex<()>,
@@ -244,16 +244,16 @@ pub struct Link {
     closed: Arc<AtomicBool>,
 }
 
-impl fmt::Debug for Link {
+impl fmt::Debug for ClientSlot {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("Link")
+        f.debug_struct("ClientSlot")
             .field("config", &self.config)
             .field("connected", &self.is_connected())
             .finish()
     }
 }
 
-impl Link {
+impl ClientSlot {
     /// Builds the config with `role`, routing the runtime's events to a new hub. Does not
     /// connect.
     pub fn new(config: ClientConfigBuilder, role: Role) -> Result<Self> {
@@ -266,7 +266,7 @@ impl Link {
             .role(role)
             .on_event(move |event| forward.emit(event))
             .build()?;
-        Ok(Link {
+        Ok(ClientSlot {
             config,
             client: RwLock::new(None),
             connect_lock: tokio::sync::Mutex::new(()),
@@ -335,7 +335,7 @@ impl Link {
 }
 
 /// Defines the connection-event methods (`on_connected`, `on_error`, …, `connection_events`)
-/// on a type with a `fn link(&self) -> &Link` method, so that `Elarian` and `Simulator` offer the
+/// on a type with a `fn link(&self) -> &ClientSlot` method, so that `Elarian` and `Simulator` offer the
 /// same methods, written once. `$what` names the object in the docs.
 #[doc(hidden)]
 #[macro_export]

@@ -137,7 +137,7 @@ pub mod spec_coverage {}
 
 pub use builder::ElarianBuilder;
 pub use client::{Elarian, PaymentReplay};
-pub use connection::{ConnectionEventKind, ConnectionEventStream, ConnectionHub, Link};
+pub use connection::{ClientSlot, ConnectionEventKind, ConnectionEventStream, ConnectionHub};
 pub use customer::Customer;
 pub use dispatch::{IncomingNotification, NotificationStream};
 pub use error::{Error, Result};

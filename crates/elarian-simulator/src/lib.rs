@@ -64,7 +64,7 @@ use elarian_core::{
 };
 use elarian_proto as proto;
 use elarian_proto::simulator_to_server_command::Entry;
-use elarian_sdk::connection::Link;
+use elarian_sdk::connection::ClientSlot;
 use elarian_sdk::{
     Cash, Error, InboundMessageBody, MessagingChannelNumber, PaymentChannelNumber, PaymentStatus,
     Result, SimulatorReply,
@@ -163,7 +163,7 @@ impl Stream for SimulatorNotificationStream {
 }
 
 struct Inner {
-    link: Link,
+    link: ClientSlot,
     registry: Arc<Registry>,
 }
 
@@ -221,7 +221,7 @@ impl Simulator {
     pub fn new(config: ClientConfigBuilder) -> Result<Self> {
         Ok(Simulator {
             inner: Arc::new(Inner {
-                link: Link::new(config, Role::Simulator)?,
+                link: ClientSlot::new(config, Role::Simulator)?,
                 registry: Arc::new(Registry::default()),
             }),
         })
@@ -237,7 +237,7 @@ impl Simulator {
         self.inner.link.config()
     }
 
-    fn link(&self) -> &Link {
+    fn link(&self) -> &ClientSlot {
         &self.inner.link
     }
 
