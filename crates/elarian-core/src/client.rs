@@ -18,7 +18,7 @@ use crate::event::{ConnectionEvent, EventHub, EventStream, StopReason};
 use crate::handler::NotificationHandler;
 use crate::link::{Connector, Link, LinkRequestError};
 use crate::reply::{check_app_reply, check_simulator_reply};
-use crate::supervisor::{LinkState, Shared, Supervisor, disconnect_bound};
+use crate::supervisor::{Availability, Shared, Supervisor, disconnect_bound};
 
 /// A connection to Elarian that lives as long as the application: it reconnects (and resumes)
 /// on its own, queues commands while reconnecting and dispatches the server's notifications.
@@ -159,7 +159,7 @@ impl Client {
 
     /// Whether a connection is up right now.
     pub fn is_connected(&self) -> bool {
-        matches!(*self.inner.shared.state.borrow(), LinkState::Up(_))
+        matches!(*self.inner.shared.state.borrow(), Availability::Up(_))
     }
 
     /// A stream of the connection events emitted from now on. It ends after `Closed`; a slow
@@ -245,9 +245,9 @@ impl Client {
     /// The session to send on when it is up (or the client closed), without waiting.
     fn link_if_up(&self) -> Option<Result<Arc<dyn Link>, CommandError>> {
         match &*self.inner.shared.state.borrow() {
-            LinkState::Up(link) => Some(Ok(link.clone())),
-            LinkState::Closed => Some(Err(CommandError::NotConnected)),
-            LinkState::Down => None,
+            Availability::Up(link) => Some(Ok(link.clone())),
+            Availability::Closed => Some(Err(CommandError::NotConnected)),
+            Availability::Down => None,
         }
     }
 
@@ -256,9 +256,9 @@ impl Client {
         let shared = &self.inner.shared;
         let mut state = shared.state.subscribe();
         match &*state.borrow_and_update() {
-            LinkState::Up(link) => return Ok(link.clone()),
-            LinkState::Closed => return Err(CommandError::NotConnected),
-            LinkState::Down => {}
+            Availability::Up(link) => return Ok(link.clone()),
+            Availability::Closed => return Err(CommandError::NotConnected),
+            Availability::Down => {}
         }
         let _queued = shared
             .queue
@@ -269,9 +269,9 @@ impl Client {
                 return Err(CommandError::NotConnected);
             }
             match &*state.borrow_and_update() {
-                LinkState::Up(link) => return Ok(link.clone()),
-                LinkState::Closed => return Err(CommandError::NotConnected),
-                LinkState::Down => {}
+                Availability::Up(link) => return Ok(link.clone()),
+                Availability::Closed => return Err(CommandError::NotConnected),
+                Availability::Down => {}
             }
         }
     }

@@ -5,15 +5,15 @@
 //! # Architecture
 //!
 //! ```text
-//!  Client (cheap handle, Clone)                 supervisor task (one per client)
-//!  ├─ send_app_command ──┐                      ├─ connect: transport + SETUP (AppConnectionMetadata)
-//!  ├─ send_simulator_..  ├─ watch<LinkState> ◄──┤  on loss: RESUME the same session (nothing lost,
-//!  │   (waits while down,│   Up(session)        │  nothing run twice); if rejected: new session
-//!  │    bounded queue +  │   Down / Closed      ├─ backoff: exponential, full jitter, attempt limit
-//!  │    command timeout) ▼                      └─ events: Pending, Connecting, Connected,
-//!  │                 RSocket session                 Reconnecting{attempt, delay}, Error, Closed
-//!  │                (elarian-transport)                     │
-//!  └─ events() / on_event ◄──────── broadcast + callbacks ◄─┘
+//!  Client (cheap handle, Clone)                    supervisor task (one per client)
+//!  ├─ send_app_command ──┐                         ├─ connect: transport + SETUP (AppConnectionMetadata)
+//!  ├─ send_simulator_..  ├─ watch<Availability> ◄──┤  on loss: RESUME the same session (nothing lost,
+//!  │   (waits while down,│   Up(session)           │  nothing run twice); if rejected: new session
+//!  │    bounded queue +  │   Down / Closed         ├─ backoff: jittered exponential or the app's delay
+//!  │    command timeout) ▼                         └─ events: Pending, Connecting, Connected,
+//!  │                 RSocket session                    Reconnecting{attempt, delay}, Error, Closed
+//!  │                (elarian-transport)                        │
+//!  └─ events() / on_event ◄─────────── broadcast + callbacks ◄─┘
 //!
 //!  server REQUEST_RESPONSE ─► dispatcher: decode ─► permit (N at once) ─► handler task
 //!                             (timeout, panic and error ─► default reply + Error event)

@@ -22,7 +22,7 @@ use crate::link::{Connector, Link, LinkDown, ResumeFailure};
 
 /// The connection as commands see it.
 #[derive(Clone)]
-pub(crate) enum LinkState {
+pub(crate) enum Availability {
     /// Not connected yet, or reconnecting: commands wait (bounded by the queue).
     Down,
     /// Connected: commands go straight to this session.
@@ -35,7 +35,7 @@ pub(crate) enum LinkState {
 pub(crate) struct Shared {
     pub(crate) config: ClientConfig,
     pub(crate) events: Arc<EventHub>,
-    pub(crate) state: watch::Sender<LinkState>,
+    pub(crate) state: watch::Sender<Availability>,
     /// Permits for commands waiting for a connection.
     pub(crate) queue: Arc<Semaphore>,
     /// Number of commands between "accepted" and "answered".
@@ -56,7 +56,7 @@ impl Shared {
         Shared {
             config,
             events,
-            state: watch::Sender::new(LinkState::Down),
+            state: watch::Sender::new(Availability::Down),
             queue,
             in_flight: InFlight::default(),
             shutdown: watch::Sender::new(None),
@@ -70,9 +70,9 @@ impl Shared {
     /// reason given wins).
     pub(crate) fn begin_shutdown(&self, reason: StopReason) {
         self.state.send_if_modified(|state| match state {
-            LinkState::Closed => false,
+            Availability::Closed => false,
             _ => {
-                *state = LinkState::Closed;
+                *state = Availability::Closed;
                 true
             }
         });
@@ -266,9 +266,9 @@ impl Supervisor {
     fn up(&mut self, link: Arc<dyn Link>) -> Step {
         self.failures = 0;
         let published = self.shared.state.send_if_modified(|state| match state {
-            LinkState::Closed => false,
+            Availability::Closed => false,
             _ => {
-                *state = LinkState::Up(link.clone());
+                *state = Availability::Up(link.clone());
                 true
             }
         });
@@ -294,8 +294,8 @@ impl Supervisor {
             return self.shutdown_step(Some(link));
         };
         self.shared.state.send_if_modified(|state| match state {
-            LinkState::Up(_) => {
-                *state = LinkState::Down;
+            Availability::Up(_) => {
+                *state = Availability::Down;
                 true
             }
             _ => false,
@@ -323,7 +323,7 @@ impl Supervisor {
     }
 
     async fn stop(&mut self, reason: StopReason, link: Option<Arc<dyn Link>>) {
-        self.shared.state.send_replace(LinkState::Closed);
+        self.shared.state.send_replace(Availability::Closed);
         if let Some(link) = link {
             let grace = self.shared.config.disconnect_timeout;
             if matches!(reason, StopReason::Disconnected) {
