@@ -22,7 +22,7 @@ type DelayFn = Arc<dyn Fn(u32) -> Duration + Send + Sync + 'static>;
 ///     .initial_delay(Duration::from_millis(500))
 ///     .max_delay(Duration::from_secs(10))
 ///     .max_attempts(Some(20));
-/// assert_eq!(policy.get_max_attempts(), Some(20));
+/// assert_eq!(policy.attempt_limit(), Some(20));
 ///
 /// // Or the app's own delays, by attempt number (1-based): here 1 s, 2 s, 3 s, … up to 10 s.
 /// let linear = ReconnectPolicy::default()
@@ -114,18 +114,18 @@ impl ReconnectPolicy {
         self
     }
 
-    /// The configured initial delay.
-    pub fn get_initial_delay(&self) -> Duration {
+    /// The configured initial delay: the ceiling of the first delay (also `ceiling(1)`).
+    pub fn initial_ceiling(&self) -> Duration {
         self.initial_delay
     }
 
-    /// The configured maximum delay.
-    pub fn get_max_delay(&self) -> Duration {
+    /// The configured maximum delay: the highest ceiling a delay can have.
+    pub fn max_ceiling(&self) -> Duration {
         self.max_delay
     }
 
     /// The configured attempt limit (`None`: unlimited).
-    pub fn get_max_attempts(&self) -> Option<u32> {
+    pub fn attempt_limit(&self) -> Option<u32> {
         self.max_attempts
     }
 

@@ -569,14 +569,14 @@ impl ClientConfigBuilder {
         if self.max_command_size == 0 {
             return Err(invalid("max_command_size", "must be at least 1"));
         }
-        if self.reconnect.get_max_attempts() == Some(0) {
+        if self.reconnect.attempt_limit() == Some(0) {
             return Err(invalid(
                 "reconnect_policy",
                 "max_attempts must be at least 1 (or unlimited)",
             ));
         }
         if !self.reconnect.has_custom_delay()
-            && self.reconnect.get_initial_delay() > self.reconnect.get_max_delay()
+            && self.reconnect.initial_ceiling() > self.reconnect.max_ceiling()
         {
             return Err(invalid(
                 "reconnect_policy",
@@ -683,7 +683,7 @@ mod tests {
                 .max_pending_notifications(),
             8
         );
-        assert_eq!(config.reconnect_policy().get_max_attempts(), None);
+        assert_eq!(config.reconnect_policy().attempt_limit(), None);
     }
 
     #[test]
