@@ -13,7 +13,7 @@ use std::collections::HashMap;
 
 use anyhow::{Context as _, ensure};
 use clap::Parser;
-use elarian_examples::{ChannelArgs, ConnectionArgs, Server, init_tracing};
+use elarian_examples::{ConnectionArgs, Server, SmsArgs, init_tracing};
 use elarian_sdk::{
     CustomerNumber, DataValue, Elarian, InboundMessageBody, Message, MessageBody, MessagingChannel,
     MessagingChannelNumber, Tag,
@@ -30,7 +30,7 @@ struct Args {
     #[command(flatten)]
     connection: ConnectionArgs,
     #[command(flatten)]
-    channels: ChannelArgs,
+    channels: SmsArgs,
 }
 
 #[tokio::main]

@@ -24,7 +24,7 @@ use std::time::Duration;
 
 use anyhow::{Context as _, bail, ensure};
 use clap::Parser;
-use elarian_examples::{ChannelArgs, ConnectionArgs, Server, ctrl_c, init_tracing, money};
+use elarian_examples::{ConnectionArgs, Server, UssdChannelArgs, ctrl_c, init_tracing, money};
 use elarian_sdk::Elarian;
 
 /// A USSD loan menu backed by Elarian app data.
@@ -37,7 +37,7 @@ struct Args {
     #[command(flatten)]
     connection: ConnectionArgs,
     #[command(flatten)]
-    channels: ChannelArgs,
+    channels: UssdChannelArgs,
 }
 
 const CURRENCY: &str = "KES";

@@ -11,7 +11,11 @@
 //! cargo run --release --example quickstart
 //! ```
 
+#![warn(missing_docs, unreachable_pub)]
+
 use std::fmt::Write as _;
+use std::io::IsTerminal as _;
+use std::path::PathBuf;
 use std::time::Duration;
 
 use anyhow::Context as _;
@@ -49,6 +53,10 @@ pub struct ConnectionArgs {
     /// allow simulator connections). Always on with the embedded emulator.
     #[arg(long)]
     pub simulate: bool,
+    /// Also trust the CA certificate(s) in this PEM file for `tls://` and `wss://` endpoints,
+    /// e.g. the certificate a standalone `elarian-emulator` prints.
+    #[arg(long, env = "ELARIAN_CA_CERT", value_name = "PATH")]
+    pub ca_cert: Option<PathBuf>,
 }
 
 impl std::fmt::Debug for ConnectionArgs {
@@ -60,11 +68,38 @@ impl std::fmt::Debug for ConnectionArgs {
             .field("app", &self.app)
             .field("api_key", &"<redacted>")
             .field("simulate", &self.simulate)
+            .field("ca_cert", &self.ca_cert)
             .finish()
     }
 }
 
-/// The app's channel numbers and purse. Defaults are the emulator's test account.
+/// The SMS number alone, for examples that only text (so `--help` lists no other channel).
+#[derive(Debug, Clone, clap::Args)]
+pub struct SmsArgs {
+    /// SMS short code (or sender id) the app sends from and customers reply to.
+    #[arg(long, env = "ELARIAN_SMS_NUMBER", default_value = TEST_SMS_SHORT_CODE)]
+    pub sms_number: String,
+}
+
+/// The channels of a USSD app that texts receipts and takes payments (no voice).
+#[derive(Debug, Clone, clap::Args)]
+pub struct UssdChannelArgs {
+    /// SMS short code (or sender id) the app sends from and customers reply to.
+    #[arg(long, env = "ELARIAN_SMS_NUMBER", default_value = TEST_SMS_SHORT_CODE)]
+    pub sms_number: String,
+    /// USSD code customers dial.
+    #[arg(long, env = "ELARIAN_USSD_CODE", default_value = TEST_USSD_CODE)]
+    pub ussd_code: String,
+    /// Mobile-money payment channel (paybill) checkouts go through.
+    #[arg(long, env = "ELARIAN_PAYMENT_CHANNEL", default_value = TEST_PAYMENT_CHANNEL)]
+    pub payment_channel: String,
+    /// Purse that collected money is credited to.
+    #[arg(long, env = "ELARIAN_PURSE_ID", default_value = TEST_PURSE_ID)]
+    pub purse_id: String,
+}
+
+/// The channels of an app that texts, calls and takes payments (no USSD). Defaults are the
+/// emulator's test account.
 #[derive(Debug, Clone, clap::Args)]
 pub struct ChannelArgs {
     /// SMS short code (or sender id) the app sends from and customers reply to.
@@ -73,9 +108,6 @@ pub struct ChannelArgs {
     /// Voice number the app calls from.
     #[arg(long, env = "ELARIAN_VOICE_NUMBER", default_value = TEST_VOICE_NUMBER)]
     pub voice_number: String,
-    /// USSD code customers dial.
-    #[arg(long, env = "ELARIAN_USSD_CODE", default_value = TEST_USSD_CODE)]
-    pub ussd_code: String,
     /// Mobile-money payment channel (paybill) checkouts go through.
     #[arg(long, env = "ELARIAN_PAYMENT_CHANNEL", default_value = TEST_PAYMENT_CHANNEL)]
     pub payment_channel: String,
@@ -89,6 +121,8 @@ pub struct Server {
     emulator: Option<EmulatorHandle>,
     endpoint: Endpoint,
     args: ConnectionArgs,
+    /// The contents of `--ca-cert`, read once at start.
+    ca_pem: Option<Vec<u8>>,
 }
 
 impl std::fmt::Debug for Server {
@@ -136,10 +170,18 @@ impl Server {
                 (Some(emulator), endpoint)
             }
         };
+        let ca_pem = match &args.ca_cert {
+            Some(path) => Some(
+                std::fs::read(path)
+                    .with_context(|| format!("cannot read --ca-cert {}", path.display()))?,
+            ),
+            None => None,
+        };
         Ok(Server {
             emulator,
             endpoint,
             args: args.clone(),
+            ca_pem,
         })
     }
 
@@ -164,12 +206,17 @@ impl Server {
     /// gives up after 15 s (the SDK's default is 60 s): an example should fail fast when the
     /// server is not there. Connection errors are logged by the SDK (`RUST_LOG`).
     pub fn config(&self) -> ClientConfigBuilder {
-        ClientConfig::builder()
+        let builder = ClientConfig::builder()
             .org_id(&self.args.org)
             .app_id(&self.args.app)
             .api_key(self.args.api_key.as_str())
             .endpoint(self.endpoint.clone())
-            .initial_connect_timeout(Duration::from_secs(15))
+            .initial_connect_timeout(Duration::from_secs(15));
+        match &self.ca_pem {
+            // An unusable file fails `Elarian::new` with a config error naming it.
+            Some(pem) => builder.root_certificate_pem(pem),
+            None => builder,
+        }
     }
 
     /// One line saying where the example runs, for its banner.
@@ -213,8 +260,58 @@ pub fn init_tracing() {
         .try_init();
 }
 
+/// How often [`progress_bar`] prints a line when stdout is not a terminal.
+pub const PROGRESS_LINE_INTERVAL: Duration = Duration::from_secs(5);
+
 /// A progress bar of `len` steps on stderr, hidden when stderr is not a terminal (CI logs).
+/// When stdout is not a terminal either (a log file, CI), a line such as
+/// `enrolled: 120/1000 after 5 s` goes to stdout every [`PROGRESS_LINE_INTERVAL`] until the
+/// bar is finished or dropped, so a long run still shows it is moving.
 pub fn progress_bar(len: u64, prefix: &'static str) -> ProgressBar {
+    let bar = styled_bar(len, prefix);
+    if !std::io::stdout().is_terminal() {
+        print_progress_lines(&bar, PROGRESS_LINE_INTERVAL, |line| println!("{line}"));
+    }
+    bar
+}
+
+/// Calls `print` with a progress line every `every` until `bar` is finished or dropped. From a
+/// thread of its own, so it works with or without a runtime and never delays the example.
+fn print_progress_lines(
+    bar: &ProgressBar,
+    every: Duration,
+    print: impl Fn(String) + Send + 'static,
+) {
+    let weak = bar.downgrade();
+    let spawned = std::thread::Builder::new()
+        .name("progress-lines".into())
+        .spawn(move || {
+            loop {
+                std::thread::sleep(every);
+                let Some(bar) = weak.upgrade() else { return };
+                if bar.is_finished() {
+                    return;
+                }
+                print(progress_line(&bar));
+            }
+        });
+    if let Err(e) = spawned {
+        tracing::warn!(error = %e, "no progress lines: cannot start their thread");
+    }
+}
+
+/// `prefix: position/length after N s`.
+fn progress_line(bar: &ProgressBar) -> String {
+    format!(
+        "{}: {}/{} after {} s",
+        bar.prefix(),
+        bar.position(),
+        bar.length().unwrap_or(0),
+        bar.elapsed().as_secs()
+    )
+}
+
+fn styled_bar(len: u64, prefix: &'static str) -> ProgressBar {
     let bar = ProgressBar::new(len);
     // The template is a constant: it only fails to parse if it is edited wrongly.
     if let Ok(style) = ProgressStyle::with_template(
@@ -338,6 +435,101 @@ mod tests {
         if cfg!(target_os = "linux") {
             assert!(peak_memory_bytes().is_some_and(|bytes| bytes > 0));
         }
+    }
+
+    #[test]
+    fn progress_lines_come_until_the_bar_is_finished() {
+        let bar = styled_bar(10, "enrolled");
+        bar.set_position(3);
+        let (tx, rx) = std::sync::mpsc::channel();
+        print_progress_lines(&bar, Duration::from_millis(20), move |line| {
+            let _ = tx.send(line);
+        });
+        let line = rx.recv_timeout(Duration::from_secs(5)).expect("a line");
+        assert!(line.starts_with("enrolled: 3/10 after "), "{line}");
+        bar.finish();
+        // At most one more line (one already under way), then none.
+        std::thread::sleep(Duration::from_millis(100));
+        while rx.try_recv().is_ok() {}
+        std::thread::sleep(Duration::from_millis(100));
+        assert!(rx.try_recv().is_err(), "lines after the bar finished");
+    }
+
+    fn flags_of(args: clap::Command) -> Vec<String> {
+        args.get_arguments()
+            .filter_map(|a| a.get_long().map(str::to_owned))
+            .collect()
+    }
+
+    #[test]
+    fn channel_flag_groups_list_only_their_flags() {
+        use clap::Args as _;
+        let sms = flags_of(SmsArgs::augment_args(clap::Command::new("quickstart")));
+        assert_eq!(sms, ["sms-number"]);
+        let ussd = flags_of(UssdChannelArgs::augment_args(clap::Command::new("ussd")));
+        assert!(ussd.contains(&"ussd-code".to_owned()), "{ussd:?}");
+        assert!(!ussd.contains(&"voice-number".to_owned()), "{ussd:?}");
+        let all = flags_of(ChannelArgs::augment_args(clap::Command::new("debt")));
+        assert!(all.contains(&"voice-number".to_owned()), "{all:?}");
+        assert!(!all.contains(&"ussd-code".to_owned()), "{all:?}");
+    }
+
+    fn connection_args(endpoint: String, ca_cert: Option<PathBuf>) -> ConnectionArgs {
+        ConnectionArgs {
+            endpoint: Some(endpoint),
+            org: TEST_ORG_ID.into(),
+            app: TEST_APP_ID.into(),
+            api_key: TEST_API_KEY.into(),
+            simulate: false,
+            ca_cert,
+        }
+    }
+
+    #[tokio::test]
+    async fn ca_cert_trusts_the_certificate_the_emulator_prints() {
+        let emulator = Emulator::builder()
+            .tls(([127, 0, 0, 1], 0))
+            .start()
+            .await
+            .unwrap();
+        let endpoint = emulator.tls_endpoint().unwrap().to_string();
+        let path =
+            std::env::temp_dir().join(format!("elarian-examples-ca-{}.pem", std::process::id()));
+        std::fs::write(&path, emulator.tls_certificate_pem().unwrap()).unwrap();
+
+        let server = Server::start(&connection_args(endpoint.clone(), Some(path.clone())))
+            .await
+            .unwrap();
+        let app = elarian_sdk::Elarian::new(server.config()).unwrap();
+        app.connect()
+            .await
+            .expect("the printed certificate is trusted");
+        app.disconnect().await;
+
+        // Without it the certificate is unknown, and the error says so.
+        let server = Server::start(&connection_args(endpoint, None))
+            .await
+            .unwrap();
+        let app = elarian_sdk::Elarian::new(
+            server
+                .config()
+                .initial_connect_timeout(Duration::from_millis(500)),
+        )
+        .unwrap();
+        let error = app.connect().await.unwrap_err();
+        let mut text = error.to_string();
+        let mut source = std::error::Error::source(&error);
+        while let Some(e) = source {
+            text.push_str(&format!(": {e}"));
+            source = e.source();
+        }
+        assert!(text.contains("certificate"), "{text}");
+
+        let missing = connection_args("tcp://127.0.0.1:1".into(), Some(path.with_extension("no")));
+        let error = Server::start(&missing).await.unwrap_err();
+        assert!(format!("{error:#}").contains("--ca-cert"), "{error:#}");
+        std::fs::remove_file(&path).unwrap();
+        emulator.shutdown().await;
     }
 
     #[test]

@@ -20,9 +20,14 @@ commands:
                         checked-in file differs
   ci [--skip-tests]     run the CI checks in order: cargo fmt --check, cargo clippy
                         (-D warnings), cargo doc (-D warnings), codegen --check,
-                        cargo test --workspace
+                        features, cargo test --workspace
+  msrv                  check that the workspace's rust-version is at least the rust-version
+                        of every package in the dependency tree (from cargo metadata)
+  features              check elarian-sdk and elarian-simulator with each transport feature
+                        set (none, tls, websocket, both) and that `cargo tree` of each holds
+                        exactly the TLS (rustls, ring, webpki) and WebSocket (tungstenite)
+                        crates its features ask for
   bench [--quick] [--10m]
-                        run the benchmarks in release mode: the transport's req_resp bench,
                         the end-to-end SDK bench (with the published JavaScript client when
                         node is installed), the emulator's million-reminder bench and the
                         main job, debt_collection with 1,000,000 customers and no rate limit;
@@ -88,6 +93,8 @@ fn main() -> ExitCode {
             parse_flags(rest, &["--quick", "--10m"]).and_then(|flags| bench(flags[0], flags[1]))
         }
         "js-compat" => parse_flags(rest, &[]).and_then(|_| js_compat()),
+        "features" => parse_flags(rest, &[]).and_then(|_| features()),
+        "msrv" => parse_flags(rest, &[]).and_then(|_| msrv()),
         "help" | "--help" | "-h" => {
             print!("{USAGE}");
             Ok(())
@@ -284,6 +291,8 @@ fn ci(skip_tests: bool) -> Result<()> {
     )?;
     println!("==> codegen: cargo xtask codegen --check");
     codegen(true)?;
+    features()?;
+    msrv()?;
     if skip_tests {
         println!("==> tests skipped (--skip-tests)");
     } else {
@@ -291,6 +300,168 @@ fn ci(skip_tests: bool) -> Result<()> {
     }
     println!("ci: all checks passed");
     Ok(())
+}
+
+/// The transport feature sets a consumer of the SDK can pick, as `--features` values.
+const FEATURE_SETS: [&str; 4] = ["", "tls", "websocket", "tls,websocket"];
+/// The crates that take the transport features and pass them on to core and transport.
+const FEATURE_CRATES: [&str; 2] = ["elarian-sdk", "elarian-simulator"];
+
+/// `cargo xtask features`: each feature set compiles, and its dependency tree holds the TLS and
+/// WebSocket crates exactly when the set asks for them (so `default-features = false,
+/// features = ["websocket"]` really leaves rustls and ring out).
+fn features() -> Result<()> {
+    for krate in FEATURE_CRATES {
+        for set in FEATURE_SETS {
+            let mut args = vec!["-p", krate, "--no-default-features"];
+            if !set.is_empty() {
+                args.extend(["--features", set]);
+            }
+            let shown = if set.is_empty() { "none" } else { set };
+            let mut tree = vec![
+                "tree", "-e", "normal", "--prefix", "none", "--format", "{p}",
+            ];
+            tree.extend(&args);
+            let listing = cargo_output(&tree)?;
+            let wanted = set.split(',').collect::<Vec<_>>();
+            check_tree(
+                &listing,
+                wanted.contains(&"tls"),
+                wanted.contains(&"websocket"),
+            )
+            .map_err(|problem| Error::new(format!("{krate} with features {shown}: {problem}")))?;
+            println!("==> features: {krate} [{shown}]: dependency tree as expected");
+            let mut check = vec!["check", "--lib"];
+            check.extend(&args);
+            cargo_step(&format!("features: {krate} [{shown}]"), &check)?;
+        }
+    }
+    Ok(())
+}
+
+/// Whether a `cargo tree --format {p}` listing has the TLS crates iff `tls` and the WebSocket
+/// crates iff `websocket`; the error names what is wrong.
+fn check_tree(listing: &str, tls: bool, websocket: bool) -> std::result::Result<(), String> {
+    let names: Vec<&str> = listing
+        .lines()
+        .filter_map(|line| line.split_whitespace().next())
+        .collect();
+    let is_tls =
+        |name: &&str| name.contains("rustls") || *name == "ring" || name.contains("webpki");
+    let is_websocket = |name: &&str| name.contains("tungstenite");
+    for (kind, wanted, is_kind) in [
+        ("TLS", tls, &is_tls as &dyn Fn(&&str) -> bool),
+        ("WebSocket", websocket, &is_websocket),
+    ] {
+        let found: Vec<&str> = names.iter().copied().filter(|n| is_kind(n)).collect();
+        match (wanted, found.is_empty()) {
+            (true, true) => return Err(format!("no {kind} crate in the dependency tree")),
+            (false, false) => {
+                let mut found = found;
+                found.sort_unstable();
+                found.dedup();
+                return Err(format!(
+                    "{kind} crates in the dependency tree without the feature: {}",
+                    found.join(", ")
+                ));
+            }
+            _ => {}
+        }
+    }
+    Ok(())
+}
+
+/// `cargo xtask msrv`: the `rust-version` each workspace member declares is at least that of
+/// every package in the dependency tree, so a user on the declared toolchain can build it all.
+fn msrv() -> Result<()> {
+    let metadata = cargo_output(&["metadata", "--format-version", "1", "--locked"])?;
+    let metadata: serde_json::Value = serde_json::from_str(&metadata)
+        .map_err(|e| Error::new(format!("cannot read cargo metadata: {e}")))?;
+    let problems = msrv_problems(&metadata)?;
+    if problems.is_empty() {
+        println!("==> msrv: every rust-version in the tree is covered");
+        Ok(())
+    } else {
+        Err(Error::new(format!(
+            "rust-version too low:\n  {}",
+            problems.join("\n  ")
+        )))
+    }
+}
+
+/// What is wrong with the members' rust-versions given `cargo metadata`'s output.
+fn msrv_problems(metadata: &serde_json::Value) -> Result<Vec<String>> {
+    let members: Vec<&str> = metadata["workspace_members"]
+        .as_array()
+        .ok_or_else(|| Error::new("cargo metadata without workspace_members"))?
+        .iter()
+        .filter_map(serde_json::Value::as_str)
+        .collect();
+    let packages = metadata["packages"]
+        .as_array()
+        .ok_or_else(|| Error::new("cargo metadata without packages"))?;
+    let mut needed: Option<((u64, u64, u64), String)> = None;
+    let mut declared = Vec::new();
+    for package in packages {
+        let name = package["name"].as_str().unwrap_or("?");
+        let version = package["version"].as_str().unwrap_or("?");
+        let rust_version = package["rust_version"].as_str().map(parse_rust_version);
+        let is_member = package["id"]
+            .as_str()
+            .is_some_and(|id| members.contains(&id));
+        if is_member {
+            declared.push((name.to_owned(), rust_version));
+        } else if let Some(rust_version) = rust_version {
+            let rust_version = rust_version
+                .ok_or_else(|| Error::new(format!("{name} {version}: unreadable rust-version")))?;
+            if needed.as_ref().is_none_or(|(max, _)| rust_version > *max) {
+                needed = Some((rust_version, format!("{name} {version}")));
+            }
+        }
+    }
+    let Some((needed, by)) = needed else {
+        return Ok(Vec::new());
+    };
+    let mut problems = Vec::new();
+    for (name, rust_version) in declared {
+        match rust_version {
+            Some(Some(have)) if have >= needed => {}
+            Some(Some(have)) => problems.push(format!(
+                "{name} declares {}.{}.{} but {by} needs {}.{}.{}",
+                have.0, have.1, have.2, needed.0, needed.1, needed.2
+            )),
+            _ => problems.push(format!("{name} declares no (readable) rust-version")),
+        }
+    }
+    Ok(problems)
+}
+
+/// `1.90` or `1.90.1` as a comparable triple; `None` when it is neither.
+fn parse_rust_version(text: &str) -> Option<(u64, u64, u64)> {
+    let mut parts = text.split('.').map(str::parse::<u64>);
+    let major = parts.next()?.ok()?;
+    let minor = parts.next().transpose().ok()?.unwrap_or(0);
+    let patch = parts.next().transpose().ok()?.unwrap_or(0);
+    parts.next().is_none().then_some((major, minor, patch))
+}
+
+/// Runs cargo and returns its standard output; a failure is an error with its standard error.
+fn cargo_output(args: &[&str]) -> Result<String> {
+    let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
+    let output = Command::new(cargo)
+        .args(args)
+        .current_dir(workspace_root())
+        .output()
+        .map_err(|e| Error::new(format!("cannot run cargo: {e}")))?;
+    if !output.status.success() {
+        return Err(Error::new(format!(
+            "`cargo {}` failed: {}",
+            args.join(" "),
+            String::from_utf8_lossy(&output.stderr)
+        )));
+    }
+    String::from_utf8(output.stdout)
+        .map_err(|_| Error::new(format!("`cargo {}` printed non-UTF-8", args.join(" "))))
 }
 
 fn cargo_step(name: &str, args: &[&str]) -> Result<()> {
@@ -437,6 +608,67 @@ mod tests {
         assert_eq!(flags, [true]);
         let flags = parse_flags(&[], &["--skip-tests"]).expect("valid");
         assert_eq!(flags, [false]);
+    }
+
+    #[test]
+    fn trees_are_checked_for_exactly_the_transport_crates_asked_for() {
+        let plain = "elarian-sdk v0.1.0\ntokio v1.0.0\n";
+        let tls = "elarian-sdk v0.1.0\nrustls v0.23.0\nring v0.17.0\nwebpki-roots v1.0.0\n";
+        let ws = "elarian-sdk v0.1.0\ntokio-tungstenite v0.30.0\n";
+        let both = format!("{tls}{ws}");
+        assert_eq!(check_tree(plain, false, false), Ok(()));
+        assert_eq!(check_tree(tls, true, false), Ok(()));
+        assert_eq!(check_tree(ws, false, true), Ok(()));
+        assert_eq!(check_tree(&both, true, true), Ok(()));
+        let error = check_tree(&both, false, true).unwrap_err();
+        assert!(error.contains("ring, rustls, webpki-roots"), "{error}");
+        assert!(
+            check_tree(&both, true, false)
+                .unwrap_err()
+                .contains("tungstenite")
+        );
+        assert!(
+            check_tree(plain, true, false)
+                .unwrap_err()
+                .contains("no TLS crate")
+        );
+        // `rustls-pki-types` alone counts as TLS too.
+        assert!(check_tree("rustls-pki-types v1.0.0\n", false, false).is_err());
+    }
+
+    #[test]
+    fn rust_versions_are_compared_as_numbers() {
+        assert_eq!(parse_rust_version("1.90"), Some((1, 90, 0)));
+        assert_eq!(parse_rust_version("1.88.1"), Some((1, 88, 1)));
+        assert_eq!(parse_rust_version("1.x"), None);
+        assert_eq!(parse_rust_version("1.2.3.4"), None);
+        assert!(parse_rust_version("1.100") > parse_rust_version("1.90"));
+    }
+
+    #[test]
+    fn a_member_below_a_dependency_rust_version_is_reported() {
+        let metadata = |member: &str| {
+            serde_json::json!({
+                "workspace_members": ["path+file:///w/sdk#0.1.0"],
+                "packages": [
+                    {"id": "path+file:///w/sdk#0.1.0", "name": "sdk", "version": "0.1.0",
+                     "rust_version": member},
+                    {"id": "registry+x#redb@4.6.0", "name": "redb", "version": "4.6.0",
+                     "rust_version": "1.90"},
+                    {"id": "registry+x#time@0.3.0", "name": "time", "version": "0.3.0",
+                     "rust_version": "1.88.0"},
+                    {"id": "registry+x#old@1.0.0", "name": "old", "version": "1.0.0",
+                     "rust_version": null},
+                ]
+            })
+        };
+        let problems = msrv_problems(&metadata("1.88")).unwrap();
+        assert_eq!(
+            problems,
+            vec!["sdk declares 1.88.0 but redb 4.6.0 needs 1.90.0".to_owned()]
+        );
+        assert!(msrv_problems(&metadata("1.90")).unwrap().is_empty());
+        assert!(msrv_problems(&metadata("1.91.2")).unwrap().is_empty());
     }
 
     #[test]

@@ -14,11 +14,11 @@ use prost::Message;
 use crate::config::ClientConfig;
 use crate::dispatch::Dispatcher;
 use crate::error::{CommandError, ConnectError};
-use crate::event::{CloseReason, ConnectionEvent, EventHub, EventStream};
+use crate::event::{ConnectionEvent, EventHub, EventStream, StopReason};
 use crate::handler::NotificationHandler;
 use crate::link::{Connector, Link, LinkRequestError};
 use crate::reply::{check_app_reply, check_simulator_reply};
-use crate::supervisor::{LinkState, Shared, Supervisor, disconnect_bound};
+use crate::supervisor::{Availability, Shared, Supervisor, disconnect_bound};
 use crate::window::{CommandWindow, FlowStats};
 
 /// RSocket's REJECTED error code: the request was not processed (RSocket 1.0, "Error Codes").
@@ -65,7 +65,7 @@ pub(crate) struct ClientInner {
 impl Drop for ClientInner {
     fn drop(&mut self) {
         // The supervisor only holds `Shared`, so it learns here that nobody can use the client.
-        self.shared.begin_shutdown(CloseReason::Disconnected);
+        self.shared.begin_shutdown(StopReason::Disconnected);
     }
 }
 
@@ -150,10 +150,14 @@ impl Client {
             Ok(Ok(outcome)) => outcome.clone().unwrap_or(Err(ConnectError::Closed)),
             Ok(Err(_)) => Err(ConnectError::Closed),
             Err(_elapsed) => {
-                shared.begin_shutdown(CloseReason::GaveUp {
-                    last: ConnectError::Timeout,
+                // Say why: the last attempt's error (refused, certificate unknown, …), if any.
+                let timeout = ConnectError::Timeout {
+                    last: shared.last_failure.borrow().clone().map(Box::new),
+                };
+                shared.begin_shutdown(StopReason::GaveUp {
+                    last: timeout.clone(),
                 });
-                Err(ConnectError::Timeout)
+                Err(timeout)
             }
         }
     }
@@ -165,7 +169,7 @@ impl Client {
 
     /// Whether a connection is up right now.
     pub fn is_connected(&self) -> bool {
-        matches!(*self.inner.shared.state.borrow(), LinkState::Up(_))
+        matches!(*self.inner.shared.state.borrow(), Availability::Up(_))
     }
 
     /// A stream of the connection events emitted from now on. It ends after `Closed`; a slow
@@ -286,9 +290,9 @@ impl Client {
     /// The session to send on when it is up (or the client closed), without waiting.
     fn link_if_up(&self) -> Option<Result<Arc<dyn Link>, CommandError>> {
         match &*self.inner.shared.state.borrow() {
-            LinkState::Up(link) => Some(Ok(link.clone())),
-            LinkState::Closed => Some(Err(CommandError::NotConnected)),
-            LinkState::Down => None,
+            Availability::Up(link) => Some(Ok(link.clone())),
+            Availability::Closed => Some(Err(CommandError::NotConnected)),
+            Availability::Down => None,
         }
     }
 
@@ -297,9 +301,9 @@ impl Client {
         let shared = &self.inner.shared;
         let mut state = shared.state.subscribe();
         match &*state.borrow_and_update() {
-            LinkState::Up(link) => return Ok(link.clone()),
-            LinkState::Closed => return Err(CommandError::NotConnected),
-            LinkState::Down => {}
+            Availability::Up(link) => return Ok(link.clone()),
+            Availability::Closed => return Err(CommandError::NotConnected),
+            Availability::Down => {}
         }
         let _queued = shared
             .queue
@@ -310,9 +314,9 @@ impl Client {
                 return Err(CommandError::NotConnected);
             }
             match &*state.borrow_and_update() {
-                LinkState::Up(link) => return Ok(link.clone()),
-                LinkState::Closed => return Err(CommandError::NotConnected),
-                LinkState::Down => {}
+                Availability::Up(link) => return Ok(link.clone()),
+                Availability::Closed => return Err(CommandError::NotConnected),
+                Availability::Down => {}
             }
         }
     }
@@ -322,7 +326,7 @@ impl Client {
     /// session is closed and a `Closed` event is emitted. Idempotent; never hangs.
     pub async fn disconnect(&self) {
         let shared = &self.inner.shared;
-        shared.begin_shutdown(CloseReason::Disconnected);
+        shared.begin_shutdown(StopReason::Disconnected);
         let mut finished = shared.finished.subscribe();
         let bound = disconnect_bound(&shared.config);
         if tokio::time::timeout(bound, finished.wait_for(|done| *done))

@@ -9,8 +9,8 @@ use elarian_proto::{AppToServerCommand, AppToServerCommandReply};
 use crate::fake::FakeConnector;
 use crate::link::{LinkDown, LinkRequestError, ResumeFailure};
 use crate::{
-    Client, ClientConfig, ClientConfigBuilder, ClientError, CloseReason, CommandError,
-    ConnectError, ConnectionEvent, ReconnectPolicy,
+    Client, ClientConfig, ClientConfigBuilder, ClientError, CommandError, ConnectError,
+    ConnectionEvent, ReconnectPolicy, StopReason,
 };
 
 type Log = Arc<Mutex<Vec<ConnectionEvent>>>;
@@ -124,7 +124,7 @@ async fn rejected_setup_is_final() {
         matches!(
             e,
             ConnectionEvent::Closed {
-                reason: CloseReason::Rejected { .. }
+                reason: StopReason::Rejected { .. }
             }
         )
     })
@@ -138,6 +138,7 @@ async fn gives_up_after_the_attempt_limit() {
     let fake = Arc::new(FakeConnector::default());
     let refused = ConnectError::Transport {
         message: "connection refused".into(),
+        source: None,
     };
     fake.fail_next(vec![refused.clone(); 5]);
     let (config, log) =
@@ -154,7 +155,7 @@ async fn gives_up_after_the_attempt_limit() {
         matches!(
             e,
             ConnectionEvent::Closed {
-                reason: CloseReason::GaveUp { .. }
+                reason: StopReason::GaveUp { .. }
             }
         )
     })
@@ -166,7 +167,8 @@ async fn commands_wait_for_the_connection_and_the_queue_is_bounded() {
     let fake = Arc::new(FakeConnector::default());
     fake.fail_next(vec![
         ConnectError::Transport {
-            message: "down".into()
+            message: "down".into(),
+            source: None,
         };
         4
     ]);
@@ -212,7 +214,8 @@ async fn commands_time_out_while_disconnected() {
     let fake = Arc::new(FakeConnector::default());
     fake.fail_next(vec![
         ConnectError::Transport {
-            message: "down".into()
+            message: "down".into(),
+            source: None,
         };
         1000
     ]);
@@ -290,7 +293,7 @@ async fn disconnect_lets_in_flight_commands_finish_and_refuses_new_ones() {
     assert_eq!(
         log.lock().unwrap().last(),
         Some(&ConnectionEvent::Closed {
-            reason: CloseReason::Disconnected
+            reason: StopReason::Disconnected
         })
     );
 }
@@ -346,19 +349,26 @@ async fn connect_gives_up_after_the_initial_connect_timeout() {
     let fake = Arc::new(FakeConnector::default());
     fake.fail_next(vec![
         ConnectError::Transport {
-            message: "unreachable".into()
+            message: "unreachable".into(),
+            source: None,
         };
         10_000
     ]);
     let (config, log) = config(|b| b.initial_connect_timeout(Duration::from_secs(5)));
-    assert_eq!(
-        connect(config, &fake).await.unwrap_err(),
-        ConnectError::Timeout
-    );
+    let error = connect(config, &fake).await.unwrap_err();
+    assert!(error.is_timeout(), "{error:?}");
+    // The timeout says why: the last attempt's error is its source.
+    let unreachable = ConnectError::Transport {
+        message: "unreachable".into(),
+        source: None,
+    };
+    assert_eq!(error.last_attempt(), &unreachable);
+    let source = std::error::Error::source(&error).expect("the last attempt is the source");
+    assert_eq!(source.to_string(), unreachable.to_string());
     wait_for(&log, 0, |e| {
         *e == ConnectionEvent::Closed {
-            reason: CloseReason::GaveUp {
-                last: ConnectError::Timeout,
+            reason: StopReason::GaveUp {
+                last: error.clone(),
             },
         }
     })
@@ -474,4 +484,59 @@ async fn commands_beyond_the_window_wait_instead_of_failing() {
     }
     assert_eq!(fake.attempts.load(Ordering::SeqCst), 5);
     assert_eq!(client.flow_stats().waited_for_window, 3);
+}
+
+#[tokio::test(start_paused = true)]
+async fn an_injected_reconnect_delay_spaces_the_attempts() {
+    let fake = Arc::new(FakeConnector::default());
+    fake.fail_next(vec![
+        ConnectError::Transport {
+            message: "down".into(),
+            source: None,
+        };
+        3
+    ]);
+    let seen = Arc::new(Mutex::new(Vec::new()));
+    let (config, log) = config(|b| {
+        let seen = seen.clone();
+        b.initial_connect_timeout(Duration::from_secs(120))
+            .reconnect_delay(move |attempt| {
+                seen.lock().unwrap().push(attempt);
+                Duration::from_secs(10 * u64::from(attempt))
+            })
+    });
+    let started = tokio::time::Instant::now();
+    let client = connect(config, &fake).await.unwrap();
+    // Three failures, so waits of 20 s, 30 s and 40 s before attempts 2, 3 and 4 (the attempt
+    // number counts the first connection attempt too).
+    assert_eq!(*seen.lock().unwrap(), vec![2, 3, 4]);
+    assert!(
+        started.elapsed() >= Duration::from_secs(90),
+        "{:?}",
+        started.elapsed()
+    );
+    assert!(
+        started.elapsed() < Duration::from_secs(91),
+        "{:?}",
+        started.elapsed()
+    );
+    let delays: Vec<_> = log
+        .lock()
+        .unwrap()
+        .iter()
+        .filter_map(|e| match e {
+            ConnectionEvent::Reconnecting { attempt, delay } => Some((*attempt, *delay)),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(
+        delays,
+        vec![
+            (2, Duration::from_secs(20)),
+            (3, Duration::from_secs(30)),
+            (4, Duration::from_secs(40))
+        ]
+    );
+    assert_eq!(fake.connects.load(Ordering::SeqCst), 4);
+    client.disconnect().await;
 }

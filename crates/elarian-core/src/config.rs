@@ -408,6 +408,31 @@ impl ClientConfigBuilder {
         self
     }
 
+    /// Waits `delay(attempt)` before reconnection attempt `attempt` (1-based) instead of the
+    /// default jittered exponential backoff; the policy's attempt limit still applies. The
+    /// same as [`ReconnectPolicy::custom_delay`] on the current policy.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use elarian_core::ClientConfig;
+    ///
+    /// let config = ClientConfig::builder()
+    ///     .org_id("el_org_1")
+    ///     .app_id("el_app_1")
+    ///     .api_key("el_k_1")
+    ///     .reconnect_delay(|attempt| Duration::from_millis(250).saturating_mul(attempt))
+    ///     .build()
+    ///     .unwrap();
+    /// assert_eq!(config.reconnect_policy().delay(4), Duration::from_secs(1));
+    /// ```
+    pub fn reconnect_delay(
+        mut self,
+        delay: impl Fn(u32) -> Duration + Send + Sync + 'static,
+    ) -> Self {
+        self.reconnect = self.reconnect.custom_delay(delay);
+        self
+    }
+
     /// Bound of each phase of a connection attempt (default 10 s): opening the transport (TCP,
     /// TLS, WebSocket handshakes), then the SETUP (or RESUME) exchange with the server.
     pub fn connect_timeout(mut self, timeout: Duration) -> Self {
@@ -525,6 +550,16 @@ impl ClientConfigBuilder {
             Some(endpoint) => endpoint,
             None => default_endpoint()?,
         };
+        if !endpoint.scheme().is_enabled() {
+            return Err(invalid(
+                "endpoint",
+                format!(
+                    "{}:// endpoints need the `{}` feature (of elarian-sdk or elarian-core), which this build leaves out",
+                    endpoint.scheme(),
+                    endpoint.scheme().required_features().join("` and `")
+                ),
+            ));
+        }
         for (field, value) in [
             ("keepalive_interval", self.keepalive_interval),
             ("max_lifetime", self.max_lifetime),
@@ -570,13 +605,15 @@ impl ClientConfigBuilder {
         if self.max_command_size == 0 {
             return Err(invalid("max_command_size", "must be at least 1"));
         }
-        if self.reconnect.get_max_attempts() == Some(0) {
+        if self.reconnect.attempt_limit() == Some(0) {
             return Err(invalid(
                 "reconnect_policy",
                 "max_attempts must be at least 1 (or unlimited)",
             ));
         }
-        if self.reconnect.get_initial_delay() > self.reconnect.get_max_delay() {
+        if !self.reconnect.has_custom_delay()
+            && self.reconnect.initial_ceiling() > self.reconnect.max_ceiling()
+        {
             return Err(invalid(
                 "reconnect_policy",
                 "initial_delay must not exceed max_delay",
@@ -649,6 +686,28 @@ mod tests {
     }
 
     #[test]
+    fn endpoints_of_features_left_out_are_refused_when_built() {
+        for (url, enabled) in [
+            ("tcp://localhost:1", true),
+            ("tls://localhost:1", cfg!(feature = "tls")),
+            ("ws://localhost:1", cfg!(feature = "websocket")),
+            (
+                "wss://localhost:1",
+                cfg!(all(feature = "tls", feature = "websocket")),
+            ),
+        ] {
+            let result = base().endpoint_url(url).build();
+            if enabled {
+                assert!(result.is_ok(), "{url}: {result:?}");
+            } else {
+                let error = result.unwrap_err().to_string();
+                assert!(error.contains("feature"), "{url}: {error}");
+            }
+        }
+    }
+
+    #[cfg(feature = "tls")]
+    #[test]
     fn defaults() {
         let config = base().build().unwrap();
         assert_eq!(config.endpoint().to_string(), "tls://tcp.elarian.dev:443");
@@ -668,7 +727,7 @@ mod tests {
                 .max_pending_notifications(),
             8
         );
-        assert_eq!(config.reconnect_policy().get_max_attempts(), None);
+        assert_eq!(config.reconnect_policy().attempt_limit(), None);
     }
 
     #[test]

@@ -1,5 +1,6 @@
 //! Error types of the runtime.
 
+use std::sync::Arc;
 use std::time::Duration;
 
 /// Why a command did not produce a successful reply.
@@ -47,6 +48,21 @@ pub enum CommandError {
     },
 }
 
+impl CommandError {
+    /// Whether no reply came within the command timeout (the command may or may not have run).
+    pub fn is_timeout(&self) -> bool {
+        matches!(self, CommandError::Timeout)
+    }
+
+    /// Whether the connection was lost with the command in flight, or there was none.
+    pub fn is_connection_lost(&self) -> bool {
+        matches!(
+            self,
+            CommandError::ConnectionLost | CommandError::NotConnected
+        )
+    }
+}
+
 /// Why a connection (attempt) failed.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[non_exhaustive]
@@ -58,14 +74,24 @@ pub enum ConnectError {
         /// The server's explanation.
         message: String,
     },
-    /// The attempt did not complete within the connect timeout.
+    /// The attempt (or, from [`Client::connect`](crate::Client::connect), the whole initial
+    /// connect) did not complete in time.
     #[error("the connection attempt timed out")]
-    Timeout,
+    Timeout {
+        /// Why the last attempt before the deadline failed, if one did (refused, certificate
+        /// not trusted, …); also the error's [`source`](std::error::Error::source).
+        #[source]
+        last: Option<Box<ConnectError>>,
+    },
     /// The transport (DNS, TCP, TLS, WebSocket) failed.
     #[error("transport error: {message}")]
     Transport {
         /// What went wrong.
         message: String,
+        /// The transport's error (the `elarian_transport::io::TransportError`, whose own
+        /// source is the operating system's or rustls' error), when there is one.
+        #[source]
+        source: Option<Cause>,
     },
     /// The peer violated the protocol during the handshake.
     #[error("protocol error: {message}")]
@@ -79,11 +105,102 @@ pub enum ConnectError {
         /// Number of failed attempts.
         attempts: u32,
         /// The error of the last attempt.
+        #[source]
         last: Box<ConnectError>,
     },
     /// The client was disconnected (or dropped) before a connection came up.
     #[error("the client was closed before it connected")]
     Closed,
+}
+
+impl ConnectError {
+    /// A timeout with no known cause.
+    pub(crate) fn timeout() -> Self {
+        ConnectError::Timeout { last: None }
+    }
+
+    /// Whether connecting timed out (whatever the last attempt's error was).
+    pub fn is_timeout(&self) -> bool {
+        matches!(self, ConnectError::Timeout { .. })
+    }
+
+    /// Whether the server refused the credentials or the app: final, retrying cannot help.
+    pub fn is_rejected(&self) -> bool {
+        matches!(self, ConnectError::Rejected { .. })
+    }
+
+    /// The error of the last attempt behind a timeout or an exhausted policy, else `self`: the
+    /// "why" to show a user (refused, certificate unknown, rejected setup).
+    pub fn last_attempt(&self) -> &ConnectError {
+        match self {
+            ConnectError::Timeout { last: Some(last) }
+            | ConnectError::AttemptsExhausted { last, .. } => last.last_attempt(),
+            other => other,
+        }
+    }
+}
+
+/// An underlying error kept as the [`source`](std::error::Error::source) of an error of this
+/// crate. Shared, so that errors stay `Clone` (they are broadcast as connection events); two
+/// causes are equal when their messages are.
+///
+/// Its `Display` and `source` are the inner error's, so walking the chain reads as if the inner
+/// error were there itself; [`get_ref`](Cause::get_ref) gives it for downcasting.
+#[derive(Clone)]
+pub struct Cause(Arc<dyn std::error::Error + Send + Sync + 'static>);
+
+impl Cause {
+    /// Wraps an error.
+    pub fn new(error: impl std::error::Error + Send + Sync + 'static) -> Self {
+        Cause(Arc::new(error))
+    }
+
+    /// The inner error, e.g. to `downcast_ref` it.
+    pub fn get_ref(&self) -> &(dyn std::error::Error + Send + Sync + 'static) {
+        &*self.0
+    }
+}
+
+impl std::fmt::Debug for Cause {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        std::fmt::Debug::fmt(&*self.0, f)
+    }
+}
+
+impl std::fmt::Display for Cause {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        std::fmt::Display::fmt(&*self.0, f)
+    }
+}
+
+impl std::error::Error for Cause {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        self.0.source()
+    }
+}
+
+impl PartialEq for Cause {
+    fn eq(&self, other: &Self) -> bool {
+        Arc::ptr_eq(&self.0, &other.0) || self.0.to_string() == other.0.to_string()
+    }
+}
+
+impl Eq for Cause {}
+
+/// The text of `error` and of every error in its source chain, joined by `: `.
+pub(crate) fn chain_text(error: &dyn std::error::Error) -> String {
+    let mut text = error.to_string();
+    let mut next = error.source();
+    while let Some(source) = next {
+        let part = source.to_string();
+        // Some errors repeat their source's text in their own; say each thing once.
+        if !text.contains(&part) {
+            text.push_str(": ");
+            text.push_str(&part);
+        }
+        next = source.source();
+    }
+    text
 }
 
 /// The error a [`NotificationHandler`](crate::NotificationHandler) returns.

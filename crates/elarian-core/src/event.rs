@@ -42,7 +42,7 @@ pub enum ConnectionEvent {
     /// The client stopped for good; no further events follow.
     Closed {
         /// Why it stopped.
-        reason: CloseReason,
+        reason: StopReason,
     },
     /// Something went wrong; the client keeps running unless a `Closed` event follows.
     Error(ClientError),
@@ -51,7 +51,7 @@ pub enum ConnectionEvent {
 /// Why a client stopped.
 #[derive(Debug, Clone, PartialEq, Eq)]
 #[non_exhaustive]
-pub enum CloseReason {
+pub enum StopReason {
     /// [`Client::disconnect`](crate::Client::disconnect) was called or every handle was dropped.
     Disconnected,
     /// The server rejected the SETUP (for example bad credentials).
@@ -60,19 +60,19 @@ pub enum CloseReason {
         message: String,
     },
     /// The reconnect policy's attempt limit was reached, or the first connection did not come
-    /// up within the initial connect timeout (`last` is then [`ConnectError::Timeout`]).
+    /// up within the initial connect timeout (`last` is then a [`ConnectError::Timeout`], with the last attempt's error as its source).
     GaveUp {
         /// The error of the last attempt.
         last: ConnectError,
     },
 }
 
-impl fmt::Display for CloseReason {
+impl fmt::Display for StopReason {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            CloseReason::Disconnected => f.write_str("disconnected"),
-            CloseReason::Rejected { message } => write!(f, "rejected by the server: {message}"),
-            CloseReason::GaveUp { last } => write!(f, "gave up reconnecting: {last}"),
+            StopReason::Disconnected => f.write_str("disconnected"),
+            StopReason::Rejected { message } => write!(f, "rejected by the server: {message}"),
+            StopReason::GaveUp { last } => write!(f, "gave up reconnecting: {last}"),
         }
     }
 }
@@ -238,7 +238,7 @@ mod tests {
         let mut stream = hub.subscribe();
         hub.emit(ConnectionEvent::Connecting);
         hub.emit(ConnectionEvent::Closed {
-            reason: CloseReason::Disconnected,
+            reason: StopReason::Disconnected,
         });
         hub.emit(ConnectionEvent::Connected);
         assert_eq!(stream.next().await, Some(ConnectionEvent::Connecting));
@@ -275,7 +275,7 @@ mod tests {
         let hub = EventHub::new();
         let mut all = hub.subscribe_all();
         hub.emit(ConnectionEvent::Closed {
-            reason: CloseReason::Disconnected,
+            reason: StopReason::Disconnected,
         });
         hub.emit(ConnectionEvent::Connected);
         assert!(matches!(

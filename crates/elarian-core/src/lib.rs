@@ -5,20 +5,24 @@
 //! # Architecture
 //!
 //! ```text
-//!  Client (cheap handle, Clone)                 supervisor task (one per client)
-//!  ├─ send_app_command ──┐                      ├─ connect: transport + SETUP (AppConnectionMetadata)
-//!  ├─ send_simulator_..  ├─ watch<LinkState> ◄──┤  on loss: RESUME the same session (nothing lost,
-//!  │   (waits while down,│   Up(session)        │  nothing run twice); if rejected: new session
-//!  │    bounded queue +  │   Down / Closed      ├─ backoff: exponential, full jitter, attempt limit
-//!  │    command timeout) ▼                      └─ events: Pending, Connecting, Connected,
-//!  │                 RSocket session                 Reconnecting{attempt, delay}, Error, Closed
-//!  │                (elarian-transport)                     │
-//!  └─ events() / on_event ◄──────── broadcast + callbacks ◄─┘
+//!  Client (cheap handle, Clone)                    supervisor task (one per client)
+//!  ├─ send_app_command ──┐                         ├─ connect: transport + SETUP (AppConnectionMetadata)
+//!  ├─ send_simulator_..  ├─ watch<Availability> ◄──┤  on loss: RESUME the same session (nothing lost,
+//!  │   (waits while down,│   Up(session)           │  nothing run twice); if rejected: new session
+//!  │    bounded queue +  │   Down / Closed         ├─ backoff: jittered exponential or the app's delay
+//!  │    command timeout) ▼                         └─ events: Pending, Connecting, Connected,
+//!  │                 RSocket session                    Reconnecting{attempt, delay}, Error, Closed
+//!  │                (elarian-transport)                        │
+//!  └─ events() / on_event ◄─────────── broadcast + callbacks ◄─┘
 //!
 //!  server REQUEST_RESPONSE ─► dispatcher: decode ─► permit (N at once) ─► handler task
 //!                             (timeout, panic and error ─► default reply + Error event)
 //! ```
 //!
+//! - Errors say why: a [`ConnectError::Timeout`] carries the last attempt's error (connection
+//!   refused, certificate not trusted, …) as its [`source`](std::error::Error::source), and
+//!   transport errors keep theirs (down to the operating system's or rustls' error);
+//!   `is_timeout()`-style helpers cover the cases apps branch on.
 //! - [`config`](ClientConfig): what to connect to and how (credentials kept in a [`Secret`]),
 //!   validated by [`ClientConfigBuilder::build`].
 //! - The supervisor reconnects according to the [`ReconnectPolicy`] and, with resumption on
@@ -103,7 +107,7 @@
 //! # }
 //! ```
 
-#![warn(missing_docs)]
+#![warn(missing_docs, unreachable_pub)]
 
 mod backoff;
 mod client;
@@ -133,9 +137,9 @@ pub use config::{
     DEFAULT_WEBSOCKET_HOST, Role,
 };
 pub use error::{
-    ClientError, CommandError, ConfigError, ConnectError, HandlerError, NotificationError,
+    Cause, ClientError, CommandError, ConfigError, ConnectError, HandlerError, NotificationError,
 };
-pub use event::{CloseReason, ConnectionEvent, EventCallback, EventHub, EventStream};
+pub use event::{ConnectionEvent, EventCallback, EventHub, EventStream, StopReason};
 pub use handler::{NotificationHandler, ReplySender, default_app_reply};
 pub use secret::Secret;
 pub use setup::{DATA_MIME_TYPE, METADATA_MIME_TYPE, agent_metadata, connection_metadata};

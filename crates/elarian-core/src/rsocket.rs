@@ -7,13 +7,13 @@ use bytes::Bytes;
 use elarian_transport::frame::ErrorCode;
 use elarian_transport::io::{self, Endpoint, TlsClientOptions};
 use elarian_transport::{
-    ClientSession, InboundOverflow, Payload, RequestError, Responder, ResumeError, StreamError,
+    ClientSession, InboundOverflow, Payload, RequestError, RequestHandler, ResumeError, StreamError,
 };
 use futures_util::future::BoxFuture;
 
 use crate::config::ClientConfig;
 use crate::dispatch::Dispatcher;
-use crate::error::ConnectError;
+use crate::error::{Cause, ConnectError, chain_text};
 use crate::link::{Connector, Link, LinkDown, LinkRequestError, ResumeFailure};
 use crate::setup::{DATA_MIME_TYPE, METADATA_MIME_TYPE, agent_metadata, resume_token, setup_data};
 
@@ -22,7 +22,7 @@ struct NotificationResponder {
     dispatcher: Arc<Dispatcher>,
 }
 
-impl Responder for NotificationResponder {
+impl RequestHandler for NotificationResponder {
     fn request_response(
         &self,
         payload: Payload,
@@ -51,7 +51,8 @@ impl Target {
         io::connect(&self.endpoint, &self.tls, self.connect_timeout)
             .await
             .map_err(|error| ConnectError::Transport {
-                message: format!("{}: {error}", self.endpoint),
+                message: format!("{}: {}", self.endpoint, chain_text(&error)),
+                source: Some(Cause::new(error)),
             })
     }
 }
@@ -65,7 +66,7 @@ pub(crate) struct RsocketConnector {
     max_concurrent_notifications: usize,
     max_pending_notifications: usize,
     max_commands_in_flight: usize,
-    responder: Arc<dyn Responder>,
+    responder: Arc<dyn RequestHandler>,
 }
 
 impl RsocketConnector {
@@ -90,8 +91,8 @@ impl RsocketConnector {
     // Field by field so that new engine settings (and a `#[non_exhaustive]` on the struct) keep
     // their defaults without a change here.
     #[allow(clippy::field_reassign_with_default)]
-    fn session_config(&self) -> elarian_transport::ClientConfig {
-        let mut config = elarian_transport::ClientConfig::default();
+    fn session_config(&self) -> elarian_transport::ClientSessionConfig {
+        let mut config = elarian_transport::ClientSessionConfig::default();
         config.keepalive_interval = self.keepalive_interval;
         config.max_lifetime = self.max_lifetime;
         config.data_mime_type = DATA_MIME_TYPE.into();
@@ -134,8 +135,8 @@ impl Connector for RsocketConnector {
     }
 }
 
-fn map_connect_error(error: elarian_transport::ConnectError) -> ConnectError {
-    use elarian_transport::ConnectError as E;
+fn map_connect_error(error: elarian_transport::SetupError) -> ConnectError {
+    use elarian_transport::SetupError as E;
     match error {
         // Retrying the same SETUP cannot succeed after these.
         E::Rejected {
@@ -145,9 +146,10 @@ fn map_connect_error(error: elarian_transport::ConnectError) -> ConnectError {
         E::Rejected { code, message } => ConnectError::Protocol {
             message: format!("{code}: {message}"),
         },
-        E::Timeout => ConnectError::Timeout,
+        E::Timeout => ConnectError::timeout(),
         E::Transport(error) => ConnectError::Transport {
-            message: error.to_string(),
+            message: chain_text(&error),
+            source: Some(Cause::new(error)),
         },
         other => ConnectError::Protocol {
             message: other.to_string(),
@@ -169,6 +171,7 @@ impl Link for RsocketLink {
         let session = self.session.clone();
         Box::pin(async move {
             match session
+                .connection()
                 .request_response_until(Payload::new(data), deadline)
                 .await
             {
@@ -190,9 +193,9 @@ impl Link for RsocketLink {
         let session = self.session.clone();
         Box::pin(async move {
             session.disconnected().await;
-            if session.is_closed() {
+            if session.connection().is_closed() {
                 LinkDown::Closed {
-                    reason: session.closed().await.to_string(),
+                    reason: session.connection().closed().await.to_string(),
                 }
             } else {
                 LinkDown::Detached {
@@ -210,7 +213,7 @@ impl Link for RsocketLink {
             match session.resume(transport).await {
                 // Already attached again: nothing to do.
                 Ok(()) | Err(ResumeError::NotDetached) => Ok(()),
-                Err(ResumeError::Timeout) => Err(ResumeFailure::Failed(ConnectError::Timeout)),
+                Err(ResumeError::Timeout) => Err(ResumeFailure::Failed(ConnectError::timeout())),
                 Err(error) => Err(ResumeFailure::Rejected {
                     reason: error.to_string(),
                 }),
@@ -221,8 +224,8 @@ impl Link for RsocketLink {
     fn close(&self) -> BoxFuture<'static, ()> {
         let session = self.session.clone();
         Box::pin(async move {
-            session.close();
-            let _ = session.closed().await;
+            session.connection().close();
+            let _ = session.connection().closed().await;
         })
     }
 }

@@ -16,14 +16,14 @@ use tokio::time::Instant;
 
 use crate::config::ClientConfig;
 use crate::error::{ClientError, ConnectError};
-use crate::event::{CloseReason, ConnectionEvent, EventHub};
+use crate::event::{ConnectionEvent, EventHub, StopReason};
 use crate::inflight::InFlight;
 use crate::link::{Connector, Link, LinkDown, ResumeFailure};
 use crate::window::CommandWindow;
 
 /// The connection as commands see it.
 #[derive(Clone)]
-pub(crate) enum LinkState {
+pub(crate) enum Availability {
     /// Not connected yet, or reconnecting: commands wait (bounded by the queue).
     Down,
     /// Connected: commands go straight to this session.
@@ -36,7 +36,7 @@ pub(crate) enum LinkState {
 pub(crate) struct Shared {
     pub(crate) config: ClientConfig,
     pub(crate) events: Arc<EventHub>,
-    pub(crate) state: watch::Sender<LinkState>,
+    pub(crate) state: watch::Sender<Availability>,
     /// Permits for commands waiting for a connection.
     pub(crate) queue: Arc<Semaphore>,
     /// Number of commands between "accepted" and "answered".
@@ -44,11 +44,13 @@ pub(crate) struct Shared {
     /// The window of commands sent and not yet answered (flow control).
     pub(crate) window: Arc<CommandWindow>,
     /// `Some(reason)` once the client is asked to stop.
-    pub(crate) shutdown: watch::Sender<Option<CloseReason>>,
+    pub(crate) shutdown: watch::Sender<Option<StopReason>>,
     /// `Some` once the first connection came up (`Ok`) or the client stopped before (`Err`).
     pub(crate) first_connect: watch::Sender<Option<Result<(), ConnectError>>>,
     /// `true` once the supervisor has finished.
     pub(crate) finished: watch::Sender<bool>,
+    /// The error of the last failed attempt, so that a timed-out `connect` can say why.
+    pub(crate) last_failure: watch::Sender<Option<ConnectError>>,
 }
 
 impl Shared {
@@ -62,22 +64,23 @@ impl Shared {
             window,
             config,
             events,
-            state: watch::Sender::new(LinkState::Down),
+            state: watch::Sender::new(Availability::Down),
             queue,
             in_flight: InFlight::default(),
             shutdown: watch::Sender::new(None),
             first_connect: watch::Sender::new(None),
             finished: watch::Sender::new(false),
+            last_failure: watch::Sender::new(None),
         }
     }
 
     /// Stops accepting commands and tells the supervisor to close, for `reason` (the first
     /// reason given wins).
-    pub(crate) fn begin_shutdown(&self, reason: CloseReason) {
+    pub(crate) fn begin_shutdown(&self, reason: StopReason) {
         self.state.send_if_modified(|state| match state {
-            LinkState::Closed => false,
+            Availability::Closed => false,
             _ => {
-                *state = LinkState::Closed;
+                *state = Availability::Closed;
                 true
             }
         });
@@ -101,7 +104,7 @@ enum Step {
     Resume(Detached),
     Run(Arc<dyn Link>),
     Stop {
-        reason: CloseReason,
+        reason: StopReason,
         link: Option<Arc<dyn Link>>,
     },
 }
@@ -115,7 +118,7 @@ struct Detached {
 pub(crate) struct Supervisor {
     shared: Arc<Shared>,
     connector: Arc<dyn Connector>,
-    shutdown: watch::Receiver<Option<CloseReason>>,
+    shutdown: watch::Receiver<Option<StopReason>>,
     /// Consecutive failed attempts since the connection was last up.
     failures: u32,
 }
@@ -165,7 +168,7 @@ impl Supervisor {
             .shutdown
             .borrow()
             .clone()
-            .unwrap_or(CloseReason::Disconnected);
+            .unwrap_or(StopReason::Disconnected);
         Step::Stop { reason, link }
     }
 
@@ -179,7 +182,7 @@ impl Supervisor {
         else {
             return self.shutdown_step(None);
         };
-        match result.unwrap_or(Err(ConnectError::Timeout)) {
+        match result.unwrap_or(Err(ConnectError::timeout())) {
             Ok(link) => self.up(link),
             Err(ConnectError::Rejected { message }) => {
                 self.emit(ConnectionEvent::Error(ClientError::Connect(
@@ -188,7 +191,7 @@ impl Supervisor {
                     },
                 )));
                 Step::Stop {
-                    reason: CloseReason::Rejected { message },
+                    reason: StopReason::Rejected { message },
                     link: None,
                 }
             }
@@ -199,6 +202,7 @@ impl Supervisor {
     /// Records a failed attempt; gives up when the policy says so.
     fn failed(&mut self, error: ConnectError, detached: Option<Detached>) -> Step {
         self.failures = self.failures.saturating_add(1);
+        self.shared.last_failure.send_replace(Some(error.clone()));
         self.emit(ConnectionEvent::Error(ClientError::Connect(error.clone())));
         if self.shared.config.reconnect.allows(self.failures) {
             Step::Backoff {
@@ -206,7 +210,7 @@ impl Supervisor {
             }
         } else {
             Step::Stop {
-                reason: CloseReason::GaveUp {
+                reason: StopReason::GaveUp {
                     last: ConnectError::AttemptsExhausted {
                         attempts: self.failures,
                         last: Box::new(error),
@@ -246,7 +250,7 @@ impl Supervisor {
         else {
             return self.shutdown_step(Some(detached.link));
         };
-        match result.unwrap_or(Err(ResumeFailure::Failed(ConnectError::Timeout))) {
+        match result.unwrap_or(Err(ResumeFailure::Failed(ConnectError::timeout()))) {
             Ok(()) => {
                 tracing::info!("elarian session resumed");
                 self.up(detached.link)
@@ -270,9 +274,9 @@ impl Supervisor {
     fn up(&mut self, link: Arc<dyn Link>) -> Step {
         self.failures = 0;
         let published = self.shared.state.send_if_modified(|state| match state {
-            LinkState::Closed => false,
+            Availability::Closed => false,
             _ => {
-                *state = LinkState::Up(link.clone());
+                *state = Availability::Up(link.clone());
                 true
             }
         });
@@ -298,8 +302,8 @@ impl Supervisor {
             return self.shutdown_step(Some(link));
         };
         self.shared.state.send_if_modified(|state| match state {
-            LinkState::Up(_) => {
-                *state = LinkState::Down;
+            Availability::Up(_) => {
+                *state = Availability::Down;
                 true
             }
             _ => false,
@@ -326,11 +330,11 @@ impl Supervisor {
         }
     }
 
-    async fn stop(&mut self, reason: CloseReason, link: Option<Arc<dyn Link>>) {
-        self.shared.state.send_replace(LinkState::Closed);
+    async fn stop(&mut self, reason: StopReason, link: Option<Arc<dyn Link>>) {
+        self.shared.state.send_replace(Availability::Closed);
         if let Some(link) = link {
             let grace = self.shared.config.disconnect_timeout;
-            if matches!(reason, CloseReason::Disconnected) {
+            if matches!(reason, StopReason::Disconnected) {
                 // Let commands already sent finish; new ones are refused since the state is Closed.
                 let drained = tokio::time::timeout(grace, self.shared.in_flight.idle()).await;
                 if drained.is_err() {
@@ -343,11 +347,11 @@ impl Supervisor {
             let _ = tokio::time::timeout(grace, link.close()).await;
         }
         let error = match &reason {
-            CloseReason::Rejected { message } => ConnectError::Rejected {
+            StopReason::Rejected { message } => ConnectError::Rejected {
                 message: message.clone(),
             },
-            CloseReason::GaveUp { last } => last.clone(),
-            CloseReason::Disconnected => ConnectError::Closed,
+            StopReason::GaveUp { last } => last.clone(),
+            StopReason::Disconnected => ConnectError::Closed,
         };
         self.shared.first_connect.send_if_modified(|first| {
             if first.is_none() {

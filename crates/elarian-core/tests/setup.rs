@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use common::{APP, EventLog, KEY, ORG, TestServer, config};
 use elarian_core::proto::AppConnectionMetadata;
-use elarian_core::{Client, ClientError, CloseReason, ConnectError, ConnectionEvent, Role};
+use elarian_core::{Client, ClientError, ConnectError, ConnectionEvent, Role, StopReason};
 use prost::Message;
 
 #[tokio::test]
@@ -92,7 +92,7 @@ async fn rejected_setup_fails_once_without_retrying() {
         matches!(
             e,
             ConnectionEvent::Closed {
-                reason: CloseReason::Rejected { .. }
+                reason: StopReason::Rejected { .. }
             }
         )
     })

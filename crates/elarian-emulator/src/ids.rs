@@ -17,32 +17,32 @@ fn random(prefix: &str, len: usize) -> String {
 }
 
 /// A new customer id (`el_cst_…`).
-pub fn customer_id() -> String {
+pub(crate) fn customer_id() -> String {
     random("el_cst_", 20)
 }
 /// A new message id (`el_msg_…`).
-pub fn message_id() -> String {
+pub(crate) fn message_id() -> String {
     random("el_msg_", 20)
 }
 /// A new messaging session id (`el_ses_…`).
-pub fn session_id() -> String {
+pub(crate) fn session_id() -> String {
     random("el_ses_", 20)
 }
 /// A new payment transaction id (`el_txn_…`).
-pub fn transaction_id() -> String {
+pub(crate) fn transaction_id() -> String {
     random("el_txn_", 20)
 }
 /// A new work id for tag commands (`el_wrk_…`).
-pub fn work_id() -> String {
+pub(crate) fn work_id() -> String {
     random("el_wrk_", 20)
 }
 /// Why a secret could not be generated.
 #[derive(Debug, Clone, thiserror::Error)]
 #[error("the system random number generator failed")]
-pub struct RandomError;
+pub(crate) struct RandomError;
 
 /// A new auth token (`el_tkn_…`, 48 base-62 characters: about 285 bits), from the system CSPRNG.
-pub fn auth_token() -> Result<String, RandomError> {
+pub(crate) fn auth_token() -> Result<String, RandomError> {
     secure_random(AUTH_TOKEN_PREFIX, 48)
 }
 

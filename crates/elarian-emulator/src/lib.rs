@@ -21,7 +21,7 @@
 //! Layers: [`config`] (orgs, apps, keys, purses, channel numbers), [`engine`] (every command's
 //! semantics, without sockets and with an injectable [`clock`]), a durable store (redb), and the
 //! network side that authenticates connections and delivers notifications.
-#![warn(missing_docs)]
+#![warn(missing_docs, unreachable_pub)]
 
 pub mod clock;
 pub mod config;

@@ -3,9 +3,13 @@
 //! Without listener flags it listens on 127.0.0.1: TCP 5555, TLS 5556 (self-signed) and
 //! WebSocket 5557, and serves the web console on http://127.0.0.1:5558/. See
 //! `docs/emulator.md`.
+//!
+//! What to connect with (endpoints, org, app, API key, certificate) goes to stdout; logs go to
+//! stderr, without colours when stderr is not a terminal.
 
+use std::io::IsTerminal;
 use std::net::SocketAddr;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use anyhow::Context;
 use clap::Parser;
@@ -193,12 +197,69 @@ async fn main() -> std::process::ExitCode {
     }
 }
 
+/// A certificate file written for this run only, removed when the emulator stops (also when it
+/// stops on an error).
+struct TemporaryFile(PathBuf);
+
+impl Drop for TemporaryFile {
+    fn drop(&mut self) {
+        if let Err(e) = std::fs::remove_file(&self.0) {
+            eprintln!("warning: cannot remove {}: {e}", self.0.display());
+        }
+    }
+}
+
+/// Resolves on Ctrl-C, or on SIGTERM where there is one (how service managers and `docker stop`
+/// ask a process to stop), so the temporary certificate is removed then too.
+async fn stop_signal() -> anyhow::Result<()> {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{SignalKind, signal};
+        let mut terminate = signal(SignalKind::terminate()).context("waiting for SIGTERM")?;
+        tokio::select! {
+            result = tokio::signal::ctrl_c() => result.context("waiting for Ctrl-C"),
+            _ = terminate.recv() => Ok(()),
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        tokio::signal::ctrl_c().await.context("waiting for Ctrl-C")
+    }
+}
+
+/// The lines that tell a newcomer how to connect: the first app's org, app and API key (the
+/// key is the emulator's own test credential, not a secret of anyone's), and a one-line Rust
+/// example.
+fn connect_instructions(config: &EmulatorConfig, endpoint: &str, ca_cert: Option<&Path>) -> String {
+    let Some((org, app, key)) = config.orgs.iter().find_map(|org| {
+        let app = org.apps.iter().find(|app| !app.api_keys.is_empty())?;
+        Some((&org.id, &app.id, &app.api_keys[0]))
+    }) else {
+        return "no app with an API key is configured: add one to the --config file".to_owned();
+    };
+    let certificate = match ca_cert {
+        Some(path) => format!(
+            ".root_certificate_pem(&std::fs::read({:?})?)",
+            path.display().to_string()
+        ),
+        None => String::new(),
+    };
+    format!(
+        "org:     {org}\napp:     {app}\napi key: {key}\nconnect: \
+         Elarian::builder().org_id({org:?}).app_id({app:?}).api_key({key:?})\
+         .endpoint_url({endpoint:?}){certificate}.connect().await?"
+    )
+}
+
 async fn run() -> anyhow::Result<()> {
+    let ansi = std::io::stderr().is_terminal();
     tracing_subscriber::fmt()
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_default_env()
                 .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
         )
+        .with_writer(std::io::stderr)
+        .with_ansi(ansi)
         .init();
     let mut args = Args::parse();
     if args.print_default_config {
@@ -228,7 +289,7 @@ async fn run() -> anyhow::Result<()> {
         .clone()
         .or_else(|| config.console.access_token.clone());
     args.apply_limits(&mut config.limits);
-    let mut builder = Emulator::builder().config(config);
+    let mut builder = Emulator::builder().config(config.clone());
     if let Some(addr) = console_addr {
         builder = builder.console(addr);
         if let Some(token) = console_token {
@@ -271,6 +332,8 @@ async fn run() -> anyhow::Result<()> {
     if let Some(endpoint) = emulator.ws_endpoint() {
         println!("ws:   {endpoint}");
     }
+    let mut temporary = None;
+    let mut certificate = None;
     if let Some(url) = emulator.console_url() {
         println!("console: {url}");
     }
@@ -283,10 +346,29 @@ async fn run() -> anyhow::Result<()> {
                     .join(format!("elarian-emulator-{}-cert.pem", std::process::id()));
                 std::fs::write(&path, pem)
                     .with_context(|| format!("writing {}", path.display()))?;
+                temporary = Some(TemporaryFile(path.clone()));
                 path
             }
         };
-        println!("tls certificate (trust it in clients): {}", path.display());
+        println!(
+            "tls certificate (trust it in clients, e.g. the examples' --ca-cert): {}",
+            path.display()
+        );
+        certificate = Some(path);
+    }
+    // Prefer the plain TCP endpoint in the example line: nothing to trust.
+    let shown = match (
+        emulator.endpoint(),
+        emulator.tls_endpoint(),
+        emulator.ws_endpoint(),
+    ) {
+        (Some(tcp), _, _) => Some((tcp.to_string(), None)),
+        (None, Some(tls), _) => Some((tls.to_string(), certificate.as_deref())),
+        (None, None, Some(ws)) => Some((ws.to_string(), None)),
+        _ => None,
+    };
+    if let Some((endpoint, ca_cert)) = shown {
+        println!("{}", connect_instructions(&config, &endpoint, ca_cert));
     }
     match &args.data_dir {
         Some(dir) => println!("data dir: {}", dir.display()),
@@ -294,10 +376,54 @@ async fn run() -> anyhow::Result<()> {
     }
     println!("press Ctrl-C to stop");
 
-    tokio::signal::ctrl_c()
-        .await
-        .context("waiting for Ctrl-C")?;
+    let stopped = stop_signal().await;
     println!("stopping");
     emulator.shutdown().await;
-    Ok(())
+    drop(temporary);
+    stopped
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn instructions_name_the_first_app_and_a_connect_line() {
+        let config = EmulatorConfig::default();
+        let text = connect_instructions(&config, "tcp://127.0.0.1:5555", None);
+        let org = &config.orgs[0];
+        let app = &org.apps[0];
+        assert!(text.contains(&format!("org:     {}", org.id)), "{text}");
+        assert!(text.contains(&format!("app:     {}", app.id)), "{text}");
+        assert!(
+            text.contains(&format!("api key: {}", app.api_keys[0])),
+            "{text}"
+        );
+        let line = text.lines().last().unwrap();
+        assert!(line.starts_with("connect: Elarian::builder()"), "{line}");
+        assert!(
+            line.contains(".endpoint_url(\"tcp://127.0.0.1:5555\")"),
+            "{line}"
+        );
+        assert!(line.ends_with(".connect().await?"), "{line}");
+
+        let tls = connect_instructions(
+            &config,
+            "tls://localhost:5556",
+            Some(Path::new("/tmp/c.pem")),
+        );
+        assert!(
+            tls.contains(".root_certificate_pem(&std::fs::read(\"/tmp/c.pem\")?)"),
+            "{tls}"
+        );
+    }
+
+    #[test]
+    fn a_temporary_certificate_is_removed_when_dropped() {
+        let path =
+            std::env::temp_dir().join(format!("elarian-emulator-test-{}.pem", std::process::id()));
+        std::fs::write(&path, "x").unwrap();
+        drop(TemporaryFile(path.clone()));
+        assert!(!path.exists());
+    }
 }

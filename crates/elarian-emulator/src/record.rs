@@ -15,7 +15,7 @@ use elarian_proto::{
 
 /// Everything the emulator knows about one customer.
 #[derive(Clone, PartialEq, prost::Message)]
-pub struct CustomerRecord {
+pub(crate) struct CustomerRecord {
     /// Customer id (`el_cst_…`).
     #[prost(string, tag = "1")]
     pub id: String,
@@ -38,7 +38,7 @@ pub struct CustomerRecord {
 
 /// The less common parts of a customer record.
 #[derive(Clone, PartialEq, prost::Message)]
-pub struct CustomerExtra {
+pub(crate) struct CustomerExtra {
     /// Secondary ids (unique across the org) with optional expiry.
     #[prost(message, repeated, tag = "1")]
     pub secondary_ids: Vec<CustomerIndex>,
@@ -70,7 +70,7 @@ pub struct CustomerExtra {
 
 /// One app's view of a customer: its app data, lease and reminders.
 #[derive(Clone, PartialEq, prost::Message)]
-pub struct AppRecord {
+pub(crate) struct AppRecord {
     /// App id.
     #[prost(string, tag = "1")]
     pub app_id: String,
@@ -87,7 +87,7 @@ pub struct AppRecord {
 
 /// A scheduled reminder.
 #[derive(Clone, PartialEq, prost::Message)]
-pub struct ReminderRecord {
+pub(crate) struct ReminderRecord {
     /// The reminder as the app gave it (`remind_at` is the next due time).
     #[prost(message, optional, tag = "1")]
     pub reminder: Option<CustomerReminder>,
@@ -104,7 +104,7 @@ pub struct ReminderRecord {
 
 /// Where a reminder added by tag came from.
 #[derive(Clone, PartialEq, prost::Message)]
-pub struct TagOrigin {
+pub(crate) struct TagOrigin {
     /// The tag.
     #[prost(message, optional, tag = "1")]
     pub tag: Option<CustomerIndex>,
@@ -115,7 +115,7 @@ pub struct TagOrigin {
 
 /// A purse and its balance.
 #[derive(Clone, PartialEq, prost::Message)]
-pub struct PurseRecord {
+pub(crate) struct PurseRecord {
     /// Purse id.
     #[prost(string, tag = "1")]
     pub id: String,
@@ -132,7 +132,7 @@ pub struct PurseRecord {
 
 /// A payment transaction and what to do when it settles.
 #[derive(Clone, PartialEq, prost::Message)]
-pub struct TransactionRecord {
+pub(crate) struct TransactionRecord {
     /// The transaction as exposed in customer state.
     #[prost(message, optional, tag = "1")]
     pub transaction: Option<PaymentTransaction>,
@@ -158,7 +158,7 @@ pub struct TransactionRecord {
 
 /// An issued auth token.
 #[derive(Clone, PartialEq, prost::Message)]
-pub struct TokenRecord {
+pub(crate) struct TokenRecord {
     /// Org the token was issued to.
     #[prost(string, tag = "1")]
     pub org_id: String,
@@ -174,7 +174,7 @@ pub struct TokenRecord {
 /// tag, including customers tagged after it was set, until it is cancelled or, without an
 /// interval, its time has passed.
 #[derive(Clone, PartialEq, prost::Message)]
-pub struct TagReminderRecord {
+pub(crate) struct TagReminderRecord {
     /// The app that set it (and gets its notifications).
     #[prost(string, tag = "1")]
     pub app_id: String,
@@ -194,7 +194,7 @@ pub struct TagReminderRecord {
 
 impl TagReminderRecord {
     /// Its id within the org: one per app, tag and reminder key.
-    pub fn id(&self) -> String {
+    pub(crate) fn id(&self) -> String {
         let (key, value) = self
             .tag
             .as_ref()
@@ -209,7 +209,7 @@ impl TagReminderRecord {
 /// A notification handed to delivery and not answered yet (kept with a data dir, so that a
 /// notification survives a restart or `kill -9` until an app or simulator answered it).
 #[derive(Clone, PartialEq, prost::Message)]
-pub struct PendingRecord {
+pub(crate) struct PendingRecord {
     /// Org id.
     #[prost(string, tag = "1")]
     pub org_id: String,
@@ -232,17 +232,17 @@ pub struct PendingRecord {
 
 impl CustomerRecord {
     /// The extra part, allocated if needed.
-    pub fn extra_mut(&mut self) -> &mut CustomerExtra {
+    pub(crate) fn extra_mut(&mut self) -> &mut CustomerExtra {
         self.extra.get_or_insert_with(Default::default)
     }
 
     /// The app record of `app_id`, if any.
-    pub fn app(&self, app_id: &str) -> Option<&AppRecord> {
+    pub(crate) fn app(&self, app_id: &str) -> Option<&AppRecord> {
         self.apps.iter().find(|a| a.app_id == app_id)
     }
 
     /// The app record of `app_id`, created if needed.
-    pub fn app_mut(&mut self, app_id: &str) -> &mut AppRecord {
+    pub(crate) fn app_mut(&mut self, app_id: &str) -> &mut AppRecord {
         match self.apps.iter().position(|a| a.app_id == app_id) {
             Some(i) => &mut self.apps[i],
             None => {

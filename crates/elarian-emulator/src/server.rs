@@ -8,13 +8,14 @@
 
 use std::sync::Arc;
 use std::time::Duration;
+use tracing::Instrument;
 
 use bytes::Bytes;
 use elarian_proto::{
     AppConnectionMetadata, AppToServerCommand, AppToServerCommandReply, SimulatorToServerCommand,
 };
 use elarian_transport::responder::BoxFuture;
-use elarian_transport::{ErrorCode, Incoming, Payload, Responder, StreamError};
+use elarian_transport::{ErrorCode, Incoming, Payload, RequestHandler, StreamError};
 use prost::Message;
 use tokio::sync::oneshot;
 
@@ -42,14 +43,19 @@ struct ConnectionContext {
     hub: Arc<Hub>,
     who: Identity,
     limits: CommandLimits,
+    /// Tags every log line of this connection's commands (kind, org, app).
+    span: tracing::Span,
 }
 
-impl Responder for ConnectionResponder {
+impl RequestHandler for ConnectionResponder {
     fn request_response(
         &self,
         payload: Payload,
     ) -> BoxFuture<'static, Result<Payload, StreamError>> {
         let ctx = &self.ctx;
+        // Entered for the synchronous part (the in-memory fast path runs the command here);
+        // the futures below carry it themselves.
+        let _span = ctx.span.enter();
         let limit = ctx.limits.max_command_bytes;
         if payload.data.len() > limit {
             return Box::pin(std::future::ready(Err(StreamError::rejected(format!(
@@ -59,16 +65,21 @@ impl Responder for ConnectionResponder {
         }
         if ctx.who.simulator {
             let ctx = ctx.clone();
-            return Box::pin(async move {
-                let ConnectionContext {
-                    engine,
-                    hub,
-                    who,
-                    limits,
-                } = &*ctx;
-                let reply = simulator_command(engine, hub, who, *limits, payload.data).await?;
-                Ok(Payload::new(reply))
-            });
+            let span = ctx.span.clone();
+            return Box::pin(
+                async move {
+                    let ConnectionContext {
+                        engine,
+                        hub,
+                        who,
+                        limits,
+                        ..
+                    } = &*ctx;
+                    let reply = simulator_command(engine, hub, who, *limits, payload.data).await?;
+                    Ok(Payload::new(reply))
+                }
+                .instrument(span),
+            );
         }
         let cmd = match decode_app_command(&ctx.who, payload.data) {
             Ok(cmd) => cmd,
@@ -85,15 +96,20 @@ impl Responder for ConnectionResponder {
                 return Box::pin(std::future::ready(Ok(Payload::new(reply))));
             }
             let deadline = crate::clock::deadline_after(ctx.hub.limits().enqueue_timeout);
-            return Box::pin(finish_app_command(ctx.clone(), out, deadline));
+            let span = ctx.span.clone();
+            return Box::pin(finish_app_command(ctx.clone(), out, deadline).instrument(span));
         }
         let ctx = ctx.clone();
-        Box::pin(async move {
-            let deadline = crate::clock::deadline_after(ctx.hub.limits().enqueue_timeout);
-            writes_ready(&ctx.engine, &ctx.hub).await?;
-            let out = ctx.engine.app_command(&ctx.who, cmd);
-            finish_app_command(ctx, out, deadline).await
-        })
+        let span = ctx.span.clone();
+        Box::pin(
+            async move {
+                let deadline = crate::clock::deadline_after(ctx.hub.limits().enqueue_timeout);
+                writes_ready(&ctx.engine, &ctx.hub).await?;
+                let out = ctx.engine.app_command(&ctx.who, cmd);
+                finish_app_command(ctx, out, deadline).await
+            }
+            .instrument(span),
+        )
     }
 }
 
@@ -340,15 +356,15 @@ pub(crate) fn handle_incoming(
     let who = match engine.authenticate(&meta) {
         Ok(who) => who,
         Err(e) => {
+            // The ids are the peer's, unauthenticated: Debug-escaped so they cannot forge lines.
             tracing::info!(org = ?meta.org_id, app = ?meta.app_id, reason = ?e.to_string(), "setup rejected");
             incoming.reject(ErrorCode::RejectedSetup, e.to_string());
             return;
         }
     };
+    let span = connection_span(&who);
     tracing::info!(
-        org = ?who.org_id,
-        app = ?who.app_id,
-        simulator = who.simulator,
+        parent: &span,
         simplex = who.simplex,
         "connection accepted"
     );
@@ -358,6 +374,7 @@ pub(crate) fn handle_incoming(
             hub: hub.clone(),
             who: who.clone(),
             limits,
+            span: span.clone(),
         }),
     });
     let conn = incoming.accept(responder);
@@ -365,10 +382,21 @@ pub(crate) fn handle_incoming(
     engine.feed().connection_up(id, &who, engine.now());
     let hub = hub.clone();
     let engine = engine.clone();
-    tokio::spawn(async move {
-        let reason = conn.closed().await;
-        tracing::info!(org = ?who.org_id, app = ?who.app_id, reason = ?reason.to_string(), "connection closed");
-        hub.unregister(id);
-        engine.feed().connection_down(id);
-    });
+    tokio::spawn(
+        async move {
+            let reason = conn.closed().await;
+            // The reason may carry the peer's own words (an ERROR frame): escaped.
+            tracing::info!(reason = ?reason.to_string(), "connection closed");
+            hub.unregister(id);
+            engine.feed().connection_down(id);
+        }
+        .instrument(span),
+    );
+}
+
+/// The span of one connection: `app` or `simulator`, with its org and app (Debug-escaped:
+/// they come from the peer).
+fn connection_span(who: &Identity) -> tracing::Span {
+    let kind = if who.simulator { "simulator" } else { "app" };
+    tracing::info_span!("conn", kind, org = ?who.org_id, app = ?who.app_id)
 }

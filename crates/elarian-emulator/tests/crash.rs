@@ -11,7 +11,7 @@ use elarian_proto::{
     app_to_server_command::Entry as E, app_to_server_command_reply::Entry as R,
 };
 use elarian_transport::io::{Endpoint, TlsClientOptions, connect};
-use elarian_transport::{ClientConfig, ClientSession, Payload, RejectAll};
+use elarian_transport::{ClientSession, ClientSessionConfig, Payload, RejectAll};
 use prost::Message;
 
 const WAIT: Duration = Duration::from_secs(10);
@@ -60,7 +60,7 @@ async fn session(endpoint: &Endpoint) -> ClientSession {
     };
     #[allow(clippy::field_reassign_with_default)]
     let config = {
-        let mut c = ClientConfig::default();
+        let mut c = ClientSessionConfig::default();
         c.setup_payload = Payload::new(meta.encode_to_vec());
         c
     };
@@ -72,7 +72,7 @@ async fn session(endpoint: &Endpoint) -> ClientSession {
 async fn command(session: &ClientSession, entry: E) -> R {
     let reply = tokio::time::timeout(
         WAIT,
-        session.request_response(Payload::new(
+        session.connection().request_response(Payload::new(
             AppToServerCommand { entry: Some(entry) }.encode_to_vec(),
         )),
     )

@@ -8,7 +8,7 @@ use bytes::Bytes;
 use elarian_emulator::Emulator;
 use elarian_proto::AppConnectionMetadata;
 use elarian_transport::io::{Endpoint, TlsClientOptions, connect};
-use elarian_transport::{ClientConfig, ClientSession, ConnectError, Payload, RejectAll};
+use elarian_transport::{ClientSession, ClientSessionConfig, Payload, RejectAll, SetupError};
 use prost::Message;
 
 /// Collects everything the subscriber writes.
@@ -25,7 +25,7 @@ impl Write for Captured {
     }
 }
 
-async fn setup_with(endpoint: &Endpoint, org_id: &str, app_id: &str) -> ConnectError {
+async fn setup_with(endpoint: &Endpoint, org_id: &str, app_id: &str) -> SetupError {
     let meta = AppConnectionMetadata {
         org_id: org_id.into(),
         app_id: app_id.into(),
@@ -35,9 +35,9 @@ async fn setup_with(endpoint: &Endpoint, org_id: &str, app_id: &str) -> ConnectE
     let transport = connect(endpoint, &TlsClientOptions::new(), Duration::from_secs(10))
         .await
         .unwrap();
-    let config = ClientConfig {
+    let config = ClientSessionConfig {
         setup_payload: Payload::new(Bytes::from(meta.encode_to_vec())),
-        ..ClientConfig::default()
+        ..ClientSessionConfig::default()
     };
     match ClientSession::connect(transport, config, Arc::new(RejectAll)).await {
         Ok(_) => panic!("an unknown org is refused"),

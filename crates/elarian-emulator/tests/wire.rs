@@ -16,8 +16,8 @@ use elarian_proto::{
 use elarian_transport::io::{Endpoint, TlsClientOptions, connect};
 use elarian_transport::responder::BoxFuture;
 use elarian_transport::{
-    ClientConfig, ClientSession, ConnectError, ErrorCode, Payload, RejectAll, RequestError,
-    Responder, StreamError,
+    ClientSession, ClientSessionConfig, ErrorCode, Payload, RejectAll, RequestError,
+    RequestHandler, SetupError, StreamError,
 };
 use prost::Message;
 use tokio::sync::mpsc;
@@ -43,18 +43,18 @@ fn meta(simulator: bool) -> AppConnectionMetadata {
     }
 }
 
-// ClientConfig is non-exhaustive: no struct-update syntax outside its crate.
+// ClientSessionConfig is non-exhaustive: no struct-update syntax outside its crate.
 #[allow(clippy::field_reassign_with_default)]
 async fn dial(
     endpoint: &Endpoint,
     tls: &TlsClientOptions,
     setup_data: Bytes,
-    responder: Arc<dyn Responder>,
-) -> Result<ClientSession, ConnectError> {
+    responder: Arc<dyn RequestHandler>,
+) -> Result<ClientSession, SetupError> {
     let transport = connect(endpoint, tls, WAIT)
         .await
         .expect("transport connects");
-    let mut config = ClientConfig::default();
+    let mut config = ClientSessionConfig::default();
     config.setup_payload = Payload {
         data: setup_data,
         metadata: Some(Bytes::from_static(br#"{"agent":"rust-test"}"#)),
@@ -66,8 +66,8 @@ async fn dial(
 async fn app(
     emulator: &EmulatorHandle,
     meta: AppConnectionMetadata,
-    responder: Arc<dyn Responder>,
-) -> Result<ClientSession, ConnectError> {
+    responder: Arc<dyn RequestHandler>,
+) -> Result<ClientSession, SetupError> {
     dial(
         &emulator.endpoint().expect("tcp listener"),
         &TlsClientOptions::new(),
@@ -84,7 +84,7 @@ async fn round_trip<Reply: Message + Default>(
 ) -> Reply {
     let reply = tokio::time::timeout(
         WAIT,
-        session.request_response(Payload {
+        session.connection().request_response(Payload {
             data: command.encode_to_vec().into(),
             metadata: None,
         }),
@@ -139,7 +139,7 @@ struct AppRecorder {
     reply: p::ServerToAppNotificationReply,
 }
 
-impl Responder for AppRecorder {
+impl RequestHandler for AppRecorder {
     fn request_response(
         &self,
         payload: Payload,
@@ -161,7 +161,7 @@ impl Responder for AppRecorder {
 /// A simulator that records notifications.
 struct SimRecorder(mpsc::UnboundedSender<ServerToSimulatorNotification>);
 
-impl Responder for SimRecorder {
+impl RequestHandler for SimRecorder {
     fn request_response(
         &self,
         payload: Payload,
@@ -300,7 +300,7 @@ async fn bad_credentials_and_undecodable_setups_are_rejected() {
     let mut wrong = meta(false);
     wrong.api_key = Some("el_k_test_wrong".into());
     match app(&emulator, wrong, Arc::new(RejectAll)).await {
-        Err(ConnectError::Rejected { code, message }) => {
+        Err(SetupError::Rejected { code, message }) => {
             assert_eq!(code, ErrorCode::RejectedSetup);
             assert!(message.contains("API key"), "{message}");
         }
@@ -310,7 +310,7 @@ async fn bad_credentials_and_undecodable_setups_are_rejected() {
     unknown.app_id = "el_app_nope".into();
     assert!(matches!(
         app(&emulator, unknown, Arc::new(RejectAll)).await,
-        Err(ConnectError::Rejected {
+        Err(SetupError::Rejected {
             code: ErrorCode::RejectedSetup,
             ..
         })
@@ -324,7 +324,7 @@ async fn bad_credentials_and_undecodable_setups_are_rejected() {
     .await;
     assert!(matches!(
         garbage,
-        Err(ConnectError::Rejected {
+        Err(SetupError::Rejected {
             code: ErrorCode::InvalidSetup,
             ..
         })
@@ -340,6 +340,7 @@ async fn invalid_requests_fail_alone_and_connections_keep_working() {
 
     // Invalid protobuf on a stream: that request fails, the connection stays.
     let bad = a
+        .connection()
         .request_response(Payload::new(Bytes::from_static(&[0x0a, 0xff, 0xff, 0xff])))
         .await;
     assert!(
@@ -357,7 +358,11 @@ async fn invalid_requests_fail_alone_and_connections_keep_working() {
     // A command the server does not know (an unknown oneof field) gets status false.
     let mut unknown = Vec::new();
     prost::encoding::message::encode(99, &p::GenerateAuthTokenCommand {}, &mut unknown);
-    let reply = a.request_response(Payload::new(unknown)).await.unwrap();
+    let reply = a
+        .connection()
+        .request_response(Payload::new(unknown))
+        .await
+        .unwrap();
     match AppToServerCommandReply::decode(reply.data).unwrap().entry {
         Some(R::UpdateCustomerState(r)) => {
             assert!(!r.status);
@@ -368,7 +373,7 @@ async fn invalid_requests_fail_alone_and_connections_keep_working() {
 
     // Oversized payload: refused on its stream.
     let big = vec![0u8; 5 * 1024 * 1024];
-    let refused = a.request_response(Payload::new(big)).await;
+    let refused = a.connection().request_response(Payload::new(big)).await;
     assert!(
         matches!(refused, Err(RequestError::Remote { .. })),
         "{refused:?}"
@@ -603,7 +608,7 @@ async fn auth_tokens_authenticate_later_setups() {
     with_token.auth_token = Some("el_tkn_forged".into());
     assert!(matches!(
         app(&emulator, with_token, Arc::new(RejectAll)).await,
-        Err(ConnectError::Rejected {
+        Err(SetupError::Rejected {
             code: ErrorCode::RejectedSetup,
             ..
         })
@@ -703,7 +708,7 @@ async fn acknowledged_writes_survive_a_restart_with_a_data_dir() {
 /// An app that never answers, and reports each notification it gets.
 struct Stuck(mpsc::UnboundedSender<()>);
 
-impl Responder for Stuck {
+impl RequestHandler for Stuck {
     fn request_response(
         &self,
         _payload: Payload,
@@ -726,7 +731,7 @@ async fn a_notification_cut_off_by_a_dropped_connection_goes_to_another() {
 
     let (_healthy, mut seen) =
         recording_app(&emulator, p::ServerToAppNotificationReply::default()).await;
-    stuck.close();
+    stuck.connection().close();
     let n = next(&mut seen).await;
     assert!(matches!(
         customer_entry(&n),
@@ -755,7 +760,7 @@ async fn sessions_with_a_resume_token_survive_a_lost_transport() {
     .unwrap();
     #[allow(clippy::field_reassign_with_default)]
     let config = {
-        let mut c = ClientConfig::default();
+        let mut c = ClientSessionConfig::default();
         c.setup_payload = Payload::new(meta(false).encode_to_vec());
         c.resume_token = Some(Bytes::from_static(b"el_app_WZFQdt-1700000000000"));
         c

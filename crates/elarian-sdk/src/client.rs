@@ -10,7 +10,7 @@ use elarian_proto::app_to_server_command::Entry;
 use elarian_proto::app_to_server_command_reply::Entry as ReplyEntry;
 
 use crate::command::expect_reply;
-use crate::connection::Link;
+use crate::connection::ClientSlot;
 use crate::customer::Customer;
 use crate::dispatch::{AppDispatch, ErasedHandler, NotificationStream, Registry};
 use crate::error::{Error, Result};
@@ -30,7 +30,7 @@ use crate::responder::{Responder, UssdResponder, VoiceResponder, WrapResponder};
 use crate::validate;
 
 pub(crate) struct Inner {
-    link: Link,
+    link: ClientSlot,
     registry: Arc<Registry>,
 }
 
@@ -113,7 +113,7 @@ impl Elarian {
     /// Creates the app from a config builder (`org_id`, `app_id`, `api_key` or `auth_token`,
     /// endpoint, timeouts, …). The role is set to [`Role::App`]. Does not connect.
     pub fn new(config: ClientConfigBuilder) -> Result<Self> {
-        let link = Link::new(config, Role::App)?;
+        let link = ClientSlot::new(config, Role::App)?;
         Ok(Elarian {
             inner: Arc::new(Inner {
                 link,
@@ -122,9 +122,10 @@ impl Elarian {
         })
     }
 
-    /// A config builder (the same as [`ClientConfig::builder`]).
-    pub fn builder() -> ClientConfigBuilder {
-        ClientConfig::builder()
+    /// A builder of the app: `Elarian::builder().org_id(…)…connect().await?` is a connected
+    /// app; [`build`](crate::ElarianBuilder::build) one not yet connected.
+    pub fn builder() -> crate::ElarianBuilder {
+        crate::ElarianBuilder::new()
     }
 
     /// The runtime's notification handler for this app.
@@ -144,7 +145,7 @@ impl Elarian {
         self.inner.link.config()
     }
 
-    fn link(&self) -> &Link {
+    fn link(&self) -> &ClientSlot {
         &self.inner.link
     }
 

@@ -2,7 +2,7 @@
 //!
 //! The core client lives for one connection and emits [`ConnectionEvent`]s for it; an
 //! [`Elarian`](crate::Elarian) (or a simulator) may connect, disconnect and connect again, and
-//! handlers may be registered before the first connection. [`Link`] holds the current core client
+//! handlers may be registered before the first connection. [`ClientSlot`] holds the current core client
 //! and a [`ConnectionHub`] that fans events out to callbacks and streams; both are created with the
 //! app object and stay for its whole life.
 
@@ -14,8 +14,8 @@ use std::task::{Context, Poll};
 use std::time::Duration;
 
 use elarian_core::{
-    Client, ClientConfig, ClientConfigBuilder, ClientError, CloseReason, ConnectionEvent, EventHub,
-    EventStream, NotificationHandler, Role,
+    Client, ClientConfig, ClientConfigBuilder, ClientError, ConnectionEvent, EventHub, EventStream,
+    NotificationHandler, Role, StopReason,
 };
 use futures_core::Stream;
 use futures_util::StreamExt;
@@ -113,7 +113,7 @@ impl ConnectionHub {
     }
 
     /// Calls `f` on `Closed` events.
-    pub fn on_closed(&self, f: impl Fn(&CloseReason) + Send + Sync + 'static) {
+    pub fn on_closed(&self, f: impl Fn(&StopReason) + Send + Sync + 'static) {
         self.add(move |e| {
             if let ConnectionEvent::Closed { reason } = e {
                 f(reason)
@@ -223,7 +223,7 @@ impl fmt::Display for ConnectionEventKind {
 ///
 /// [`Elarian`](crate::Elarian) and the simulator crate's `Simulator` are built on it; apps do
 /// not need it directly.
-pub struct Link {
+pub struct ClientSlot {
     config: ClientConfig,
     client: RwLock<Option<Client>>,
     connect_lock: tokio::sync::Mutex<()>,
@@ -232,16 +232,16 @@ pub struct Link {
     closed: Arc<AtomicBool>,
 }
 
-impl fmt::Debug for Link {
+impl fmt::Debug for ClientSlot {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("Link")
+        f.debug_struct("ClientSlot")
             .field("config", &self.config)
             .field("connected", &self.is_connected())
             .finish()
     }
 }
 
-impl Link {
+impl ClientSlot {
     /// Builds the config with `role`, routing the runtime's events to a new hub. Does not
     /// connect.
     pub fn new(config: ClientConfigBuilder, role: Role) -> Result<Self> {
@@ -250,7 +250,7 @@ impl Link {
         let mark_closed = closed.clone();
         hub.on_closed(move |_| mark_closed.store(true, Ordering::SeqCst));
         let config = config.role(role).event_hub(hub.core()).build()?;
-        Ok(Link {
+        Ok(ClientSlot {
             config,
             client: RwLock::new(None),
             connect_lock: tokio::sync::Mutex::new(()),
@@ -319,7 +319,7 @@ impl Link {
 }
 
 /// Defines the connection-event methods (`on_connected`, `on_error`, …, `connection_events`)
-/// on a type with a `fn link(&self) -> &Link` method, so that `Elarian` and `Simulator` offer the
+/// on a type with a `fn link(&self) -> &ClientSlot` method, so that `Elarian` and `Simulator` offer the
 /// same methods, written once. `$what` names the object in the docs.
 #[doc(hidden)]
 #[macro_export]
@@ -375,7 +375,7 @@ macro_rules! __connection_event_methods {
         /// Calls `callback` when the connection stops for good.
         pub fn on_closed(
             &self,
-            callback: impl Fn(&$crate::CloseReason) + Send + Sync + 'static,
+            callback: impl Fn(&$crate::StopReason) + Send + Sync + 'static,
         ) -> &Self {
             self.link().hub().on_closed(callback);
             self
@@ -438,7 +438,7 @@ mod tests {
         hub.emit(&ConnectionEvent::Connecting);
         hub.emit(&ConnectionEvent::Connected);
         hub.emit(&ConnectionEvent::Closed {
-            reason: CloseReason::Disconnected,
+            reason: StopReason::Disconnected,
         });
         hub.emit(&ConnectionEvent::Connected);
         assert_eq!(connected.load(Ordering::SeqCst), 2);
@@ -488,7 +488,7 @@ mod tests {
         });
         hub.emit(&ConnectionEvent::Connected);
         hub.emit(&ConnectionEvent::Closed {
-            reason: CloseReason::Disconnected,
+            reason: StopReason::Disconnected,
         });
         assert_eq!(closed.load(Ordering::SeqCst), 1);
     }

@@ -60,6 +60,44 @@ pub enum Error {
     Data(#[from] DataError),
 }
 
+impl Error {
+    /// Whether the call gave up waiting: a command without a reply within the command timeout
+    /// (it may or may not have run), or a connect that timed out (its
+    /// [`source`](std::error::Error::source) says why the last attempt failed).
+    pub fn is_timeout(&self) -> bool {
+        match self {
+            Error::Command(error) => error.is_timeout(),
+            Error::Connect(error) => error.is_timeout(),
+            _ => false,
+        }
+    }
+
+    /// Whether there was no connection to carry the call: not connected, disconnected, or the
+    /// connection was lost with the command in flight (it may have run).
+    pub fn is_connection_lost(&self) -> bool {
+        match self {
+            Error::NotConnected => true,
+            Error::Command(error) => error.is_connection_lost(),
+            _ => false,
+        }
+    }
+
+    /// Whether the server refused: the credentials at connect ([`ConnectError::Rejected`]),
+    /// or the command itself (`status: false`, [`Error::Failed`]).
+    pub fn is_rejected(&self) -> bool {
+        match self {
+            Error::Connect(error) => error.is_rejected(),
+            Error::Failed { .. } => true,
+            _ => false,
+        }
+    }
+
+    /// Whether an argument was rejected before anything was sent.
+    pub fn is_invalid_argument(&self) -> bool {
+        matches!(self, Error::InvalidArgument { .. })
+    }
+}
+
 impl From<CommandError> for Error {
     fn from(e: CommandError) -> Self {
         match e {
@@ -72,3 +110,39 @@ impl From<CommandError> for Error {
 
 /// Result alias of the SDK.
 pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn kinds_are_told_apart_by_the_helpers() {
+        let timeout = Error::from(CommandError::Timeout);
+        assert!(timeout.is_timeout() && !timeout.is_connection_lost() && !timeout.is_rejected());
+        let connect = Error::from(ConnectError::Timeout {
+            last: Some(Box::new(ConnectError::Rejected {
+                message: "bad key".into(),
+            })),
+        });
+        assert!(connect.is_timeout());
+        assert_eq!(
+            std::error::Error::source(&connect).map(ToString::to_string),
+            Some("the server rejected the connection: bad key".to_owned())
+        );
+        let rejected = Error::from(ConnectError::Rejected {
+            message: "bad key".into(),
+        });
+        assert!(rejected.is_rejected() && !rejected.is_timeout());
+        let failed = Error::from(CommandError::Failed {
+            description: "no such customer".into(),
+        });
+        assert!(failed.is_rejected());
+        assert!(Error::from(CommandError::NotConnected).is_connection_lost());
+        assert!(Error::from(CommandError::ConnectionLost).is_connection_lost());
+        let invalid = Error::InvalidArgument {
+            argument: "text",
+            reason: "empty".into(),
+        };
+        assert!(invalid.is_invalid_argument() && !invalid.is_timeout());
+    }
+}

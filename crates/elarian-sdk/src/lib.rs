@@ -1,8 +1,9 @@
 //! The Rust SDK for [Elarian](https://developers.elarian.com), a customer-engagement runtime:
 //! code against customer data, react to what customers do (messages, USSD sessions, voice calls,
-//! payments, reminders) and act on it.
+//! payments, reminders) and act on it. (This example runs as a test against the embedded
+//! emulator, `elarian-emulator`; against Elarian, drop the emulator and give your API key.)
 //!
-//! ```no_run
+//! ```
 //! use std::time::{Duration, SystemTime};
 //! use elarian_sdk::{
 //!     ClientConfig, CustomerNumber, DataValue, Elarian, Message, MessagingChannel,
@@ -10,12 +11,16 @@
 //! };
 //!
 //! #[tokio::main]
-//! async fn main() -> Result<(), elarian_sdk::Error> {
+//! async fn main() -> Result<(), Box<dyn std::error::Error>> {
+//! #   // This example runs against the embedded emulator (`elarian-emulator`).
+//! #   let emulator = elarian_emulator::Emulator::builder().tcp(([127, 0, 0, 1], 0)).start().await?;
 //!     let app = Elarian::new(
 //!         ClientConfig::builder()
 //!             .org_id("el_org_eu_1SJ2jx")
 //!             .app_id("el_app_WZFQdt")
-//!             .api_key("el_k_test_…"),
+//!             .api_key("el_k_test_…")
+//! #           .api_key(elarian_emulator::config::TEST_API_KEY)
+//! #           .endpoint(emulator.endpoint().expect("a TCP listener")),
 //!     )?;
 //!
 //!     // Connection events.
@@ -38,13 +43,18 @@
 //!     });
 //!
 //!     // Reminders fire here.
-//!     app.on_reminder(|notification, customer, app_data, responder| async move {
-//!         let sms = MessagingChannelNumber::new("83044", MessagingChannel::Sms);
-//!         let text = notification.reminder.payload.unwrap_or_default();
-//!         if let Err(error) = customer.send_message(sms, Message::text(text)).await {
-//!             eprintln!("could not send: {error}");
+//!     let (fired, mut reminders) = tokio::sync::mpsc::channel(1);
+//!     app.on_reminder(move |notification, customer, app_data, responder| {
+//!         let fired = fired.clone();
+//!         async move {
+//!             let sms = MessagingChannelNumber::new("83044", MessagingChannel::Sms);
+//!             let text = notification.reminder.payload.unwrap_or_default();
+//!             if let Err(error) = customer.send_message(sms, Message::text(text)).await {
+//!                 eprintln!("could not send: {error}");
+//!             }
+//!             responder.reply(None, app_data);
+//!             let _ = fired.send(notification.reminder.key).await;
 //!         }
-//!         responder.reply(None, app_data);
 //!     });
 //!
 //!     app.connect().await?;
@@ -55,12 +65,14 @@
 //!         .await?;
 //!     customer
 //!         .add_reminder(
-//!             Reminder::new("repayment", SystemTime::now() + Duration::from_secs(60))
+//!             Reminder::new("repayment", SystemTime::now() + Duration::from_secs(1))
 //!                 .with_payload("Your loan is due"),
 //!         )
 //!         .await?;
-//!     tokio::time::sleep(Duration::from_secs(3600)).await;
+//!     let key = tokio::time::timeout(Duration::from_secs(30), reminders.recv()).await?;
+//!     assert_eq!(key.as_deref(), Some("repayment"));
 //!     app.disconnect().await;
+//! #   emulator.shutdown().await;
 //!     Ok(())
 //! }
 //! ```
@@ -106,8 +118,9 @@
 //! [`spec_coverage`] (also `SPEC.md` in this crate) maps every class, method, model, notification
 //! and event of the Elarian SDK spec and of the JavaScript client to its Rust item and its test.
 
-#![warn(missing_docs)]
+#![warn(missing_docs, unreachable_pub)]
 
+mod builder;
 mod client;
 mod command;
 pub mod connection;
@@ -122,19 +135,64 @@ mod validate;
 #[doc = include_str!("../SPEC.md")]
 pub mod spec_coverage {}
 
+pub use builder::ElarianBuilder;
 pub use client::{Elarian, PaymentReplay};
-pub use connection::{ConnectionEventKind, ConnectionEventStream, ConnectionHub, Link};
+pub use connection::{ClientSlot, ConnectionEventKind, ConnectionEventStream, ConnectionHub};
 pub use customer::Customer;
 pub use dispatch::{IncomingNotification, NotificationStream};
 pub use error::{Error, Result};
-pub use models::*;
+/// Customers, numbers, tags, reminders, activities, auth tokens (from [`models`]).
+pub use models::{
+    Activity, AuthToken, Cash, CustomerNumber, MessagingChannelNumber, PaymentChannelNumber,
+    Reminder, SecondaryId, Tag,
+};
+/// Customer state (from [`models`]).
+pub use models::{
+    ActivitySession, ActivityState, ChannelMessage, CustomerState, IdentityState,
+    MessageReactionState, MessageSessionUpdate, MessageStatusUpdate, MessagingChannelState,
+    MessagingSession, MessagingState, PaymentState, ReceivedMessage, ReplyToken, SentMessage,
+};
+/// Notifications and app events (from [`models`]).
+pub use models::{
+    AppEvent, CustomerActivityNotification, DecodedNotification, MessageStatusNotification,
+    MessagingConsentUpdateNotification, MessagingSessionEndedNotification,
+    MessagingSessionNotification, Notification, NotificationContext, NotificationDecodeError,
+    PaymentStatusNotification, ReceivedMessageNotification, ReceivedPaymentNotification,
+    ReminderNotification, SentMessageReactionNotification, UssdSessionNotification,
+    VoiceCallNotification,
+};
+/// Payments (from [`models`]).
+pub use models::{
+    ChannelCounterParty, PaymentBalance, PaymentCounterParty, PaymentTransaction, PendingPayment,
+    WalletOrPurse,
+};
+/// Enumerations (every one has `Unknown(i32)` for values this SDK does not know yet) (from [`models`]).
+pub use models::{
+    ChannelNumberProvider, ConsentAction, ConsentUpdateStatus, CustomerNumberProvider, MediaType,
+    MessageDeliveryStatus, MessageReaction, MessagingChannel, MessagingSessionEndReason,
+    PaymentChannel, PaymentStatus, PromptReplyAction, RequestOrigin, TextToSpeechVoice,
+    UssdSessionStatus, VoiceCallDirection, VoiceCallHangupCause, VoiceCallStatus,
+};
+/// Command replies (from [`models`]).
+pub use models::{
+    ConsentUpdateReply, CustomerStateUpdateReply, InitiatePaymentReply, MessageReply,
+    ReplayPaymentReply, SimulatorReply, TagUpdateReply,
+};
+/// App data and metadata values (from [`models`]).
+pub use models::{DataError, DataValue};
+/// Messages, voice actions and USSD menus (from [`models`]).
+pub use models::{
+    Dequeue, Dial, Email, Enqueue, GetDigits, GetRecording, InboundMessageBody, Location, Media,
+    Message, MessageBody, Play, Prompt, PromptMenuItem, Redirect, ReplyPrompt, Say, Template,
+    UssdInput, UssdMenu, VoiceAction, VoiceCallDialInput, VoiceCallInput, VoiceCallQueueInput,
+};
 pub use responder::{Responder, UssdResponder, VoiceResponder};
 
 /// Runtime types users configure the connection with (re-exported from `elarian-core`).
 pub use elarian_core::{
-    ClientConfig, ClientConfigBuilder, ClientError, CloseReason, CommandError, ConfigError,
-    ConnectError, ConnectionEvent, Credentials, Endpoint, FlowStats, NotificationError,
-    ReconnectPolicy, Role, Secret, TlsClientOptions,
+    Cause, ClientConfig, ClientConfigBuilder, ClientError, CommandError, ConfigError, ConnectError,
+    ConnectionEvent, Credentials, Endpoint, FlowStats, NotificationError, ReconnectPolicy, Role,
+    Secret, StopReason, TlsClientOptions,
 };
 /// The wire types, for code that needs them.
 pub use elarian_proto as proto;

@@ -738,3 +738,55 @@ async fn payouts_and_transfers_settle_by_themselves_with_a_payment_status() {
     app.disconnect().await;
     server.shutdown().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_builder_yields_a_connected_app_in_one_expression() {
+    use elarian_emulator::config::{TEST_API_KEY, TEST_APP_ID, TEST_ORG_ID};
+    let server = emulator().await;
+    let app = Elarian::builder()
+        .org_id(TEST_ORG_ID)
+        .app_id(TEST_APP_ID)
+        .api_key(TEST_API_KEY)
+        .endpoint(server.endpoint().expect("tcp endpoint"))
+        .command_timeout(WAIT)
+        .reconnect_delay(|_| Duration::from_millis(10))
+        .connect()
+        .await
+        .expect("connects");
+    assert!(app.is_connected());
+    assert!(app.config().reconnect_policy().has_custom_delay());
+    let customer = app.customer(CustomerNumber::cellular(unique_number()));
+    customer.get_state().await.expect("a command works at once");
+    app.disconnect().await;
+
+    // `build` gives the app unconnected, for handlers first; invalid settings fail there.
+    let idle = Elarian::builder()
+        .org_id(TEST_ORG_ID)
+        .app_id(TEST_APP_ID)
+        .api_key(TEST_API_KEY)
+        .build()
+        .expect("valid");
+    assert!(!idle.is_connected());
+    let missing = Elarian::builder().org_id(TEST_ORG_ID).build().unwrap_err();
+    assert!(matches!(missing, Error::Config(_)), "{missing:?}");
+    server.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_connect_to_nothing_times_out_saying_it_was_refused() {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    drop(listener);
+    let error = Elarian::builder()
+        .org_id("el_org_1")
+        .app_id("el_app_1")
+        .api_key("el_k_1")
+        .endpoint_url(&format!("tcp://127.0.0.1:{port}"))
+        .initial_connect_timeout(Duration::from_millis(300))
+        .connect()
+        .await
+        .unwrap_err();
+    assert!(error.is_timeout(), "{error:?}");
+    let source = std::error::Error::source(&error).expect("the last attempt's error");
+    assert!(source.to_string().contains("refused"), "{source}");
+}

@@ -49,7 +49,7 @@
 //! How the spec's `Simulator` class, its methods and events map to this crate is in
 //! [`elarian_sdk::spec_coverage`].
 
-#![warn(missing_docs)]
+#![warn(missing_docs, unreachable_pub)]
 
 mod notifications;
 
@@ -64,7 +64,7 @@ use elarian_core::{
 };
 use elarian_proto as proto;
 use elarian_proto::simulator_to_server_command::Entry;
-use elarian_sdk::connection::Link;
+use elarian_sdk::connection::ClientSlot;
 use elarian_sdk::{
     Cash, Error, InboundMessageBody, MessagingChannelNumber, PaymentChannelNumber, PaymentStatus,
     Result, SimulatorReply,
@@ -163,7 +163,7 @@ impl Stream for SimulatorNotificationStream {
 }
 
 struct Inner {
-    link: Link,
+    link: ClientSlot,
     registry: Arc<Registry>,
 }
 
@@ -221,7 +221,7 @@ impl Simulator {
     pub fn new(config: ClientConfigBuilder) -> Result<Self> {
         Ok(Simulator {
             inner: Arc::new(Inner {
-                link: Link::new(config, Role::Simulator)?,
+                link: ClientSlot::new(config, Role::Simulator)?,
                 registry: Arc::new(Registry::default()),
             }),
         })
@@ -237,7 +237,7 @@ impl Simulator {
         self.inner.link.config()
     }
 
-    fn link(&self) -> &Link {
+    fn link(&self) -> &ClientSlot {
         &self.inner.link
     }
 
@@ -546,7 +546,7 @@ mod tests {
 
     #[tokio::test]
     async fn connection_event_methods_see_the_simulators_events() {
-        use elarian_sdk::{CloseReason, ConnectionEvent, ConnectionEventKind};
+        use elarian_sdk::{ConnectionEvent, ConnectionEventKind, StopReason};
         use std::sync::atomic::{AtomicUsize, Ordering};
 
         let simulator = simulator();
@@ -566,7 +566,7 @@ mod tests {
         let hub = simulator.link().hub();
         hub.emit(&ConnectionEvent::Connected);
         hub.emit(&ConnectionEvent::Closed {
-            reason: CloseReason::Disconnected,
+            reason: StopReason::Disconnected,
         });
         assert_eq!(connected.load(Ordering::SeqCst), 1);
         assert_eq!(closed.load(Ordering::SeqCst), 1);

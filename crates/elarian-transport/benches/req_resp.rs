@@ -57,7 +57,7 @@ struct Ours;
 
 struct OurEcho;
 
-impl elarian_transport::Responder for OurEcho {
+impl elarian_transport::RequestHandler for OurEcho {
     fn request_response(
         &self,
         payload: elarian_transport::Payload,
@@ -100,15 +100,18 @@ impl Contender for Ours {
 
     fn run(&self, rt: &Runtime, addr: SocketAddr, in_flight: usize, requests: usize) {
         use elarian_transport::io::{FramingConfig, TcpTransport};
-        use elarian_transport::{ClientConfig, ClientSession, Payload, RejectAll};
+        use elarian_transport::{ClientSession, ClientSessionConfig, Payload, RejectAll};
         rt.block_on(async {
             let transport = TcpTransport::connect(addr, FramingConfig::default())
                 .await
                 .expect("connect");
-            let session =
-                ClientSession::connect(transport, ClientConfig::default(), Arc::new(RejectAll))
-                    .await
-                    .expect("setup");
+            let session = ClientSession::connect(
+                transport,
+                ClientSessionConfig::default(),
+                Arc::new(RejectAll),
+            )
+            .await
+            .expect("setup");
             let remaining = Arc::new(AtomicUsize::new(requests));
             let body = Bytes::from(vec![7u8; PAYLOAD]);
             let mut tasks = Vec::new();
@@ -119,6 +122,7 @@ impl Contender for Ours {
                 tasks.push(tokio::spawn(async move {
                     while take_one(&remaining) {
                         let reply = session
+                            .connection()
                             .request_response(Payload::new(body.clone()))
                             .await
                             .expect("request");
@@ -129,7 +133,7 @@ impl Contender for Ours {
             for task in tasks {
                 task.await.expect("client task");
             }
-            session.close();
+            session.connection().close();
         });
     }
 }

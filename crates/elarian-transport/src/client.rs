@@ -1,6 +1,5 @@
 //! The client side: SETUP, the session handle and resumption.
 
-use std::ops::Deref;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -12,13 +11,13 @@ use crate::connection::{
 };
 use crate::frame::{MAX_U31, SetupFrame};
 use crate::io::{FrameTransport, MAX_FRAME_LEN, TransportError};
-use crate::protocol::{Role, Session, SessionConfig};
-use crate::responder::Responder;
-use crate::{CloseReason, ConnectError, Payload, ResumeError};
+use crate::protocol::{Session, SessionConfig, Side};
+use crate::responder::RequestHandler;
+use crate::{CloseReason, Payload, ResumeError, SetupError};
 
 /// Settings of a client connection.
 #[derive(Clone)]
-pub struct ClientConfig {
+pub struct ClientSessionConfig {
     /// Interval between KEEPALIVE frames (default 1 s).
     pub keepalive_interval: Duration,
     /// The connection is dead after this long without a frame from the server (default 60 s):
@@ -47,7 +46,7 @@ pub struct ClientConfig {
     /// Most requests of this side in flight at once; more wait (default 1024).
     pub max_in_flight: usize,
     /// Most requests from the server handled at once (default 1024); what happens beyond it is
-    /// [`inbound_overflow`](ClientConfig::inbound_overflow).
+    /// [`inbound_overflow`](ClientSessionConfig::inbound_overflow).
     pub max_inbound_requests: usize,
     /// Beyond `max_inbound_requests`: queue, then stop reading until a responder finishes (the
     /// default, [`InboundOverflow::PauseReading`]) or refuse with REJECTED.
@@ -62,9 +61,9 @@ pub struct ClientConfig {
     pub stream_window: u32,
 }
 
-impl Default for ClientConfig {
+impl Default for ClientSessionConfig {
     fn default() -> Self {
-        ClientConfig {
+        ClientSessionConfig {
             keepalive_interval: Duration::from_secs(1),
             max_lifetime: Duration::from_secs(60),
             data_mime_type: "application/octet-stream".into(),
@@ -86,9 +85,9 @@ impl Default for ClientConfig {
     }
 }
 
-impl std::fmt::Debug for ClientConfig {
+impl std::fmt::Debug for ClientSessionConfig {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("ClientConfig")
+        f.debug_struct("ClientSessionConfig")
             .field("keepalive_interval", &self.keepalive_interval)
             .field("max_lifetime", &self.max_lifetime)
             .field("data_mime_type", &self.data_mime_type)
@@ -113,22 +112,23 @@ impl std::fmt::Debug for ClientConfig {
     }
 }
 
-fn millis(d: Duration, what: &str) -> Result<u32, ConnectError> {
+fn millis(d: Duration, what: &str) -> Result<u32, SetupError> {
     let ms = d.as_millis();
     if ms == 0 || ms > u128::from(MAX_U31) {
-        return Err(ConnectError::InvalidConfig(format!(
+        return Err(SetupError::InvalidConfig(format!(
             "{what} must be between 1 ms and 2^31-1 ms"
         )));
     }
     Ok(ms as u32)
 }
 
-/// A client session: a [`Connection`] (through `Deref`) plus resumption.
+/// A client session: a [`Connection`] ([`connection`](ClientSession::connection)) plus
+/// resumption.
 ///
 /// ```
 /// # tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap().block_on(async {
 /// use std::sync::Arc;
-/// use elarian_transport::{ClientConfig, ClientSession, Payload, RejectAll, Server, ServerConfig};
+/// use elarian_transport::{ClientSessionConfig, ClientSession, Payload, RejectAll, Server, ServerConfig};
 /// use elarian_transport::io::memory;
 ///
 /// let server = Server::new(ServerConfig::default());
@@ -138,12 +138,12 @@ fn millis(d: Duration, what: &str) -> Result<u32, ConnectError> {
 ///     let server = server.clone();
 ///     async move { server.accept().await.unwrap().accept(Arc::new(RejectAll)) }
 /// });
-/// let session = ClientSession::connect(client_end, ClientConfig::default(), Arc::new(RejectAll))
+/// let session = ClientSession::connect(client_end, ClientSessionConfig::default(), Arc::new(RejectAll))
 ///     .await
 ///     .unwrap();
 /// let _server_side = accept.await.unwrap();
 /// // The server's responder refuses everything.
-/// assert!(session.request_response(Payload::new("hi")).await.is_err());
+/// assert!(session.connection().request_response(Payload::new("hi")).await.is_err());
 /// # });
 /// ```
 #[derive(Debug, Clone)]
@@ -154,21 +154,14 @@ pub struct ClientSession {
     connect_timeout: Duration,
 }
 
-impl Deref for ClientSession {
-    type Target = Connection;
-    fn deref(&self) -> &Connection {
-        &self.connection
-    }
-}
-
 impl ClientSession {
     /// Sends SETUP and a KEEPALIVE over `transport` and resolves when the server answers the
-    /// KEEPALIVE, i.e. accepted the SETUP. A refused SETUP is [`ConnectError::Rejected`].
+    /// KEEPALIVE, i.e. accepted the SETUP. A refused SETUP is [`SetupError::Rejected`].
     pub async fn connect<T: FrameTransport>(
         transport: T,
-        config: ClientConfig,
-        responder: Arc<dyn Responder>,
-    ) -> Result<ClientSession, ConnectError> {
+        config: ClientSessionConfig,
+        responder: Arc<dyn RequestHandler>,
+    ) -> Result<ClientSession, SetupError> {
         let setup = SetupFrame {
             major_version: 1,
             minor_version: 0,
@@ -182,9 +175,9 @@ impl ClientSession {
             data: config.setup_payload.data.clone(),
         };
         if config.resume_token.as_ref().is_some_and(Bytes::is_empty) {
-            return Err(ConnectError::InvalidConfig("empty resume token".into()));
+            return Err(SetupError::InvalidConfig("empty resume token".into()));
         }
-        let mut sc = SessionConfig::new(Role::Client);
+        let mut sc = SessionConfig::new(Side::Client);
         sc.mtu = config.mtu;
         sc.max_reassembly = config.max_reassembly;
         sc.resume_buffer = Some(config.resume_buffer_size);
@@ -201,7 +194,7 @@ impl ClientSession {
         sc.max_inbound_streams = limits.session_inbound_cap();
         let now = tokio::time::Instant::now().into_std();
         let session = Session::client(sc, &setup, now)
-            .map_err(|e| ConnectError::InvalidConfig(e.to_string()))?;
+            .map_err(|e| SetupError::InvalidConfig(e.to_string()))?;
         let (established_tx, established_rx) = oneshot::channel();
         let (connection, attach) = connection::spawn(DriverParts {
             session,
@@ -220,20 +213,20 @@ impl ClientSession {
                 connect_timeout: config.connect_timeout,
             }),
             Ok(Ok(Err(CloseReason::Error { code, message }))) => {
-                Err(ConnectError::Rejected { code, message })
+                Err(SetupError::Rejected { code, message })
             }
             // The transport failed before the server answered: a transport error, so that
             // callers retry it like a failed dial.
             Ok(Ok(Err(CloseReason::TransportLost(message)))) => {
-                Err(ConnectError::Transport(TransportError::Io(
+                Err(SetupError::Transport(TransportError::Io(
                     std::io::Error::new(std::io::ErrorKind::ConnectionAborted, message),
                 )))
             }
-            Ok(Ok(Err(reason))) => Err(ConnectError::Closed(reason)),
-            Ok(Err(_)) => Err(ConnectError::Closed(connection.closed().await)),
+            Ok(Ok(Err(reason))) => Err(SetupError::Closed(reason)),
+            Ok(Err(_)) => Err(SetupError::Closed(connection.closed().await)),
             Err(_) => {
                 connection.close();
-                Err(ConnectError::Timeout)
+                Err(SetupError::Timeout)
             }
         }
     }

@@ -24,7 +24,7 @@ use crate::io::{
 };
 use crate::limit::{InflightLimit, OwnedPermit};
 use crate::protocol::{Event, IdMap, InboundKind, OperationError, Session, StreamIds};
-use crate::responder::Responder;
+use crate::responder::RequestHandler;
 use crate::{CloseReason, Payload, RequestError, ResumeError, StreamError};
 
 /// How long closing a transport may take (final flush included).
@@ -137,13 +137,13 @@ pub(crate) trait SessionHooks: Send {
 /// at once (`max_inbound_requests`) is reached.
 ///
 /// ```
-/// use elarian_transport::{ClientConfig, InboundOverflow};
+/// use elarian_transport::{ClientSessionConfig, InboundOverflow};
 ///
-/// let config = ClientConfig {
+/// let config = ClientSessionConfig {
 ///     max_inbound_requests: 64,
 ///     max_pending_inbound: 1024,
 ///     inbound_overflow: InboundOverflow::PauseReading,
-///     ..ClientConfig::default()
+///     ..ClientSessionConfig::default()
 /// };
 /// # let _ = config;
 /// ```
@@ -325,13 +325,13 @@ impl Connection {
     /// use std::sync::Arc;
     /// use std::time::Duration;
     /// use elarian_transport::responder::BoxFuture;
-    /// use elarian_transport::{ClientConfig, ClientSession, Payload, RejectAll, RequestError};
-    /// use elarian_transport::{Responder, Server, ServerConfig, StreamError};
+    /// use elarian_transport::{ClientSessionConfig, ClientSession, Payload, RejectAll, RequestError};
+    /// use elarian_transport::{RequestHandler, Server, ServerConfig, StreamError};
     /// use elarian_transport::io::memory;
     ///
     /// /// Never answers.
     /// struct Silent;
-    /// impl Responder for Silent {
+    /// impl RequestHandler for Silent {
     ///     fn request_response(&self, _: Payload) -> BoxFuture<'static, Result<Payload, StreamError>> {
     ///         Box::pin(std::future::pending())
     ///     }
@@ -344,12 +344,12 @@ impl Connection {
     ///     let server = server.clone();
     ///     async move { server.accept().await.unwrap().accept(Arc::new(Silent)) }
     /// });
-    /// let session = ClientSession::connect(client_end, ClientConfig::default(), Arc::new(RejectAll))
+    /// let session = ClientSession::connect(client_end, ClientSessionConfig::default(), Arc::new(RejectAll))
     ///     .await
     ///     .unwrap();
     /// let _server_side = accept.await.unwrap();
     /// let deadline = tokio::time::Instant::now() + Duration::from_millis(50);
-    /// let answer = session.request_response_until(Payload::new("hi"), deadline).await;
+    /// let answer = session.connection().request_response_until(Payload::new("hi"), deadline).await;
     /// assert!(matches!(answer, Err(RequestError::TimedOut)));
     /// # });
     /// ```
@@ -607,7 +607,7 @@ enum WaiterKind {
 /// Everything the driver task needs.
 pub(crate) struct DriverParts {
     pub(crate) session: Session,
-    pub(crate) responder: Arc<dyn Responder>,
+    pub(crate) responder: Arc<dyn RequestHandler>,
     pub(crate) transport: Option<(BoxReader, BoxWriter)>,
     pub(crate) limits: HandleLimits,
     pub(crate) established: Option<oneshot::Sender<Result<(), CloseReason>>>,
@@ -668,7 +668,7 @@ pub(crate) fn spawn(parts: DriverParts) -> (Connection, mpsc::Sender<Attach>) {
 
 struct Driver {
     session: Session,
-    responder: Arc<dyn Responder>,
+    responder: Arc<dyn RequestHandler>,
     cmd_rx: mpsc::Receiver<Command>,
     ctrl_rx: mpsc::UnboundedReceiver<Control>,
     attach_rx: mpsc::Receiver<Attach>,
@@ -838,7 +838,7 @@ struct Queued {
     payload: Payload,
 }
 
-/// Responder work owned by the driver task.
+/// RequestHandler work owned by the driver task.
 struct Work {
     responses: FuturesUnordered<ResponseFuture>,
     items: FuturesUnordered<ItemFuture>,

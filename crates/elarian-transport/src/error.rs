@@ -65,7 +65,7 @@ pub enum RequestError {
     TimedOut,
 }
 
-/// The error a [`Responder`](crate::Responder) returns; sent to the requester as an ERROR frame.
+/// The error a [`RequestHandler`](crate::RequestHandler) returns; sent to the requester as an ERROR frame.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("{code}: {message}")]
 pub struct StreamError {
@@ -103,7 +103,7 @@ impl StreamError {
 /// Why [`ClientSession::connect`](crate::ClientSession::connect) failed.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
-pub enum ConnectError {
+pub enum SetupError {
     /// The server answered the SETUP with an ERROR (REJECTED_SETUP, UNSUPPORTED_SETUP, …).
     #[error("setup rejected with {code}: {message}")]
     Rejected {

@@ -19,7 +19,7 @@
 //!   a clock, so keepalive, errors, credit, fragmentation and resumption are tested with a fake
 //!   clock.
 //! - [`connection`], [`client`], [`server`]: the tokio driver and the API: request/response,
-//!   fire-and-forget, request-stream and metadata push in both directions, a [`Responder`] for
+//!   fire-and-forget, request-stream and metadata push in both directions, a [`RequestHandler`] for
 //!   the peer's requests, and resumption ([`ClientSession::resume`]; RESUME is answered inside
 //!   the [`Server`]).
 //! - [`io`]: how frames travel; [`io::memory`] connects two peers in one process.
@@ -41,11 +41,11 @@
 //! use elarian_transport::responder::BoxFuture;
 //! use elarian_transport::io::memory;
 //! use elarian_transport::{
-//!     ClientConfig, ClientSession, Payload, RejectAll, Responder, Server, ServerConfig, StreamError,
+//!     ClientSessionConfig, ClientSession, Payload, RejectAll, RequestHandler, Server, ServerConfig, StreamError,
 //! };
 //!
 //! struct Greeter;
-//! impl Responder for Greeter {
+//! impl RequestHandler for Greeter {
 //!     fn request_response(&self, p: Payload) -> BoxFuture<'static, Result<Payload, StreamError>> {
 //!         let name = String::from_utf8_lossy(&p.data).into_owned();
 //!         Box::pin(async move { Ok(Payload::new(format!("hello, {name}"))) })
@@ -66,15 +66,15 @@
 //!     }
 //! });
 //!
-//! let client = ClientSession::connect(client_end, ClientConfig::default(), Arc::new(RejectAll))
+//! let client = ClientSession::connect(client_end, ClientSessionConfig::default(), Arc::new(RejectAll))
 //!     .await
 //!     .expect("the server accepts");
-//! let reply = client.request_response(Payload::new("Elarian")).await.unwrap();
+//! let reply = client.connection().request_response(Payload::new("Elarian")).await.unwrap();
 //! assert_eq!(&reply.data[..], b"hello, Elarian");
 //! # });
 //! ```
 
-#![warn(missing_docs)]
+#![warn(missing_docs, unreachable_pub)]
 
 pub mod client;
 pub mod connection;
@@ -87,10 +87,10 @@ pub mod protocol;
 pub mod responder;
 pub mod server;
 
-pub use client::{ClientConfig, ClientSession};
+pub use client::{ClientSession, ClientSessionConfig};
 pub use connection::{Connection, InboundOverflow, RequestStream};
-pub use error::{CloseReason, ConnectError, RequestError, ResumeError, StreamError};
+pub use error::{CloseReason, RequestError, ResumeError, SetupError, StreamError};
 pub use frame::ErrorCode;
 pub use payload::Payload;
-pub use responder::{RejectAll, Responder};
+pub use responder::{RejectAll, RequestHandler};
 pub use server::{Incoming, Server, ServerConfig, SetupInfo};

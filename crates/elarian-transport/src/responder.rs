@@ -8,23 +8,23 @@ use crate::{Payload, StreamError};
 
 /// Answers the requests the *peer* sends, on either side of a connection.
 ///
-/// Object safe: connections hold an `Arc<dyn Responder>`. Every method has a default that refuses
+/// Object safe: connections hold an `Arc<dyn RequestHandler>`. Every method has a default that refuses
 /// the request with REJECTED, so an implementation overrides only what it serves.
 ///
 /// ```
 /// use std::sync::Arc;
-/// use elarian_transport::{Payload, Responder, StreamError};
+/// use elarian_transport::{Payload, RequestHandler, StreamError};
 /// use elarian_transport::responder::BoxFuture;
 ///
 /// struct Echo;
-/// impl Responder for Echo {
+/// impl RequestHandler for Echo {
 ///     fn request_response(&self, payload: Payload) -> BoxFuture<'static, Result<Payload, StreamError>> {
 ///         Box::pin(async move { Ok(payload) })
 ///     }
 /// }
-/// let _responder: Arc<dyn Responder> = Arc::new(Echo);
+/// let _responder: Arc<dyn RequestHandler> = Arc::new(Echo);
 /// ```
-pub trait Responder: Send + Sync + 'static {
+pub trait RequestHandler: Send + Sync + 'static {
     /// Answers a REQUEST_RESPONSE. An `Err` is sent to the requester as an ERROR frame.
     fn request_response(
         &self,
@@ -58,4 +58,4 @@ pub trait Responder: Send + Sync + 'static {
 #[derive(Debug, Clone, Copy, Default)]
 pub struct RejectAll;
 
-impl Responder for RejectAll {}
+impl RequestHandler for RejectAll {}

@@ -18,8 +18,8 @@ use crate::connection::{
 };
 use crate::frame::{ErrorCode, Frame, ResumeFrame, SetupFrame};
 use crate::io::{BoxReader, BoxWriter, FrameReader, FrameTransport, MAX_FRAME_LEN, TransportError};
-use crate::protocol::{ByteBudget, Role, Session, SessionConfig, check_setup};
-use crate::responder::Responder;
+use crate::protocol::{ByteBudget, Session, SessionConfig, Side, check_setup};
+use crate::responder::RequestHandler;
 
 /// Settings of a [`Server`].
 #[derive(Debug, Clone)]
@@ -783,9 +783,9 @@ impl Incoming {
 
     /// Accepts the client: requests it sends go to `responder`; the returned [`Connection`]
     /// sends requests to the client.
-    pub fn accept(self, responder: Arc<dyn Responder>) -> Connection {
+    pub fn accept(self, responder: Arc<dyn RequestHandler>) -> Connection {
         let config = &self.server.config;
-        let mut sc = SessionConfig::new(Role::Server);
+        let mut sc = SessionConfig::new(Side::Server);
         sc.keepalive_interval = self.setup.keepalive_interval;
         // The client asks; the server caps (see `ServerConfig::max_lifetime`).
         sc.max_lifetime = self.setup.max_lifetime.min(config.max_lifetime);

@@ -10,8 +10,8 @@ use elarian_transport::io::memory::{self, MemoryTransport};
 use elarian_transport::io::{FrameReader, FrameTransport, FrameWriter, TransportError};
 use elarian_transport::responder::{BoxFuture, BoxStream};
 use elarian_transport::{
-    ClientConfig, ClientSession, CloseReason, ConnectError, Connection, Payload, RejectAll,
-    RequestError, Responder, ResumeError, Server, ServerConfig, StreamError,
+    ClientSession, ClientSessionConfig, CloseReason, Connection, Payload, RejectAll, RequestError,
+    RequestHandler, ResumeError, Server, ServerConfig, SetupError, StreamError,
 };
 use futures_util::StreamExt;
 use tokio::sync::mpsc;
@@ -43,7 +43,7 @@ impl Echo {
     }
 }
 
-impl Responder for Echo {
+impl RequestHandler for Echo {
     fn request_response(
         &self,
         payload: Payload,
@@ -99,9 +99,9 @@ impl Responder for Echo {
 /// `server_responder`.
 async fn connect_pair(
     server: &Server,
-    server_responder: Arc<dyn Responder>,
-    client_responder: Arc<dyn Responder>,
-    config: ClientConfig,
+    server_responder: Arc<dyn RequestHandler>,
+    client_responder: Arc<dyn RequestHandler>,
+    config: ClientSessionConfig,
 ) -> (ClientSession, Connection) {
     let (client_end, server_end) = memory::pair(64);
     connect_over(
@@ -119,9 +119,9 @@ async fn connect_pair(
 async fn connect_over<C: FrameTransport, S: FrameTransport>(
     server: &Server,
     (client_end, server_end): (C, S),
-    server_responder: Arc<dyn Responder>,
-    client_responder: Arc<dyn Responder>,
-    config: ClientConfig,
+    server_responder: Arc<dyn RequestHandler>,
+    client_responder: Arc<dyn RequestHandler>,
+    config: ClientSessionConfig,
 ) -> (ClientSession, Connection) {
     server.serve_transport(server_end);
     let accept = tokio::spawn({
@@ -188,10 +188,16 @@ async fn request_response_both_ways() {
     let server = Server::new(ServerConfig::default());
     let (server_echo, _) = Echo::new("server:");
     let (client_echo, _) = Echo::new("client:");
-    let (client, server_conn) =
-        connect_pair(&server, server_echo, client_echo, ClientConfig::default()).await;
+    let (client, server_conn) = connect_pair(
+        &server,
+        server_echo,
+        client_echo,
+        ClientSessionConfig::default(),
+    )
+    .await;
 
     let reply = client
+        .connection()
         .request_response(Payload::new("hello").with_metadata("m"))
         .await
         .unwrap();
@@ -205,6 +211,7 @@ async fn request_response_both_ways() {
     assert_eq!(reply.data, Bytes::from_static(b"client:notify"));
 
     let err = client
+        .connection()
         .request_response(Payload::new("fail"))
         .await
         .unwrap_err();
@@ -218,7 +225,7 @@ async fn request_response_both_ways() {
 
     // Many concurrent requests.
     let tasks: Vec<_> = (0..200)
-        .map(|i| spawn_request(&client, Payload::new(format!("r{i}"))))
+        .map(|i| spawn_request(client.connection(), Payload::new(format!("r{i}"))))
         .collect();
     for (i, t) in tasks.into_iter().enumerate() {
         assert_eq!(t.await.unwrap().unwrap().data, format!("server:r{i}"));
@@ -232,10 +239,14 @@ async fn default_responder_rejects() {
         &server,
         Arc::new(RejectAll),
         Arc::new(RejectAll),
-        ClientConfig::default(),
+        ClientSessionConfig::default(),
     )
     .await;
-    match client.request_response(Payload::new("x")).await {
+    match client
+        .connection()
+        .request_response(Payload::new("x"))
+        .await
+    {
         Err(RequestError::Remote { code, .. }) => assert_eq!(code, ErrorCode::Rejected),
         other => panic!("unexpected {other:?}"),
     }
@@ -249,11 +260,16 @@ async fn fire_and_forget_and_metadata_push_reach_the_responder() {
         &server,
         server_echo,
         Arc::new(RejectAll),
-        ClientConfig::default(),
+        ClientSessionConfig::default(),
     )
     .await;
-    client.fire_and_forget(Payload::new("f1")).await.unwrap();
     client
+        .connection()
+        .fire_and_forget(Payload::new("f1"))
+        .await
+        .unwrap();
+    client
+        .connection()
         .metadata_push(Bytes::from_static(b"meta"))
         .await
         .unwrap();
@@ -271,15 +287,16 @@ async fn fire_and_forget_and_metadata_push_reach_the_responder() {
 async fn request_stream_delivers_every_item_with_credit() {
     let server = Server::new(ServerConfig::default());
     let (server_echo, _) = Echo::new("");
-    let config = ClientConfig {
+    let config = ClientSessionConfig {
         stream_window: 8,
-        ..ClientConfig::default()
+        ..ClientSessionConfig::default()
     };
     let (client, _server_conn) =
         connect_pair(&server, server_echo, Arc::new(RejectAll), config).await;
     let items: Vec<_> = timeout(
         LIMIT,
         client
+            .connection()
             .request_stream(Payload::new("1000"))
             .collect::<Vec<_>>(),
     )
@@ -290,10 +307,11 @@ async fn request_stream_delivers_every_item_with_credit() {
         assert_eq!(item.unwrap().data, i.to_string());
     }
     // Dropping a stream early cancels it; the connection stays usable.
-    let mut partial = client.request_stream(Payload::new("100000"));
+    let mut partial = client.connection().request_stream(Payload::new("100000"));
     assert!(partial.next().await.unwrap().is_ok());
     drop(partial);
     let reply = client
+        .connection()
         .request_response(Payload::new("after"))
         .await
         .unwrap();
@@ -316,16 +334,16 @@ async fn rejected_setup_is_a_connect_error() {
             incoming.reject(ErrorCode::RejectedSetup, "invalid credentials");
         }
     });
-    let config = ClientConfig {
+    let config = ClientSessionConfig {
         setup_payload: Payload::new("bad key"),
-        ..ClientConfig::default()
+        ..ClientSessionConfig::default()
     };
     let err = ClientSession::connect(client_end, config, Arc::new(RejectAll))
         .await
         .unwrap_err();
     rejecter.await.unwrap();
     match err {
-        ConnectError::Rejected { code, message } => {
+        SetupError::Rejected { code, message } => {
             assert_eq!(code, ErrorCode::RejectedSetup);
             assert_eq!(message, "invalid credentials");
         }
@@ -336,14 +354,14 @@ async fn rejected_setup_is_a_connect_error() {
 #[tokio::test]
 async fn connect_times_out_when_the_server_is_silent() {
     let (client_end, _server_end) = memory::pair(8);
-    let config = ClientConfig {
+    let config = ClientSessionConfig {
         connect_timeout: Duration::from_millis(50),
-        ..ClientConfig::default()
+        ..ClientSessionConfig::default()
     };
     let err = ClientSession::connect(client_end, config, Arc::new(RejectAll))
         .await
         .unwrap_err();
-    assert!(matches!(err, ConnectError::Timeout), "{err:?}");
+    assert!(matches!(err, SetupError::Timeout), "{err:?}");
 }
 
 #[tokio::test]
@@ -401,7 +419,7 @@ fn lease_setup() -> Bytes {
 
 /// Answers nothing until told, so that requests stay in flight.
 struct Never;
-impl Responder for Never {
+impl RequestHandler for Never {
     fn request_response(&self, _: Payload) -> BoxFuture<'static, Result<Payload, StreamError>> {
         Box::pin(futures_util::future::pending())
     }
@@ -414,15 +432,15 @@ async fn close_fails_pending_requests_on_both_sides() {
         &server,
         Arc::new(Never),
         Arc::new(Never),
-        ClientConfig::default(),
+        ClientSessionConfig::default(),
     )
     .await;
-    let pending = spawn_request(&client, Payload::new("stuck"));
+    let pending = spawn_request(client.connection(), Payload::new("stuck"));
     let server_pending = spawn_request(&server_conn, Payload::new("stuck"));
     tokio::time::sleep(Duration::from_millis(20)).await;
-    client.close();
+    client.connection().close();
     assert_eq!(
-        timeout(LIMIT, client.closed()).await.unwrap(),
+        timeout(LIMIT, client.connection().closed()).await.unwrap(),
         CloseReason::Local
     );
     assert_eq!(
@@ -440,7 +458,10 @@ async fn close_fails_pending_requests_on_both_sides() {
     ));
     // New requests fail at once.
     assert!(matches!(
-        client.request_response(Payload::new("late")).await,
+        client
+            .connection()
+            .request_response(Payload::new("late"))
+            .await,
         Err(RequestError::Closed(CloseReason::Local))
     ));
 }
@@ -452,9 +473,9 @@ async fn dropping_a_request_future_cancels_it() {
         &server,
         Arc::new(Never),
         Arc::new(RejectAll),
-        ClientConfig {
+        ClientSessionConfig {
             max_in_flight: 1,
-            ..ClientConfig::default()
+            ..ClientSessionConfig::default()
         },
     )
     .await;
@@ -462,12 +483,12 @@ async fn dropping_a_request_future_cancels_it() {
     for _ in 0..2 {
         let r = timeout(
             Duration::from_millis(30),
-            client.request_response(Payload::new("x")),
+            client.connection().request_response(Payload::new("x")),
         )
         .await;
         assert!(r.is_err(), "timed out as expected");
     }
-    assert!(!client.is_closed());
+    assert!(!client.connection().is_closed());
 }
 
 /// A memory transport whose link can be cut from outside, like a dropped TCP connection.
@@ -554,9 +575,9 @@ fn cuttable_pair() -> (Cuttable, Cuttable, tokio::sync::watch::Sender<bool>) {
 /// Like `connect_pair`, over a link that the returned sender cuts (send `true`).
 async fn connect_cuttable(
     server: &Server,
-    server_responder: Arc<dyn Responder>,
-    client_responder: Arc<dyn Responder>,
-    config: ClientConfig,
+    server_responder: Arc<dyn RequestHandler>,
+    client_responder: Arc<dyn RequestHandler>,
+    config: ClientSessionConfig,
 ) -> (ClientSession, Connection, tokio::sync::watch::Sender<bool>) {
     let (client_end, server_end, cut) = cuttable_pair();
     let (client, server_conn) = connect_over(
@@ -581,16 +602,16 @@ async fn resume_across_a_new_transport_completes_each_request_exactly_once() {
         delay: Duration::from_millis(100),
         counts: counts.clone(),
     });
-    let config = ClientConfig {
+    let config = ClientSessionConfig {
         resume_token: Some(Bytes::from_static(b"session-1")),
-        ..ClientConfig::default()
+        ..ClientSessionConfig::default()
     };
     let (client, _server_conn, cut) =
         connect_cuttable(&server, server_responder, Arc::new(RejectAll), config).await;
     assert_eq!(server.resumable_sessions(), 1);
 
     let mut tasks: Vec<_> = (0..50)
-        .map(|i| spawn_request(&client, Payload::new(format!("q{i}"))))
+        .map(|i| spawn_request(client.connection(), Payload::new(format!("q{i}"))))
         .collect();
     // Let some requests arrive, then cut the link while the answers are pending.
     tokio::time::sleep(Duration::from_millis(20)).await;
@@ -598,7 +619,9 @@ async fn resume_across_a_new_transport_completes_each_request_exactly_once() {
     timeout(LIMIT, client.disconnected()).await.unwrap();
     assert!(client.is_detached());
     // Requests made while detached are queued.
-    tasks.extend((50..60).map(|i| spawn_request(&client, Payload::new(format!("q{i}")))));
+    tasks.extend(
+        (50..60).map(|i| spawn_request(client.connection(), Payload::new(format!("q{i}")))),
+    );
 
     let (client_end, server_end) = memory::pair(64);
     server.serve_transport(server_end);
@@ -622,13 +645,13 @@ async fn resume_across_a_new_transport_completes_each_request_exactly_once() {
 #[tokio::test]
 async fn resume_with_an_unknown_token_is_rejected() {
     let server = Server::new(ServerConfig::default());
-    let config = ClientConfig {
+    let config = ClientSessionConfig {
         resume_token: Some(Bytes::from_static(b"session-2")),
-        ..ClientConfig::default()
+        ..ClientSessionConfig::default()
     };
     let (client, _server_conn, cut) =
         connect_cuttable(&server, Arc::new(Never), Arc::new(RejectAll), config).await;
-    let pending = spawn_request(&client, Payload::new("lost"));
+    let pending = spawn_request(client.connection(), Payload::new("lost"));
     tokio::time::sleep(Duration::from_millis(20)).await;
     cut.send_replace(true);
     timeout(LIMIT, client.disconnected()).await.unwrap();
@@ -657,14 +680,14 @@ async fn non_resumable_sessions_close_when_the_transport_is_lost() {
         &server,
         Arc::new(Never),
         Arc::new(RejectAll),
-        ClientConfig::default(),
+        ClientSessionConfig::default(),
     )
     .await;
-    let pending = spawn_request(&client, Payload::new("x"));
+    let pending = spawn_request(client.connection(), Payload::new("x"));
     tokio::time::sleep(Duration::from_millis(20)).await;
     cut.send_replace(true);
     assert!(matches!(
-        timeout(LIMIT, client.closed()).await.unwrap(),
+        timeout(LIMIT, client.connection().closed()).await.unwrap(),
         CloseReason::TransportLost(_)
     ));
     assert!(matches!(
@@ -688,14 +711,15 @@ async fn large_payloads_are_fragmented_and_reassembled() {
         ..ServerConfig::default()
     });
     let (server_echo, _) = Echo::new("");
-    let config = ClientConfig {
+    let config = ClientSessionConfig {
         mtu: 1024,
-        ..ClientConfig::default()
+        ..ClientSessionConfig::default()
     };
     let (client, _server_conn) =
         connect_pair(&server, server_echo, Arc::new(RejectAll), config).await;
     let big = Bytes::from((0..200_000u32).map(|i| i as u8).collect::<Vec<u8>>());
     let reply = client
+        .connection()
         .request_response(Payload::new(big.clone()).with_metadata(vec![3u8; 5000]))
         .await
         .unwrap();
@@ -704,7 +728,7 @@ async fn large_payloads_are_fragmented_and_reassembled() {
 }
 
 struct Panics;
-impl Responder for Panics {
+impl RequestHandler for Panics {
     fn request_response(
         &self,
         payload: Payload,
@@ -728,16 +752,24 @@ async fn a_panicking_responder_fails_the_request_not_the_connection() {
         &server,
         Arc::new(Panics),
         Arc::new(RejectAll),
-        ClientConfig::default(),
+        ClientSessionConfig::default(),
     )
     .await;
     for what in ["now", "later"] {
-        match client.request_response(Payload::new(what)).await {
+        match client
+            .connection()
+            .request_response(Payload::new(what))
+            .await
+        {
             Err(RequestError::Remote { code, .. }) => assert_eq!(code, ErrorCode::ApplicationError),
             other => panic!("unexpected {other:?}"),
         }
     }
-    let ok = client.request_response(Payload::new("fine")).await.unwrap();
+    let ok = client
+        .connection()
+        .request_response(Payload::new("fine"))
+        .await
+        .unwrap();
     assert_eq!(ok.data, Bytes::from_static(b"fine"));
 }
 
@@ -763,16 +795,19 @@ async fn a_silent_server_is_detected_by_keepalive_timeout() {
         }
         keepalives
     });
-    let config = ClientConfig {
+    let config = ClientSessionConfig {
         keepalive_interval: Duration::from_secs(1),
         max_lifetime: Duration::from_secs(5),
-        ..ClientConfig::default()
+        ..ClientSessionConfig::default()
     };
     let client = ClientSession::connect(client_end, config, Arc::new(RejectAll))
         .await
         .unwrap();
     let started = tokio::time::Instant::now();
-    assert_eq!(client.closed().await, CloseReason::KeepaliveTimeout);
+    assert_eq!(
+        client.connection().closed().await,
+        CloseReason::KeepaliveTimeout
+    );
     assert!(started.elapsed() >= Duration::from_secs(4));
     drop(client);
     // One KEEPALIVE per second until the lifetime ran out.
@@ -790,10 +825,14 @@ async fn boxed_transports_work_like_concrete_ones() {
         (BoxTransport::new(client_end), BoxTransport::new(server_end)),
         Echo::new("s:").0,
         Arc::new(RejectAll),
-        ClientConfig::default(),
+        ClientSessionConfig::default(),
     )
     .await;
-    let reply = client.request_response(Payload::new("x")).await.unwrap();
+    let reply = client
+        .connection()
+        .request_response(Payload::new("x"))
+        .await
+        .unwrap();
     assert_eq!(reply.data, Bytes::from_static(b"s:x"));
 }
 
@@ -803,9 +842,9 @@ async fn detached_server_sessions_expire_and_fail_their_requests() {
         resume_window: Duration::from_secs(30),
         ..ServerConfig::default()
     });
-    let config = ClientConfig {
+    let config = ClientSessionConfig {
         resume_token: Some(Bytes::from_static(b"session-3")),
-        ..ClientConfig::default()
+        ..ClientSessionConfig::default()
     };
     let (client, server_conn, cut) =
         connect_cuttable(&server, Arc::new(RejectAll), Arc::new(Never), config).await;
@@ -861,9 +900,13 @@ fn raw_server(peer: MemoryTransport) -> mpsc::UnboundedReceiver<Frame> {
 async fn dropped_requests_send_cancel_and_ids_increase() {
     let (client_end, peer) = memory::pair(64);
     let mut frames = raw_server(peer);
-    let client = ClientSession::connect(client_end, ClientConfig::default(), Arc::new(RejectAll))
-        .await
-        .unwrap();
+    let client = ClientSession::connect(
+        client_end,
+        ClientSessionConfig::default(),
+        Arc::new(RejectAll),
+    )
+    .await
+    .unwrap();
     // Requests from many tasks at once still leave with strictly increasing odd ids.
     let mut tasks = Vec::new();
     for _ in 0..100 {
@@ -871,7 +914,7 @@ async fn dropped_requests_send_cancel_and_ids_increase() {
         tasks.push(tokio::spawn(async move {
             let _ = timeout(
                 Duration::from_millis(200),
-                client.request_response(Payload::new("x")),
+                client.connection().request_response(Payload::new("x")),
             )
             .await;
         }));
@@ -915,11 +958,15 @@ async fn a_transport_that_dies_during_setup_is_a_transport_error() {
         // Read the SETUP, then hang up.
         let _ = reader.read_frame().await;
     });
-    let err = ClientSession::connect(client_end, ClientConfig::default(), Arc::new(RejectAll))
-        .await
-        .unwrap_err();
+    let err = ClientSession::connect(
+        client_end,
+        ClientSessionConfig::default(),
+        Arc::new(RejectAll),
+    )
+    .await
+    .unwrap_err();
     closer.await.unwrap();
-    assert!(matches!(err, ConnectError::Transport(_)), "{err:?}");
+    assert!(matches!(err, SetupError::Transport(_)), "{err:?}");
 }
 
 /// An endless responder stream that counts the items pulled from it and notices being dropped.
@@ -935,7 +982,7 @@ impl Drop for DropFlag {
     }
 }
 
-impl Responder for Endless {
+impl RequestHandler for Endless {
     fn request_stream(&self, _: Payload) -> BoxStream<'static, Result<Payload, StreamError>> {
         let pulled = self.pulled.clone();
         let flag = DropFlag(self.dropped.clone());
@@ -953,9 +1000,9 @@ async fn responder_streams_pause_without_credit_and_stop_on_cancel() {
     let pulled = Arc::new(std::sync::atomic::AtomicUsize::new(0));
     let dropped = Arc::new(std::sync::atomic::AtomicBool::new(false));
     let server = Server::new(ServerConfig::default());
-    let config = ClientConfig {
+    let config = ClientSessionConfig {
         stream_window: 8,
-        ..ClientConfig::default()
+        ..ClientSessionConfig::default()
     };
     let (client, _server_conn) = connect_pair(
         &server,
@@ -967,7 +1014,7 @@ async fn responder_streams_pause_without_credit_and_stop_on_cancel() {
         config,
     )
     .await;
-    let mut items = client.request_stream(Payload::new("go"));
+    let mut items = client.connection().request_stream(Payload::new("go"));
     for i in 0..10 {
         let item = timeout(LIMIT, items.next())
             .await
@@ -1034,14 +1081,14 @@ fn overrunning_server(peer: MemoryTransport, items: usize) -> mpsc::UnboundedRec
 async fn a_stream_overrunning_its_credit_ends_with_an_error() {
     let (client_end, peer) = memory::pair(64);
     let mut frames = overrunning_server(peer, 7);
-    let config = ClientConfig {
+    let config = ClientSessionConfig {
         stream_window: 4,
-        ..ClientConfig::default()
+        ..ClientSessionConfig::default()
     };
     let client = ClientSession::connect(client_end, config, Arc::new(RejectAll))
         .await
         .unwrap();
-    let mut items = client.request_stream(Payload::new("go"));
+    let mut items = client.connection().request_stream(Payload::new("go"));
     // One poll sends the request without consuming anything, so no REQUEST_N is granted and
     // the 5th item overruns the initial window of 4.
     assert!(futures_util::poll!(items.next()).is_pending());
@@ -1088,7 +1135,7 @@ impl Gated {
     }
 }
 
-impl Responder for Gated {
+impl RequestHandler for Gated {
     fn request_response(
         &self,
         payload: Payload,
@@ -1148,11 +1195,11 @@ async fn with_the_queue_full_the_client_stops_reading_instead_of_rejecting() {
             }
         }
     });
-    let config = ClientConfig {
+    let config = ClientSessionConfig {
         max_inbound_requests: LIMIT,
         max_pending_inbound: PENDING,
         keepalive_interval: Duration::from_millis(50),
-        ..ClientConfig::default()
+        ..ClientSessionConfig::default()
     };
     let connect = tokio::spawn(ClientSession::connect(client_end, config, responder));
     let first = timeout(LIMIT_WAIT, keepalive_rx.recv())
@@ -1223,7 +1270,7 @@ async fn with_the_queue_full_the_client_stops_reading_instead_of_rejecting() {
     assert_eq!(max.load(SeqCst), LIMIT);
     let order: Vec<Bytes> = (0..FLOOD).map(|i| Bytes::from(i.to_string())).collect();
     assert_eq!(*started.lock().unwrap(), order);
-    assert!(!client.is_closed());
+    assert!(!client.connection().is_closed());
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -1235,10 +1282,10 @@ async fn with_reject_overflow_requests_beyond_the_limit_are_refused() {
         gate, running, max, ..
     } = responder.clone();
     let server = Server::new(ServerConfig::default());
-    let config = ClientConfig {
+    let config = ClientSessionConfig {
         max_inbound_requests: 2,
         inbound_overflow: InboundOverflow::Reject,
-        ..ClientConfig::default()
+        ..ClientSessionConfig::default()
     };
     let (client, server_conn) =
         connect_pair(&server, Arc::new(RejectAll), Arc::new(responder), config).await;
@@ -1275,7 +1322,7 @@ struct SideEffect {
     dropped: Arc<std::sync::atomic::AtomicBool>,
 }
 
-impl Responder for SideEffect {
+impl RequestHandler for SideEffect {
     fn request_response(&self, _: Payload) -> BoxFuture<'static, Result<Payload, StreamError>> {
         let started = self.started.clone();
         let go = self.go.clone();
@@ -1312,11 +1359,11 @@ async fn cancel_drops_the_running_responder_future() {
         &server,
         Arc::new(responder),
         Arc::new(RejectAll),
-        ClientConfig::default(),
+        ClientSessionConfig::default(),
     )
     .await;
     // The request reaches the responder, then the requester gives up (CANCEL).
-    let request = client.request_response(Payload::new("work"));
+    let request = client.connection().request_response(Payload::new("work"));
     tokio::select! {
         _ = request => panic!("answered before the go signal"),
         () = started.notified() => {}
@@ -1329,7 +1376,7 @@ async fn cancel_drops_the_running_responder_future() {
     go.notify_waiters();
     tokio::task::yield_now().await;
     assert!(!done.load(SeqCst));
-    assert!(!client.is_closed());
+    assert!(!client.connection().is_closed());
 }
 
 /// For each request, asks the peer first (bounded by `ASK_TIMEOUT`) and answers with the
@@ -1343,7 +1390,7 @@ struct AsksBack {
 
 const ASK_TIMEOUT: Duration = Duration::from_secs(5);
 
-impl Responder for AsksBack {
+impl RequestHandler for AsksBack {
     fn request_response(
         &self,
         payload: Payload,
@@ -1391,12 +1438,12 @@ async fn responders_awaiting_the_peer_do_not_deadlock_at_the_limit() {
     });
     let server = Server::new(ServerConfig::default());
     let (server_responder, _) = Echo::new("answer:");
-    let config = ClientConfig {
+    let config = ClientSessionConfig {
         max_inbound_requests: 2,
-        ..ClientConfig::default()
+        ..ClientSessionConfig::default()
     };
     let (client, server_conn) = connect_pair(&server, server_responder, responder, config).await;
-    assert!(connection.set(Connection::clone(&client)).is_ok());
+    assert!(connection.set(client.connection().clone()).is_ok());
 
     let start = tokio::time::Instant::now();
     let flood: Vec<_> = (0..FLOOD)
@@ -1421,7 +1468,7 @@ async fn responders_awaiting_the_peer_do_not_deadlock_at_the_limit() {
         "the flood took {elapsed:?} of (paused) time"
     );
     assert_eq!(max.load(SeqCst), 2);
-    assert!(!client.is_closed());
+    assert!(!client.connection().is_closed());
 }
 
 /// A request canceled while it waits for a responder slot never reaches the responder.
@@ -1431,9 +1478,9 @@ async fn a_queued_request_canceled_by_the_peer_never_starts() {
     let Gated { gate, started, .. } = responder.clone();
     let responder = Arc::new(responder);
     let server = Server::new(ServerConfig::default());
-    let config = ClientConfig {
+    let config = ClientSessionConfig {
         max_inbound_requests: 1,
-        ..ClientConfig::default()
+        ..ClientSessionConfig::default()
     };
     let (client, server_conn) = connect_pair(&server, Arc::new(RejectAll), responder, config).await;
     let ask = |what: &'static str| spawn_request(&server_conn, Payload::new(what));
@@ -1463,7 +1510,7 @@ async fn a_queued_request_canceled_by_the_peer_never_starts() {
         *started.lock().unwrap(),
         vec![Bytes::from("a"), Bytes::from("c")]
     );
-    assert!(!client.is_closed());
+    assert!(!client.connection().is_closed());
 }
 
 /// A peer that accepts the SETUP, answers the first KEEPALIVE, sends `requests` requests, then
@@ -1490,12 +1537,12 @@ async fn silent_after_requests(limit: usize, pending: usize, requests: u32) -> C
         std::future::pending::<()>().await;
     });
     let responder = Arc::new(Gated::shut());
-    let config = ClientConfig {
+    let config = ClientSessionConfig {
         keepalive_interval: Duration::from_secs(1),
         max_lifetime: Duration::from_secs(5),
         max_inbound_requests: limit,
         max_pending_inbound: pending,
-        ..ClientConfig::default()
+        ..ClientSessionConfig::default()
     };
     ClientSession::connect(client_end, config, responder)
         .await
@@ -1509,33 +1556,38 @@ async fn silent_after_requests(limit: usize, pending: usize, requests: u32) -> C
 async fn the_keepalive_lifetime_stops_only_while_the_queue_is_full() {
     // One responder running, one request queued, room for another: reading goes on.
     let client = silent_after_requests(1, 2, 2).await;
-    let closed = timeout(Duration::from_secs(30), client.closed()).await;
+    let closed = timeout(Duration::from_secs(30), client.connection().closed()).await;
     assert_eq!(closed, Ok(CloseReason::KeepaliveTimeout));
 
     // One running, one queued, the third unread: reading paused, the silence is ours.
     let client = silent_after_requests(1, 1, 3).await;
     assert!(
-        timeout(Duration::from_secs(30), client.closed())
+        timeout(Duration::from_secs(30), client.connection().closed())
             .await
             .is_err(),
         "a client that paused reading timed the server out"
     );
-    assert!(!client.is_closed());
+    assert!(!client.connection().is_closed());
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn requests_past_their_deadline_time_out_and_are_canceled_once() {
     let (client_end, peer) = memory::pair(64);
     let mut frames = raw_server(peer);
-    let client = ClientSession::connect(client_end, ClientConfig::default(), Arc::new(RejectAll))
-        .await
-        .unwrap();
+    let client = ClientSession::connect(
+        client_end,
+        ClientSessionConfig::default(),
+        Arc::new(RejectAll),
+    )
+    .await
+    .unwrap();
     let deadline = tokio::time::Instant::now() + Duration::from_millis(100);
     let mut tasks = Vec::new();
     for _ in 0..50 {
         let client = client.clone();
         tasks.push(tokio::spawn(async move {
             client
+                .connection()
                 .request_response_until(Payload::new("x"), deadline)
                 .await
         }));
@@ -1565,6 +1617,7 @@ async fn requests_past_their_deadline_time_out_and_are_canceled_once() {
     let past = tokio::time::Instant::now();
     assert_eq!(
         client
+            .connection()
             .request_response_until(Payload::new("late"), past)
             .await,
         Err(RequestError::TimedOut)
@@ -1586,21 +1639,30 @@ async fn deadlines_time_out_slow_answers_only_and_the_connection_goes_on() {
         delay: Duration::from_millis(200),
         counts: Arc::default(),
     });
-    let (client, _server_conn) =
-        connect_pair(&server, slow, Arc::new(RejectAll), ClientConfig::default()).await;
+    let (client, _server_conn) = connect_pair(
+        &server,
+        slow,
+        Arc::new(RejectAll),
+        ClientSessionConfig::default(),
+    )
+    .await;
     let soon = tokio::time::Instant::now() + Duration::from_millis(20);
     assert_eq!(
-        client.request_response_until(Payload::new("a"), soon).await,
+        client
+            .connection()
+            .request_response_until(Payload::new("a"), soon)
+            .await,
         Err(RequestError::TimedOut)
     );
     // The late answer to the timed-out request is discarded; a request with room gets its own.
     let later = tokio::time::Instant::now() + Duration::from_secs(5);
     let answer = client
+        .connection()
         .request_response_until(Payload::new("b"), later)
         .await
         .unwrap();
     assert_eq!(answer.data.as_ref(), b"echo:b");
-    assert!(!client.is_closed());
+    assert!(!client.connection().is_closed());
 }
 
 #[tokio::test]
@@ -1609,14 +1671,21 @@ async fn many_answered_requests_with_far_deadlines_all_complete() {
     // answered long before it comes up.
     let server = Server::new(ServerConfig::default());
     let (echo, _) = Echo::new("e:");
-    let (client, _server_conn) =
-        connect_pair(&server, echo, Arc::new(RejectAll), ClientConfig::default()).await;
+    let (client, _server_conn) = connect_pair(
+        &server,
+        echo,
+        Arc::new(RejectAll),
+        ClientSessionConfig::default(),
+    )
+    .await;
     let far = tokio::time::Instant::now() + Duration::from_secs(3600);
     for i in 0..3_000u32 {
         let body = i.to_string();
         let answer = timeout(
             LIMIT,
-            client.request_response_until(Payload::new(body.clone()), far),
+            client
+                .connection()
+                .request_response_until(Payload::new(body.clone()), far),
         )
         .await
         .unwrap()

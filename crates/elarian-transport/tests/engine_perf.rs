@@ -9,11 +9,12 @@ use elarian_transport::io::memory;
 use elarian_transport::io::{FrameReader, FrameTransport, FrameWriter};
 use elarian_transport::responder::BoxFuture;
 use elarian_transport::{
-    ClientConfig, ClientSession, Payload, RejectAll, Responder, Server, ServerConfig, StreamError,
+    ClientSession, ClientSessionConfig, Payload, RejectAll, RequestHandler, Server, ServerConfig,
+    StreamError,
 };
 
 struct Echo;
-impl Responder for Echo {
+impl RequestHandler for Echo {
     fn request_response(
         &self,
         payload: Payload,
@@ -32,9 +33,13 @@ async fn engine(in_flight: usize) -> f64 {
         let server = server.clone();
         async move { server.accept().await.unwrap().accept(Arc::new(Echo)) }
     });
-    let client = ClientSession::connect(client_end, ClientConfig::default(), Arc::new(RejectAll))
-        .await
-        .unwrap();
+    let client = ClientSession::connect(
+        client_end,
+        ClientSessionConfig::default(),
+        Arc::new(RejectAll),
+    )
+    .await
+    .unwrap();
     let _server_conn = accept.await.unwrap();
     let start = Instant::now();
     let mut tasks = Vec::new();
@@ -44,7 +49,11 @@ async fn engine(in_flight: usize) -> f64 {
             let mut n = 0u64;
             let payload = Payload::new(vec![0u8; 64]);
             while start.elapsed() < RUN {
-                client.request_response(payload.clone()).await.unwrap();
+                client
+                    .connection()
+                    .request_response(payload.clone())
+                    .await
+                    .unwrap();
                 n += 1;
             }
             n

@@ -19,8 +19,8 @@ use bytes::{Bytes, BytesMut};
 use elarian_transport::io::{FramingConfig, TcpListener, TcpTransport};
 use elarian_transport::responder::{BoxFuture, BoxStream};
 use elarian_transport::{
-    ClientConfig, ClientSession, Payload, RejectAll, RequestError, Responder, Server, ServerConfig,
-    StreamError,
+    ClientSession, ClientSessionConfig, Payload, RejectAll, RequestError, RequestHandler, Server,
+    ServerConfig, StreamError,
 };
 use futures_util::StreamExt;
 use rsocket_rust::prelude::{Flux, RSocket, RSocketFactory};
@@ -163,11 +163,11 @@ async fn our_client_against_rsocket_rust_server() {
     let transport = TcpTransport::connect(server.addr, FramingConfig::default())
         .await
         .unwrap();
-    let config = ClientConfig {
+    let config = ClientSessionConfig {
         setup_payload: Payload::new("hello from elarian-transport"),
         mtu: MTU,
         stream_window: 8,
-        ..ClientConfig::default()
+        ..ClientSessionConfig::default()
     };
     let session = within(ClientSession::connect(
         transport,
@@ -185,18 +185,26 @@ async fn our_client_against_rsocket_rust_server() {
     assert_eq!(mime.as_deref(), Some("application/octet-stream"));
 
     // Request/response, with metadata.
-    let reply = within(session.request_response(Payload::new("ping").with_metadata("meta")))
-        .await
-        .unwrap();
+    let reply = within(
+        session
+            .connection()
+            .request_response(Payload::new("ping").with_metadata("meta")),
+    )
+    .await
+    .unwrap();
     assert_eq!(reply.data, Bytes::from_static(b"rr:ping"));
     assert_eq!(reply.metadata.as_deref(), Some(&b"meta"[..]));
 
     // A payload over the MTU: fragmented by us, reassembled by rsocket_rust, and the answer
     // fragmented by rsocket_rust and reassembled by us.
     let large = pattern(LARGE);
-    let reply = within(session.request_response(Payload::new(large.clone())))
-        .await
-        .unwrap();
+    let reply = within(
+        session
+            .connection()
+            .request_response(Payload::new(large.clone())),
+    )
+    .await
+    .unwrap();
     assert_eq!(reply.data.len(), LARGE + 3);
     assert_eq!(reply.data, prefixed("rr:", &large));
 
@@ -205,6 +213,7 @@ async fn our_client_against_rsocket_rust_server() {
         let session = session.clone();
         async move {
             session
+                .connection()
                 .request_response(Payload::new(format!("n{i}")))
                 .await
         }
@@ -214,7 +223,7 @@ async fn our_client_against_rsocket_rust_server() {
     }
 
     // Fire-and-forget.
-    within(session.fire_and_forget(Payload::new("fnf-1")))
+    within(session.connection().fire_and_forget(Payload::new("fnf-1")))
         .await
         .unwrap();
     assert_eq!(
@@ -225,6 +234,7 @@ async fn our_client_against_rsocket_rust_server() {
     // Request-stream within the initial window of 8: it completes.
     let items: Vec<_> = within(
         session
+            .connection()
             .request_stream(Payload::new("8"))
             .collect::<Vec<_>>(),
     )
@@ -236,7 +246,7 @@ async fn our_client_against_rsocket_rust_server() {
     // A 20-item stream: rsocket_rust sends it whole, ignoring the window (see the module docs).
     // Nothing is consumed until it has all been sent, so no REQUEST_N goes out and the 9th item
     // overruns the credit: the 8 granted items arrive, then the error, then the end.
-    let mut stream = session.request_stream(Payload::new("20"));
+    let mut stream = session.connection().request_stream(Payload::new("20"));
     assert!(futures_util::poll!(stream.next()).is_pending());
     tokio::time::sleep(Duration::from_millis(500)).await;
     let items: Vec<_> = within(stream.collect::<Vec<_>>()).await;
@@ -253,12 +263,12 @@ async fn our_client_against_rsocket_rust_server() {
         items[8]
     );
     // The connection is unaffected.
-    let reply = within(session.request_response(Payload::new("after")))
+    let reply = within(session.connection().request_response(Payload::new("after")))
         .await
         .unwrap();
     assert_eq!(reply.data, Bytes::from_static(b"rr:after"));
 
-    session.close();
+    session.connection().close();
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -268,7 +278,7 @@ struct OurResponder {
     fnf: mpsc::UnboundedSender<Bytes>,
 }
 
-impl Responder for OurResponder {
+impl RequestHandler for OurResponder {
     fn request_response(
         &self,
         payload: Payload,

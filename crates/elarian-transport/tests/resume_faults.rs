@@ -14,8 +14,8 @@ use bytes::Bytes;
 use elarian_transport::io::{FramingConfig, TcpListener, TcpTransport};
 use elarian_transport::responder::BoxFuture;
 use elarian_transport::{
-    ClientConfig, ClientSession, Payload, RejectAll, Responder, ResumeError, Server, ServerConfig,
-    StreamError,
+    ClientSession, ClientSessionConfig, Payload, RejectAll, RequestHandler, ResumeError, Server,
+    ServerConfig, StreamError,
 };
 use tokio::sync::watch;
 
@@ -63,7 +63,7 @@ struct RecordingEcho {
     duplicates: Arc<AtomicUsize>,
 }
 
-impl Responder for RecordingEcho {
+impl RequestHandler for RecordingEcho {
     fn request_response(
         &self,
         payload: Payload,
@@ -110,10 +110,10 @@ async fn run(total: usize, in_flight: usize, min_cuts: usize) {
     let server = start_server(seen.clone(), duplicates.clone()).await;
     let proxy = Proxy::start(server).await;
 
-    let config = ClientConfig {
+    let config = ClientSessionConfig {
         resume_token: Some(Bytes::from_static(b"resume-faults-test")),
         connect_timeout: Duration::from_secs(5),
-        ..ClientConfig::default()
+        ..ClientSessionConfig::default()
     };
     let transport = TcpTransport::connect(proxy.addr, FramingConfig::default())
         .await
@@ -131,7 +131,7 @@ async fn run(total: usize, in_flight: usize, min_cuts: usize) {
         async move {
             loop {
                 session.disconnected().await;
-                if session.is_closed() {
+                if session.connection().is_closed() {
                     return Err::<(), _>("session closed".to_owned());
                 }
                 let transport =
@@ -178,6 +178,7 @@ async fn run(total: usize, in_flight: usize, min_cuts: usize) {
                         .map_err(|_| "the test driver stopped".to_owned())?;
                     let request = Bytes::from(format!("request-{id}"));
                     let reply = session
+                        .connection()
                         .request_response(Payload::new(request.clone()))
                         .await
                         .map_err(|e| format!("request {id} failed: {e}"))?;
@@ -236,7 +237,7 @@ async fn run(total: usize, in_flight: usize, min_cuts: usize) {
     );
     assert_eq!(seen.lock().unwrap().len(), total);
     reconnector.abort();
-    session.close();
+    session.connection().close();
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -19,14 +19,15 @@ use elarian_transport::io::{
 };
 use elarian_transport::responder::BoxFuture;
 use elarian_transport::{
-    ClientConfig, ClientSession, Payload, RejectAll, Responder, Server, ServerConfig, StreamError,
+    ClientSession, ClientSessionConfig, Payload, RejectAll, RequestHandler, Server, ServerConfig,
+    StreamError,
 };
 use tokio::io::AsyncWriteExt;
 use tokio::net::TcpStream;
 
 struct Echo;
 
-impl Responder for Echo {
+impl RequestHandler for Echo {
     fn request_response(&self, p: Payload) -> BoxFuture<'static, Result<Payload, StreamError>> {
         Box::pin(async move { Ok(p) })
     }
@@ -131,7 +132,7 @@ async fn resumable_client(addr: SocketAddr, token: &str) -> ClientSession {
     let transport = TcpTransport::connect(addr, FramingConfig::default())
         .await
         .unwrap();
-    let mut config = ClientConfig::default();
+    let mut config = ClientSessionConfig::default();
     config.resume_token = Some(Bytes::copy_from_slice(token.as_bytes()));
     ClientSession::connect(transport, config, Arc::new(RejectAll))
         .await
@@ -141,7 +142,9 @@ async fn resumable_client(addr: SocketAddr, token: &str) -> ClientSession {
 async fn echo_works(client: &ClientSession, text: &str) {
     let reply = tokio::time::timeout(
         Duration::from_secs(5),
-        client.request_response(Payload::new(text.to_owned())),
+        client
+            .connection()
+            .request_response(Payload::new(text.to_owned())),
     )
     .await
     .expect("answered in time")
@@ -186,7 +189,7 @@ async fn forged_resume_with_wrong_positions_leaves_the_victims_session_alone() {
 
     // The victim never noticed.
     echo_works(&victim, "after").await;
-    assert!(!victim.is_closed());
+    assert!(!victim.connection().is_closed());
 }
 
 #[tokio::test]
@@ -490,7 +493,7 @@ mod garbage {
                 config.max_lifetime = Duration::from_millis(400);
                 let (_server, addr) = start(config).await;
                 let transport = TcpTransport::connect(addr, FramingConfig::default()).await.unwrap();
-                let mut client_config = ClientConfig::default();
+                let mut client_config = ClientSessionConfig::default();
                 client_config.keepalive_interval = Duration::from_millis(100);
                 client_config.max_lifetime = Duration::from_secs(5);
                 let good = ClientSession::connect(transport, client_config, Arc::new(RejectAll))

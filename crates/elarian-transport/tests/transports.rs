@@ -272,12 +272,28 @@ mod tls {
         .await
         .expect_err("a self-signed certificate is not trusted by default");
         let message = err.to_string();
-        assert!(matches!(err, TransportError::Protocol(_)), "{err:?}");
+        assert!(err.is_handshake(), "{err:?}");
+        assert!(!err.is_refused() && !err.is_timeout(), "{err:?}");
         assert!(
             message.contains("TLS handshake with `localhost` failed"),
             "{message}"
         );
-        assert!(message.contains("certificate"), "{message}");
+        // Why it failed is in the source chain, down to rustls' own error.
+        let io = std::error::Error::source(&err)
+            .and_then(|source| source.downcast_ref::<std::io::Error>())
+            .expect("the handshake's io::Error is the source");
+        assert!(io.to_string().contains("certificate"), "{io}");
+        let rustls = io
+            .get_ref()
+            .and_then(|inner| inner.downcast_ref::<elarian_transport::io::rustls::Error>())
+            .expect("rustls' error inside");
+        assert!(
+            matches!(
+                rustls,
+                elarian_transport::io::rustls::Error::InvalidCertificate(_)
+            ),
+            "{rustls:?}"
+        );
 
         let trusted = trusting(&cert);
         let transport = connect(&Endpoint::tls("localhost", port), &trusted, STEP)

@@ -22,7 +22,7 @@ use elarian_core::{
 };
 use elarian_transport::io::{TcpListener, TlsListener, TlsServerOptions, WsListener};
 use elarian_transport::{
-    Connection, ErrorCode, Payload, Responder, Server, ServerConfig, StreamError,
+    Connection, ErrorCode, Payload, RequestHandler, Server, ServerConfig, StreamError,
 };
 use prost::Message;
 use tokio::sync::watch;
@@ -98,7 +98,7 @@ struct CommandResponder {
     state: Arc<ServerState>,
 }
 
-impl Responder for CommandResponder {
+impl RequestHandler for CommandResponder {
     fn request_response(
         &self,
         payload: Payload,

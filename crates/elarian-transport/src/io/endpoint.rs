@@ -22,6 +22,27 @@ pub enum Scheme {
 }
 
 impl Scheme {
+    /// Whether this build can dial the scheme: `tcp` always, the others only with the
+    /// `tls` and `websocket` features (both for `wss`).
+    pub fn is_enabled(self) -> bool {
+        match self {
+            Scheme::Tcp => cfg!(feature = "tcp"),
+            Scheme::Tls => cfg!(feature = "tls"),
+            Scheme::Ws => cfg!(feature = "websocket"),
+            Scheme::Wss => cfg!(all(feature = "tls", feature = "websocket")),
+        }
+    }
+
+    /// The features a build needs to dial the scheme, as Cargo feature names.
+    pub fn required_features(self) -> &'static [&'static str] {
+        match self {
+            Scheme::Tcp => &["tcp"],
+            Scheme::Tls => &["tls"],
+            Scheme::Ws => &["websocket"],
+            Scheme::Wss => &["tls", "websocket"],
+        }
+    }
+
     /// The URL prefix, without `://`.
     pub fn as_str(self) -> &'static str {
         match self {
@@ -361,12 +382,7 @@ async fn connect_now(
         #[allow(unreachable_patterns)]
         scheme => Err(TransportError::Protocol(format!(
             "{scheme}:// endpoints are not supported by this build: enable the `{}` feature of elarian-transport",
-            match scheme {
-                Scheme::Tcp => "tcp",
-                Scheme::Tls => "tls",
-                Scheme::Ws => "websocket",
-                Scheme::Wss => "websocket` and `tls",
-            }
+            scheme.required_features().join("` and `")
         ))),
     }
 }
@@ -375,11 +391,9 @@ async fn connect_now(
 async fn tcp_connect(endpoint: &Endpoint) -> Result<tokio::net::TcpStream, TransportError> {
     let stream = tokio::net::TcpStream::connect((endpoint.host.as_str(), endpoint.port))
         .await
-        .map_err(|e| {
-            TransportError::Io(std::io::Error::new(
-                e.kind(),
-                format!("cannot connect to {endpoint}: {e}"),
-            ))
+        .map_err(|source| TransportError::Connect {
+            endpoint: endpoint.to_string(),
+            source,
         })?;
     stream.set_nodelay(true)?;
     Ok(stream)
@@ -479,7 +493,7 @@ mod tests {
 
     #[cfg(feature = "tcp")]
     #[tokio::test]
-    async fn connect_reports_a_refused_connection_as_io() {
+    async fn connect_reports_a_refused_connection_with_its_cause() {
         let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
         let port = listener.local_addr().unwrap().port();
         drop(listener);
@@ -490,6 +504,14 @@ mod tests {
         )
         .await
         .unwrap_err();
-        assert!(matches!(err, TransportError::Io(_)), "{err:?}");
+        assert!(matches!(err, TransportError::Connect { .. }), "{err:?}");
+        assert!(err.is_refused(), "{err:?}");
+        assert!(!err.is_timeout());
+        let source = std::error::Error::source(&err).expect("the OS error is the source");
+        let io = source
+            .downcast_ref::<std::io::Error>()
+            .expect("an io::Error");
+        assert_eq!(io.kind(), std::io::ErrorKind::ConnectionRefused);
+        assert!(err.to_string().contains(&port.to_string()), "{err}");
     }
 }

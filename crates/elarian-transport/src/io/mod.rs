@@ -44,6 +44,7 @@ pub use self::ws::{WsReader, WsTransport, WsWriter};
 pub use rustls;
 /// The certificate and key types of the TLS options, re-exported so that callers need not depend
 /// on `rustls-pki-types` themselves.
+#[cfg(feature = "tls")]
 pub use rustls_pki_types as pki_types;
 
 /// The largest frame a byte-stream transport can carry: the length prefix has 24 bits.
@@ -70,6 +71,59 @@ pub enum TransportError {
     /// Something the transport protocol (TLS handshake, WebSocket upgrade, …) rejected.
     #[error("{0}")]
     Protocol(String),
+    /// The TCP connection to the endpoint could not be opened (refused, unreachable, no such
+    /// host, …); the operating system's error is the [`source`](std::error::Error::source).
+    #[error("cannot connect to {endpoint}")]
+    Connect {
+        /// The endpoint dialled.
+        endpoint: String,
+        /// The operating system's error.
+        #[source]
+        source: std::io::Error,
+    },
+    /// A TLS handshake or WebSocket upgrade failed. The [`source`](std::error::Error::source)
+    /// says why: for TLS an [`std::io::Error`] whose
+    /// [`get_ref`](std::io::Error::get_ref) is the `rustls::Error` (say, a certificate from an
+    /// unknown issuer), for WebSocket the `tungstenite` error.
+    #[error("{what} failed")]
+    Handshake {
+        /// Which handshake, with whom (`TLS handshake with `localhost``).
+        what: String,
+        /// The underlying error.
+        #[source]
+        source: Box<dyn std::error::Error + Send + Sync + 'static>,
+    },
+}
+
+impl TransportError {
+    /// Whether the transport gave up waiting (a connect or handshake that timed out).
+    pub fn is_timeout(&self) -> bool {
+        self.io_error_kind() == Some(std::io::ErrorKind::TimedOut)
+    }
+
+    /// Whether the peer refused the TCP connection (nothing listens at the endpoint).
+    pub fn is_refused(&self) -> bool {
+        self.io_error_kind() == Some(std::io::ErrorKind::ConnectionRefused)
+    }
+
+    /// Whether a TLS handshake or WebSocket upgrade failed (an untrusted certificate, a
+    /// refused upgrade, …).
+    pub fn is_handshake(&self) -> bool {
+        matches!(self, TransportError::Handshake { .. })
+    }
+
+    /// The kind of the operating system's error behind this one, if there is one.
+    pub fn io_error_kind(&self) -> Option<std::io::ErrorKind> {
+        match self {
+            TransportError::Io(error) | TransportError::Connect { source: error, .. } => {
+                Some(error.kind())
+            }
+            TransportError::Handshake { source, .. } => {
+                source.downcast_ref::<std::io::Error>().map(|e| e.kind())
+            }
+            _ => None,
+        }
+    }
 }
 
 /// The receiving half of a transport.

@@ -40,7 +40,7 @@ const GROWTH_STEP: usize = 64 * 1024;
 /// use elarian_transport::io::FramingConfig;
 ///
 /// let config = FramingConfig::default().max_frame_len(1 << 20).write_flush_threshold(32 * 1024);
-/// assert_eq!(config.get_max_frame_len(), 1 << 20);
+/// assert_eq!(config.frame_len_limit(), 1 << 20);
 /// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct FramingConfig {
@@ -80,17 +80,17 @@ impl FramingConfig {
     }
 
     /// The largest frame accepted.
-    pub fn get_max_frame_len(&self) -> usize {
+    pub fn frame_len_limit(&self) -> usize {
         self.max_frame_len
     }
 
     /// The read buffer capacity.
-    pub fn get_read_buffer_capacity(&self) -> usize {
+    pub fn read_buffer_size(&self) -> usize {
         self.read_buffer_capacity
     }
 
     /// The write flush threshold.
-    pub fn get_write_flush_threshold(&self) -> usize {
+    pub fn flush_threshold(&self) -> usize {
         self.write_flush_threshold
     }
 }
@@ -567,7 +567,7 @@ mod tests {
     #[test]
     fn config_clamps_the_limit_to_what_the_prefix_can_express() {
         let config = FramingConfig::default().max_frame_len(usize::MAX);
-        assert_eq!(config.get_max_frame_len(), MAX_FRAME_LEN);
+        assert_eq!(config.frame_len_limit(), MAX_FRAME_LEN);
     }
 
     #[tokio::test]

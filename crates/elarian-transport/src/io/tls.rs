@@ -2,10 +2,9 @@
 //!
 //! [`TlsClientOptions`] exists whatever the enabled features, so that configurations (and
 //! [`crate::io::connect`]) look the same in every build; the rustls machinery behind it needs the
-//! `tls` feature.
-
-use rustls_pki_types::CertificateDer;
-use rustls_pki_types::pem::PemObject;
+//! `tls` feature. Root certificates are therefore kept as DER bytes, and PEM text is decoded
+//! here (a few lines of base64) rather than by `rustls-pki-types`, so that a build without `tls`
+//! has no rustls crate in its tree.
 
 /// A TLS configuration that could not be used.
 #[derive(Debug, thiserror::Error)]
@@ -47,7 +46,7 @@ pub enum TlsConfigError {
 /// ```
 #[derive(Clone, Default)]
 pub struct TlsClientOptions {
-    roots: Vec<CertificateDer<'static>>,
+    roots: Vec<Vec<u8>>,
     only_custom_roots: bool,
     server_name: Option<String>,
 }
@@ -71,20 +70,17 @@ impl TlsClientOptions {
     /// Also trusts a root certificate given in DER. It is checked when the first connection is
     /// made; an unusable one makes that connection fail.
     pub fn add_root_certificate_der(mut self, der: impl Into<Vec<u8>>) -> Self {
-        self.roots.push(CertificateDer::from(der.into()));
+        self.roots.push(der.into());
         self
     }
 
     /// Also trusts every certificate in a PEM text (one or more `CERTIFICATE` blocks).
     pub fn add_root_certificates_pem(mut self, pem: &[u8]) -> Result<Self, TlsConfigError> {
-        let before = self.roots.len();
-        for cert in CertificateDer::pem_slice_iter(pem) {
-            self.roots
-                .push(cert.map_err(|e| TlsConfigError::Pem(e.to_string()))?);
-        }
-        if self.roots.len() == before {
+        let certificates = pem_certificates(pem)?;
+        if certificates.is_empty() {
             return Err(TlsConfigError::NoCertificate);
         }
+        self.roots.extend(certificates);
         Ok(self)
     }
 
@@ -102,8 +98,8 @@ impl TlsClientOptions {
         self
     }
 
-    /// The roots added to the built-in ones.
-    pub fn custom_roots(&self) -> &[CertificateDer<'static>] {
+    /// The roots added to the built-in ones, in DER.
+    pub fn custom_roots(&self) -> &[Vec<u8>] {
         &self.roots
     }
 
@@ -116,6 +112,85 @@ impl TlsClientOptions {
     pub fn server_name_override(&self) -> Option<&str> {
         self.server_name.as_deref()
     }
+}
+
+/// The DER contents of every `CERTIFICATE` block of a PEM text (RFC 7468), in order. Other
+/// blocks (keys, parameters) and text between blocks are skipped.
+fn pem_certificates(pem: &[u8]) -> Result<Vec<Vec<u8>>, TlsConfigError> {
+    const BEGIN: &str = "-----BEGIN ";
+    const END: &str = "-----END ";
+    let text = std::str::from_utf8(pem)
+        .map_err(|_| TlsConfigError::Pem("the PEM text is not UTF-8".into()))?;
+    let mut certificates = Vec::new();
+    let mut lines = text.lines().map(str::trim);
+    while let Some(line) = lines.next() {
+        let Some(label) = line
+            .strip_prefix(BEGIN)
+            .and_then(|rest| rest.strip_suffix("-----"))
+        else {
+            continue;
+        };
+        let mut body = String::new();
+        let mut closed = false;
+        for line in lines.by_ref() {
+            if let Some(end) = line.strip_prefix(END) {
+                if end.strip_suffix("-----") != Some(label) {
+                    return Err(TlsConfigError::Pem(format!(
+                        "`{BEGIN}{label}-----` is closed by `{line}`"
+                    )));
+                }
+                closed = true;
+                break;
+            }
+            body.push_str(line);
+        }
+        if !closed {
+            return Err(TlsConfigError::Pem(format!(
+                "`{BEGIN}{label}-----` has no END line"
+            )));
+        }
+        if label == "CERTIFICATE" {
+            certificates.push(base64_decode(&body).ok_or_else(|| {
+                TlsConfigError::Pem("a CERTIFICATE block is not valid base64".into())
+            })?);
+        }
+    }
+    Ok(certificates)
+}
+
+/// Standard base64 (RFC 4648, with `=` padding) to bytes; `None` for anything else.
+fn base64_decode(text: &str) -> Option<Vec<u8>> {
+    fn value(c: u8) -> Option<u32> {
+        Some(match c {
+            b'A'..=b'Z' => c - b'A',
+            b'a'..=b'z' => c - b'a' + 26,
+            b'0'..=b'9' => c - b'0' + 52,
+            b'+' => 62,
+            b'/' => 63,
+            _ => return None,
+        } as u32)
+    }
+    let bytes = text.as_bytes();
+    if !bytes.len().is_multiple_of(4) {
+        return None;
+    }
+    let mut out = Vec::with_capacity(bytes.len() / 4 * 3);
+    let chunks = bytes.chunks_exact(4);
+    let last = chunks.len().checked_sub(1);
+    for (i, chunk) in chunks.enumerate() {
+        let padding = chunk.iter().rev().take_while(|&&c| c == b'=').count();
+        if padding > 2 || (padding > 0 && Some(i) != last) {
+            return None;
+        }
+        let mut group = 0u32;
+        for &c in &chunk[..4 - padding] {
+            group = (group << 6) | value(c)?;
+        }
+        group <<= 6 * padding as u32;
+        let [_, a, b, c] = group.to_be_bytes();
+        out.extend_from_slice(&[a, b, c][..3 - padding]);
+    }
+    Some(out)
 }
 
 #[cfg(feature = "tls")]
@@ -153,7 +228,7 @@ mod rustls_impl {
         }
         for cert in &options.roots {
             roots
-                .add(cert.clone())
+                .add(CertificateDer::from(cert.clone()))
                 .map_err(|e| TlsConfigError::Rustls(format!("unusable root certificate: {e}")))?;
         }
         if roots.is_empty() {
@@ -183,9 +258,13 @@ mod rustls_impl {
             TransportError::Protocol(format!("`{name}` is not a valid TLS server name"))
         })?;
         let connector = tokio_rustls::TlsConnector::from(config);
-        let stream = connector.connect(server_name, tcp).await.map_err(|e| {
-            TransportError::Protocol(format!("TLS handshake with `{name}` failed: {e}"))
-        })?;
+        let stream = connector
+            .connect(server_name, tcp)
+            .await
+            .map_err(|source| TransportError::Handshake {
+                what: format!("TLS handshake with `{name}`"),
+                source: Box::new(source),
+            })?;
         Ok(TlsStream::Client(stream))
     }
 
@@ -272,11 +351,79 @@ mod rustls_impl {
         /// Runs the server side of a TLS handshake over `tcp`.
         pub(crate) async fn handshake(&self, tcp: TcpStream) -> Result<TlsStream, TransportError> {
             let acceptor = tokio_rustls::TlsAcceptor::from(self.config.clone());
-            let stream = acceptor
-                .accept(tcp)
-                .await
-                .map_err(|e| TransportError::Protocol(format!("TLS handshake failed: {e}")))?;
+            let stream =
+                acceptor
+                    .accept(tcp)
+                    .await
+                    .map_err(|source| TransportError::Handshake {
+                        what: "TLS handshake".into(),
+                        source: Box::new(source),
+                    })?;
             Ok(TlsStream::Server(stream))
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{TlsClientOptions, TlsConfigError, base64_decode, pem_certificates};
+
+    #[test]
+    fn base64_matches_rfc_4648_vectors() {
+        for (text, bytes) in [
+            ("", &b""[..]),
+            ("Zg==", b"f"),
+            ("Zm8=", b"fo"),
+            ("Zm9v", b"foo"),
+            ("Zm9vYg==", b"foob"),
+            ("Zm9vYmE=", b"fooba"),
+            ("Zm9vYmFy", b"foobar"),
+            ("+/+/", &[0xfb, 0xff, 0xbf]),
+        ] {
+            assert_eq!(base64_decode(text).as_deref(), Some(bytes), "{text}");
+        }
+        for bad in ["Zg=", "Zg===", "Z===", "Zg==Zm9v", "Zm9*", "Zm9v\n"] {
+            assert_eq!(base64_decode(bad), None, "{bad}");
+        }
+    }
+
+    #[test]
+    fn pem_yields_every_certificate_and_skips_other_blocks() {
+        let pem = "junk before\n-----BEGIN CERTIFICATE-----\nZm9v\nYmFy\n-----END CERTIFICATE-----\n\
+                   -----BEGIN PRIVATE KEY-----\nAAAA\n-----END PRIVATE KEY-----\r\n\
+                   -----BEGIN CERTIFICATE-----\r\nZg==\r\n-----END CERTIFICATE-----\r\n";
+        assert_eq!(
+            pem_certificates(pem.as_bytes()).unwrap(),
+            vec![b"foobar".to_vec(), b"f".to_vec()]
+        );
+        let options = TlsClientOptions::new()
+            .add_root_certificates_pem(pem.as_bytes())
+            .unwrap();
+        assert_eq!(options.custom_roots().len(), 2);
+    }
+
+    #[test]
+    fn malformed_pem_is_a_typed_error() {
+        for bad in [
+            "-----BEGIN CERTIFICATE-----\nZm9v\n",
+            "-----BEGIN CERTIFICATE-----\nZm9v\n-----END PRIVATE KEY-----\n",
+            "-----BEGIN CERTIFICATE-----\nZm9*\n-----END CERTIFICATE-----\n",
+        ] {
+            assert!(
+                matches!(
+                    TlsClientOptions::new().add_root_certificates_pem(bad.as_bytes()),
+                    Err(TlsConfigError::Pem(_))
+                ),
+                "{bad}"
+            );
+        }
+        assert!(matches!(
+            TlsClientOptions::new().add_root_certificates_pem(b"no blocks here"),
+            Err(TlsConfigError::NoCertificate)
+        ));
+        assert!(matches!(
+            TlsClientOptions::new().add_root_certificates_pem(&[0xff, 0xfe]),
+            Err(TlsConfigError::Pem(_))
+        ));
     }
 }

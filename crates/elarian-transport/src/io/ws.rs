@@ -23,10 +23,10 @@ const HEADER_ALLOWANCE: usize = 1024;
 /// message limit equal to the frame limit. The write buffer is bounded too (tungstenite's own
 /// default is unbounded).
 pub(crate) fn ws_config(config: &FramingConfig) -> WebSocketConfig {
-    let max = config.get_max_frame_len();
-    let write = config.get_write_flush_threshold();
+    let max = config.frame_len_limit();
+    let write = config.flush_threshold();
     WebSocketConfig::default()
-        .read_buffer_size(config.get_read_buffer_capacity())
+        .read_buffer_size(config.read_buffer_size())
         .write_buffer_size(write)
         .max_write_buffer_size(write + max + HEADER_ALLOWANCE)
         .max_message_size(Some(max))
@@ -49,7 +49,7 @@ impl<S> WsTransport<S> {
     pub fn new(ws: WebSocketStream<S>, config: &FramingConfig) -> Self {
         WsTransport {
             ws,
-            max_frame_len: config.get_max_frame_len(),
+            max_frame_len: config.frame_len_limit(),
         }
     }
 }
@@ -182,9 +182,10 @@ where
             .await
             .map_err(|e| match e {
                 WsError::Io(e) => TransportError::Io(e),
-                other => {
-                    TransportError::Protocol(format!("WebSocket upgrade to {url} failed: {other}"))
-                }
+                other => TransportError::Handshake {
+                    what: format!("WebSocket upgrade to {url}"),
+                    source: Box::new(other),
+                },
             })?;
     Ok(BoxTransport::new(WsTransport::new(ws, config)))
 }
@@ -201,7 +202,10 @@ where
         .await
         .map_err(|e| match e {
             WsError::Io(e) => TransportError::Io(e),
-            other => TransportError::Protocol(format!("WebSocket upgrade failed: {other}")),
+            other => TransportError::Handshake {
+                what: "WebSocket upgrade".into(),
+                source: Box::new(other),
+            },
         })?;
     Ok(BoxTransport::new(WsTransport::new(ws, config)))
 }

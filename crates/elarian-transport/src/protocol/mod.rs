@@ -7,7 +7,7 @@
 //!
 //! ```
 //! use std::time::{Duration, Instant};
-//! use elarian_transport::protocol::{Session, SessionConfig, Role, Event};
+//! use elarian_transport::protocol::{Session, SessionConfig, Side, Event};
 //! use elarian_transport::frame::SetupFrame;
 //!
 //! let now = Instant::now();
@@ -17,8 +17,8 @@
 //!     metadata_mime: "application/json".into(), data_mime: "application/octet-stream".into(),
 //!     metadata: None, data: Default::default(),
 //! };
-//! let mut client = Session::client(SessionConfig::new(Role::Client), &setup, now).unwrap();
-//! let mut server = Session::server(SessionConfig::new(Role::Server), now);
+//! let mut client = Session::client(SessionConfig::new(Side::Client), &setup, now).unwrap();
+//! let mut server = Session::server(SessionConfig::new(Side::Server), now);
 //! // SETUP is consumed by the server's handshake; the KEEPALIVE behind it goes to the session.
 //! let _setup = client.poll_transmit().unwrap();
 //! server.handle_frame(client.poll_transmit().unwrap(), now);
@@ -58,7 +58,7 @@ use resume::ResumeState;
 
 /// Which end of the connection a session is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Role {
+pub enum Side {
     /// Sent SETUP; uses odd stream ids and sends KEEPALIVEs.
     Client,
     /// Accepted SETUP; uses even stream ids and answers KEEPALIVEs.
@@ -69,7 +69,7 @@ pub enum Role {
 #[derive(Debug, Clone)]
 pub struct SessionConfig {
     /// Client or server.
-    pub role: Role,
+    pub role: Side,
     /// Interval between KEEPALIVEs (client side).
     pub keepalive_interval: Duration,
     /// Without any frame from the peer for this long, the connection is dead.
@@ -97,7 +97,7 @@ pub struct SessionConfig {
 impl SessionConfig {
     /// Defaults: keepalive 1 s, lifetime 60 s, no fragmentation below the 16 MiB frame limit,
     /// 16 MiB reassembly per payload and 64 MiB per connection, no shared budget, no resumption, 1024 concurrent inbound requests.
-    pub fn new(role: Role) -> Self {
+    pub fn new(role: Side) -> Self {
         SessionConfig {
             role,
             keepalive_interval: Duration::from_secs(1),
@@ -136,10 +136,10 @@ pub struct StreamIds(AtomicU32);
 
 impl StreamIds {
     /// The allocator of `role`.
-    pub fn new(role: Role) -> Self {
+    pub fn new(role: Side) -> Self {
         StreamIds(AtomicU32::new(match role {
-            Role::Client => 1,
-            Role::Server => 2,
+            Side::Client => 1,
+            Side::Server => 2,
         }))
     }
 
@@ -365,7 +365,7 @@ impl Session {
         setup: &SetupFrame,
         now: Instant,
     ) -> Result<Self, FrameError> {
-        config.role = Role::Client;
+        config.role = Side::Client;
         config.keepalive_interval = Duration::from_millis(u64::from(setup.keepalive_ms));
         config.max_lifetime = Duration::from_millis(u64::from(setup.max_lifetime_ms));
         if setup.resume_token.is_none() {
@@ -381,7 +381,7 @@ impl Session {
 
     /// A server session for a connection whose SETUP was accepted.
     pub fn server(mut config: SessionConfig, now: Instant) -> Self {
-        config.role = Role::Server;
+        config.role = Side::Server;
         Session::new(config, now)
     }
 
@@ -412,7 +412,7 @@ impl Session {
     }
 
     /// The role of this session.
-    pub fn role(&self) -> Role {
+    pub fn role(&self) -> Side {
         self.config.role
     }
 
@@ -587,7 +587,7 @@ impl Session {
         if let Ok(bytes) = self.encode(&frame) {
             self.transmit.push_back(bytes);
         }
-        if self.config.role == Role::Client && respond {
+        if self.config.role == Side::Client && respond {
             self.next_keepalive = Some(after(now, self.config.keepalive_interval));
         }
     }
@@ -709,7 +709,7 @@ impl Session {
     /// Client: starts resuming a detached session over a new transport; queues RESUME.
     pub fn start_resume(&mut self, token: Bytes, now: Instant) -> Result<(), OperationError> {
         match self.state {
-            State::Detached { .. } if self.config.role == Role::Client => {}
+            State::Detached { .. } if self.config.role == Side::Client => {}
             State::Closed => {
                 return Err(OperationError::Closed(
                     self.close_reason.clone().unwrap_or(CloseReason::Local),
@@ -748,7 +748,7 @@ impl Session {
     /// changes, so a RESUME with positions the session cannot serve (forged, or from a client
     /// that lost data) never harms the session it names.
     pub fn accept_resume(&mut self, frame: &ResumeFrame, now: Instant) -> Result<(), String> {
-        if self.state == State::Closed || self.config.role != Role::Server {
+        if self.state == State::Closed || self.config.role != Side::Server {
             return Err("session closed".into());
         }
         if !self.resume.is_resumable() {
@@ -914,8 +914,8 @@ impl Session {
     fn peer_parity_ok(&self, stream_id: u32) -> bool {
         match self.config.role {
             // The server receives requests on odd ids, the client on even ones.
-            Role::Server => !stream_id.is_multiple_of(2),
-            Role::Client => stream_id.is_multiple_of(2),
+            Side::Server => !stream_id.is_multiple_of(2),
+            Side::Client => stream_id.is_multiple_of(2),
         }
     }
 
@@ -1187,8 +1187,8 @@ impl Session {
     fn check_new_id(&self, stream_id: u32) -> Result<(), OperationError> {
         self.check_open()?;
         let own_parity = match self.config.role {
-            Role::Client => 1,
-            Role::Server => 0,
+            Side::Client => 1,
+            Side::Server => 0,
         };
         if stream_id == 0
             || stream_id > MAX_U31

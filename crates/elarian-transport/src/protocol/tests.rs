@@ -25,8 +25,8 @@ fn setup_frame(token: Option<&[u8]>) -> SetupFrame {
 }
 
 fn configs(resumable: bool) -> (SessionConfig, SessionConfig) {
-    let mut c = SessionConfig::new(Role::Client);
-    let mut s = SessionConfig::new(Role::Server);
+    let mut c = SessionConfig::new(Side::Client);
+    let mut s = SessionConfig::new(Side::Server);
     if resumable {
         c.resume_buffer = Some(1 << 20);
         s.resume_buffer = Some(1 << 20);
