@@ -24,7 +24,8 @@ fn spawn(dir: &std::path::Path) -> (Child, Endpoint) {
 /// [`spawn`] with extra flags.
 fn spawn_with(dir: &std::path::Path, flags: &[&str]) -> (Child, Endpoint) {
     let mut child = Command::new(env!("CARGO_BIN_EXE_elarian-emulator"))
-        .args(["--tcp", "127.0.0.1:0", "--data-dir"])
+        // No console: its default port is fixed, and these tests run emulators side by side.
+        .args(["--no-console", "--tcp", "127.0.0.1:0", "--data-dir"])
         .arg(dir)
         .args(flags)
         .env("RUST_LOG", "warn")
