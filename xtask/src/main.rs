@@ -21,10 +21,14 @@ commands:
   ci [--skip-tests]     run the CI checks in order: cargo fmt --check, cargo clippy
                         (-D warnings), cargo doc (-D warnings), codegen --check,
                         cargo test --workspace
-  bench [--quick]       run the benchmarks in release mode: the transport's req_resp bench,
+  bench [--quick] [--check]
+                        run the benchmarks in release mode: the transport's req_resp bench,
                         the end-to-end SDK bench (with the published JavaScript client when
                         node is installed) and the emulator's million-reminder bench; with
-                        --quick, smaller sizes (a few minutes in all)
+                        --quick, smaller sizes (a few minutes in all); with --check, the quick
+                        transport and end-to-end benches, failing when a ratio falls below
+                        its stated floor in any run (before a change lands; not in CI,
+                        whose machine is shared)
   js-compat             run the published JavaScript client (npm `elarian`, tools/js-bench)
                         against an in-process emulator over TLS: commands and notification
                         handlers; fails when any check fails
@@ -81,7 +85,9 @@ fn main() -> ExitCode {
     let result = match command.as_str() {
         "codegen" => parse_flags(rest, &["--check"]).and_then(|flags| codegen(flags[0])),
         "ci" => parse_flags(rest, &["--skip-tests"]).and_then(|flags| ci(flags[0])),
-        "bench" => parse_flags(rest, &["--quick"]).and_then(|flags| bench(flags[0])),
+        "bench" => {
+            parse_flags(rest, &["--quick", "--check"]).and_then(|flags| bench(flags[0], flags[1]))
+        }
         "js-compat" => parse_flags(rest, &[]).and_then(|_| js_compat()),
         "help" | "--help" | "-h" => {
             print!("{USAGE}");
@@ -301,12 +307,15 @@ fn cargo_step_with_env(name: &str, args: &[&str], env: &[(&str, &str)]) -> Resul
 /// The transport bench, written in `elarian-transport`; skipped when absent.
 const TRANSPORT_BENCH: &str = "crates/elarian-transport/benches/req_resp.rs";
 
-/// `cargo xtask bench [--quick]`.
-fn bench(quick: bool) -> Result<()> {
+/// `cargo xtask bench [--quick] [--check]`.
+fn bench(quick: bool, check: bool) -> Result<()> {
     let root = workspace_root();
     let mut pass_through = vec!["--"];
-    if quick {
+    if quick || check {
         pass_through.push("--quick");
+    }
+    if check {
+        pass_through.push("--check");
     }
     let with = |args: &[&'static str]| -> Vec<&'static str> {
         args.iter().chain(pass_through.iter()).copied().collect()
@@ -323,6 +332,10 @@ fn bench(quick: bool) -> Result<()> {
         "end-to-end bench",
         &with(&["bench", "-p", "elarian-benches", "--bench", "e2e"]),
     )?;
+    if check {
+        println!("bench --check: every floor held");
+        return Ok(());
+    }
     cargo_step(
         "emulator bench",
         &with(&["bench", "-p", "elarian-benches", "--bench", "emulator"]),
