@@ -13,6 +13,9 @@ pub struct Options {
     pub quick: bool,
     /// `--no-js` (or `ELARIAN_BENCH_NO_JS=1`): skip the JavaScript client.
     pub no_js: bool,
+    /// `--check` (or `ELARIAN_BENCH_CHECK=1`): exit non-zero when a ratio the project commits
+    /// to falls below its floor in any run.
+    pub check: bool,
     values: Vec<(String, u64)>,
 }
 
@@ -22,6 +25,7 @@ impl Options {
         let mut options = Options {
             quick: env_flag("ELARIAN_BENCH_QUICK"),
             no_js: env_flag("ELARIAN_BENCH_NO_JS"),
+            check: env_flag("ELARIAN_BENCH_CHECK"),
             values: Vec::new(),
         };
         let mut args = args.into_iter();
@@ -30,6 +34,7 @@ impl Options {
                 "--bench" => {}
                 "--quick" => options.quick = true,
                 "--no-js" => options.no_js = true,
+                "--check" => options.check = true,
                 name if numbers.contains(&name) => {
                     let value = args
                         .next()
@@ -41,7 +46,7 @@ impl Options {
                 }
                 other => {
                     return Err(BenchError::new(format!(
-                        "unknown option {other:?} (accepted: --quick, --no-js, {})",
+                        "unknown option {other:?} (accepted: --quick, --no-js, --check, {})",
                         numbers.join(", ")
                     )));
                 }
@@ -102,6 +107,16 @@ mod tests {
             o.count("--other", "ELARIAN_BENCH_TEST_UNSET", 1, 2)
                 .unwrap(),
             2
+        );
+    }
+
+    #[test]
+    fn check_is_a_flag() {
+        let o = Options::parse(args(&["--check", "--quick"]), &[]).expect("valid");
+        assert!(o.check && o.quick);
+        assert!(
+            !Options::parse(args(&[]), &[]).expect("valid").check
+                || env_flag("ELARIAN_BENCH_CHECK")
         );
     }
 

@@ -27,12 +27,16 @@ commands:
                         set (none, tls, websocket, both) and that `cargo tree` of each holds
                         exactly the TLS (rustls, ring, webpki) and WebSocket (tungstenite)
                         crates its features ask for
-  bench [--quick] [--10m]
+  bench [--quick] [--check] [--10m]
+                        run the benchmarks in release mode: the transport's req_resp bench,
                         the end-to-end SDK bench (with the published JavaScript client when
                         node is installed), the emulator's million-reminder bench and the
                         main job, debt_collection with 1,000,000 customers and no rate limit;
-                        with --quick, smaller sizes (a few minutes in all); with --10m, only
-                        debt_collection with 10,000,000 customers and a temporary --data-dir
+                        with --quick, smaller sizes (a few minutes in all); with --check, the
+                        quick transport and end-to-end benches, failing when a ratio falls
+                        below its stated floor in any run (before a change lands; not in CI,
+                        whose machine is shared); with --10m, only debt_collection with
+                        10,000,000 customers and a temporary --data-dir
   js-compat             run the published JavaScript client (npm `elarian`, tools/js-bench)
                         against an in-process emulator over TLS: commands and notification
                         handlers; fails when any check fails
@@ -89,9 +93,8 @@ fn main() -> ExitCode {
     let result = match command.as_str() {
         "codegen" => parse_flags(rest, &["--check"]).and_then(|flags| codegen(flags[0])),
         "ci" => parse_flags(rest, &["--skip-tests"]).and_then(|flags| ci(flags[0])),
-        "bench" => {
-            parse_flags(rest, &["--quick", "--10m"]).and_then(|flags| bench(flags[0], flags[1]))
-        }
+        "bench" => parse_flags(rest, &["--quick", "--check", "--10m"])
+            .and_then(|flags| bench(flags[0], flags[1], flags[2])),
         "js-compat" => parse_flags(rest, &[]).and_then(|_| js_compat()),
         "features" => parse_flags(rest, &[]).and_then(|_| features()),
         "msrv" => parse_flags(rest, &[]).and_then(|_| msrv()),
@@ -513,8 +516,8 @@ fn bench_debt_collection(customers: &str, data_dir: Option<&str>) -> Result<()> 
     cargo_step("debt_collection bench", &args)
 }
 
-/// `cargo xtask bench [--quick] [--10m]`.
-fn bench(quick: bool, ten_million: bool) -> Result<()> {
+/// `cargo xtask bench [--quick] [--check] [--10m]`.
+fn bench(quick: bool, check: bool, ten_million: bool) -> Result<()> {
     if ten_million {
         // On demand only: hours, and about as much disk as the book needs.
         let dir = std::env::temp_dir().join("elarian-debt-collection-10m");
@@ -525,8 +528,11 @@ fn bench(quick: bool, ten_million: bool) -> Result<()> {
     }
     let root = workspace_root();
     let mut pass_through = vec!["--"];
-    if quick {
+    if quick || check {
         pass_through.push("--quick");
+    }
+    if check {
+        pass_through.push("--check");
     }
     let with = |args: &[&'static str]| -> Vec<&'static str> {
         args.iter().chain(pass_through.iter()).copied().collect()
@@ -543,6 +549,10 @@ fn bench(quick: bool, ten_million: bool) -> Result<()> {
         "end-to-end bench",
         &with(&["bench", "-p", "elarian-benches", "--bench", "e2e"]),
     )?;
+    if check {
+        println!("bench --check: every floor held");
+        return Ok(());
+    }
     cargo_step(
         "emulator bench",
         &with(&["bench", "-p", "elarian-benches", "--bench", "emulator"]),

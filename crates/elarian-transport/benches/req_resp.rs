@@ -5,12 +5,15 @@
 //! cargo bench -p elarian-transport --bench req_resp            # full run
 //! cargo bench -p elarian-transport --bench req_resp -- --quick # smoke run
 //! cargo bench -p elarian-transport --bench req_resp -- --only=elarian --in-flight=64
+//! cargo bench -p elarian-transport --bench req_resp -- --runs=7 --check  # fail below a floor
 //! ```
 //!
 //! The server runs on its own single-worker runtime in its own thread, the client on a
 //! current-thread runtime, so the two sides compete for the CPU as two processes would. The
-//! implementations take turns over several rounds and the median is reported, which evens out
-//! noise from other work on the machine.
+//! implementations take turns over several runs; every ratio is computed within one run (so
+//! both sides of it saw the same machine) and reported as min, median and max over the runs.
+//! Beside requests per second, each contender's CPU time per request (both peers) and cores
+//! busy are reported: the work per request travels between machines, the rate much less.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -346,25 +349,113 @@ fn wait_for_port(addr: SocketAddr) {
 }
 
 // ---------------------------------------------------------------------------------------------
+// CPU time of this process. Both peers run in it, so a run's CPU time is the work of both.
 
-struct Figures {
-    name: &'static str,
-    rates: Vec<f64>,
+/// CPU time used so far by this process's live threads, in nanoseconds: the sum of the first
+/// field of each `/proc/self/task/*/schedstat` (nanosecond precision, where `/proc/self/stat`
+/// counts 10 ms ticks). The runtimes' threads live for the whole bench, so no thread's time is
+/// lost between two readings. `None` off Linux.
+fn cpu_nanos() -> Option<u64> {
+    let mut total = 0u64;
+    for task in std::fs::read_dir("/proc/self/task").ok()? {
+        let mut path = task.ok()?.path();
+        path.push("schedstat");
+        // A thread may end between the listing and the read: it then adds nothing.
+        if let Ok(text) = std::fs::read_to_string(&path) {
+            total += text.split_whitespace().next()?.parse::<u64>().ok()?;
+        }
+    }
+    Some(total)
 }
 
-impl Figures {
-    fn median(&self) -> f64 {
-        let mut r = self.rates.clone();
-        r.sort_by(f64::total_cmp);
-        r[r.len() / 2]
+/// One timed run of one contender.
+#[derive(Clone, Copy)]
+struct Sample {
+    /// Requests per second.
+    rate: f64,
+    /// CPU time per request, both peers, in microseconds.
+    cpu_micros: Option<f64>,
+    /// CPU time over wall time: cores kept busy by both peers.
+    cores_busy: Option<f64>,
+}
+
+fn timed(run: impl FnOnce(), requests: usize) -> Sample {
+    let cpu_before = cpu_nanos();
+    let start = Instant::now();
+    run();
+    let wall = start.elapsed().as_secs_f64();
+    let cpu = match (cpu_before, cpu_nanos()) {
+        (Some(before), Some(after)) => Some(after.saturating_sub(before) as f64 / 1e9),
+        _ => None,
+    };
+    Sample {
+        rate: requests as f64 / wall,
+        cpu_micros: cpu.map(|c| c * 1e6 / requests as f64),
+        cores_busy: cpu.map(|c| c / wall),
     }
 }
 
-fn main() {
-    let quick = std::env::args().any(|a| a == "--quick");
-    let rounds = if quick { 1 } else { 5 };
+/// Minimum, median (the upper one of an even count) and maximum.
+fn spread(values: impl IntoIterator<Item = f64>) -> Option<(f64, f64, f64)> {
+    let mut v: Vec<f64> = values.into_iter().filter(|x| x.is_finite()).collect();
+    v.sort_by(f64::total_cmp);
+    Some((*v.first()?, v[v.len() / 2], *v.last()?))
+}
+
+/// A ratio computed within one round.
+type RatioOf = fn(&Round) -> Option<f64>;
+
+/// A ratio the project commits to, checked in every run by `--check`.
+struct Floor {
+    in_flight: usize,
+    what: &'static str,
+    at_least: f64,
+    ratio: RatioOf,
+}
+
+/// One round: a sample of every contender, measured in turn.
+struct Round(Vec<(&'static str, Sample)>);
+
+impl Round {
+    fn get(&self, name: &str) -> Option<Sample> {
+        self.0.iter().find(|(n, _)| *n == name).map(|(_, s)| *s)
+    }
+}
+
+const FLOORS: [Floor; 2] = [
+    Floor {
+        in_flight: 64,
+        what: "requests/s, ours / rsocket_rust",
+        at_least: 4.0,
+        ratio: |r| Some(r.get(OURS)?.rate / r.get(RSOCKET_RUST)?.rate),
+    },
+    Floor {
+        in_flight: 64,
+        what: "CPU per request, rsocket_rust / ours",
+        at_least: 4.0,
+        ratio: |r| Some(r.get(RSOCKET_RUST)?.cpu_micros? / r.get(OURS)?.cpu_micros?),
+    },
+];
+
+fn main() -> std::process::ExitCode {
+    let args: Vec<String> = std::env::args().collect();
+    let flag = |name: &str| args.iter().any(|a| a == name);
+    let value = |name: &str| {
+        args.iter()
+            .find_map(|a| a.strip_prefix(name)?.strip_prefix('='))
+            .map(str::to_owned)
+    };
+    let quick = flag("--quick");
+    // `--check` fails the run when a ratio of FLOORS falls below its floor in any run.
+    let check = flag("--check");
+    // `--runs=N` (or the older `--rounds=N`): how many times the whole comparison is repeated.
+    let runs: usize = value("--runs")
+        .or_else(|| value("--rounds"))
+        .and_then(|n| n.parse().ok())
+        .unwrap_or(if quick { 3 } else { 5 })
+        .max(1);
     // `--only=<part of a name>` keeps one contender, for profiling.
-    let only = std::env::args().find_map(|a| a.strip_prefix("--only=").map(str::to_owned));
+    let only = value("--only");
     let all: [Box<dyn Contender>; 3] = [Box::new(Ours), Box::new(RsocketRust), Box::new(Raw)];
     let contenders: Vec<Box<dyn Contender>> = all
         .into_iter()
@@ -379,15 +470,15 @@ fn main() {
         .collect();
 
     println!(
-        "request/response echo, {PAYLOAD}-byte payloads, loopback TCP, median of {rounds} round(s)"
+        "request/response echo, {PAYLOAD}-byte payloads, loopback TCP, {runs} run(s) of every \
+         contender in turn; CPU is both peers' (one process), per request"
     );
     // `--in-flight=<n>` runs one level only, for profiling.
-    let levels: Vec<usize> = match std::env::args()
-        .find_map(|a| a.strip_prefix("--in-flight=").and_then(|n| n.parse().ok()))
-    {
+    let levels: Vec<usize> = match value("--in-flight").and_then(|n| n.parse().ok()) {
         Some(n) => vec![n],
         None => vec![1, 64],
     };
+    let mut failed = Vec::new();
     for in_flight in levels {
         let requests = match (in_flight, quick) {
             (1, true) => 2_000,
@@ -395,36 +486,87 @@ fn main() {
             (_, true) => 20_000,
             (_, false) => 200_000,
         };
-        let mut figures: Vec<Figures> = contenders
-            .iter()
-            .map(|c| Figures {
-                name: c.name(),
-                rates: Vec::new(),
-            })
-            .collect();
-        for _ in 0..rounds {
-            for ((contender, addr), figures) in contenders.iter().zip(&addrs).zip(&mut figures) {
+        let mut rounds = Vec::new();
+        for _ in 0..runs {
+            let mut round = Round(Vec::new());
+            for (contender, addr) in contenders.iter().zip(&addrs) {
                 contender.run(&client_rt, *addr, in_flight, requests / 10); // warm-up
-                let start = Instant::now();
-                contender.run(&client_rt, *addr, in_flight, requests);
-                figures
-                    .rates
-                    .push(requests as f64 / start.elapsed().as_secs_f64());
+                let sample = timed(
+                    || contender.run(&client_rt, *addr, in_flight, requests),
+                    requests,
+                );
+                round.0.push((contender.name(), sample));
+            }
+            rounds.push(round);
+        }
+        println!("\n{in_flight} in flight ({requests} requests per run):");
+        println!(
+            "  {:<22} {:>10} {:>21} {:>13} {:>11}",
+            "contender", "req/s", "min - max", "CPU µs/req", "cores busy"
+        );
+        for contender in &contenders {
+            let samples: Vec<Sample> = rounds
+                .iter()
+                .filter_map(|r| r.get(contender.name()))
+                .collect();
+            let Some((min, median, max)) = spread(samples.iter().map(|s| s.rate)) else {
+                continue;
+            };
+            let cpu = spread(samples.iter().filter_map(|s| s.cpu_micros))
+                .map_or("?".to_owned(), |(_, m, _)| format!("{m:.2}"));
+            let busy = spread(samples.iter().filter_map(|s| s.cores_busy))
+                .map_or("?".to_owned(), |(_, m, _)| format!("{m:.2}"));
+            println!(
+                "  {:<22} {:>10.0} {:>21} {:>13} {:>11}",
+                contender.name(),
+                median,
+                format!("{min:.0} - {max:.0}"),
+                cpu,
+                busy
+            );
+        }
+        let ratios: [(&str, RatioOf); 3] = [
+            ("req/s ours / rsocket_rust", |r| {
+                Some(r.get(OURS)?.rate / r.get(RSOCKET_RUST)?.rate)
+            }),
+            ("req/s ours / raw", |r| {
+                Some(r.get(OURS)?.rate / r.get(RAW)?.rate)
+            }),
+            ("CPU/req rsocket_rust / ours", |r| {
+                Some(r.get(RSOCKET_RUST)?.cpu_micros? / r.get(OURS)?.cpu_micros?)
+            }),
+        ];
+        for (what, ratio) in ratios {
+            if let Some((min, median, max)) = spread(rounds.iter().filter_map(ratio)) {
+                println!("  {what:<28} min {min:.2}  median {median:.2}  max {max:.2}");
             }
         }
-        println!("\n{in_flight} in flight ({requests} requests per round):");
-        for f in &figures {
-            println!("  {:<22} {:>10.0} req/s", f.name, f.median());
-        }
-        let rate = |name: &str| figures.iter().find(|f| f.name == name).map(Figures::median);
-        if let (Some(ours), Some(rr), Some(raw)) = (rate(OURS), rate(RSOCKET_RUST), rate(RAW)) {
+        for floor in FLOORS.iter().filter(|f| f.in_flight == in_flight) {
+            let Some((min, _, _)) = spread(rounds.iter().filter_map(floor.ratio)) else {
+                continue;
+            };
+            let verdict = if min >= floor.at_least {
+                "holds"
+            } else {
+                "BELOW"
+            };
             println!(
-                "  ours/rsocket_rust = {:.2}x, ours/raw = {:.0}%",
-                ours / rr,
-                100.0 * ours / raw
+                "  floor: {} >= {:.1} in every run: {verdict} (lowest {min:.2})",
+                floor.what, floor.at_least
             );
+            if min < floor.at_least {
+                failed.push(format!(
+                    "{in_flight} in flight: {} {min:.2} < {:.1}",
+                    floor.what, floor.at_least
+                ));
+            }
         }
     }
     drop(client_rt);
     server_rt.shutdown_timeout(Duration::from_secs(1));
+    if check && !failed.is_empty() {
+        eprintln!("check failed: {}", failed.join("; "));
+        return std::process::ExitCode::FAILURE;
+    }
+    std::process::ExitCode::SUCCESS
 }
