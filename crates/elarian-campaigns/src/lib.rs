@@ -9,13 +9,21 @@
 
 #![warn(missing_docs)]
 
+mod engine;
+mod error;
 mod json;
 mod lifecycle;
+pub mod mapping;
 mod model;
+mod store;
 pub mod template;
 mod time;
 
+pub use engine::{Campaigns, CampaignsConfig, Dispatch, DispatchState, Listing, Page, Progress};
+pub use error::{CampaignError, Result};
 pub use json::{JsonError, from_json, from_slice};
 pub use lifecycle::{IllegalTransition, aggregate_status, check_transition};
+pub use mapping::{DispatchContent, SkipReason};
 pub use model::*;
+pub use store::{Store, StoreError};
 pub use time::{Clock, ManualClock, SystemClock, Timestamp, TimestampError, parse_relative};

@@ -89,7 +89,7 @@ pub struct Channel {
 }
 
 /// A channel type: the seed's three plus Elarian's chat channels.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum ChannelType {
     /// SMS.
