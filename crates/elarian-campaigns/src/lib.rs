@@ -11,6 +11,7 @@
 
 mod engine;
 mod error;
+pub mod http;
 mod json;
 mod lifecycle;
 pub mod mapping;
