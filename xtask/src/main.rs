@@ -23,7 +23,8 @@ commands:
                         cargo test --workspace
   bench [--quick]       run the benchmarks in release mode: the transport's req_resp bench,
                         the end-to-end SDK bench (with the published JavaScript client when
-                        node is installed) and the emulator's million-reminder bench; with
+                        node is installed), the emulator's million-reminder bench and the
+                        million-recipient campaign bench; with
                         --quick, smaller sizes (a few minutes in all)
   js-compat             run the published JavaScript client (npm `elarian`, tools/js-bench)
                         against an in-process emulator over TLS: commands and notification
@@ -326,6 +327,10 @@ fn bench(quick: bool) -> Result<()> {
     cargo_step(
         "emulator bench",
         &with(&["bench", "-p", "elarian-benches", "--bench", "emulator"]),
+    )?;
+    cargo_step(
+        "campaign bench",
+        &with(&["bench", "-p", "elarian-benches", "--bench", "campaign"]),
     )?;
     println!(
         "bench: the figures are printed above; docs/benchmarks.md records them with the \

@@ -28,6 +28,9 @@ use crate::store::{Op, Store, StoreError, Table, id_key, owner_range, pair_key, 
 use crate::template::SmsInfo;
 use crate::time::{Clock, SystemClock, Timestamp, parse_relative};
 
+/// A resolved recipient: the member it came from, its number and its merge fields.
+type Resolved = (Option<MemberId>, CustomerNumber, BTreeMap<String, Value>);
+
 /// Recipients per stored chunk (of a sending or an audience).
 const RECIPIENT_CHUNK: usize = 4096;
 /// Status updates that wait for their dispatch (a status can arrive before the send's reply is
@@ -881,7 +884,7 @@ impl Campaigns {
             (Some(at), None) => Some(at),
             (None, Some(w)) => {
                 let d = parse_relative(&w.within).map_err(|r| invalid("scheduled_with.in", r))?;
-                Some(self.now().add(d))
+                Some(self.now().plus(d))
             }
             (None, None) => None,
         };
@@ -1201,10 +1204,10 @@ impl Campaigns {
             if let Ok(mut open) = self.inner.open.lock() {
                 open.remove(&record.id);
             }
-            if active.is_some_and(|a| !a.running.load(Ordering::SeqCst)) {
-                if let Ok(mut map) = self.inner.active.lock() {
-                    map.remove(&record.id);
-                }
+            if active.is_some_and(|a| !a.running.load(Ordering::SeqCst))
+                && let Ok(mut map) = self.inner.active.lock()
+            {
+                map.remove(&record.id);
             }
         }
     }
@@ -1231,7 +1234,7 @@ impl Campaigns {
             let Some(at) = record.scheduled_at else {
                 continue;
             };
-            let deadline = at.add(self.inner.config.fail_after);
+            let deadline = at.plus(self.inner.config.fail_after);
             match record.status {
                 SendingStatus::Scheduled
                 | SendingStatus::Preparing
@@ -1241,13 +1244,13 @@ impl Campaigns {
                 {
                     self.fail(id).await?
                 }
-                SendingStatus::Scheduled if now >= at.sub(self.inner.config.prepare_lead) => {
-                    if self
-                        .transition(id, SendingStatus::Scheduled, SendingStatus::Preparing)
-                        .await?
-                    {
-                        self.spawn_execute(id);
-                    }
+                SendingStatus::Scheduled
+                    if now >= at.minus(self.inner.config.prepare_lead)
+                        && self
+                            .transition(id, SendingStatus::Scheduled, SendingStatus::Preparing)
+                            .await? =>
+                {
+                    self.spawn_execute(id);
                 }
                 SendingStatus::Preparing | SendingStatus::Transmitting => self.spawn_execute(id),
                 SendingStatus::Prepared if now >= at => self.spawn_execute(id),
@@ -1283,10 +1286,8 @@ impl Campaigns {
         let Ok(record_active) = self.inner.active.lock().map(|a| a.get(&id).cloned()) else {
             return;
         };
-        if let Some(a) = &record_active {
-            if a.running.load(Ordering::SeqCst) {
-                return;
-            }
+        if record_active.is_some_and(|a| a.running.load(Ordering::SeqCst)) {
+            return;
         }
         let this = self.clone();
         let handle = tokio::spawn(async move {
@@ -1359,7 +1360,7 @@ impl Campaigns {
     fn deadline_passed(&self, record: &SendingRecord) -> bool {
         record
             .scheduled_at
-            .is_some_and(|at| self.now() >= at.add(self.inner.config.fail_after))
+            .is_some_and(|at| self.now() >= at.plus(self.inner.config.fail_after))
     }
 
     async fn is_stopped(&self, active: &Active) -> bool {
@@ -1404,16 +1405,15 @@ impl Campaigns {
             .write(vec![Op::DeleteRange(Table::Dispatches, s, e)])
             .await?;
         let mut recipients = Vec::new();
-        if let Some(aid) = record.audience_id {
-            if self
+        if let Some(aid) = record.audience_id
+            && self
                 .inner
                 .store
                 .get(Table::Audiences, id_key(aid))
                 .await?
                 .is_some()
-            {
-                recipients = self.read_chunks(Table::AudienceRecipients, aid).await?;
-            }
+        {
+            recipients = self.read_chunks(Table::AudienceRecipients, aid).await?;
         }
         recipients.extend(self.read_chunks(Table::SendingRecipients, id).await?);
 
@@ -1450,15 +1450,11 @@ impl Campaigns {
             for r in &unique {
                 lookups.push(self.resolve(channel.kind, r));
             }
-            let resolved: Vec<
-                std::result::Result<
-                    (Option<MemberId>, CustomerNumber, BTreeMap<String, Value>),
-                    SkipReason,
-                >,
-            > = futures_util::stream::iter(lookups)
-                .buffered(self.inner.config.member_lookups)
-                .collect()
-                .await;
+            let resolved: Vec<std::result::Result<Resolved, SkipReason>> =
+                futures_util::stream::iter(lookups)
+                    .buffered(self.inner.config.member_lookups)
+                    .collect()
+                    .await;
             let mut ops = Vec::with_capacity(resolved.len());
             let mut skipped: BTreeMap<String, u64> = BTreeMap::new();
             let mut ok = 0u64;
@@ -1521,8 +1517,7 @@ impl Campaigns {
         &self,
         kind: ChannelType,
         r: &Recipient,
-    ) -> std::result::Result<(Option<MemberId>, CustomerNumber, BTreeMap<String, Value>), SkipReason>
-    {
+    ) -> std::result::Result<Resolved, SkipReason> {
         let Some(member) = &r.member_id else {
             let number = inline_number(kind, r)?;
             return Ok((None, number, r.properties.clone().unwrap_or_default()));

@@ -191,16 +191,15 @@ impl Store {
     }
 }
 
+type Tables = BTreeMap<Table, BTreeMap<Vec<u8>, Vec<u8>>>;
+
 #[derive(Default)]
 struct Memory {
-    tables: Mutex<BTreeMap<Table, BTreeMap<Vec<u8>, Vec<u8>>>>,
+    tables: Mutex<Tables>,
 }
 
 impl Memory {
-    fn lock(
-        &self,
-    ) -> Result<std::sync::MutexGuard<'_, BTreeMap<Table, BTreeMap<Vec<u8>, Vec<u8>>>>, StoreError>
-    {
+    fn lock(&self) -> Result<std::sync::MutexGuard<'_, Tables>, StoreError> {
         self.tables
             .lock()
             .map_err(|_| StoreError("in-memory store poisoned".into()))
@@ -247,18 +246,18 @@ impl Backend for Memory {
                     }
                 }
                 Op::DeleteRange(table, start, end) => {
-                    if let Some(t) = tables.get_mut(&table) {
-                        if start < end {
-                            let keys: Vec<Vec<u8>> = t
-                                .range::<[u8], _>((
-                                    Bound::Included(start.as_slice()),
-                                    Bound::Excluded(end.as_slice()),
-                                ))
-                                .map(|(k, _)| k.clone())
-                                .collect();
-                            for k in keys {
-                                t.remove(&k);
-                            }
+                    if let Some(t) = tables.get_mut(&table)
+                        && start < end
+                    {
+                        let keys: Vec<Vec<u8>> = t
+                            .range::<[u8], _>((
+                                Bound::Included(start.as_slice()),
+                                Bound::Excluded(end.as_slice()),
+                            ))
+                            .map(|(k, _)| k.clone())
+                            .collect();
+                        for k in keys {
+                            t.remove(&k);
                         }
                     }
                 }

@@ -84,10 +84,10 @@ impl Compiled {
     pub fn fields(&self) -> Vec<&str> {
         let mut out: Vec<&str> = Vec::new();
         for part in &self.parts {
-            if let Part::Field(name) = part {
-                if !out.contains(&name.as_str()) {
-                    out.push(name);
-                }
+            if let Part::Field(name) = part
+                && !out.contains(&name.as_str())
+            {
+                out.push(name);
             }
         }
         out

@@ -55,7 +55,7 @@ async fn scheduled_sending_prepares_five_minutes_ahead_then_transmits_rendered_t
     ];
     let s = c.create_sending(m.id, payload).await.unwrap();
     assert_eq!(s.status, SendingStatus::Scheduled);
-    assert_eq!(s.scheduled_at, Some(start().add(Duration::from_secs(900))));
+    assert_eq!(s.scheduled_at, Some(start().plus(Duration::from_secs(900))));
     assert_eq!(
         c.message(m.id).await.unwrap().sendings_status,
         SendingsStatus::Scheduled
@@ -205,7 +205,7 @@ async fn drafts_and_schedules_switch_until_execution_and_final_ones_are_cloned()
     );
 
     // draft -> scheduled (absolute) -> scheduled (relative) -> draft -> scheduled.
-    let at = start().add(Duration::from_secs(3600));
+    let at = start().plus(Duration::from_secs(3600));
     let s1 = c
         .schedule(
             s.id,
@@ -232,7 +232,7 @@ async fn drafts_and_schedules_switch_until_execution_and_final_ones_are_cloned()
         .unwrap();
     assert_eq!(
         s2.scheduled_at,
-        Some(start().add(Duration::from_secs(7200)))
+        Some(start().plus(Duration::from_secs(7200)))
     );
     assert_eq!(s2.scheduled_with.unwrap().within, "2 hours");
     let s3 = c
