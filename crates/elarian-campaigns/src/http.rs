@@ -11,8 +11,8 @@
 //! | POST | `/messages/{id}/sendings/{sid}/cancel` | | `Sending` |
 //! | POST | `/messages/{id}/sendings/{sid}/clone` | | 201 `Sending` |
 //! | GET | `/messages/{id}/sendings/{sid}/recipients` | | `Recipient[]` (paginated) |
-//! | GET | `/messages/{id}/sendings/{sid}/progress` | | [`Progress`] |
-//! | GET | `/messages/{id}/sendings/{sid}/dispatches` | | [`Dispatch`]`[]` (paginated) |
+//! | GET | `/messages/{id}/sendings/{sid}/progress` | | [`Progress`](crate::Progress) |
+//! | GET | `/messages/{id}/sendings/{sid}/dispatches` | | [`Dispatch`](crate::Dispatch)`[]` (paginated) |
 //! | GET | `/audiences` | | `Audience[]` (paginated) |
 //! | POST | `/audiences` | [`AudiencePayload`] | 201 `Audience` |
 //! | GET, PUT, DELETE | `/audiences/{id}` | `AudiencePayload` (PUT) | `Audience`, 204 |
