@@ -1318,6 +1318,9 @@ impl Campaigns {
             }
         }
         let _running = Running(active.clone());
+        // True once this task moved the sending to transmitting: no earlier attempt can exist,
+        // so the scan for interrupted dispatches is skipped.
+        let mut started_here = false;
         loop {
             if self.inner.closed.load(Ordering::SeqCst) || self.is_stopped(&active).await {
                 return Ok(());
@@ -1337,8 +1340,11 @@ impl Campaigns {
                     {
                         return Ok(());
                     }
+                    started_here = true;
                 }
-                SendingStatus::Transmitting => self.transmit(&record, &active).await?,
+                SendingStatus::Transmitting => {
+                    self.transmit(&record, &active, started_here).await?
+                }
                 _ => {
                     if record.status.is_final() {
                         self.publish(&record);
@@ -1546,7 +1552,12 @@ impl Campaigns {
         Ok((Some(member.clone()), number, fields))
     }
 
-    async fn transmit(&self, record: &SendingRecord, active: &Arc<Active>) -> Result<()> {
+    async fn transmit(
+        &self,
+        record: &SendingRecord,
+        active: &Arc<Active>,
+        started_here: bool,
+    ) -> Result<()> {
         let id = record.id;
         let message: MessageRecord = self
             .load(Table::Messages, "message", record.message_id)
@@ -1566,7 +1577,9 @@ impl Campaigns {
         let (_, end) = owner_range(id);
 
         // Dispatches attempted by a process that died before recording the outcome: unknown.
-        self.settle_interrupted(id, active).await?;
+        if !started_here {
+            self.settle_interrupted(id, active).await?;
+        }
 
         let mut cursor = pair_key(id, 0);
         loop {
