@@ -120,6 +120,18 @@ fn run() -> Result<()> {
         .map_err(|e| BenchError::new(format!("emulator: {e}")))?;
     runtimes.client.block_on(async {
         let app = connect_app(&emulator, true).await?;
+        // The phones: the emulator hands every sent message to a simulator connection (its queue
+        // for them is bounded), so one must be there to take them.
+        let endpoint = emulator
+            .endpoint()
+            .ok_or_else(|| BenchError::new("the emulator has no TCP listener"))?;
+        let phones = elarian_simulator::Simulator::new(elarian_benches::app_config(endpoint))
+            .map_err(|e| BenchError::new(format!("simulator: {e}")))?;
+        phones.on_send_message(|_| async {});
+        tokio::time::timeout(elarian_benches::WAIT, phones.connect())
+            .await
+            .map_err(|_| BenchError::new("connecting the simulator timed out"))?
+            .map_err(|e| BenchError::new(format!("simulator: {e}")))?;
         let base_rate = baseline(&app, baseline_sends).await?;
         println!("  SDK send_message:  {} msg/s ({baseline_sends} sends)", thousands(base_rate));
 
@@ -228,6 +240,7 @@ fn run() -> Result<()> {
             None => println!("  peak RSS:          unavailable on this platform"),
         }
         campaigns.shutdown().await;
+        phones.disconnect().await;
         app.disconnect().await;
         Ok::<(), BenchError>(())
     })?;
