@@ -31,12 +31,13 @@ commands:
                         run the benchmarks in release mode: the transport's req_resp bench,
                         the end-to-end SDK bench (with the published JavaScript client when
                         node is installed), the emulator's million-reminder bench and the
-                        main job, debt_collection with 1,000,000 customers and no rate limit;
-                        with --quick, smaller sizes (a few minutes in all); with --check, the
-                        quick transport and end-to-end benches, failing when a ratio falls
-                        below its stated floor in any run (before a change lands; not in CI,
-                        whose machine is shared); with --10m, only debt_collection with
-                        10,000,000 customers and a temporary --data-dir
+                        main job, debt_collection with 1,000,000 customers and no rate limit,
+                        and the million-recipient campaign bench; with --quick, smaller sizes
+                        (a few minutes in all); with --check, the quick transport and
+                        end-to-end benches, failing when a ratio falls below its stated floor
+                        in any run (before a change lands; not in CI, whose machine is
+                        shared); with --10m, only debt_collection with 10,000,000 customers
+                        and a temporary --data-dir
   js-compat             run the published JavaScript client (npm `elarian`, tools/js-bench)
                         against an in-process emulator over TLS: commands and notification
                         handlers; fails when any check fails
@@ -558,6 +559,10 @@ fn bench(quick: bool, check: bool, ten_million: bool) -> Result<()> {
         &with(&["bench", "-p", "elarian-benches", "--bench", "emulator"]),
     )?;
     bench_debt_collection(if quick { "100000" } else { "1000000" }, None)?;
+    cargo_step(
+        "campaign bench",
+        &with(&["bench", "-p", "elarian-benches", "--bench", "campaign"]),
+    )?;
     println!(
         "bench: the figures are printed above; docs/benchmarks.md records them with the \
          machine they were measured on (update it by hand when they change)"

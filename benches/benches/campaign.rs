@@ -1,0 +1,253 @@
+//! Campaign benchmark: one Sending to a million recipients with inline properties, through
+//! `elarian-campaigns` on the emulator, against the SDK's own `send_message` rate measured in
+//! the same run.
+//!
+//! ```text
+//! cargo bench -p elarian-benches --bench campaign -- [--quick] [--recipients N] [--baseline N]
+//! ```
+//!
+//! Environment: `ELARIAN_BENCH_RECIPIENTS`, `ELARIAN_BENCH_QUICK=1` (100,000 recipients).
+//!
+//! Phases, each timed on its own: the baseline (`send_message` with the same number of sends in
+//! flight as the campaign), creating the sending (storing the recipients), preparation (resolve,
+//! deduplicate, render, store one dispatch per recipient) and transmission (record attempts,
+//! send, record outcomes; delivery reports tracked as they arrive). The campaign runs on a
+//! manual clock so preparation and transmission are measured apart. Peak RSS is this process's
+//! `VmHWM`: emulator, SDK and campaigns together.
+
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use elarian_benches::options::Options;
+use elarian_benches::usage::{mib, peak_rss_bytes};
+use elarian_benches::{BenchError, Result, Runtimes, connect_app, thousands};
+use elarian_campaigns::{
+    Campaigns, CampaignsConfig, ManualClock, Recipient, SendingPayload, SendingStatus, Store,
+    Timestamp, from_json,
+};
+use elarian_emulator::Emulator;
+use elarian_emulator::config::TEST_SMS_SHORT_CODE;
+use elarian_sdk::{CustomerNumber, Elarian, Message, MessagingChannelNumber};
+use futures_util::StreamExt;
+
+/// Sends in flight, for the baseline and the campaign alike.
+const IN_FLIGHT: usize = 128;
+const TARGET_TRANSMISSION_SHARE: f64 = 0.80;
+const TARGET_PREPARATION_PER_SEC: f64 = 200_000.0;
+const TARGET_PEAK_RSS: u64 = 1024 * 1024 * 1024;
+
+fn main() -> ExitCode {
+    elarian_benches::init_logging();
+    match run() {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("campaign bench failed: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn phone(prefix: u32, i: u64) -> String {
+    format!("+25{prefix}{i:08}")
+}
+
+async fn baseline(app: &Elarian, sends: u64) -> Result<f64> {
+    let from = MessagingChannelNumber::sms(TEST_SMS_SHORT_CODE);
+    let started = Instant::now();
+    let results: Vec<bool> = futures_util::stream::iter((0..sends).map(|i| {
+        let customer = app.customer(CustomerNumber::cellular(phone(6, i)));
+        let from = from.clone();
+        async move {
+            customer
+                .send_message(
+                    from,
+                    Message::text(format!("Hi n{i}, you owe KES {}", i % 9000)),
+                )
+                .await
+                .is_ok_and(|r| r.is_success())
+        }
+    }))
+    .buffer_unordered(IN_FLIGHT)
+    .collect()
+    .await;
+    let elapsed = started.elapsed();
+    let ok = results.iter().filter(|ok| **ok).count() as u64;
+    if ok != sends {
+        return Err(BenchError::new(format!(
+            "baseline: {ok} of {sends} sends succeeded"
+        )));
+    }
+    Ok(sends as f64 / elapsed.as_secs_f64())
+}
+
+async fn wait_status(c: &Campaigns, id: u64, status: SendingStatus, limit: Duration) -> Result<()> {
+    let started = Instant::now();
+    loop {
+        let s = c
+            .progress(id)
+            .await
+            .map_err(|e| BenchError::new(e.to_string()))?;
+        if s.status == Some(status) {
+            return Ok(());
+        }
+        if s.status.is_some_and(SendingStatus::is_final) || started.elapsed() > limit {
+            return Err(BenchError::new(format!("expected {status}, got {s:?}")));
+        }
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+}
+
+fn run() -> Result<()> {
+    let options = Options::parse(std::env::args().skip(1), &["--recipients", "--baseline"])?;
+    let recipients = options.count(
+        "--recipients",
+        "ELARIAN_BENCH_RECIPIENTS",
+        100_000,
+        1_000_000,
+    )?;
+    let baseline_sends = options.count("--baseline", "ELARIAN_BENCH_BASELINE", 50_000, 200_000)?;
+    let cores = std::thread::available_parallelism().map_or(0, |n| n.get());
+    println!(
+        "Campaign: one Sending to {recipients} recipients with inline properties, SMS, \
+         {IN_FLIGHT} sends in flight ({cores} cores, emulator in this process on its own runtime, \
+         TCP loopback, in-memory campaign store)"
+    );
+    let runtimes = Runtimes::new()?;
+    let emulator = runtimes
+        .server
+        .block_on(Emulator::builder().tcp(([127, 0, 0, 1], 0)).start())
+        .map_err(|e| BenchError::new(format!("emulator: {e}")))?;
+    runtimes.client.block_on(async {
+        let app = connect_app(&emulator, true).await?;
+        // The phones: the emulator hands every sent message to a simulator connection (its queue
+        // for them is bounded), so one must be there to take them.
+        let endpoint = emulator
+            .endpoint()
+            .ok_or_else(|| BenchError::new("the emulator has no TCP listener"))?;
+        let phones = elarian_simulator::Simulator::new(elarian_benches::app_config(endpoint))
+            .map_err(|e| BenchError::new(format!("simulator: {e}")))?;
+        phones.on_send_message(|_| async {});
+        tokio::time::timeout(elarian_benches::WAIT, phones.connect())
+            .await
+            .map_err(|_| BenchError::new("connecting the simulator timed out"))?
+            .map_err(|e| BenchError::new(format!("simulator: {e}")))?;
+        let base_rate = baseline(&app, baseline_sends).await?;
+        println!("  SDK send_message:  {} msg/s ({baseline_sends} sends)", thousands(base_rate));
+
+        let start: Timestamp = Timestamp::now();
+        let clock = ManualClock::new(start);
+        let config = CampaignsConfig {
+            concurrency: IN_FLIGHT,
+            batch_size: 4096,
+            poll_interval: Duration::from_millis(5),
+            max_recipients: 2_000_000,
+            ..CampaignsConfig::default()
+        };
+        let campaigns = Campaigns::open_with_clock(app.clone(), Store::memory(), Arc::new(clock.clone()), config)
+            .await
+            .map_err(|e| BenchError::new(e.to_string()))?;
+        let message = campaigns
+            .create_message(
+                from_json(
+                    &serde_json::json!({
+                        "name": "bench",
+                        "channels": [{
+                            "type": "sms",
+                            "sender": {"type": "alphanumeric", "value": TEST_SMS_SHORT_CODE},
+                            "template": {"type": "plain", "content": {"body": "Hi {{first_name}}, you owe {{balance}}"}}
+                        }]
+                    })
+                    .to_string(),
+                )
+                .map_err(|e| BenchError::new(e.to_string()))?,
+            )
+            .await
+            .map_err(|e| BenchError::new(e.to_string()))?;
+        let list: Vec<Recipient> = (0..recipients)
+            .map(|i| Recipient {
+                msisdn: Some(phone(7, i)),
+                properties: Some(
+                    [
+                        ("first_name".to_string(), serde_json::Value::String(format!("n{i}"))),
+                        ("balance".to_string(), serde_json::Value::String(format!("KES {}", i % 9000))),
+                    ]
+                    .into(),
+                ),
+                ..Recipient::default()
+            })
+            .collect();
+        let at = start.plus(Duration::from_secs(600));
+        let created = Instant::now();
+        let sending = campaigns
+            .create_sending(message.id, SendingPayload { recipients: list, scheduled_at: Some(at), ..Default::default() })
+            .await
+            .map_err(|e| BenchError::new(e.to_string()))?;
+        let id = sending.id;
+        drop(sending);
+        let create_time = created.elapsed();
+
+        // Preparation starts five minutes before the time.
+        clock.set(at.minus(Duration::from_secs(300)));
+        let prepared = Instant::now();
+        campaigns.tick().await.map_err(|e| BenchError::new(e.to_string()))?;
+        wait_status(&campaigns, id, SendingStatus::Prepared, Duration::from_secs(600)).await?;
+        let prep_time = prepared.elapsed();
+
+        clock.set(at);
+        let transmitted = Instant::now();
+        campaigns.tick().await.map_err(|e| BenchError::new(e.to_string()))?;
+        wait_status(&campaigns, id, SendingStatus::Transmitted, Duration::from_secs(1800)).await?;
+        let tx_time = transmitted.elapsed();
+        let p = campaigns.progress(id).await.map_err(|e| BenchError::new(e.to_string()))?;
+        if p.sent != recipients {
+            return Err(BenchError::new(format!("sent {} of {recipients}: {p:?}", p.sent)));
+        }
+        let settle = Instant::now();
+        let mut p = p;
+        while p.delivered < recipients && settle.elapsed() < Duration::from_secs(120) {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+            p = campaigns.progress(id).await.map_err(|e| BenchError::new(e.to_string()))?;
+        }
+        let prep_rate = recipients as f64 / prep_time.as_secs_f64();
+        let tx_rate = recipients as f64 / tx_time.as_secs_f64();
+        let share = tx_rate / base_rate;
+        let peak = peak_rss_bytes();
+        println!("  create sending:    {:.2} s (stores {recipients} inline recipients)", create_time.as_secs_f64());
+        println!(
+            "  preparation:       {:.2} s, {} recipients/s (target >= {})  {}",
+            prep_time.as_secs_f64(),
+            thousands(prep_rate),
+            thousands(TARGET_PREPARATION_PER_SEC),
+            verdict(prep_rate >= TARGET_PREPARATION_PER_SEC)
+        );
+        println!(
+            "  transmission:      {:.2} s, {} msg/s = {:.0} % of send_message (target >= {:.0} %)  {}",
+            tx_time.as_secs_f64(),
+            thousands(tx_rate),
+            share * 100.0,
+            TARGET_TRANSMISSION_SHARE * 100.0,
+            verdict(share >= TARGET_TRANSMISSION_SHARE)
+        );
+        println!("  delivered:         {} of {recipients} reported", p.delivered);
+        match peak {
+            Some(peak) => println!(
+                "  peak RSS:          {} (target <= {})  {}",
+                mib(peak),
+                mib(TARGET_PEAK_RSS),
+                verdict(peak <= TARGET_PEAK_RSS)
+            ),
+            None => println!("  peak RSS:          unavailable on this platform"),
+        }
+        campaigns.shutdown().await;
+        phones.disconnect().await;
+        app.disconnect().await;
+        Ok::<(), BenchError>(())
+    })?;
+    runtimes.server.block_on(emulator.shutdown());
+    Ok(())
+}
+
+fn verdict(ok: bool) -> &'static str {
+    if ok { "ok" } else { "MISSED" }
+}

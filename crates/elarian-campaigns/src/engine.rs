@@ -1,0 +1,1911 @@
+//! The [`Campaigns`] handle: resources, the scheduler that drives sendings through their
+//! lifecycle, preparation, transmission and delivery tracking.
+
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet, VecDeque};
+use std::pin::Pin;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, Weak};
+use std::time::Duration;
+
+use elarian_sdk::{
+    AppEvent, CustomerNumber, Elarian, MessageDeliveryStatus, MessageStatusNotification,
+    MessagingChannelNumber,
+};
+use futures_core::Stream;
+use futures_util::StreamExt;
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+use tokio::sync::{mpsc, watch};
+
+use crate::error::{CampaignError, Result};
+use crate::lifecycle::check_transition;
+use crate::mapping::{
+    self, DispatchContent, Renderer, SkipReason, channel_number, data_value_to_json, inline_number,
+    member_number,
+};
+use crate::model::*;
+use crate::store::{Op, Store, StoreError, Table, id_key, owner_range, pair_key, pair_owner};
+use crate::template::SmsInfo;
+use crate::time::{Clock, SystemClock, Timestamp, parse_relative};
+
+/// A resolved recipient: the member it came from, its number and its merge fields.
+type Resolved = (Option<MemberId>, CustomerNumber, BTreeMap<String, Value>);
+
+/// Recipients per stored chunk (of a sending or an audience).
+const RECIPIENT_CHUNK: usize = 4096;
+/// Status updates that wait for their dispatch (a status can arrive before the send's reply is
+/// recorded) at most, and how long.
+const STATUS_RETRY_LIMIT: usize = 65_536;
+const STATUS_RETRY_FOR: Duration = Duration::from_secs(30);
+
+/// Tuning of a [`Campaigns`] handle.
+#[derive(Debug, Clone)]
+pub struct CampaignsConfig {
+    /// Preparation starts this long before the transmission time (the seed's 5 minutes).
+    pub prepare_lead: Duration,
+    /// A sending not finished this long after its time fails (the seed's "about 20 minutes").
+    pub fail_after: Duration,
+    /// Sends in flight at once, per sending.
+    pub concurrency: usize,
+    /// Dispatches recorded as attempted (one store commit) before being sent.
+    pub batch_size: usize,
+    /// Messages per second per channel type; a type not listed is not limited.
+    pub rates: BTreeMap<ChannelType, u32>,
+    /// How often the scheduler looks for due sendings.
+    pub poll_interval: Duration,
+    /// Member look-ups (customer state reads) in flight at once during preparation.
+    pub member_lookups: usize,
+    /// Most recipients a sending or an audience may have.
+    pub max_recipients: usize,
+    /// Registers an `on_message_status` handler on the app to track deliveries. Turn it off
+    /// when the app has its own handler, and forward to
+    /// [`Campaigns::handle_message_status`] from it.
+    pub track_deliveries: bool,
+}
+
+impl Default for CampaignsConfig {
+    fn default() -> Self {
+        CampaignsConfig {
+            prepare_lead: Duration::from_secs(5 * 60),
+            fail_after: Duration::from_secs(20 * 60),
+            concurrency: 128,
+            batch_size: 2048,
+            rates: BTreeMap::new(),
+            poll_interval: Duration::from_millis(250),
+            member_lookups: 32,
+            max_recipients: 5_000_000,
+            track_deliveries: true,
+        }
+    }
+}
+
+/// A page of a list: 1-based `page`, `per_page` at most 500.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Page {
+    /// Page number, from 1.
+    pub page: u32,
+    /// Items per page, 1 to 500.
+    pub per_page: u32,
+}
+
+impl Default for Page {
+    fn default() -> Self {
+        Page {
+            page: 1,
+            per_page: 50,
+        }
+    }
+}
+
+impl Page {
+    fn check(self) -> Result<(usize, usize)> {
+        if self.page == 0 {
+            return Err(CampaignError::Invalid {
+                field: "page".into(),
+                reason: "pages start at 1".into(),
+            });
+        }
+        if !(1..=500).contains(&self.per_page) {
+            return Err(CampaignError::Invalid {
+                field: "per_page".into(),
+                reason: "must be 1 to 500".into(),
+            });
+        }
+        let per = self.per_page as usize;
+        Ok(((self.page as usize - 1).saturating_mul(per), per))
+    }
+}
+
+/// One page of a list and the total number of items.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Listing<T> {
+    /// The items.
+    pub items: Vec<T>,
+    /// Items in the whole list.
+    pub total: u64,
+}
+
+/// A sending's counters, updated as it runs.
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+pub struct Progress {
+    /// The sending.
+    pub sending_id: u64,
+    /// Its status.
+    pub status: Option<SendingStatus>,
+    /// Distinct recipients (audience and inline).
+    pub recipients: u64,
+    /// Recipients given more than once (dropped).
+    pub duplicates: u64,
+    /// Recipients with a dispatch.
+    pub resolved: u64,
+    /// Recipients without one, by reason.
+    pub skipped: BTreeMap<String, u64>,
+    /// Dispatches Elarian accepted.
+    pub sent: u64,
+    /// Dispatches Elarian reported delivered (or read, received).
+    pub delivered: u64,
+    /// Dispatches refused at send or reported failed.
+    pub failed: u64,
+    /// Of `failed`: dispatches Elarian accepted (counted in `sent`) and later reported failed.
+    pub failed_after_send: u64,
+    /// Dispatches whose send outcome is unknown (a crash or a lost connection mid-send); never
+    /// resent.
+    pub unknown: u64,
+    /// Dispatches not sent because the sending was cancelled or failed.
+    pub not_sent: u64,
+    /// SMS segments of the dispatches built.
+    pub sms_segments: u64,
+}
+
+impl Progress {
+    /// Recipients skipped, whatever the reason.
+    pub fn skipped_total(&self) -> u64 {
+        self.skipped.values().sum()
+    }
+
+    /// Dispatches with an outcome (sent, failed, unknown or not sent).
+    pub fn settled(&self) -> u64 {
+        self.sent + self.failed_at_send() + self.unknown + self.not_sent
+    }
+
+    fn failed_at_send(&self) -> u64 {
+        // `failed` also counts dispatches that were sent and failed later; those are in `sent`.
+        self.failed.saturating_sub(self.failed_after_send)
+    }
+}
+
+/// Where a dispatch is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum DispatchState {
+    /// Built, not yet sent.
+    Pending,
+    /// Recorded as attempted; the send is in flight (or was, when the process died).
+    Attempted,
+    /// Accepted by Elarian.
+    Sent,
+    /// Refused.
+    Failed,
+    /// Attempted, outcome unknown: reported, never resent.
+    Unknown,
+    /// Not sent: the sending was cancelled or failed first.
+    NotSent,
+}
+
+/// One message to one recipient.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Dispatch {
+    /// Position in the sending.
+    pub index: u32,
+    /// The member it was resolved from, if any.
+    pub member_id: Option<MemberId>,
+    /// Where it goes.
+    pub to: CustomerNumber,
+    /// What it says.
+    pub content: DispatchContent,
+    /// SMS length and segments (SMS channels).
+    pub sms: Option<SmsInfo>,
+    /// Where it is.
+    pub state: DispatchState,
+    /// Elarian's message id, once sent.
+    pub message_id: Option<String>,
+    /// The latest delivery status from Elarian.
+    pub delivery_status: Option<MessageDeliveryStatus>,
+    /// Why it failed or is unknown.
+    pub error: Option<String>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+struct MessageRecord {
+    id: u64,
+    name: String,
+    shorten_urls: bool,
+    track_in_shortener: bool,
+    campaign_id: Option<String>,
+    service: Option<Service>,
+    created_at: Timestamp,
+    updated_at: Timestamp,
+    channels: Vec<Channel>,
+    sending_ids: Vec<u64>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+struct SendingRecord {
+    id: u64,
+    message_id: u64,
+    audience_id: Option<u64>,
+    status: SendingStatus,
+    scheduled_at: Option<Timestamp>,
+    scheduled_with: Option<ScheduledWith>,
+    created_at: Timestamp,
+    updated_at: Timestamp,
+    recipients_count: u64,
+    progress: Progress,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+struct AudienceRecord {
+    id: u64,
+    name: String,
+    recipients_count: u64,
+    created_at: Timestamp,
+    updated_at: Timestamp,
+}
+
+impl SendingRecord {
+    fn summary(&self) -> MessageSending {
+        MessageSending {
+            id: self.id,
+            status: self.status,
+            audience_id: self.audience_id,
+            recipients_count: self.recipients_count,
+            scheduled_at: self.scheduled_at,
+            created_at: self.created_at,
+            updated_at: self.updated_at,
+        }
+    }
+}
+
+/// Per-sending runtime state: the cancel gate, the running flag and the progress channel.
+struct Active {
+    /// `true` once cancelled or failed. Sends hold a read guard across the SDK call, so taking
+    /// the write guard waits for the sends in flight; none starts after.
+    gate: tokio::sync::RwLock<bool>,
+    running: AtomicBool,
+    progress: watch::Sender<Progress>,
+}
+
+struct RateLimiter {
+    interval: Duration,
+    next: tokio::sync::Mutex<tokio::time::Instant>,
+}
+
+impl RateLimiter {
+    async fn acquire(&self) {
+        let slot = {
+            let mut next = self.next.lock().await;
+            let now = tokio::time::Instant::now();
+            let slot = (*next).max(now);
+            *next = slot + self.interval;
+            slot
+        };
+        tokio::time::sleep_until(slot).await;
+    }
+}
+
+struct Inner {
+    app: Elarian,
+    store: Store,
+    clock: Arc<dyn Clock>,
+    config: CampaignsConfig,
+    /// Serializes read-modify-write of records (status changes, counters, ids).
+    write_lock: tokio::sync::Mutex<()>,
+    active: Mutex<HashMap<u64, Arc<Active>>>,
+    /// Sendings not in a final status (drafts included), for the scheduler.
+    open: Mutex<BTreeSet<u64>>,
+    rates: HashMap<ChannelType, Arc<RateLimiter>>,
+    status_tx: mpsc::Sender<(String, MessageDeliveryStatus)>,
+    tasks: Mutex<Vec<tokio::task::JoinHandle<()>>>,
+    closed: AtomicBool,
+}
+
+/// The campaigns: messages, sendings, audiences, and the scheduler that runs the sendings.
+/// Cheap to clone.
+#[derive(Clone)]
+pub struct Campaigns {
+    inner: Arc<Inner>,
+}
+
+impl std::fmt::Debug for Campaigns {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Campaigns")
+            .field("config", &self.inner.config)
+            .finish_non_exhaustive()
+    }
+}
+
+fn encode<T: Serialize>(value: &T) -> Result<Vec<u8>> {
+    serde_json::to_vec(value).map_err(|e| CampaignError::Store(StoreError(e.to_string())))
+}
+
+fn decode<T: serde::de::DeserializeOwned>(bytes: &[u8]) -> Result<T> {
+    serde_json::from_slice(bytes)
+        .map_err(|e| CampaignError::Store(StoreError(format!("corrupt record: {e}"))))
+}
+
+fn invalid(field: &str, reason: impl Into<String>) -> CampaignError {
+    CampaignError::Invalid {
+        field: field.into(),
+        reason: reason.into(),
+    }
+}
+
+const NEXT_ID: &[u8] = b"next_id";
+
+impl Campaigns {
+    /// Opens the campaigns on `store`, driven by the system clock. The app must be connected
+    /// (or connect later: sendings wait). Sendings left `preparing` or `transmitting` by a
+    /// previous process resume (see [`Campaigns::open_with_clock`]).
+    pub async fn open(app: Elarian, store: Store, config: CampaignsConfig) -> Result<Self> {
+        Self::open_with_clock(app, store, Arc::new(SystemClock), config).await
+    }
+
+    /// Opens the campaigns with a clock of your choice (a [`ManualClock`](crate::ManualClock)
+    /// in tests). Starts the scheduler (every `poll_interval`) and the delivery tracker.
+    ///
+    /// A sending that was `transmitting` when its process died resumes: dispatches recorded as
+    /// attempted without an outcome are marked unknown and reported, never resent.
+    pub async fn open_with_clock(
+        app: Elarian,
+        store: Store,
+        clock: Arc<dyn Clock>,
+        config: CampaignsConfig,
+    ) -> Result<Self> {
+        if config.concurrency == 0 || config.batch_size == 0 || config.member_lookups == 0 {
+            return Err(invalid(
+                "config",
+                "concurrency, batch_size and member_lookups must be positive",
+            ));
+        }
+        let mut open = BTreeSet::new();
+        let mut start = id_key(0);
+        loop {
+            let rows = store
+                .scan(Table::Sendings, start.clone(), vec![0xff; 9], 1024)
+                .await?;
+            let Some((last, _)) = rows.last() else { break };
+            start = last.clone();
+            start.push(0);
+            for (_, v) in &rows {
+                let r: SendingRecord = decode(v)?;
+                if !r.status.is_final() {
+                    open.insert(r.id);
+                }
+            }
+        }
+        let rates = config
+            .rates
+            .iter()
+            .filter(|(_, per_sec)| **per_sec > 0)
+            .map(|(kind, per_sec)| {
+                (
+                    *kind,
+                    Arc::new(RateLimiter {
+                        interval: Duration::from_secs_f64(1.0 / f64::from(*per_sec)),
+                        next: tokio::sync::Mutex::new(tokio::time::Instant::now()),
+                    }),
+                )
+            })
+            .collect();
+        let (status_tx, status_rx) = mpsc::channel(65_536);
+        let inner = Arc::new(Inner {
+            app,
+            store,
+            clock,
+            config,
+            write_lock: tokio::sync::Mutex::new(()),
+            active: Mutex::new(HashMap::new()),
+            open: Mutex::new(open),
+            rates,
+            status_tx,
+            tasks: Mutex::new(Vec::new()),
+            closed: AtomicBool::new(false),
+        });
+        let campaigns = Campaigns { inner };
+        if campaigns.inner.config.track_deliveries {
+            let tx = campaigns.inner.status_tx.clone();
+            campaigns.inner.app.on_message_status(
+                move |notification, _customer, _data, _responder| {
+                    let tx = tx.clone();
+                    async move {
+                        // Waits when the tracker is behind (backpressure), never drops.
+                        let _ = tx
+                            .send((notification.message_id, notification.status))
+                            .await;
+                    }
+                },
+            );
+        }
+        let weak = Arc::downgrade(&campaigns.inner);
+        let tracker = tokio::spawn(track_statuses(weak.clone(), status_rx));
+        let scheduler = tokio::spawn(async move {
+            loop {
+                let Some(inner) = weak.upgrade() else { return };
+                let interval = inner.config.poll_interval;
+                let c = Campaigns { inner };
+                if let Err(e) = c.tick().await {
+                    tracing::warn!(error = %e, "campaign scheduler");
+                }
+                drop(c);
+                tokio::time::sleep(interval).await;
+            }
+        });
+        if let Ok(mut tasks) = campaigns.inner.tasks.lock() {
+            tasks.push(tracker);
+            tasks.push(scheduler);
+        }
+        Ok(campaigns)
+    }
+
+    /// Stops the scheduler, the delivery tracker and running sendings (as a process exit
+    /// would: a sending mid-transmission resumes when the campaigns are opened again), and
+    /// removes the message-status handler.
+    pub async fn shutdown(&self) {
+        self.inner.closed.store(true, Ordering::SeqCst);
+        if self.inner.config.track_deliveries {
+            self.inner.app.off(AppEvent::MessageStatus);
+        }
+        let tasks = self
+            .inner
+            .tasks
+            .lock()
+            .map(|mut t| std::mem::take(&mut *t))
+            .unwrap_or_default();
+        for task in tasks {
+            task.abort();
+            let _ = task.await;
+        }
+    }
+
+    /// Forwards a message-status notification to the delivery tracker (for apps that keep
+    /// their own `on_message_status` handler and set `track_deliveries: false`).
+    pub async fn handle_message_status(&self, notification: &MessageStatusNotification) {
+        let _ = self
+            .inner
+            .status_tx
+            .send((notification.message_id.clone(), notification.status))
+            .await;
+    }
+
+    fn now(&self) -> Timestamp {
+        self.inner.clock.now()
+    }
+
+    fn check_open(&self) -> Result<()> {
+        if self.inner.closed.load(Ordering::SeqCst) {
+            Err(CampaignError::Closed)
+        } else {
+            Ok(())
+        }
+    }
+
+    async fn next_ids(&self, n: u64) -> Result<(u64, Op)> {
+        // Called under the write lock; the caller commits the returned op with its records.
+        let current = match self.inner.store.get(Table::Meta, NEXT_ID.to_vec()).await? {
+            Some(bytes) => decode::<u64>(&bytes)?,
+            None => 1,
+        };
+        Ok((
+            current,
+            Op::Put(Table::Meta, NEXT_ID.to_vec(), encode(&(current + n))?),
+        ))
+    }
+
+    async fn load<T: serde::de::DeserializeOwned>(
+        &self,
+        table: Table,
+        resource: &'static str,
+        id: u64,
+    ) -> Result<T> {
+        match self.inner.store.get(table, id_key(id)).await? {
+            Some(bytes) => decode(&bytes),
+            None => Err(CampaignError::NotFound { resource, id }),
+        }
+    }
+
+    async fn list_ids(&self, table: Table, page: Page) -> Result<(Vec<Vec<u8>>, u64)> {
+        let (skip, take) = page.check()?;
+        let mut start = id_key(0);
+        let mut total = 0u64;
+        let mut out = Vec::new();
+        loop {
+            let rows = self
+                .inner
+                .store
+                .scan(table, start.clone(), vec![0xff; 9], 4096)
+                .await?;
+            let Some((last, _)) = rows.last() else { break };
+            start = last.clone();
+            start.push(0);
+            for (_, v) in rows {
+                if total as usize >= skip && out.len() < take {
+                    out.push(v);
+                }
+                total += 1;
+            }
+        }
+        Ok((out, total))
+    }
+
+    // ---- messages ------------------------------------------------------------------------
+
+    fn build_channels(
+        &self,
+        first_id: u64,
+        now: Timestamp,
+        new: &[NewChannel],
+    ) -> Result<Vec<Channel>> {
+        if new.is_empty() {
+            return Err(invalid("channels", "at least one channel is required"));
+        }
+        let mut out = Vec::with_capacity(new.len());
+        for (i, c) in new.iter().enumerate() {
+            mapping::validate_channel(i, c)?;
+            out.push(Channel {
+                id: first_id + 2 * i as u64,
+                kind: c.kind,
+                sender: c.sender.clone(),
+                from_email: c.from_email.clone(),
+                from_name: c.from_name.clone(),
+                template: Template {
+                    id: first_id + 2 * i as u64 + 1,
+                    wrapper_id: c.template.wrapper_id,
+                    content: c.template.content.clone(),
+                    created_at: now,
+                    updated_at: now,
+                },
+                created_at: now,
+                updated_at: now,
+            });
+        }
+        Ok(out)
+    }
+
+    /// Creates a message. Channels are validated against Elarian (see `docs/campaigns.md`):
+    /// `push` is rejected, senders are checked, templates must fit the channel and compile.
+    pub async fn create_message(&self, new: NewMessage) -> Result<Message> {
+        self.check_open()?;
+        if new.name.trim().is_empty() {
+            return Err(invalid("name", "must not be empty"));
+        }
+        let _w = self.inner.write_lock.lock().await;
+        let now = self.now();
+        let n = 1 + 2 * new.channels.len() as u64;
+        let (id, id_op) = self.next_ids(n).await?;
+        let channels = self.build_channels(id + 1, now, &new.channels)?;
+        let record = MessageRecord {
+            id,
+            name: new.name,
+            shorten_urls: new.shorten_urls,
+            track_in_shortener: new.track_in_shortener,
+            campaign_id: new.campaign_id,
+            service: new.service,
+            created_at: now,
+            updated_at: now,
+            channels,
+            sending_ids: Vec::new(),
+        };
+        self.inner
+            .store
+            .write(vec![
+                id_op,
+                Op::Put(Table::Messages, id_key(id), encode(&record)?),
+            ])
+            .await?;
+        drop(_w);
+        self.view_message(record).await
+    }
+
+    async fn view_message(&self, record: MessageRecord) -> Result<Message> {
+        let mut statuses = Vec::with_capacity(record.sending_ids.len());
+        let mut latest: Option<SendingRecord> = None;
+        for sid in &record.sending_ids {
+            let s: SendingRecord = self.load(Table::Sendings, "sending", *sid).await?;
+            statuses.push(s.status);
+            if latest
+                .as_ref()
+                .is_none_or(|l| (s.created_at, s.id) > (l.created_at, l.id))
+            {
+                latest = Some(s);
+            }
+        }
+        Ok(Message {
+            id: record.id,
+            name: record.name,
+            shorten_urls: record.shorten_urls,
+            track_in_shortener: record.track_in_shortener,
+            campaign_id: record.campaign_id,
+            service: record.service,
+            created_at: record.created_at,
+            updated_at: record.updated_at,
+            channels: record.channels,
+            sendings_status: crate::lifecycle::aggregate_status(statuses),
+            sendings_count: record.sending_ids.len() as u64,
+            latest_sending: latest.map(|s| s.summary()),
+        })
+    }
+
+    /// A message, with its aggregated sendings status and latest sending.
+    pub async fn message(&self, id: u64) -> Result<Message> {
+        let record: MessageRecord = self.load(Table::Messages, "message", id).await?;
+        self.view_message(record).await
+    }
+
+    /// A page of messages, in creation order.
+    pub async fn messages(&self, page: Page) -> Result<Listing<Message>> {
+        let (rows, total) = self.list_ids(Table::Messages, page).await?;
+        let mut items = Vec::with_capacity(rows.len());
+        for v in rows {
+            items.push(self.view_message(decode(&v)?).await?);
+        }
+        Ok(Listing { items, total })
+    }
+
+    /// Replaces a message's fields and channels (new channel and template ids). Refused while
+    /// one of its sendings is executing.
+    pub async fn update_message(&self, id: u64, new: NewMessage) -> Result<Message> {
+        self.check_open()?;
+        if new.name.trim().is_empty() {
+            return Err(invalid("name", "must not be empty"));
+        }
+        let _w = self.inner.write_lock.lock().await;
+        let mut record: MessageRecord = self.load(Table::Messages, "message", id).await?;
+        self.refuse_if_executing(&record).await?;
+        let now = self.now();
+        let (first, id_op) = self.next_ids(2 * new.channels.len() as u64).await?;
+        record.channels = self.build_channels(first, now, &new.channels)?;
+        record.name = new.name;
+        record.shorten_urls = new.shorten_urls;
+        record.track_in_shortener = new.track_in_shortener;
+        record.campaign_id = new.campaign_id;
+        record.service = new.service;
+        record.updated_at = now;
+        self.inner
+            .store
+            .write(vec![
+                id_op,
+                Op::Put(Table::Messages, id_key(id), encode(&record)?),
+            ])
+            .await?;
+        drop(_w);
+        self.view_message(record).await
+    }
+
+    async fn refuse_if_executing(&self, record: &MessageRecord) -> Result<()> {
+        for sid in &record.sending_ids {
+            let s: SendingRecord = self.load(Table::Sendings, "sending", *sid).await?;
+            if s.status.is_executing() {
+                return Err(CampaignError::Conflict(format!(
+                    "sending {} is {}",
+                    s.id, s.status
+                )));
+            }
+        }
+        Ok(())
+    }
+
+    /// Deletes a message and its sendings (their recipients and dispatches too). Refused while
+    /// one of its sendings is executing.
+    pub async fn delete_message(&self, id: u64) -> Result<()> {
+        self.check_open()?;
+        let _w = self.inner.write_lock.lock().await;
+        let record: MessageRecord = self.load(Table::Messages, "message", id).await?;
+        self.refuse_if_executing(&record).await?;
+        let mut ops = vec![Op::Delete(Table::Messages, id_key(id))];
+        for sid in &record.sending_ids {
+            let (s, e) = owner_range(*sid);
+            ops.push(Op::Delete(Table::Sendings, id_key(*sid)));
+            ops.push(Op::DeleteRange(
+                Table::SendingRecipients,
+                s.clone(),
+                e.clone(),
+            ));
+            ops.push(Op::DeleteRange(Table::Dispatches, s, e));
+        }
+        self.inner.store.write(ops).await?;
+        if let Ok(mut open) = self.inner.open.lock() {
+            for sid in &record.sending_ids {
+                open.remove(sid);
+            }
+        }
+        Ok(())
+    }
+
+    // ---- audiences -----------------------------------------------------------------------
+
+    fn check_recipients(&self, field: &str, recipients: &[Recipient]) -> Result<()> {
+        if recipients.len() > self.inner.config.max_recipients {
+            return Err(invalid(
+                field,
+                format!("at most {} recipients", self.inner.config.max_recipients),
+            ));
+        }
+        for (i, r) in recipients.iter().enumerate() {
+            if r.member_id.is_none()
+                && r.msisdn.is_none()
+                && r.email.is_none()
+                && r.app_token.is_none()
+            {
+                return Err(invalid(
+                    &format!("{field}[{i}]"),
+                    "needs member_id, msisdn, email or app_token",
+                ));
+            }
+        }
+        Ok(())
+    }
+
+    fn chunk_ops(table: Table, owner: u64, recipients: &[Recipient]) -> Result<Vec<Op>> {
+        let (s, e) = owner_range(owner);
+        let mut ops = vec![Op::DeleteRange(table, s, e)];
+        for (i, chunk) in recipients.chunks(RECIPIENT_CHUNK).enumerate() {
+            let index = u32::try_from(i).map_err(|_| invalid("recipients", "too many"))?;
+            ops.push(Op::Put(table, pair_key(owner, index), encode(&chunk)?));
+        }
+        Ok(ops)
+    }
+
+    async fn read_chunks(&self, table: Table, owner: u64) -> Result<Vec<Recipient>> {
+        let mut out = Vec::new();
+        let (mut start, end) = owner_range(owner);
+        loop {
+            let rows = self
+                .inner
+                .store
+                .scan(table, start.clone(), end.clone(), 16)
+                .await?;
+            let Some((last, _)) = rows.last() else { break };
+            start = last.clone();
+            start.push(0);
+            for (_, v) in rows {
+                out.extend(decode::<Vec<Recipient>>(&v)?);
+            }
+        }
+        Ok(out)
+    }
+
+    /// Creates an audience: a stored list of recipients sendings can be directed to.
+    pub async fn create_audience(&self, payload: AudiencePayload) -> Result<Audience> {
+        self.check_open()?;
+        if payload.name.trim().is_empty() {
+            return Err(invalid("name", "must not be empty"));
+        }
+        self.check_recipients("recipients", &payload.recipients)?;
+        let _w = self.inner.write_lock.lock().await;
+        let now = self.now();
+        let (id, id_op) = self.next_ids(1).await?;
+        let record = AudienceRecord {
+            id,
+            name: payload.name,
+            recipients_count: payload.recipients.len() as u64,
+            created_at: now,
+            updated_at: now,
+        };
+        let mut ops = vec![
+            id_op,
+            Op::Put(Table::Audiences, id_key(id), encode(&record)?),
+        ];
+        ops.extend(Self::chunk_ops(
+            Table::AudienceRecipients,
+            id,
+            &payload.recipients,
+        )?);
+        self.inner.store.write(ops).await?;
+        Ok(audience_view(record))
+    }
+
+    /// An audience.
+    pub async fn audience(&self, id: u64) -> Result<Audience> {
+        Ok(audience_view(
+            self.load(Table::Audiences, "audience", id).await?,
+        ))
+    }
+
+    /// An audience's recipients.
+    pub async fn audience_recipients(&self, id: u64) -> Result<Vec<Recipient>> {
+        let _: AudienceRecord = self.load(Table::Audiences, "audience", id).await?;
+        self.read_chunks(Table::AudienceRecipients, id).await
+    }
+
+    /// A page of audiences.
+    pub async fn audiences(&self, page: Page) -> Result<Listing<Audience>> {
+        let (rows, total) = self.list_ids(Table::Audiences, page).await?;
+        let items = rows
+            .iter()
+            .map(|v| decode(v).map(audience_view))
+            .collect::<Result<_>>()?;
+        Ok(Listing { items, total })
+    }
+
+    /// Replaces an audience's name and recipients. Sendings read it when they prepare.
+    pub async fn update_audience(&self, id: u64, payload: AudiencePayload) -> Result<Audience> {
+        self.check_open()?;
+        if payload.name.trim().is_empty() {
+            return Err(invalid("name", "must not be empty"));
+        }
+        self.check_recipients("recipients", &payload.recipients)?;
+        let _w = self.inner.write_lock.lock().await;
+        let mut record: AudienceRecord = self.load(Table::Audiences, "audience", id).await?;
+        record.name = payload.name;
+        record.recipients_count = payload.recipients.len() as u64;
+        record.updated_at = self.now();
+        let mut ops = vec![Op::Put(Table::Audiences, id_key(id), encode(&record)?)];
+        ops.extend(Self::chunk_ops(
+            Table::AudienceRecipients,
+            id,
+            &payload.recipients,
+        )?);
+        self.inner.store.write(ops).await?;
+        Ok(audience_view(record))
+    }
+
+    /// Deletes an audience. Sendings that still name it find no members when they prepare
+    /// (and are skipped if they have no inline recipients either), as the seed allows.
+    pub async fn delete_audience(&self, id: u64) -> Result<()> {
+        self.check_open()?;
+        let _w = self.inner.write_lock.lock().await;
+        let _: AudienceRecord = self.load(Table::Audiences, "audience", id).await?;
+        let (s, e) = owner_range(id);
+        self.inner
+            .store
+            .write(vec![
+                Op::Delete(Table::Audiences, id_key(id)),
+                Op::DeleteRange(Table::AudienceRecipients, s, e),
+            ])
+            .await?;
+        Ok(())
+    }
+
+    // ---- sendings ------------------------------------------------------------------------
+
+    fn schedule_of(
+        &self,
+        scheduled_at: Option<Timestamp>,
+        scheduled_with: Option<&ScheduledWith>,
+        draft: bool,
+    ) -> Result<(SendingStatus, Option<Timestamp>)> {
+        let at = match (scheduled_at, scheduled_with) {
+            (Some(_), Some(_)) => {
+                return Err(invalid(
+                    "scheduled_with",
+                    "give scheduled_at or scheduled_with, not both",
+                ));
+            }
+            (Some(at), None) => Some(at),
+            (None, Some(w)) => {
+                let d = parse_relative(&w.within).map_err(|r| invalid("scheduled_with.in", r))?;
+                Some(self.now().plus(d))
+            }
+            (None, None) => None,
+        };
+        let status = if draft || at.is_none() {
+            SendingStatus::Draft
+        } else {
+            SendingStatus::Scheduled
+        };
+        Ok((status, at))
+    }
+
+    /// Creates a sending of message `message_id`: a draft without a schedule (or with
+    /// `draft: true`), else scheduled at `scheduled_at` or `scheduled_with.in` from now.
+    pub async fn create_sending(
+        &self,
+        message_id: u64,
+        payload: SendingPayload,
+    ) -> Result<Sending> {
+        self.check_open()?;
+        self.check_recipients("recipients", &payload.recipients)?;
+        if payload.audience_id.is_none() && payload.recipients.is_empty() {
+            return Err(invalid(
+                "recipients",
+                "give an audience_id, recipients, or both",
+            ));
+        }
+        let (status, at) = self.schedule_of(
+            payload.scheduled_at,
+            payload.scheduled_with.as_ref(),
+            payload.draft,
+        )?;
+        let _w = self.inner.write_lock.lock().await;
+        let mut message: MessageRecord = self.load(Table::Messages, "message", message_id).await?;
+        if let Some(aid) = payload.audience_id {
+            let _: AudienceRecord = self.load(Table::Audiences, "audience", aid).await?;
+        }
+        let now = self.now();
+        let (id, id_op) = self.next_ids(1).await?;
+        let record = SendingRecord {
+            id,
+            message_id,
+            audience_id: payload.audience_id,
+            status,
+            scheduled_at: at,
+            scheduled_with: payload.scheduled_with,
+            created_at: now,
+            updated_at: now,
+            recipients_count: payload.recipients.len() as u64,
+            progress: Progress {
+                sending_id: id,
+                status: Some(status),
+                ..Progress::default()
+            },
+        };
+        message.sending_ids.push(id);
+        message.updated_at = now;
+        let mut ops = vec![
+            id_op,
+            Op::Put(Table::Sendings, id_key(id), encode(&record)?),
+            Op::Put(Table::Messages, id_key(message_id), encode(&message)?),
+        ];
+        ops.extend(Self::chunk_ops(
+            Table::SendingRecipients,
+            id,
+            &payload.recipients,
+        )?);
+        self.inner.store.write(ops).await?;
+        if let Ok(mut open) = self.inner.open.lock() {
+            open.insert(id);
+        }
+        Ok(sending_view(record, payload.recipients))
+    }
+
+    /// A sending with its inline recipients.
+    pub async fn sending(&self, id: u64) -> Result<Sending> {
+        let record: SendingRecord = self.load(Table::Sendings, "sending", id).await?;
+        let recipients = self.read_chunks(Table::SendingRecipients, id).await?;
+        Ok(sending_view(record, recipients))
+    }
+
+    /// The message a sending belongs to.
+    pub async fn sending_message_id(&self, id: u64) -> Result<u64> {
+        let record: SendingRecord = self.load(Table::Sendings, "sending", id).await?;
+        Ok(record.message_id)
+    }
+
+    /// A sending's inline recipients.
+    pub async fn recipients(&self, sending_id: u64) -> Result<Vec<Recipient>> {
+        let _: SendingRecord = self.load(Table::Sendings, "sending", sending_id).await?;
+        self.read_chunks(Table::SendingRecipients, sending_id).await
+    }
+
+    /// A page of a message's sendings, oldest first, with their recipients.
+    pub async fn sendings(&self, message_id: u64, page: Page) -> Result<Listing<Sending>> {
+        let (skip, take) = page.check()?;
+        let message: MessageRecord = self.load(Table::Messages, "message", message_id).await?;
+        let mut items = Vec::new();
+        for sid in message.sending_ids.iter().skip(skip).take(take) {
+            items.push(self.sending(*sid).await?);
+        }
+        Ok(Listing {
+            items,
+            total: message.sending_ids.len() as u64,
+        })
+    }
+
+    /// Reschedules a draft or scheduled sending, or makes it a draft again (`draft: true`, or
+    /// no schedule). Refused once execution started, and for cancelled or failed sendings
+    /// (clone those).
+    pub async fn schedule(&self, id: u64, payload: SchedulePayload) -> Result<Sending> {
+        self.check_open()?;
+        let _w = self.inner.write_lock.lock().await;
+        let mut record: SendingRecord = self.load(Table::Sendings, "sending", id).await?;
+        let (status, at) = if payload.scheduled_at.is_none() && payload.scheduled_with.is_none() {
+            // Back to draft, keeping the time it had.
+            (SendingStatus::Draft, record.scheduled_at)
+        } else {
+            self.schedule_of(
+                payload.scheduled_at,
+                payload.scheduled_with.as_ref(),
+                payload.draft,
+            )?
+        };
+        check_transition(record.status, status)?;
+        record.status = status;
+        record.scheduled_at = at;
+        record.scheduled_with = payload.scheduled_with;
+        record.updated_at = self.now();
+        record.progress.status = Some(status);
+        self.inner
+            .store
+            .write(vec![Op::Put(Table::Sendings, id_key(id), encode(&record)?)])
+            .await?;
+        drop(_w);
+        self.publish(&record);
+        self.sending(id).await
+    }
+
+    /// Cancels a sending at any point before its final outcome. When this returns, no further
+    /// dispatch of it is sent (sends already in flight finish first; those stay sent).
+    pub async fn cancel(&self, id: u64) -> Result<Sending> {
+        self.stop(id, SendingStatus::Cancelled).await?;
+        self.sending(id).await
+    }
+
+    /// Ends a sending as cancelled or failed: closes the gate (waiting for sends in flight),
+    /// then records the status.
+    async fn stop(&self, id: u64, status: SendingStatus) -> Result<()> {
+        self.check_open()?;
+        let _w = self.inner.write_lock.lock().await;
+        let mut record: SendingRecord = self.load(Table::Sendings, "sending", id).await?;
+        check_transition(record.status, status)?;
+        let active = self.active(&record);
+        *active.gate.write().await = true;
+        record.status = status;
+        record.updated_at = self.now();
+        record.progress = active.progress.borrow().clone();
+        record.progress.status = Some(status);
+        self.inner
+            .store
+            .write(vec![Op::Put(Table::Sendings, id_key(id), encode(&record)?)])
+            .await?;
+        drop(_w);
+        self.publish(&record);
+        Ok(())
+    }
+
+    /// Creates a new draft sending of the same message, audience and inline recipients (the
+    /// way to "reschedule" a cancelled or failed sending).
+    pub async fn clone_sending(&self, id: u64) -> Result<Sending> {
+        let record: SendingRecord = self.load(Table::Sendings, "sending", id).await?;
+        let recipients = self.read_chunks(Table::SendingRecipients, id).await?;
+        self.create_sending(
+            record.message_id,
+            SendingPayload {
+                audience_id: record.audience_id,
+                recipients,
+                scheduled_at: None,
+                scheduled_with: None,
+                draft: true,
+            },
+        )
+        .await
+    }
+
+    /// A sending's counters.
+    pub async fn progress(&self, id: u64) -> Result<Progress> {
+        let record: SendingRecord = self.load(Table::Sendings, "sending", id).await?;
+        let active = self
+            .inner
+            .active
+            .lock()
+            .ok()
+            .and_then(|a| a.get(&id).cloned());
+        Ok(match active {
+            Some(a) => a.progress.borrow().clone(),
+            None => record.progress,
+        })
+    }
+
+    /// A stream of a sending's counters: the current ones first, then every change (changes
+    /// that come faster than they are read are merged), ending after a final status.
+    pub async fn progress_stream(
+        &self,
+        id: u64,
+    ) -> Result<Pin<Box<dyn Stream<Item = Progress> + Send>>> {
+        let record: SendingRecord = self.load(Table::Sendings, "sending", id).await?;
+        if record.status.is_final() && !self.is_active(id) {
+            return Ok(Box::pin(futures_util::stream::iter([record.progress])));
+        }
+        let rx = self.active(&record).progress.subscribe();
+        Ok(Box::pin(futures_util::stream::unfold(
+            (rx, false, true),
+            |(mut rx, done, first)| async move {
+                if done {
+                    return None;
+                }
+                if !first && rx.changed().await.is_err() {
+                    return None;
+                }
+                let p = rx.borrow_and_update().clone();
+                let done = p.status.is_some_and(SendingStatus::is_final);
+                Some((p, (rx, done, false)))
+            },
+        )))
+    }
+
+    /// A page of a sending's dispatches, in recipient order.
+    pub async fn dispatches(&self, id: u64, page: Page) -> Result<Listing<Dispatch>> {
+        let (skip, take) = page.check()?;
+        let record: SendingRecord = self.load(Table::Sendings, "sending", id).await?;
+        let skip = u32::try_from(skip).unwrap_or(u32::MAX);
+        let (_, end) = owner_range(id);
+        let rows = self
+            .inner
+            .store
+            .scan(Table::Dispatches, pair_key(id, skip), end, take)
+            .await?;
+        let items = rows.iter().map(|(_, v)| decode(v)).collect::<Result<_>>()?;
+        Ok(Listing {
+            items,
+            total: record.progress.resolved,
+        })
+    }
+
+    /// Dispatches whose outcome is unknown (attempted when the process died, or the send's
+    /// reply was lost): reported here, never resent.
+    pub async fn unknown_dispatches(&self, id: u64) -> Result<Vec<Dispatch>> {
+        let _: SendingRecord = self.load(Table::Sendings, "sending", id).await?;
+        let mut out = Vec::new();
+        let (mut start, end) = owner_range(id);
+        loop {
+            let rows = self
+                .inner
+                .store
+                .scan(Table::Dispatches, start.clone(), end.clone(), 4096)
+                .await?;
+            let Some((last, _)) = rows.last() else { break };
+            start = last.clone();
+            start.push(0);
+            for (_, v) in rows {
+                let d: Dispatch = decode(&v)?;
+                if d.state == DispatchState::Unknown {
+                    out.push(d);
+                }
+            }
+        }
+        Ok(out)
+    }
+
+    // ---- runtime -------------------------------------------------------------------------
+
+    fn is_active(&self, id: u64) -> bool {
+        self.inner
+            .active
+            .lock()
+            .map(|a| a.contains_key(&id))
+            .unwrap_or(false)
+    }
+
+    fn active(&self, record: &SendingRecord) -> Arc<Active> {
+        let Ok(mut map) = self.inner.active.lock() else {
+            // A poisoned map only happens after a panic elsewhere; a detached entry still
+            // works for this caller.
+            return Arc::new(Active {
+                gate: tokio::sync::RwLock::new(record.status.is_final()),
+                running: AtomicBool::new(false),
+                progress: watch::channel(record.progress.clone()).0,
+            });
+        };
+        map.entry(record.id)
+            .or_insert_with(|| {
+                Arc::new(Active {
+                    gate: tokio::sync::RwLock::new(matches!(
+                        record.status,
+                        SendingStatus::Cancelled | SendingStatus::Failed
+                    )),
+                    running: AtomicBool::new(false),
+                    progress: watch::channel(record.progress.clone()).0,
+                })
+            })
+            .clone()
+    }
+
+    /// Publishes a record's status and counters; forgets finished sendings that are idle.
+    fn publish(&self, record: &SendingRecord) {
+        let active = self
+            .inner
+            .active
+            .lock()
+            .ok()
+            .and_then(|a| a.get(&record.id).cloned());
+        if let Some(a) = &active {
+            a.progress.send_modify(|p| p.status = Some(record.status));
+        }
+        if record.status.is_final() {
+            if let Ok(mut open) = self.inner.open.lock() {
+                open.remove(&record.id);
+            }
+            if active.is_some_and(|a| !a.running.load(Ordering::SeqCst))
+                && let Ok(mut map) = self.inner.active.lock()
+            {
+                map.remove(&record.id);
+            }
+        }
+    }
+
+    /// Moves due sendings forward: scheduled ones whose preparation time came start preparing,
+    /// prepared ones whose time came transmit, interrupted ones resume, late ones fail. The
+    /// scheduler calls it every `poll_interval`; tests with a manual clock call it directly.
+    /// Work runs in background tasks; this returns once they are started.
+    pub async fn tick(&self) -> Result<()> {
+        self.check_open()?;
+        let now = self.now();
+        let ids: Vec<u64> = self
+            .inner
+            .open
+            .lock()
+            .map(|o| o.iter().copied().collect())
+            .unwrap_or_default();
+        for id in ids {
+            let record: SendingRecord = match self.load(Table::Sendings, "sending", id).await {
+                Ok(r) => r,
+                Err(CampaignError::NotFound { .. }) => continue,
+                Err(e) => return Err(e),
+            };
+            let Some(at) = record.scheduled_at else {
+                continue;
+            };
+            let deadline = at.plus(self.inner.config.fail_after);
+            match record.status {
+                SendingStatus::Scheduled
+                | SendingStatus::Preparing
+                | SendingStatus::Prepared
+                | SendingStatus::Transmitting
+                    if now >= deadline =>
+                {
+                    self.fail(id).await?
+                }
+                SendingStatus::Scheduled
+                    if now >= at.minus(self.inner.config.prepare_lead)
+                        && self
+                            .transition(id, SendingStatus::Scheduled, SendingStatus::Preparing)
+                            .await? =>
+                {
+                    self.spawn_execute(id);
+                }
+                SendingStatus::Preparing | SendingStatus::Transmitting => self.spawn_execute(id),
+                SendingStatus::Prepared if now >= at => self.spawn_execute(id),
+                _ => {}
+            }
+        }
+        Ok(())
+    }
+
+    /// Changes `from` to `to` if the sending is still `from`; false when it moved meanwhile.
+    async fn transition(&self, id: u64, from: SendingStatus, to: SendingStatus) -> Result<bool> {
+        let _w = self.inner.write_lock.lock().await;
+        let mut record: SendingRecord = self.load(Table::Sendings, "sending", id).await?;
+        if record.status != from {
+            return Ok(false);
+        }
+        check_transition(from, to)?;
+        let active = self.active(&record);
+        record.status = to;
+        record.updated_at = self.now();
+        record.progress = active.progress.borrow().clone();
+        record.progress.status = Some(to);
+        self.inner
+            .store
+            .write(vec![Op::Put(Table::Sendings, id_key(id), encode(&record)?)])
+            .await?;
+        drop(_w);
+        self.publish(&record);
+        Ok(true)
+    }
+
+    fn spawn_execute(&self, id: u64) {
+        let Ok(record_active) = self.inner.active.lock().map(|a| a.get(&id).cloned()) else {
+            return;
+        };
+        if record_active.is_some_and(|a| a.running.load(Ordering::SeqCst)) {
+            return;
+        }
+        let this = self.clone();
+        let handle = tokio::spawn(async move {
+            if let Err(e) = this.execute(id).await {
+                tracing::error!(sending_id = id, error = %e, "sending execution stopped; it resumes at the next tick");
+            }
+        });
+        if let Ok(mut tasks) = self.inner.tasks.lock() {
+            tasks.retain(|t| !t.is_finished());
+            tasks.push(handle);
+        }
+    }
+
+    async fn execute(&self, id: u64) -> Result<()> {
+        let record: SendingRecord = self.load(Table::Sendings, "sending", id).await?;
+        let active = self.active(&record);
+        if active
+            .running
+            .compare_exchange(false, true, Ordering::SeqCst, Ordering::SeqCst)
+            .is_err()
+        {
+            return Ok(());
+        }
+        struct Running(Arc<Active>);
+        impl Drop for Running {
+            fn drop(&mut self) {
+                self.0.running.store(false, Ordering::SeqCst);
+            }
+        }
+        let _running = Running(active.clone());
+        // True once this task moved the sending to transmitting: no earlier attempt can exist,
+        // so the scan for interrupted dispatches is skipped.
+        let mut started_here = false;
+        loop {
+            if self.inner.closed.load(Ordering::SeqCst) || self.is_stopped(&active).await {
+                return Ok(());
+            }
+            let record: SendingRecord = self.load(Table::Sendings, "sending", id).await?;
+            if record.status.is_executing() && self.deadline_passed(&record) {
+                return self.fail(id).await;
+            }
+            match record.status {
+                SendingStatus::Preparing => self.prepare(&record, &active).await?,
+                SendingStatus::Prepared => {
+                    let due = record.scheduled_at.is_none_or(|at| self.now() >= at);
+                    if !due
+                        || !self
+                            .transition(id, SendingStatus::Prepared, SendingStatus::Transmitting)
+                            .await?
+                    {
+                        return Ok(());
+                    }
+                    started_here = true;
+                }
+                SendingStatus::Transmitting => {
+                    self.transmit(&record, &active, started_here).await?
+                }
+                _ => {
+                    if record.status.is_final() {
+                        self.publish(&record);
+                    }
+                    return Ok(());
+                }
+            }
+        }
+    }
+
+    /// Fails a sending whose deadline passed (unless it reached another final status first).
+    async fn fail(&self, id: u64) -> Result<()> {
+        match self.stop(id, SendingStatus::Failed).await {
+            Ok(()) | Err(CampaignError::IllegalTransition(_)) => Ok(()),
+            Err(e) => Err(e),
+        }
+    }
+
+    fn deadline_passed(&self, record: &SendingRecord) -> bool {
+        record
+            .scheduled_at
+            .is_some_and(|at| self.now() >= at.plus(self.inner.config.fail_after))
+    }
+
+    async fn is_stopped(&self, active: &Active) -> bool {
+        *active.gate.read().await
+    }
+
+    /// Writes `ops` and the sending's counters in one commit, keeping the record's status
+    /// (which a cancel may have changed meanwhile).
+    async fn commit_with_progress(&self, id: u64, mut ops: Vec<Op>, active: &Active) -> Result<()> {
+        let _w = self.inner.write_lock.lock().await;
+        let mut record: SendingRecord = self.load(Table::Sendings, "sending", id).await?;
+        record.progress = active.progress.borrow().clone();
+        record.progress.status = Some(record.status);
+        ops.push(Op::Put(Table::Sendings, id_key(id), encode(&record)?));
+        self.inner.store.write(ops).await?;
+        Ok(())
+    }
+
+    async fn prepare(&self, record: &SendingRecord, active: &Arc<Active>) -> Result<()> {
+        let id = record.id;
+        let message: MessageRecord = self
+            .load(Table::Messages, "message", record.message_id)
+            .await?;
+        let channel = message
+            .channels
+            .first()
+            .ok_or_else(|| invalid("channels", "the message has no channel"))?
+            .clone();
+        let renderer = Renderer::new(channel.kind, &channel.template.content)
+            .map_err(|e| invalid("template", e.to_string()))?;
+        // A restarted preparation starts over: nothing of it was sent.
+        let (s, e) = owner_range(id);
+        active.progress.send_modify(|p| {
+            *p = Progress {
+                sending_id: id,
+                status: Some(SendingStatus::Preparing),
+                ..Progress::default()
+            }
+        });
+        self.inner
+            .store
+            .write(vec![Op::DeleteRange(Table::Dispatches, s, e)])
+            .await?;
+        let mut recipients = Vec::new();
+        if let Some(aid) = record.audience_id
+            && self
+                .inner
+                .store
+                .get(Table::Audiences, id_key(aid))
+                .await?
+                .is_some()
+        {
+            recipients = self.read_chunks(Table::AudienceRecipients, aid).await?;
+        }
+        recipients.extend(self.read_chunks(Table::SendingRecipients, id).await?);
+
+        let mut seen: HashSet<String> = HashSet::with_capacity(recipients.len());
+        let mut next_index: u32 = 0;
+        for chunk in recipients.chunks(self.inner.config.batch_size.max(256)) {
+            if self.is_stopped(active).await {
+                return Ok(());
+            }
+            if self.deadline_passed(record) {
+                return self.fail(id).await;
+            }
+            // Dedupe first, so members are looked up once.
+            let mut unique: Vec<&Recipient> = Vec::with_capacity(chunk.len());
+            let mut duplicates = 0u64;
+            for r in chunk {
+                let key = match &r.member_id {
+                    Some(MemberId::Number(n)) => format!("m:{n}"),
+                    Some(MemberId::CustomerId(c)) => format!("c:{c}"),
+                    None => match inline_number(channel.kind, r) {
+                        Ok(n) => format!("n:{}", n.number),
+                        // Not resolvable: counted as a skip below, not deduplicated.
+                        Err(_) => String::new(),
+                    },
+                };
+                if !key.is_empty() && !seen.insert(key) {
+                    duplicates += 1;
+                    continue;
+                }
+                unique.push(r);
+            }
+            // Collected first: a lazy `map` held across the await trips the spawn's `Send` check.
+            let mut lookups = Vec::with_capacity(unique.len());
+            for r in &unique {
+                lookups.push(self.resolve(channel.kind, r));
+            }
+            let resolved: Vec<std::result::Result<Resolved, SkipReason>> =
+                futures_util::stream::iter(lookups)
+                    .buffered(self.inner.config.member_lookups)
+                    .collect()
+                    .await;
+            let mut ops = Vec::with_capacity(resolved.len());
+            let mut skipped: BTreeMap<String, u64> = BTreeMap::new();
+            let mut ok = 0u64;
+            let mut segments = 0u64;
+            for item in resolved {
+                let built = item.and_then(|(member_id, to, fields)| {
+                    renderer
+                        .render(&fields)
+                        .map(|(content, sms)| (member_id, to, content, sms))
+                });
+                match built {
+                    Ok((member_id, to, content, sms)) => {
+                        segments += sms.map_or(0, |s| u64::from(s.segments));
+                        let d = Dispatch {
+                            index: next_index,
+                            member_id,
+                            to,
+                            content,
+                            sms,
+                            state: DispatchState::Pending,
+                            message_id: None,
+                            delivery_status: None,
+                            error: None,
+                        };
+                        ops.push(Op::Put(
+                            Table::Dispatches,
+                            pair_key(id, next_index),
+                            encode(&d)?,
+                        ));
+                        next_index = next_index
+                            .checked_add(1)
+                            .ok_or_else(|| invalid("recipients", "too many"))?;
+                        ok += 1;
+                    }
+                    Err(reason) => *skipped.entry(reason.to_string()).or_default() += 1,
+                }
+            }
+            let total = unique.len() as u64;
+            active.progress.send_modify(|p| {
+                p.recipients += total;
+                p.duplicates += duplicates;
+                p.resolved += ok;
+                p.sms_segments += segments;
+                for (reason, n) in skipped {
+                    *p.skipped.entry(reason).or_default() += n;
+                }
+            });
+            self.commit_with_progress(id, ops, active).await?;
+        }
+        let to = if active.progress.borrow().resolved == 0 {
+            SendingStatus::Skipped
+        } else {
+            SendingStatus::Prepared
+        };
+        self.transition(id, SendingStatus::Preparing, to).await?;
+        Ok(())
+    }
+
+    async fn resolve(
+        &self,
+        kind: ChannelType,
+        r: &Recipient,
+    ) -> std::result::Result<Resolved, SkipReason> {
+        let Some(member) = &r.member_id else {
+            let number = inline_number(kind, r)?;
+            return Ok((None, number, r.properties.clone().unwrap_or_default()));
+        };
+        let customer = match member {
+            MemberId::Number(n) => self
+                .inner
+                .app
+                .customer_by_secondary_id("member_id", n.to_string()),
+            MemberId::CustomerId(c) => self.inner.app.customer_by_id(c.clone()),
+        };
+        let state = customer.get_state().await.map_err(|e| {
+            tracing::debug!(member = %member, error = %e, "member lookup failed");
+            SkipReason::MemberNotFound
+        })?;
+        let number = member_number(kind, &state).ok_or(SkipReason::NoIdentifier)?;
+        let mut fields: BTreeMap<String, Value> = state
+            .identity
+            .metadata
+            .iter()
+            .filter_map(|(k, v)| data_value_to_json(v).map(|v| (k.clone(), v)))
+            .collect();
+        if let Some(props) = &r.properties {
+            fields.extend(props.iter().map(|(k, v)| (k.clone(), v.clone())));
+        }
+        Ok((Some(member.clone()), number, fields))
+    }
+
+    async fn transmit(
+        &self,
+        record: &SendingRecord,
+        active: &Arc<Active>,
+        started_here: bool,
+    ) -> Result<()> {
+        let id = record.id;
+        let message: MessageRecord = self
+            .load(Table::Messages, "message", record.message_id)
+            .await?;
+        let channel = message
+            .channels
+            .first()
+            .ok_or_else(|| invalid("channels", "the message has no channel"))?
+            .clone();
+        let from = channel_number(
+            channel.kind,
+            channel.sender.as_ref().map(|s| s.value.as_str()),
+            channel.from_email.as_deref(),
+        )
+        .ok_or_else(|| invalid("channels[0]", "no Elarian channel number"))?;
+        let rate = self.inner.rates.get(&channel.kind).cloned();
+        let (_, end) = owner_range(id);
+
+        // Dispatches attempted by a process that died before recording the outcome: unknown.
+        if !started_here {
+            self.settle_interrupted(id, active).await?;
+        }
+
+        let mut cursor = pair_key(id, 0);
+        loop {
+            if self.is_stopped(active).await || self.inner.closed.load(Ordering::SeqCst) {
+                return Ok(());
+            }
+            if self.deadline_passed(record) {
+                return self.fail(id).await;
+            }
+            let rows = self
+                .inner
+                .store
+                .scan(
+                    Table::Dispatches,
+                    cursor.clone(),
+                    end.clone(),
+                    self.inner.config.batch_size,
+                )
+                .await?;
+            let Some((last, _)) = rows.last() else { break };
+            cursor = last.clone();
+            cursor.push(0);
+            let mut batch: Vec<Dispatch> = Vec::with_capacity(rows.len());
+            for (_, v) in &rows {
+                let d: Dispatch = decode(v)?;
+                if d.state == DispatchState::Pending {
+                    batch.push(d);
+                }
+            }
+            if batch.is_empty() {
+                continue;
+            }
+            // At most once: the attempt is durable before anything goes on the wire.
+            let mut ops = Vec::with_capacity(batch.len());
+            for d in &mut batch {
+                d.state = DispatchState::Attempted;
+                ops.push(Op::Put(
+                    Table::Dispatches,
+                    pair_key(id, d.index),
+                    encode(&*d)?,
+                ));
+            }
+            self.inner.store.write(ops).await?;
+
+            let mut sends = Vec::with_capacity(batch.len());
+            for d in batch {
+                sends.push(self.send_one(d, &from, rate.as_deref(), active));
+            }
+            let outcomes: Vec<Dispatch> = futures_util::stream::iter(sends)
+                .buffer_unordered(self.inner.config.concurrency)
+                .collect()
+                .await;
+
+            let mut ops = Vec::with_capacity(outcomes.len() * 2);
+            let (mut sent, mut failed, mut unknown, mut not_sent) = (0u64, 0u64, 0u64, 0u64);
+            for d in &outcomes {
+                match d.state {
+                    DispatchState::Sent => sent += 1,
+                    DispatchState::Failed => failed += 1,
+                    DispatchState::Unknown => unknown += 1,
+                    DispatchState::NotSent => not_sent += 1,
+                    DispatchState::Pending | DispatchState::Attempted => {}
+                }
+                if let Some(mid) = &d.message_id {
+                    ops.push(Op::Put(
+                        Table::MessageIds,
+                        mid.as_bytes().to_vec(),
+                        pair_key(id, d.index),
+                    ));
+                }
+                ops.push(Op::Put(
+                    Table::Dispatches,
+                    pair_key(id, d.index),
+                    encode(d)?,
+                ));
+            }
+            active.progress.send_modify(|p| {
+                p.sent += sent;
+                p.failed += failed;
+                p.unknown += unknown;
+                p.not_sent += not_sent;
+            });
+            self.commit_with_progress(id, ops, active).await?;
+        }
+        self.transition(id, SendingStatus::Transmitting, SendingStatus::Transmitted)
+            .await?;
+        Ok(())
+    }
+
+    async fn settle_interrupted(&self, id: u64, active: &Active) -> Result<()> {
+        let (mut start, end) = owner_range(id);
+        let mut ops = Vec::new();
+        loop {
+            let rows = self
+                .inner
+                .store
+                .scan(Table::Dispatches, start.clone(), end.clone(), 4096)
+                .await?;
+            let Some((last, _)) = rows.last() else { break };
+            start = last.clone();
+            start.push(0);
+            for (k, v) in rows {
+                let mut d: Dispatch = decode(&v)?;
+                if d.state == DispatchState::Attempted {
+                    d.state = DispatchState::Unknown;
+                    d.error =
+                        Some("attempted before a restart; outcome unknown, not resent".into());
+                    ops.push(Op::Put(Table::Dispatches, k, encode(&d)?));
+                }
+            }
+        }
+        if ops.is_empty() {
+            return Ok(());
+        }
+        let n = ops.len() as u64;
+        tracing::warn!(
+            sending_id = id,
+            dispatches = n,
+            "dispatches with an unknown outcome after a restart are reported, not resent"
+        );
+        active.progress.send_modify(|p| p.unknown += n);
+        self.commit_with_progress(id, ops, active).await
+    }
+
+    async fn send_one(
+        &self,
+        mut d: Dispatch,
+        from: &MessagingChannelNumber,
+        rate: Option<&RateLimiter>,
+        active: &Active,
+    ) -> Dispatch {
+        if let Some(rate) = rate {
+            rate.acquire().await;
+        }
+        let gate = active.gate.read().await;
+        if *gate {
+            d.state = DispatchState::NotSent;
+            d.error = Some("the sending was stopped before this dispatch".into());
+            return d;
+        }
+        let customer = self.inner.app.customer(d.to.clone());
+        let result = customer
+            .send_message(from.clone(), d.content.to_message())
+            .await;
+        drop(gate);
+        match result {
+            Ok(reply) if reply.is_success() => {
+                d.state = DispatchState::Sent;
+                d.message_id = reply.message_id;
+                d.delivery_status = Some(reply.status);
+            }
+            Ok(reply) => {
+                d.state = DispatchState::Failed;
+                d.delivery_status = Some(reply.status);
+                d.error = Some(format!("{:?}: {}", reply.status, reply.description));
+            }
+            Err(
+                e @ (elarian_sdk::Error::InvalidArgument { .. }
+                | elarian_sdk::Error::NotConnected
+                | elarian_sdk::Error::Failed { .. }
+                | elarian_sdk::Error::NoCustomerNumber { .. }),
+            ) => {
+                d.state = DispatchState::Failed;
+                d.error = Some(e.to_string());
+            }
+            Err(e) => {
+                // A timeout or a lost connection: Elarian may or may not have sent it.
+                d.state = DispatchState::Unknown;
+                d.error = Some(e.to_string());
+            }
+        }
+        d
+    }
+}
+
+fn audience_view(r: AudienceRecord) -> Audience {
+    Audience {
+        id: r.id,
+        name: r.name,
+        recipients_count: r.recipients_count,
+        created_at: r.created_at,
+        updated_at: r.updated_at,
+    }
+}
+
+fn sending_view(r: SendingRecord, recipients: Vec<Recipient>) -> Sending {
+    Sending {
+        id: r.id,
+        audience_id: r.audience_id,
+        status: r.status,
+        scheduled_at: r.scheduled_at,
+        scheduled_with: r.scheduled_with,
+        created_at: r.created_at,
+        updated_at: r.updated_at,
+        recipients,
+    }
+}
+
+fn delivered(s: MessageDeliveryStatus) -> bool {
+    (300..400).contains(&i32::from(s))
+}
+
+fn failed(s: MessageDeliveryStatus) -> bool {
+    i32::from(s) >= 400
+}
+
+/// Applies message-status notifications to dispatches, in batches (one commit per batch).
+async fn track_statuses(
+    inner: Weak<Inner>,
+    mut rx: mpsc::Receiver<(String, MessageDeliveryStatus)>,
+) {
+    let mut waiting: VecDeque<(String, MessageDeliveryStatus, tokio::time::Instant)> =
+        VecDeque::new();
+    let mut buf = Vec::with_capacity(1024);
+    loop {
+        buf.clear();
+        let received =
+            tokio::time::timeout(Duration::from_millis(200), rx.recv_many(&mut buf, 1024)).await;
+        if matches!(received, Ok(0)) {
+            return; // Every sender is gone.
+        }
+        let Some(inner) = inner.upgrade() else { return };
+        let campaigns = Campaigns { inner };
+        let now = tokio::time::Instant::now();
+        let mut todo: Vec<(String, MessageDeliveryStatus, tokio::time::Instant)> =
+            waiting.drain(..).collect();
+        todo.extend(buf.drain(..).map(|(m, s)| (m, s, now)));
+        if todo.is_empty() {
+            continue;
+        }
+        match campaigns.apply_statuses(todo).await {
+            Ok(unmatched) => {
+                for item in unmatched {
+                    // A status for a message of no campaign (the app's own), or whose send is
+                    // not recorded yet: retried for a while, then let go.
+                    if now.duration_since(item.2) < STATUS_RETRY_FOR
+                        && waiting.len() < STATUS_RETRY_LIMIT
+                    {
+                        waiting.push_back(item);
+                    } else {
+                        tracing::debug!(message_id = %item.0, "status of a message that is no campaign dispatch");
+                    }
+                }
+            }
+            Err(e) => tracing::warn!(error = %e, "delivery tracking: store failure"),
+        }
+    }
+}
+
+impl Campaigns {
+    async fn apply_statuses(
+        &self,
+        todo: Vec<(String, MessageDeliveryStatus, tokio::time::Instant)>,
+    ) -> Result<Vec<(String, MessageDeliveryStatus, tokio::time::Instant)>> {
+        let store = &self.inner.store;
+        let keys: Vec<Vec<u8>> = todo.iter().map(|(m, _, _)| m.as_bytes().to_vec()).collect();
+        let found = store.get_many(Table::MessageIds, keys).await?;
+        let mut unmatched = Vec::new();
+        let mut matched: Vec<(Vec<u8>, MessageDeliveryStatus)> = Vec::new();
+        for (item, key) in todo.into_iter().zip(found) {
+            match key {
+                Some(k) => matched.push((k, item.1)),
+                None => unmatched.push(item),
+            }
+        }
+        if matched.is_empty() {
+            return Ok(unmatched);
+        }
+        let dispatches = store
+            .get_many(
+                Table::Dispatches,
+                matched.iter().map(|(k, _)| k.clone()).collect(),
+            )
+            .await?;
+        // Per sending: its ops and counter changes.
+        let mut per_sending: BTreeMap<u64, (Vec<Op>, u64, u64, u64)> = BTreeMap::new();
+        let mut latest: HashMap<Vec<u8>, Dispatch> = HashMap::new();
+        for ((key, status), bytes) in matched.into_iter().zip(dispatches) {
+            let Some(owner) = pair_owner(&key) else {
+                continue;
+            };
+            let mut d: Dispatch = match latest.remove(&key) {
+                Some(d) => d,
+                None => match bytes {
+                    Some(b) => decode(&b)?,
+                    None => continue,
+                },
+            };
+            let before = d.delivery_status;
+            d.delivery_status = Some(status);
+            let entry = per_sending.entry(owner).or_default();
+            if delivered(status) && !before.is_some_and(delivered) {
+                entry.1 += 1;
+            }
+            if failed(status) && !before.is_some_and(failed) {
+                entry.2 += 1;
+                entry.3 += 1;
+            }
+            latest.insert(key, d);
+        }
+        for (key, d) in latest {
+            if let Some(owner) = pair_owner(&key) {
+                per_sending.entry(owner).or_default().0.push(Op::Put(
+                    Table::Dispatches,
+                    key,
+                    encode(&d)?,
+                ));
+            }
+        }
+        for (sid, (ops, delivered_n, failed_n, failed_after)) in per_sending {
+            let record: SendingRecord = match self.load(Table::Sendings, "sending", sid).await {
+                Ok(r) => r,
+                Err(CampaignError::NotFound { .. }) => continue,
+                Err(e) => return Err(e),
+            };
+            let active = self.active(&record);
+            active.progress.send_modify(|p| {
+                p.delivered += delivered_n;
+                p.failed += failed_n;
+                p.failed_after_send += failed_after;
+            });
+            self.commit_with_progress(sid, ops, &active).await?;
+            if record.status.is_final() {
+                self.publish(&record);
+            }
+        }
+        Ok(unmatched)
+    }
+}
