@@ -58,9 +58,8 @@ const RESUME_TOKEN_BYTES: usize = 32;
 /// second's window). `None` when the operating system has no randomness to give, in which case
 /// the session is opened without resumption rather than with a guessable token.
 pub(crate) fn resume_token() -> Option<Bytes> {
-    use ring::rand::SecureRandom;
     let mut raw = [0u8; RESUME_TOKEN_BYTES];
-    if ring::rand::SystemRandom::new().fill(&mut raw).is_err() {
+    if getrandom::getrandom(&mut raw).is_err() {
         tracing::warn!("no system randomness for a resume token; connecting without resumption");
         return None;
     }
