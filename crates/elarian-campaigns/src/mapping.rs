@@ -255,48 +255,11 @@ pub(crate) fn inline_number(
     }
 }
 
-/// Every customer number in a customer's state (channels, payment and activity numbers,
-/// sessions, message history), first found first.
-pub(crate) fn numbers_in_state(state: &CustomerState) -> Vec<&CustomerNumber> {
-    use elarian_sdk::{ChannelMessage, MessagingChannelState};
-    let channels = state.messaging.channels.iter().filter_map(|c| match c {
-        MessagingChannelState::Blocked {
-            customer_number, ..
-        }
-        | MessagingChannelState::Active {
-            customer_number, ..
-        }
-        | MessagingChannelState::InSession {
-            customer_number, ..
-        } => customer_number.as_ref(),
-    });
-    let sessions = state
-        .messaging
-        .sessions
-        .iter()
-        .filter_map(|s| s.customer_number.as_ref());
-    let messages = state.messaging.messages.iter().filter_map(|m| match m {
-        ChannelMessage::Received(r) => r.customer_number.as_ref(),
-        ChannelMessage::Sent(s) => s.customer_number.as_ref(),
-    });
-    let mut found: Vec<&CustomerNumber> = Vec::new();
-    for n in channels
-        .chain(&state.payment.customer_numbers)
-        .chain(&state.activity.customer_numbers)
-        .chain(sessions)
-        .chain(messages)
-    {
-        if !n.number.trim().is_empty() && !found.contains(&n) {
-            found.push(n);
-        }
-    }
-    found
-}
-
 /// The member's number for `kind` (a `Cellular` number also serves an unspecified provider).
 pub(crate) fn member_number(kind: ChannelType, state: &CustomerState) -> Option<CustomerNumber> {
     let wanted = provider_for(kind);
-    numbers_in_state(state)
+    state
+        .customer_numbers()
         .into_iter()
         .find(|n| {
             n.provider == wanted

@@ -6,55 +6,12 @@
 //! reads it only when a command needs the number, once per customer, and picks the number that
 //! suits the channel.
 
-use crate::models::{
-    ChannelMessage, CustomerNumber, CustomerNumberProvider, CustomerState, MessagingChannel,
-    MessagingChannelState,
-};
+use crate::models::{CustomerNumber, CustomerNumberProvider, CustomerState, MessagingChannel};
 
-/// Every distinct, non-empty customer number in `state`, in the order the JavaScript client
-/// looks at them (channel states, then payment numbers, then activity numbers), followed by the
-/// numbers only found in sessions and message history.
+/// Every distinct, non-empty customer number in `state` (see
+/// [`CustomerState::customer_numbers`]), owned.
 pub(crate) fn numbers_in_state(state: &CustomerState) -> Vec<CustomerNumber> {
-    let channels = state.messaging.channels.iter().filter_map(|c| match c {
-        MessagingChannelState::Blocked {
-            customer_number, ..
-        }
-        | MessagingChannelState::Active {
-            customer_number, ..
-        }
-        | MessagingChannelState::InSession {
-            customer_number, ..
-        } => customer_number.as_ref(),
-    });
-    let sessions = state
-        .messaging
-        .sessions
-        .iter()
-        .filter_map(|s| s.customer_number.as_ref());
-    let messages = state.messaging.messages.iter().filter_map(|m| match m {
-        ChannelMessage::Received(r) => r.customer_number.as_ref(),
-        ChannelMessage::Sent(s) => s.customer_number.as_ref(),
-    });
-    let activity_sessions = state
-        .activity
-        .sessions
-        .iter()
-        .filter_map(|s| s.customer_number.as_ref());
-
-    let mut found: Vec<CustomerNumber> = Vec::new();
-    for number in channels
-        .chain(&state.payment.customer_numbers)
-        .chain(&state.activity.customer_numbers)
-        .chain(sessions)
-        .chain(messages)
-        .chain(activity_sessions)
-    {
-        // A customer has a handful of numbers, so a linear scan beats hashing here.
-        if !number.number.trim().is_empty() && !found.contains(number) {
-            found.push(number.clone());
-        }
-    }
-    found
+    state.customer_numbers().into_iter().cloned().collect()
 }
 
 /// The kind of customer number a channel delivers to; `None` when any kind will do.
@@ -87,8 +44,8 @@ pub(crate) fn pick(
 mod tests {
     use super::*;
     use crate::models::{
-        ActivitySession, ActivityState, MessagingChannelNumber, MessagingState, PaymentState,
-        ReceivedMessage,
+        ActivitySession, ActivityState, ChannelMessage, MessagingChannelNumber,
+        MessagingChannelState, MessagingState, PaymentState, ReceivedMessage,
     };
 
     fn channel_state(number: CustomerNumber) -> MessagingChannelState {

@@ -34,6 +34,63 @@ pub struct CustomerState {
     pub activity: ActivityState,
 }
 
+impl CustomerState {
+    /// Every distinct, non-empty customer number in this state, in the order the JavaScript
+    /// client looks at them (channel states, then payment numbers, then activity numbers),
+    /// followed by the numbers found only in sessions and message history.
+    ///
+    /// ```
+    /// use elarian_sdk::{CustomerNumber, CustomerState};
+    ///
+    /// let mut state = CustomerState::default();
+    /// state.payment.customer_numbers.push(CustomerNumber::cellular("+254700000001"));
+    /// state.payment.customer_numbers.push(CustomerNumber::cellular("+254700000001"));
+    /// assert_eq!(state.customer_numbers(), [&CustomerNumber::cellular("+254700000001")]);
+    /// ```
+    pub fn customer_numbers(&self) -> Vec<&CustomerNumber> {
+        let channels = self.messaging.channels.iter().filter_map(|c| match c {
+            MessagingChannelState::Blocked {
+                customer_number, ..
+            }
+            | MessagingChannelState::Active {
+                customer_number, ..
+            }
+            | MessagingChannelState::InSession {
+                customer_number, ..
+            } => customer_number.as_ref(),
+        });
+        let sessions = self
+            .messaging
+            .sessions
+            .iter()
+            .filter_map(|s| s.customer_number.as_ref());
+        let messages = self.messaging.messages.iter().filter_map(|m| match m {
+            ChannelMessage::Received(r) => r.customer_number.as_ref(),
+            ChannelMessage::Sent(s) => s.customer_number.as_ref(),
+        });
+        let activity_sessions = self
+            .activity
+            .sessions
+            .iter()
+            .filter_map(|s| s.customer_number.as_ref());
+
+        let mut found: Vec<&CustomerNumber> = Vec::new();
+        for number in channels
+            .chain(&self.payment.customer_numbers)
+            .chain(&self.activity.customer_numbers)
+            .chain(sessions)
+            .chain(messages)
+            .chain(activity_sessions)
+        {
+            // A customer has a handful of numbers, so a linear scan beats hashing here.
+            if !number.number.trim().is_empty() && !found.contains(&number) {
+                found.push(number);
+            }
+        }
+        found
+    }
+}
+
 impl From<proto::CustomerStateReplyData> for CustomerState {
     fn from(d: proto::CustomerStateReplyData) -> Self {
         CustomerState {
