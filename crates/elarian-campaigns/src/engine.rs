@@ -1009,15 +1009,9 @@ impl Campaigns {
             )?
         };
         check_transition(record.status, status)?;
-        record.status = status;
         record.scheduled_at = at;
         record.scheduled_with = payload.scheduled_with;
-        record.updated_at = self.now();
-        record.progress.status = Some(status);
-        self.inner
-            .store
-            .write(vec![Op::Put(Table::Sendings, id_key(id), encode(&record)?)])
-            .await?;
+        self.put_status(&mut record, status, None).await?;
         drop(_w);
         self.publish(&record);
         self.sending(id).await
@@ -1039,14 +1033,7 @@ impl Campaigns {
         check_transition(record.status, status)?;
         let active = self.active(&record);
         *active.gate.write().await = true;
-        record.status = status;
-        record.updated_at = self.now();
-        record.progress = active.progress.borrow().clone();
-        record.progress.status = Some(status);
-        self.inner
-            .store
-            .write(vec![Op::Put(Table::Sendings, id_key(id), encode(&record)?)])
-            .await?;
+        self.put_status(&mut record, status, Some(&active)).await?;
         drop(_w);
         self.publish(&record);
         Ok(())
@@ -1269,14 +1256,7 @@ impl Campaigns {
         }
         check_transition(from, to)?;
         let active = self.active(&record);
-        record.status = to;
-        record.updated_at = self.now();
-        record.progress = active.progress.borrow().clone();
-        record.progress.status = Some(to);
-        self.inner
-            .store
-            .write(vec![Op::Put(Table::Sendings, id_key(id), encode(&record)?)])
-            .await?;
+        self.put_status(&mut record, to, Some(&active)).await?;
         drop(_w);
         self.publish(&record);
         Ok(true)
@@ -1371,6 +1351,31 @@ impl Campaigns {
 
     async fn is_stopped(&self, active: &Active) -> bool {
         *active.gate.read().await
+    }
+
+    /// Records `status` on the sending (with the running counters of `active`, when it runs)
+    /// and writes it; the caller holds the write lock and checked the transition.
+    async fn put_status(
+        &self,
+        record: &mut SendingRecord,
+        status: SendingStatus,
+        active: Option<&Active>,
+    ) -> Result<()> {
+        record.status = status;
+        record.updated_at = self.now();
+        if let Some(active) = active {
+            record.progress = active.progress.borrow().clone();
+        }
+        record.progress.status = Some(status);
+        self.inner
+            .store
+            .write(vec![Op::Put(
+                Table::Sendings,
+                id_key(record.id),
+                encode(&*record)?,
+            )])
+            .await?;
+        Ok(())
     }
 
     /// Writes `ops` and the sending's counters in one commit, keeping the record's status
