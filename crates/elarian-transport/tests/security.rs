@@ -531,3 +531,99 @@ mod garbage {
         }
     }
 }
+
+/// The same bound over WebSocket: tungstenite reserves room for the payload a frame header
+/// announces, so the server must refuse the header itself, not wait for the payload.
+#[cfg(feature = "websocket")]
+mod websocket {
+    use super::*;
+    use elarian_transport::io::WsListener;
+    use tokio::io::AsyncReadExt;
+
+    async fn start_ws(config: ServerConfig) -> SocketAddr {
+        let server = Server::new(config);
+        let mut listener = WsListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let s = server.clone();
+        tokio::spawn(async move {
+            while let Ok((transport, peer)) = listener.accept().await {
+                s.serve_transport_from(transport, peer);
+            }
+        });
+        tokio::spawn(async move {
+            while let Some(incoming) = server.accept().await {
+                incoming.accept(Arc::new(Echo));
+            }
+        });
+        addr
+    }
+
+    /// Upgrades a raw TCP stream and returns it with any bytes read past the response.
+    async fn upgrade(addr: SocketAddr) -> (TcpStream, Vec<u8>) {
+        let mut stream = TcpStream::connect(addr).await.unwrap();
+        let request = format!(
+            "GET / HTTP/1.1\r\nHost: {addr}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
+             Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n"
+        );
+        stream.write_all(request.as_bytes()).await.unwrap();
+        let mut read = Vec::new();
+        let mut chunk = [0u8; 1024];
+        while !read.windows(4).any(|w| w == b"\r\n\r\n") {
+            let n = tokio::time::timeout(Duration::from_secs(5), stream.read(&mut chunk))
+                .await
+                .expect("the upgrade is answered")
+                .unwrap();
+            assert!(n > 0, "closed during the upgrade");
+            read.extend_from_slice(&chunk[..n]);
+        }
+        let end = read.windows(4).position(|w| w == b"\r\n\r\n").unwrap() + 4;
+        assert!(
+            read.starts_with(b"HTTP/1.1 101"),
+            "{}",
+            String::from_utf8_lossy(&read)
+        );
+        let rest = read.split_off(end);
+        (stream, rest)
+    }
+
+    #[tokio::test]
+    async fn a_large_websocket_frame_before_setup_is_refused_on_its_header() {
+        let mut config = ServerConfig::default();
+        config.max_setup_frame_len = 1024;
+        // Long enough that only the header check can answer within the test's wait.
+        config.setup_timeout = Duration::from_secs(60);
+        let addr = start_ws(config).await;
+        let (mut stream, mut read) = upgrade(addr).await;
+        // A masked binary frame announcing 16 MiB, and none of its payload.
+        stream
+            .write_all(&[0x82, 0xff, 0, 0, 0, 0, 1, 0, 0, 0, 1, 2, 3, 4])
+            .await
+            .unwrap();
+        // The server answers with one unmasked binary message holding an ERROR frame.
+        let mut chunk = [0u8; 1024];
+        loop {
+            if read.len() >= 2 {
+                let len = usize::from(read[1] & 0x7f);
+                assert!(len < 126, "short ERROR frame expected");
+                if read.len() >= 2 + len {
+                    let frame = Frame::decode(Bytes::copy_from_slice(&read[2..2 + len])).unwrap();
+                    match frame {
+                        Frame::Error(e) => {
+                            assert_eq!(e.code, ErrorCode::InvalidSetup);
+                            let message = e.message();
+                            assert!(message.contains("exceeds the limit of 1024"), "{message}");
+                        }
+                        other => panic!("expected an ERROR, got {other:?}"),
+                    }
+                    break;
+                }
+            }
+            let n = tokio::time::timeout(Duration::from_secs(5), stream.read(&mut chunk))
+                .await
+                .expect("the server refuses the header without waiting for the payload")
+                .unwrap();
+            assert!(n > 0, "closed without an ERROR frame");
+            read.extend_from_slice(&chunk[..n]);
+        }
+    }
+}

@@ -20,6 +20,8 @@ mod tcp;
 mod tls;
 #[cfg(feature = "websocket")]
 mod ws;
+#[cfg(feature = "websocket")]
+mod ws_guard;
 
 pub use self::endpoint::{Endpoint, ParseError, Scheme, connect};
 #[cfg(feature = "tls")]

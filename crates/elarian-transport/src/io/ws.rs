@@ -1,4 +1,6 @@
-//! RSocket over WebSocket (tokio-tungstenite): one binary message carries one frame.
+//! RSocket over WebSocket (tokio-tungstenite): one binary message carries one frame. The
+//! handshakes of this crate put a [`HeaderGuard`] under tungstenite, so a frame larger than the
+//! reader's current limit is refused on its header, before its payload is buffered.
 //!
 //! TLS (`wss://`) is layered underneath by this crate's rustls setup, so tungstenite's own TLS
 //! features (and with them native-tls/OpenSSL) stay off.
@@ -12,6 +14,7 @@ use tokio_tungstenite::tungstenite::error::{CapacityError, ProtocolError};
 use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
 use tokio_tungstenite::tungstenite::{Error as WsError, Message};
 
+use super::ws_guard::{AnnouncedTooLarge, FrameLimit, HeaderGuard, Side};
 use super::{
     BoxTransport, FrameReader, FrameTransport, FrameWriter, FramingConfig, TransportError,
 };
@@ -41,6 +44,8 @@ pub(crate) fn ws_config(config: &FramingConfig) -> WebSocketConfig {
 pub struct WsTransport<S> {
     ws: WebSocketStream<S>,
     max_frame_len: usize,
+    /// Set when the stream is a [`HeaderGuard`]: lets the reader lower the incoming limit.
+    guard: Option<FrameLimit>,
 }
 
 impl<S> WsTransport<S> {
@@ -50,6 +55,21 @@ impl<S> WsTransport<S> {
         WsTransport {
             ws,
             max_frame_len: config.frame_len_limit(),
+            guard: None,
+        }
+    }
+}
+
+impl<S> WsTransport<HeaderGuard<S>> {
+    fn guarded(
+        ws: WebSocketStream<HeaderGuard<S>>,
+        config: &FramingConfig,
+        guard: FrameLimit,
+    ) -> Self {
+        WsTransport {
+            ws,
+            max_frame_len: config.frame_len_limit(),
+            guard: Some(guard),
         }
     }
 }
@@ -64,7 +84,11 @@ where
     fn split(self) -> (WsReader<S>, WsWriter<S>) {
         let (sink, stream) = self.ws.split();
         (
-            WsReader { stream },
+            WsReader {
+                stream,
+                guard: self.guard,
+                max_frame_len: self.max_frame_len,
+            },
             WsWriter {
                 sink,
                 max_frame_len: self.max_frame_len,
@@ -77,6 +101,8 @@ where
 #[derive(Debug)]
 pub struct WsReader<S> {
     stream: SplitStream<WebSocketStream<S>>,
+    guard: Option<FrameLimit>,
+    max_frame_len: usize,
 }
 
 impl<S> FrameReader for WsReader<S>
@@ -101,6 +127,14 @@ where
             }
         }
     }
+
+    /// Enforced on frame headers as their bytes arrive, before tungstenite reserves room for the
+    /// announced payload, when this transport came from this crate's handshakes.
+    fn set_frame_limit(&mut self, limit: Option<usize>) {
+        if let Some(guard) = &self.guard {
+            guard.set(limit.unwrap_or(self.max_frame_len).min(self.max_frame_len));
+        }
+    }
 }
 
 fn read_error(e: WsError) -> Result<Option<Bytes>, TransportError> {
@@ -110,7 +144,16 @@ fn read_error(e: WsError) -> Result<Option<Bytes>, TransportError> {
         WsError::ConnectionClosed
         | WsError::AlreadyClosed
         | WsError::Protocol(ProtocolError::ResetWithoutClosingHandshake) => Ok(None),
-        WsError::Io(e) => Err(TransportError::Io(e)),
+        WsError::Io(e) => match e
+            .get_ref()
+            .and_then(|e| e.downcast_ref::<AnnouncedTooLarge>())
+        {
+            Some(too_large) => Err(TransportError::FrameTooLarge {
+                len: too_large.len,
+                limit: too_large.limit,
+            }),
+            None => Err(TransportError::Io(e)),
+        },
         WsError::Capacity(CapacityError::MessageTooLong { size, max_size }) => {
             Err(TransportError::FrameTooLarge {
                 len: size,
@@ -177,6 +220,8 @@ pub(crate) async fn client_handshake<S>(
 where
     S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
 {
+    let guard = FrameLimit::new(config.frame_len_limit());
+    let stream = HeaderGuard::new(stream, guard.clone(), Side::Client);
     let (ws, _response) =
         tokio_tungstenite::client_async_with_config(url, stream, Some(ws_config(config)))
             .await
@@ -187,7 +232,7 @@ where
                     source: Box::new(other),
                 },
             })?;
-    Ok(BoxTransport::new(WsTransport::new(ws, config)))
+    Ok(BoxTransport::new(WsTransport::guarded(ws, config, guard)))
 }
 
 /// Runs the server side of the WebSocket upgrade over `stream`, whatever the request path.
@@ -198,6 +243,8 @@ pub(crate) async fn server_handshake<S>(
 where
     S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
 {
+    let guard = FrameLimit::new(config.frame_len_limit());
+    let stream = HeaderGuard::new(stream, guard.clone(), Side::Server);
     let ws = tokio_tungstenite::accept_async_with_config(stream, Some(ws_config(config)))
         .await
         .map_err(|e| match e {
@@ -207,5 +254,5 @@ where
                 source: Box::new(other),
             },
         })?;
-    Ok(BoxTransport::new(WsTransport::new(ws, config)))
+    Ok(BoxTransport::new(WsTransport::guarded(ws, config, guard)))
 }
