@@ -59,6 +59,10 @@ pub struct DeliveryStats {
     pub refused_paced: u64,
     /// Notifications sent but not answered within `answer_timeout`, or answered with an error.
     pub unanswered: u64,
+    /// Simulator notifications (what the apps sent to customers) not kept because no simulator
+    /// of the org was connected and its queue was full: nobody is there to play the phone, so
+    /// the app's command is not held up for it.
+    pub no_simulator: u64,
 }
 
 #[derive(Debug, Default)]
@@ -67,6 +71,7 @@ struct Counters {
     refused_for_commands: AtomicU64,
     refused_paced: AtomicU64,
     unanswered: AtomicU64,
+    no_simulator: AtomicU64,
 }
 
 fn bump(counter: &AtomicU64) {
@@ -299,6 +304,7 @@ impl Hub {
             refused_for_commands: c.refused_for_commands.load(Ordering::Relaxed),
             refused_paced: c.refused_paced.load(Ordering::Relaxed),
             unanswered: c.unanswered.load(Ordering::Relaxed),
+            no_simulator: c.no_simulator.load(Ordering::Relaxed),
         }
     }
 
@@ -385,6 +391,26 @@ impl Hub {
                 continue;
             }
             let route = self.route(&key);
+            if matches!(key, RouteKey::Simulators { .. }) && !route.has_members() {
+                // No simulator plays this org's phones: keep what fits for one that connects
+                // soon, but never make the app's command wait for a queue nobody drains.
+                match route.tx.try_send(item) {
+                    Ok(()) => {}
+                    Err(mpsc::error::TrySendError::Full(item)) => {
+                        settle(&self.engine, &item);
+                        let n = self.counters.no_simulator.fetch_add(1, Ordering::Relaxed) + 1;
+                        if n.is_power_of_two() {
+                            tracing::info!(
+                                ?key,
+                                not_kept = n,
+                                "no simulator connected: its notifications are not kept"
+                            );
+                        }
+                    }
+                    Err(mpsc::error::TrySendError::Closed(_)) => undelivered.count(&key, true),
+                }
+                continue;
+            }
             // Past the deadline this still takes free room at once: timeouts poll first.
             let wait = deadline.saturating_duration_since(tokio::time::Instant::now());
             if let Err(e) = route.tx.send_timeout(item, wait).await {

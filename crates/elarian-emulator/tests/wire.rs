@@ -1005,3 +1005,59 @@ async fn notifications_not_yet_delivered_survive_a_restart_with_a_data_dir() {
     emulator.shutdown().await;
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+#[tokio::test]
+async fn with_no_simulator_connected_sends_are_not_held_up_by_its_queue() {
+    let emulator = Emulator::builder()
+        .tcp(([127, 0, 0, 1], 0))
+        .delivery_limits(elarian_emulator::DeliveryLimits {
+            queue: 2,
+            enqueue_timeout: Duration::from_secs(3),
+            ..Default::default()
+        })
+        .start()
+        .await
+        .expect("emulator starts");
+    // The app takes its own notifications (message statuses); only the simulators' queue has
+    // nobody to drain it.
+    let (app, _seen) = recording_app(&emulator, p::ServerToAppNotificationReply::default()).await;
+    let started = std::time::Instant::now();
+    for i in 0..8 {
+        let reply = command(
+            &app,
+            E::SendMessage(p::SendMessageCommand {
+                customer_number: Some(phone(&format!("+25471100{i:04}"))),
+                channel_number: Some(p::MessagingChannelNumber {
+                    channel: p::MessagingChannel::Sms as i32,
+                    number: TEST_SMS_SHORT_CODE.into(),
+                }),
+                message: Some(p::OutboundMessage {
+                    body: Some(p::OutboundMessageBody {
+                        entry: Some(p::outbound_message_body::Entry::Text("hi".into())),
+                    }),
+                    ..Default::default()
+                }),
+            }),
+        )
+        .await;
+        match reply {
+            R::SendMessage(r) => assert_eq!(
+                r.status,
+                p::MessageDeliveryStatus::Sent as i32,
+                "message {i}: {}",
+                r.description
+            ),
+            other => panic!("unexpected reply {other:?}"),
+        }
+    }
+    // Each send beyond the queue would otherwise have waited out the 3 s enqueue timeout.
+    assert!(
+        started.elapsed() < Duration::from_secs(3),
+        "sends waited for a queue no simulator drains: {:?}",
+        started.elapsed()
+    );
+    let stats = emulator.delivery_stats();
+    assert!(stats.no_simulator >= 5, "{stats:?}");
+    assert_eq!(stats.refused_for_commands, 0, "{stats:?}");
+    emulator.shutdown().await;
+}
