@@ -142,10 +142,11 @@ fn workspace_root() -> PathBuf {
 /// `cargo xtask codegen [--check]`.
 /// Messages with a field holding a credential (API key, auth token, reply token): their
 /// `Debug` is written by hand so that the secret is never printed.
-const SECRET_MESSAGES: [&str; 3] = [
+const SECRET_MESSAGES: [&str; 4] = [
     "AppConnectionMetadata",
     "GenerateAuthTokenReply",
     "MessageReplyToken",
+    "OutboundMessage",
 ];
 
 fn codegen(check: bool) -> Result<()> {

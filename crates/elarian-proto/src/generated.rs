@@ -717,6 +717,7 @@ pub struct OutboundMessageReplyPrompt {
 }
 /// A message from the app to a customer, on any channel.
 #[derive(Clone, PartialEq, ::prost::Message)]
+#[prost(skip_debug)]
 pub struct OutboundMessage {
     #[prost(message, optional, tag = "1")]
     pub body: ::core::option::Option<OutboundMessageBody>,

@@ -5,7 +5,7 @@
 
 use std::fmt;
 
-use crate::{AppConnectionMetadata, GenerateAuthTokenReply, MessageReplyToken};
+use crate::{AppConnectionMetadata, GenerateAuthTokenReply, MessageReplyToken, OutboundMessage};
 
 /// How a secret field is shown: whether it is set, never its value.
 fn secret(value: Option<&str>) -> &'static str {
@@ -48,6 +48,21 @@ impl fmt::Debug for MessageReplyToken {
         f.debug_struct("MessageReplyToken")
             .field("token", &format_args!("{}", secret(Some(&self.token))))
             .field("expires_at", &self.expires_at)
+            .finish()
+    }
+}
+
+impl fmt::Debug for OutboundMessage {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("OutboundMessage")
+            .field("body", &self.body)
+            .field("labels", &self.labels)
+            .field("provider_tag", &self.provider_tag)
+            .field(
+                "reply_token",
+                &format_args!("{}", secret(self.reply_token.as_deref())),
+            )
+            .field("reply_prompt", &self.reply_prompt)
             .finish()
     }
 }
@@ -115,5 +130,24 @@ mod tests {
             })),
         };
         assert!(!format!("{reply:?}").contains(TOKEN));
+    }
+
+    #[test]
+    fn an_outbound_message_hides_its_reply_token() {
+        let message = OutboundMessage {
+            body: Some(crate::OutboundMessageBody {
+                entry: Some(crate::outbound_message_body::Entry::Text("hi there".into())),
+            }),
+            labels: vec!["label-1".into()],
+            reply_token: Some(TOKEN.into()),
+            ..Default::default()
+        };
+        let text = format!("{message:?}");
+        assert!(!text.contains(TOKEN), "{text}");
+        assert!(
+            text.contains("hi there") && text.contains("label-1"),
+            "{text}"
+        );
+        assert!(format!("{:?}", OutboundMessage::default()).contains("reply_token: None"));
     }
 }

@@ -527,7 +527,7 @@ impl From<proto::OutboundMessageReplyPrompt> for ReplyPrompt {
 /// let menu = Message::ussd(UssdMenu::new("1. Balance"));
 /// assert!(matches!(menu.body, Some(MessageBody::Ussd(_))));
 /// ```
-#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+#[derive(Clone, PartialEq, Default, Serialize, Deserialize)]
 pub struct Message {
     /// The content (`None` only when a server sent a message without one).
     pub body: Option<MessageBody>,
@@ -539,6 +539,29 @@ pub struct Message {
     pub reply_token: Option<String>,
     /// Asks for a kind of reply.
     pub reply_prompt: Option<ReplyPrompt>,
+}
+
+/// Shows every field but the reply token, which is a credential of the customer's session.
+impl std::fmt::Debug for Message {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Message")
+            .field("body", &self.body)
+            .field("labels", &self.labels)
+            .field("provider_tag", &self.provider_tag)
+            .field(
+                "reply_token",
+                &format_args!(
+                    "{}",
+                    if self.reply_token.is_some() {
+                        "<redacted>"
+                    } else {
+                        "None"
+                    }
+                ),
+            )
+            .field("reply_prompt", &self.reply_prompt)
+            .finish()
+    }
 }
 
 impl Message {
@@ -742,6 +765,23 @@ impl InboundMessageBody {
 
 #[cfg(test)]
 mod tests {
+
+    #[test]
+    fn debug_never_shows_a_reply_token() {
+        let mut message = Message::text("balance due");
+        message.reply_token = Some("session-secret-7".into());
+        let text = format!("{message:?}");
+        assert!(!text.contains("session-secret-7"), "{text}");
+        assert!(
+            text.contains("balance due") && text.contains("<redacted>"),
+            "{text}"
+        );
+        let token = crate::ReplyToken {
+            token: "session-secret-7".into(),
+            expires_at: None,
+        };
+        assert!(!format!("{token:?}").contains("session-secret-7"));
+    }
     use super::*;
     use crate::models::enums::MessagingChannel;
     use std::time::UNIX_EPOCH;

@@ -161,12 +161,22 @@ pub(crate) fn metadata_to_proto(
 }
 
 /// A token that lets the app message a customer inside a channel's reply window.
-#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[derive(Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
 pub struct ReplyToken {
     /// The token.
     pub token: String,
     /// When it stops being valid.
     pub expires_at: Option<SystemTime>,
+}
+
+/// Shows when the token expires, never the token: it is a credential of the customer's session.
+impl std::fmt::Debug for ReplyToken {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ReplyToken")
+            .field("token", &format_args!("<redacted>"))
+            .field("expires_at", &self.expires_at)
+            .finish()
+    }
 }
 
 impl From<proto::MessageReplyToken> for ReplyToken {
