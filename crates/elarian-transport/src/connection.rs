@@ -23,7 +23,7 @@ use crate::io::{
     BoxReader, BoxTransport, BoxWriter, FrameReader, FrameTransport, FrameWriter, TransportError,
 };
 use crate::limit::{InflightLimit, OwnedPermit};
-use crate::protocol::{Event, IdMap, InboundKind, OperationError, Session, StreamIds};
+use crate::protocol::{Event, IdMap, InboundKind, OperationError, Session};
 use crate::responder::RequestHandler;
 use crate::{CloseReason, Payload, RequestError, ResumeError, StreamError};
 
@@ -73,8 +73,9 @@ pub(crate) enum LinkState {
     Closed(CloseReason),
 }
 
-/// Requests carry a token chosen by the handle rather than a stream id: the driver assigns stream
-/// ids in the order requests reach it, so ids go out strictly increasing even when tasks race.
+/// Requests carry a token chosen by the handle rather than a stream id: the session assigns
+/// stream ids in the order the driver hands it requests, so ids go out strictly increasing even
+/// when tasks race.
 /// The token lets a handle cancel or grant credit before it could know the stream id.
 pub(crate) enum Command {
     RequestResponse {
@@ -631,7 +632,6 @@ pub(crate) fn spawn(parts: DriverParts) -> (Connection, mpsc::Sender<Attach>) {
     };
     let (state_tx, state_rx) = watch::channel(initial);
     let inflight = Arc::new(InflightLimit::new(limits.max_in_flight));
-    let role = parts.session.role();
     let driver = Driver {
         session: parts.session,
         responder: parts.responder,
@@ -640,7 +640,6 @@ pub(crate) fn spawn(parts: DriverParts) -> (Connection, mpsc::Sender<Attach>) {
         attach_rx,
         waiters: IdMap::default(),
         deadlines: BinaryHeap::new(),
-        ids: StreamIds::new(role),
         max_responders: limits.max_responders.max(1),
         max_pending: limits.max_pending,
         overflow: limits.overflow,
@@ -676,7 +675,6 @@ struct Driver {
     /// Deadlines of requests that have one, earliest first. Entries of requests answered
     /// meanwhile stay until they come up or the heap is compacted (see `note_deadline`).
     deadlines: BinaryHeap<Reverse<(Instant, u32)>>,
-    ids: StreamIds,
     max_responders: usize,
     /// Capacity of [`Work::queued`].
     max_pending: usize,
@@ -1172,12 +1170,8 @@ impl Driver {
                     let _ = reply.send(Err(RequestError::TimedOut));
                     return;
                 }
-                let Some(id) = self.ids.next() else {
-                    let _ = reply.send(Err(RequestError::StreamIdsExhausted));
-                    return;
-                };
-                match self.session.request_response(id, payload) {
-                    Ok(()) => {
+                match self.session.request_response(payload) {
+                    Ok(id) => {
                         self.waiters.insert(
                             id,
                             Waiter {
@@ -1195,11 +1189,7 @@ impl Driver {
                 }
             }
             Command::FireAndForget { payload } => {
-                let result = match self.ids.next() {
-                    Some(id) => self.session.fire_and_forget(id, payload).map_err(op_error),
-                    None => Err(RequestError::StreamIdsExhausted),
-                };
-                if let Err(e) = result {
+                if let Err(e) = self.session.fire_and_forget(payload).map_err(op_error) {
                     tracing::debug!(error = %e, "fire-and-forget not sent");
                 }
             }
@@ -1212,12 +1202,8 @@ impl Driver {
                 if items.is_closed() {
                     return;
                 }
-                let Some(id) = self.ids.next() else {
-                    let _ = items.try_send(Err(RequestError::StreamIdsExhausted));
-                    return;
-                };
-                match self.session.request_stream(id, payload, initial_n) {
-                    Ok(()) => {
+                match self.session.request_stream(payload, initial_n) {
+                    Ok(id) => {
                         self.waiters.insert(
                             id,
                             Waiter {
@@ -1628,7 +1614,7 @@ fn op_error(e: OperationError) -> RequestError {
     match e {
         OperationError::Closed(reason) => RequestError::Closed(reason),
         OperationError::Frame(_) => RequestError::Protocol("the request cannot be encoded"),
-        OperationError::InvalidStreamId(_) => RequestError::StreamIdsExhausted,
+        OperationError::StreamIdsExhausted => RequestError::StreamIdsExhausted,
         _ => RequestError::Protocol("the stream is not active"),
     }
 }

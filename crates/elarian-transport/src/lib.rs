@@ -89,8 +89,9 @@ pub mod server;
 
 pub use client::{ClientSession, ClientSessionConfig};
 pub use connection::{Connection, InboundOverflow, RequestStream};
-pub use error::{CloseReason, RequestError, ResumeError, SetupError, StreamError};
+pub use error::{ResumeError, SetupError};
 pub use frame::ErrorCode;
 pub use payload::Payload;
+pub use protocol::{CloseReason, RequestError, StreamError};
 pub use responder::{RejectAll, RequestHandler};
 pub use server::{Incoming, Server, ServerConfig, SetupInfo};
