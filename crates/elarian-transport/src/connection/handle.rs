@@ -130,7 +130,7 @@ impl Connection {
     /// # tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap().block_on(async {
     /// use std::sync::Arc;
     /// use std::time::Duration;
-    /// use elarian_transport::responder::BoxFuture;
+    /// use elarian_transport::BoxFuture;
     /// use elarian_transport::{ClientSessionConfig, ClientSession, Payload, RejectAll, RequestError};
     /// use elarian_transport::{RequestHandler, Server, ServerConfig, StreamError};
     /// use elarian_transport::io::memory;
