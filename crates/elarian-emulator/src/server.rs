@@ -14,7 +14,7 @@ use bytes::Bytes;
 use elarian_proto::{
     AppConnectionMetadata, AppToServerCommand, AppToServerCommandReply, SimulatorToServerCommand,
 };
-use elarian_transport::responder::BoxFuture;
+use elarian_transport::BoxFuture;
 use elarian_transport::{ErrorCode, Incoming, Payload, RequestHandler, StreamError};
 use prost::Message;
 use tokio::sync::oneshot;

@@ -13,8 +13,8 @@ use elarian_proto::{
     app_to_server_command_reply::Entry as R, server_to_app_customer_notification::Entry as CE,
     server_to_app_notification::Entry as NE,
 };
+use elarian_transport::BoxFuture;
 use elarian_transport::io::{Endpoint, TlsClientOptions, connect};
-use elarian_transport::responder::BoxFuture;
 use elarian_transport::{
     ClientSession, ClientSessionConfig, ErrorCode, Payload, RejectAll, RequestError,
     RequestHandler, SetupError, StreamError,

@@ -64,7 +64,7 @@ impl elarian_transport::RequestHandler for OurEcho {
     fn request_response(
         &self,
         payload: elarian_transport::Payload,
-    ) -> elarian_transport::responder::BoxFuture<
+    ) -> elarian_transport::BoxFuture<
         'static,
         Result<elarian_transport::Payload, elarian_transport::StreamError>,
     > {

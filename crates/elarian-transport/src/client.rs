@@ -9,8 +9,9 @@ use tokio::sync::{mpsc, oneshot};
 use crate::connection::{
     self, Attach, Connection, DriverParts, HandleLimits, InboundOverflow, LinkState,
 };
+use crate::frame::MAX_FRAME_LEN;
 use crate::frame::{MAX_U31, SetupFrame};
-use crate::io::{FrameTransport, MAX_FRAME_LEN, TransportError};
+use crate::io::{FrameTransport, TransportError};
 use crate::protocol::{Session, SessionConfig, Side};
 use crate::responder::RequestHandler;
 use crate::{CloseReason, Payload, ResumeError, SetupError};

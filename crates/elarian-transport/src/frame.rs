@@ -81,6 +81,11 @@ pub mod flags {
 
 /// Length of the frame header: stream id (4 bytes), type and flags (2 bytes).
 pub const HEADER_LEN: usize = 6;
+/// The largest frame: byte-stream transports prefix each frame with a 24-bit length.
+pub const MAX_FRAME_LEN: usize = (1 << 24) - 1;
+/// The smallest MTU a fragmenting sender accepts: a header, the largest fixed fields and one
+/// byte.
+pub const MIN_MTU: usize = 64;
 /// The largest metadata a frame can carry with its 24-bit length prefix.
 pub const MAX_METADATA_LEN: usize = (1 << 24) - 1;
 /// The largest value of a 31-bit field (stream ids, request N, keepalive times).

@@ -3,31 +3,44 @@
 //! # Architecture
 //!
 //! ```text
-//!  Connection / ClientSession / Server      public API (handles, cheap to clone)
+//!  Connection / ClientSession / Server      the API (root re-exports; handles, cheap to clone)
 //!        │ bounded channels
-//!  connection::Driver (one tokio task per connection)
-//!        │ owns: Session, transport halves, responder futures; no locks on the hot path
+//!  driver (one tokio task per connection)   owns the Session, the transport halves and the
+//!        │                                  responder futures; no locks on the hot path
 //!  protocol::Session  (sans-IO)             frames in + time in → frames out, events, deadline
 //!        │
 //!  frame              (codec)               Frame::decode / Frame::encode over bytes::Bytes
 //!  io                 (transports)          FrameTransport: memory, TCP, TLS, WebSocket
 //! ```
 //!
-//! - [`frame`]: every RSocket 1.0 frame type; decoding slices the input, never copies payloads;
-//!   malformed input is a typed [`frame::FrameError`].
-//! - [`protocol`]: the state machine in the manner of quinn-proto: it never touches a socket or
-//!   a clock, so keepalive, errors, credit, fragmentation and resumption are tested with a fake
-//!   clock.
-//! - [`connection`], [`client`], [`server`]: the tokio driver and the API: request/response,
-//!   fire-and-forget, request-stream and metadata push in both directions, a [`RequestHandler`] for
-//!   the peer's requests, and resumption ([`ClientSession::resume`]; RESUME is answered inside
-//!   the [`Server`]).
-//! - [`io`]: how frames travel; [`io::memory`] connects two peers in one process.
-//! - Backpressure: every queue is bounded. At `max_inbound_requests` running responders a
-//!   connection either queues further requests (up to `max_pending_inbound`, reading on so that
-//!   answers to its own requests still arrive) and stops reading only once that queue is full
-//!   ([`InboundOverflow::PauseReading`], the client default), or refuses them with REJECTED
-//!   ([`InboundOverflow::Reject`], the server default).
+//! Three modules are public because each is an API of its own:
+//!
+//! - [`frame`]: every RSocket 1.0 frame type and the wire limits ([`frame::MAX_FRAME_LEN`]);
+//!   decoding slices the input, never copies payloads; malformed input is a typed
+//!   [`frame::FrameError`].
+//! - [`protocol`]: the state machine in the manner of quinn-proto. It allocates stream ids,
+//!   never touches a socket or a clock, and imports nothing from the I/O layer, the driver or
+//!   tokio (a test scans its sources), so keepalive, errors, credit, fragmentation and
+//!   resumption are tested with a fake clock. Its errors ([`CloseReason`], [`RequestError`],
+//!   [`StreamError`]) are the protocol's; the driver's ([`SetupError`], [`ResumeError`]) may carry
+//!   an I/O [`io::TransportError`].
+//! - [`io`]: how frames travel, pluggable: [`io::memory`] connects two peers in one process;
+//!   TCP, TLS and WebSocket by feature.
+//!
+//! Everything else is private and re-exported here: the tokio driver and its handles
+//! ([`Connection`], [`RequestStream`], [`ClientSession`], [`Server`], [`Incoming`]) for
+//! request/response, fire-and-forget, request-stream and metadata push in both directions, a
+//! [`RequestHandler`] (with [`BoxFuture`] / [`BoxStream`]) for the peer's requests, and
+//! resumption ([`ClientSession::resume`]; RESUME is answered inside the [`Server`]). Inside, a
+//! connection is a handle, the driver task (one named method per event it waits on: frames,
+//! commands, controls, responder answers and items, new transports, the timer) and the inbound
+//! work (responders, the queue of requests waiting for one, the overflow policy).
+//!
+//! Backpressure: every queue is bounded. At `max_inbound_requests` running responders a
+//! connection either queues further requests (up to `max_pending_inbound`, reading on so that
+//! answers to its own requests still arrive) and stops reading only once that queue is full
+//! ([`InboundOverflow::PauseReading`], the client default), or refuses them with REJECTED
+//! ([`InboundOverflow::Reject`], the server default).
 //!
 //! Not supported, by design: REQUEST_CHANNEL (refused with REJECTED) and leases (a SETUP asking
 //! for them is refused with UNSUPPORTED_SETUP).
@@ -38,10 +51,9 @@
 //!
 //! ```
 //! use std::sync::Arc;
-//! use elarian_transport::responder::BoxFuture;
 //! use elarian_transport::io::memory;
 //! use elarian_transport::{
-//!     ClientSessionConfig, ClientSession, Payload, RejectAll, RequestHandler, Server, ServerConfig, StreamError,
+//!     BoxFuture, ClientSessionConfig, ClientSession, Payload, RejectAll, RequestHandler, Server, ServerConfig, StreamError,
 //! };
 //!
 //! struct Greeter;
@@ -76,21 +88,22 @@
 
 #![warn(missing_docs, unreachable_pub)]
 
-pub mod client;
-pub mod connection;
-pub mod error;
+mod client;
+mod connection;
+mod error;
 pub mod frame;
 pub mod io;
 mod limit;
-pub mod payload;
+mod payload;
 pub mod protocol;
-pub mod responder;
-pub mod server;
+mod responder;
+mod server;
 
 pub use client::{ClientSession, ClientSessionConfig};
 pub use connection::{Connection, InboundOverflow, RequestStream};
-pub use error::{CloseReason, RequestError, ResumeError, SetupError, StreamError};
+pub use error::{ResumeError, SetupError};
 pub use frame::ErrorCode;
 pub use payload::Payload;
-pub use responder::{RejectAll, RequestHandler};
+pub use protocol::{CloseReason, RequestError, StreamError};
+pub use responder::{BoxFuture, BoxStream, RejectAll, RequestHandler};
 pub use server::{Incoming, Server, ServerConfig, SetupInfo};

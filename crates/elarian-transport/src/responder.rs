@@ -14,7 +14,7 @@ use crate::{Payload, StreamError};
 /// ```
 /// use std::sync::Arc;
 /// use elarian_transport::{Payload, RequestHandler, StreamError};
-/// use elarian_transport::responder::BoxFuture;
+/// use elarian_transport::BoxFuture;
 ///
 /// struct Echo;
 /// impl RequestHandler for Echo {

@@ -16,8 +16,9 @@ use crate::connection::{
     self, Attach, Connection, DriverParts, HandleLimits, InboundOverflow, SessionHooks,
     send_error_and_close,
 };
+use crate::frame::MAX_FRAME_LEN;
 use crate::frame::{ErrorCode, Frame, ResumeFrame, SetupFrame};
-use crate::io::{BoxReader, BoxWriter, FrameReader, FrameTransport, MAX_FRAME_LEN, TransportError};
+use crate::io::{BoxReader, BoxWriter, FrameReader, FrameTransport, TransportError};
 use crate::protocol::{ByteBudget, Session, SessionConfig, Side, check_setup};
 use crate::responder::RequestHandler;
 

@@ -8,7 +8,7 @@ use bytes::Bytes;
 use elarian_transport::frame::{ErrorCode, Frame};
 use elarian_transport::io::memory::{self, MemoryTransport};
 use elarian_transport::io::{FrameReader, FrameTransport, FrameWriter, TransportError};
-use elarian_transport::responder::{BoxFuture, BoxStream};
+use elarian_transport::{BoxFuture, BoxStream};
 use elarian_transport::{
     ClientSession, ClientSessionConfig, CloseReason, Connection, Payload, RejectAll, RequestError,
     RequestHandler, ResumeError, Server, ServerConfig, SetupError, StreamError,

@@ -5,9 +5,9 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use elarian_transport::BoxFuture;
 use elarian_transport::io::memory;
 use elarian_transport::io::{FrameReader, FrameTransport, FrameWriter};
-use elarian_transport::responder::BoxFuture;
 use elarian_transport::{
     ClientSession, ClientSessionConfig, Payload, RejectAll, RequestHandler, Server, ServerConfig,
     StreamError,

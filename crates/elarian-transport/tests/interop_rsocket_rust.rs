@@ -17,7 +17,7 @@ use std::time::{Duration, Instant};
 
 use bytes::{Bytes, BytesMut};
 use elarian_transport::io::{FramingConfig, TcpListener, TcpTransport};
-use elarian_transport::responder::{BoxFuture, BoxStream};
+use elarian_transport::{BoxFuture, BoxStream};
 use elarian_transport::{
     ClientSession, ClientSessionConfig, Payload, RejectAll, RequestError, RequestHandler, Server,
     ServerConfig, StreamError,

@@ -11,8 +11,8 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use bytes::Bytes;
+use elarian_transport::BoxFuture;
 use elarian_transport::io::{FramingConfig, TcpListener, TcpTransport};
-use elarian_transport::responder::BoxFuture;
 use elarian_transport::{
     ClientSession, ClientSessionConfig, Payload, RejectAll, RequestHandler, ResumeError, Server,
     ServerConfig, StreamError,

@@ -10,6 +10,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
+use elarian_transport::BoxFuture;
 use elarian_transport::frame::{
     ErrorCode, Frame, RequestFrame, RequestKind, ResumeFrame, SetupFrame,
 };
@@ -17,7 +18,6 @@ use elarian_transport::io::{
     BoxReader, BoxWriter, FrameReader, FrameTransport, FrameWriter, FramingConfig, LengthPrefixed,
     TcpListener, TcpTransport,
 };
-use elarian_transport::responder::BoxFuture;
 use elarian_transport::{
     ClientSession, ClientSessionConfig, Payload, RejectAll, RequestHandler, Server, ServerConfig,
     StreamError,

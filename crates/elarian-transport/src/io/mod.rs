@@ -49,9 +49,6 @@ pub use rustls;
 #[cfg(feature = "tls")]
 pub use rustls_pki_types as pki_types;
 
-/// The largest frame a byte-stream transport can carry: the length prefix has 24 bits.
-pub const MAX_FRAME_LEN: usize = (1 << 24) - 1;
-
 /// Why a transport failed.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]

@@ -16,7 +16,8 @@ use std::pin::Pin;
 use bytes::{Buf, BufMut, Bytes, BytesMut};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 
-use super::{FrameReader, FrameTransport, FrameWriter, MAX_FRAME_LEN, TransportError};
+use super::{FrameReader, FrameTransport, FrameWriter, TransportError};
+use crate::frame::MAX_FRAME_LEN;
 
 /// Size of the length prefix in front of every frame on a byte stream.
 const PREFIX_LEN: usize = 3;

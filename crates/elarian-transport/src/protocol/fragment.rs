@@ -3,11 +3,8 @@
 use bytes::{Bytes, BytesMut};
 
 use super::budget::{Budgets, Charge, Exhausted};
-use crate::Payload;
-use crate::frame::HEADER_LEN;
-
-/// The smallest MTU the fragmenter accepts: a header, the largest fixed fields and one byte.
-pub const MIN_MTU: usize = 64;
+use crate::frame::{HEADER_LEN, MIN_MTU};
+use crate::payload::Payload;
 
 /// One piece of a payload to put into a frame.
 #[derive(Debug, PartialEq, Eq)]

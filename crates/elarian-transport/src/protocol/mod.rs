@@ -27,6 +27,7 @@
 //! ```
 
 mod budget;
+mod error;
 mod fragment;
 mod handshake;
 mod idmap;
@@ -35,21 +36,20 @@ mod resume;
 
 use std::collections::VecDeque;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::{Duration, Instant};
 
 use bytes::{Bytes, BytesMut};
 
+use crate::frame::MAX_FRAME_LEN;
 use crate::frame::{
     ErrorCode, ErrorFrame, Frame, FrameError, KeepaliveFrame, MAX_U31, PayloadFrame, RequestFrame,
     RequestKind, ResumeFrame, SetupFrame,
 };
-use crate::io::MAX_FRAME_LEN;
-use crate::{CloseReason, Payload, RequestError, StreamError};
+use crate::payload::Payload;
 
 pub use budget::ByteBudget;
 use budget::{Budgets, Exhausted};
-pub use fragment::MIN_MTU;
+pub use error::{CloseReason, RequestError, StreamError};
 use fragment::{PushError, Reassembly};
 pub use handshake::{SetupRejection, check_setup};
 pub(crate) use idmap::IdMap;
@@ -74,7 +74,8 @@ pub struct SessionConfig {
     pub keepalive_interval: Duration,
     /// Without any frame from the peer for this long, the connection is dead.
     pub max_lifetime: Duration,
-    /// Largest frame to send; larger payloads are fragmented (at least [`MIN_MTU`]).
+    /// Largest frame to send; larger payloads are fragmented (at least
+    /// [`MIN_MTU`](crate::frame::MIN_MTU)).
     pub mtu: usize,
     /// Largest payload accepted through reassembly.
     pub max_reassembly: usize,
@@ -126,36 +127,6 @@ fn stream_code(code: ErrorCode) -> ErrorCode {
 
 /// Size of the buffers frames are encoded into (larger frames get a buffer of their own).
 const SCRATCH_CHUNK: usize = 16 * 1024;
-
-/// Allocates stream ids: odd for clients, even for servers, never reused within a session.
-///
-/// Ids must go out in increasing order, so a connection allocates them where its frames are
-/// queued (the driver task), not in the tasks that make requests.
-#[derive(Debug)]
-pub struct StreamIds(AtomicU32);
-
-impl StreamIds {
-    /// The allocator of `role`.
-    pub fn new(role: Side) -> Self {
-        StreamIds(AtomicU32::new(match role {
-            Side::Client => 1,
-            Side::Server => 2,
-        }))
-    }
-
-    /// The next unused id, or `None` once the 31-bit space is exhausted.
-    pub fn next(&self) -> Option<u32> {
-        let id = self.0.fetch_add(2, Ordering::Relaxed);
-        // Once past the limit the counter stays there (well below u32 wrap-around for any
-        // realistic number of calls).
-        if id == 0 || id > MAX_U31 {
-            self.0.store(MAX_U31 + 1, Ordering::Relaxed);
-            None
-        } else {
-            Some(id)
-        }
-    }
-}
 
 /// The interaction a peer's request asks for.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -243,9 +214,13 @@ pub enum OperationError {
     /// A responder stream has no credit left.
     #[error("stream {0} has no credit")]
     NoCredit(u32),
-    /// The stream id has the wrong parity, is zero, or is already in use.
-    #[error("stream id {0} is invalid for this side")]
-    InvalidStreamId(u32),
+    /// The operation does not fit the session's state (resuming a session that is not a
+    /// detached client session).
+    #[error("the session is not in a state that allows this")]
+    InvalidState,
+    /// Every stream id of this side was used; open a new connection.
+    #[error("stream ids exhausted")]
+    StreamIdsExhausted,
     /// The session is closed.
     #[error("session closed: {0}")]
     Closed(CloseReason),
@@ -346,6 +321,10 @@ pub struct Session {
     reading_paused: Option<Instant>,
     /// The stream ids of the peer's requests, to refuse reused ones.
     peer_ids: PeerIds,
+    /// The id of this side's next request: odd for clients, even for servers, above
+    /// [`MAX_U31`] once exhausted. Allocated here, where request frames are queued, so that
+    /// ids go out strictly increasing as the spec requires.
+    next_stream_id: u32,
     /// Requests handed to the application (REQUEST_RESPONSE and REQUEST_STREAM).
     delivered: u64,
     next_keepalive: Option<Instant>,
@@ -387,6 +366,10 @@ impl Session {
 
     fn new(config: SessionConfig, now: Instant) -> Self {
         let resume = ResumeState::new(config.resume_buffer);
+        let next_stream_id = match config.role {
+            Side::Client => 1,
+            Side::Server => 2,
+        };
         let budgets = Budgets {
             connection: Arc::new(ByteBudget::new(config.max_reassembly_total)),
             shared: config.shared_reassembly.clone(),
@@ -404,6 +387,7 @@ impl Session {
             last_received: now,
             reading_paused: None,
             peer_ids: PeerIds::default(),
+            next_stream_id,
             delivered: 0,
             next_keepalive: None,
             position_asked: false,
@@ -715,7 +699,7 @@ impl Session {
                     self.close_reason.clone().unwrap_or(CloseReason::Local),
                 ));
             }
-            _ => return Err(OperationError::InvalidStreamId(0)),
+            _ => return Err(OperationError::InvalidState),
         }
         if !self.resume.is_resumable() {
             return Err(OperationError::Closed(CloseReason::TransportLost(
@@ -1184,20 +1168,16 @@ impl Session {
         Ok(())
     }
 
-    fn check_new_id(&self, stream_id: u32) -> Result<(), OperationError> {
+    /// Takes the next stream id of this side; ids are never reused within a session.
+    fn allocate_id(&mut self) -> Result<u32, OperationError> {
         self.check_open()?;
-        let own_parity = match self.config.role {
-            Side::Client => 1,
-            Side::Server => 0,
-        };
-        if stream_id == 0
-            || stream_id > MAX_U31
-            || stream_id % 2 != own_parity
-            || self.streams.contains_key(&stream_id)
-        {
-            return Err(OperationError::InvalidStreamId(stream_id));
+        let id = self.next_stream_id;
+        if id > MAX_U31 {
+            return Err(OperationError::StreamIdsExhausted);
         }
-        Ok(())
+        // MAX_U31 + 2 still fits a u32, so the counter cannot wrap back to valid ids.
+        self.next_stream_id = id + 2;
+        Ok(id)
     }
 
     /// Sends a request frame (fragmented if needed) followed by PAYLOAD fragments.
@@ -1257,52 +1237,41 @@ impl Session {
         Ok(())
     }
 
-    /// Sends a REQUEST_RESPONSE on `stream_id` (from [`StreamIds`]).
-    pub fn request_response(
-        &mut self,
-        stream_id: u32,
-        payload: Payload,
-    ) -> Result<(), OperationError> {
-        self.check_new_id(stream_id)?;
+    /// Sends a REQUEST_RESPONSE on a new stream; returns its id, which the answer's
+    /// [`Event`]s carry.
+    pub fn request_response(&mut self, payload: Payload) -> Result<u32, OperationError> {
+        let stream_id = self.allocate_id()?;
         self.emit_request(stream_id, RequestKind::Response, payload)?;
         self.streams
             .insert(stream_id, StreamState::AwaitResponse(None));
-        Ok(())
+        Ok(stream_id)
     }
 
-    /// Sends a REQUEST_FNF.
-    pub fn fire_and_forget(
-        &mut self,
-        stream_id: u32,
-        payload: Payload,
-    ) -> Result<(), OperationError> {
-        self.check_new_id(stream_id)?;
-        self.emit_request(stream_id, RequestKind::FireAndForget, payload)
+    /// Sends a REQUEST_FNF on a new stream; returns its id.
+    pub fn fire_and_forget(&mut self, payload: Payload) -> Result<u32, OperationError> {
+        let stream_id = self.allocate_id()?;
+        self.emit_request(stream_id, RequestKind::FireAndForget, payload)?;
+        Ok(stream_id)
     }
 
-    /// Sends a REQUEST_STREAM with `initial_n` credit (1..=2^31-1).
+    /// Sends a REQUEST_STREAM with `initial_n` credit (clamped to 1..=2^31-1) on a new stream;
+    /// returns its id.
     pub fn request_stream(
         &mut self,
-        stream_id: u32,
         payload: Payload,
         initial_n: u32,
-    ) -> Result<(), OperationError> {
-        self.check_new_id(stream_id)?;
-        self.emit_request(
-            stream_id,
-            RequestKind::Stream {
-                initial_n: initial_n.clamp(1, MAX_U31),
-            },
-            payload,
-        )?;
+    ) -> Result<u32, OperationError> {
+        let stream_id = self.allocate_id()?;
+        let initial_n = initial_n.clamp(1, MAX_U31);
+        self.emit_request(stream_id, RequestKind::Stream { initial_n }, payload)?;
         self.streams.insert(
             stream_id,
             StreamState::AwaitStream {
                 re: None,
-                credit: u64::from(initial_n.clamp(1, MAX_U31)),
+                credit: u64::from(initial_n),
             },
         );
-        Ok(())
+        Ok(stream_id)
     }
 
     /// Grants `n` more items on one of our REQUEST_STREAMs.

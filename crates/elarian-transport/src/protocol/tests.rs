@@ -195,7 +195,7 @@ fn stream_errors_fail_the_request_with_code_and_lossy_message() {
     .enumerate()
     {
         let id = 1 + 2 * i as u32;
-        client.request_response(id, Payload::new("x")).unwrap();
+        assert_eq!(client.request_response(Payload::new("x")), Ok(id));
         pump(&mut client, &mut server, now);
         assert!(matches!(
             events(&mut server).as_slice(),
@@ -217,10 +217,10 @@ fn stream_errors_fail_the_request_with_code_and_lossy_message() {
         );
     }
     // Invalid UTF-8 in the error data is replaced, not refused.
-    client.request_response(21, Payload::new("x")).unwrap();
+    assert_eq!(client.request_response(Payload::new("x")), Ok(11));
     pump(&mut client, &mut server, now);
     let raw = Frame::Error(ErrorFrame {
-        stream_id: 21,
+        stream_id: 11,
         code: ErrorCode::ApplicationError,
         data: Bytes::from_static(&[b'o', 0xFF, b'k']),
     });
@@ -228,7 +228,7 @@ fn stream_errors_fail_the_request_with_code_and_lossy_message() {
     assert_eq!(
         events(&mut client),
         vec![Event::RequestFailed {
-            stream_id: 21,
+            stream_id: 11,
             error: RequestError::Remote {
                 code: ErrorCode::ApplicationError,
                 message: "o\u{FFFD}k".into()
@@ -351,7 +351,7 @@ fn fragmentation_round_trip_both_ways() {
     s.mtu = 64;
     let (mut client, mut server) = pair_with(c, s, None, now);
     let request = Payload::new(vec![7u8; 1000]).with_metadata(vec![1u8; 300]);
-    client.request_response(1, request.clone()).unwrap();
+    assert_eq!(client.request_response(request.clone()), Ok(1));
     let frames: Vec<Bytes> = std::iter::from_fn(|| client.poll_transmit()).collect();
     assert!(frames.len() > 20);
     assert!(frames.iter().all(|f| f.len() <= 64));
@@ -387,9 +387,10 @@ fn oversized_request_is_rejected_and_its_memory_released() {
     c.mtu = 100;
     s.max_reassembly = 1000;
     let (mut client, mut server) = pair_with(c, s, None, now);
-    client
-        .request_response(1, Payload::new(vec![0u8; 5000]))
-        .unwrap();
+    assert_eq!(
+        client.request_response(Payload::new(vec![0u8; 5000])),
+        Ok(1)
+    );
     pump(&mut client, &mut server, now);
     assert!(events(&mut server).is_empty());
     assert_eq!(server.active_streams(), 0);
@@ -412,7 +413,7 @@ fn oversized_response_cancels_the_stream_and_fails_locally() {
     c.max_reassembly = 500;
     s.mtu = 100;
     let (mut client, mut server) = pair_with(c, s, None, now);
-    client.request_response(1, Payload::new("q")).unwrap();
+    assert_eq!(client.request_response(Payload::new("q")), Ok(1));
     pump(&mut client, &mut server, now);
     events(&mut server);
     server
@@ -443,7 +444,7 @@ fn oversized_response_cancels_the_stream_and_fails_locally() {
 fn responder_never_exceeds_request_n_credit() {
     let now = Instant::now();
     let (mut client, mut server) = pair(now);
-    client.request_stream(1, Payload::new("s"), 2).unwrap();
+    assert_eq!(client.request_stream(Payload::new("s"), 2), Ok(1));
     pump(&mut client, &mut server, now);
     assert_eq!(
         events(&mut server),
@@ -483,7 +484,7 @@ fn responder_never_exceeds_request_n_credit() {
 fn cancel_stops_a_responder_stream() {
     let now = Instant::now();
     let (mut client, mut server) = pair(now);
-    client.request_stream(1, Payload::new("s"), 10).unwrap();
+    assert_eq!(client.request_stream(Payload::new("s"), 10), Ok(1));
     pump(&mut client, &mut server, now);
     events(&mut server);
     client.cancel(1);
@@ -499,7 +500,7 @@ fn cancel_stops_a_responder_stream() {
 fn fire_and_forget_and_metadata_push_are_delivered() {
     let now = Instant::now();
     let (mut client, mut server) = pair(now);
-    client.fire_and_forget(1, Payload::new("f")).unwrap();
+    assert_eq!(client.fire_and_forget(Payload::new("f")), Ok(1));
     client.metadata_push(Bytes::from_static(b"m")).unwrap();
     pump(&mut client, &mut server, now);
     assert_eq!(
@@ -520,13 +521,8 @@ fn fire_and_forget_and_metadata_push_are_delivered() {
 fn server_requests_use_even_ids_and_client_answers() {
     let now = Instant::now();
     let (mut client, mut server) = pair(now);
-    assert!(matches!(
-        server.request_response(1, Payload::new("n")),
-        Err(OperationError::InvalidStreamId(1))
-    ));
-    server
-        .request_response(2, Payload::new("notification"))
-        .unwrap();
+    // The server's first request takes the first even id.
+    assert_eq!(server.request_response(Payload::new("notification")), Ok(2));
     pump(&mut client, &mut server, now);
     assert!(matches!(
         events(&mut client).as_slice(),
@@ -557,8 +553,8 @@ fn resume_retransmits_lost_frames_exactly_once() {
     let now = Instant::now();
     let (c, s) = configs(true);
     let (mut client, mut server) = pair_with(c, s, Some(TOKEN), now);
-    client.request_response(1, Payload::new("one")).unwrap();
-    client.request_response(3, Payload::new("three")).unwrap();
+    assert_eq!(client.request_response(Payload::new("one")), Ok(1));
+    assert_eq!(client.request_response(Payload::new("three")), Ok(3));
     // Request 1 arrives, request 3 is lost with the transport.
     server.handle_frame(client.poll_transmit().unwrap(), now);
     client.poll_transmit().unwrap();
@@ -570,7 +566,7 @@ fn resume_retransmits_lost_frames_exactly_once() {
     server.transport_lost(now, "reset");
     assert!(client.is_detached() && server.is_detached());
     // Work done while detached is kept for the resumption.
-    client.request_response(5, Payload::new("five")).unwrap();
+    assert_eq!(client.request_response(Payload::new("five")), Ok(5));
     assert!(!client.has_transmit());
 
     resume(&mut client, &mut server, now).unwrap();
@@ -607,7 +603,7 @@ fn resume_is_rejected_when_positions_are_gone() {
     let now = Instant::now();
     let (c, s) = configs(true);
     let (mut client, mut server) = pair_with(c, s, Some(TOKEN), now);
-    client.request_response(1, Payload::new("one")).unwrap();
+    assert_eq!(client.request_response(Payload::new("one")), Ok(1));
     pump(&mut client, &mut server, now);
     client.transport_lost(now, "reset");
     server.transport_lost(now, "reset");
@@ -635,7 +631,7 @@ fn resume_is_rejected_when_positions_are_gone() {
     // A client that released frames the server still needs cannot resume either.
     let (c, s) = configs(true);
     let (mut client, mut server) = pair_with(c, s, Some(TOKEN), now);
-    client.request_response(1, Payload::new("one")).unwrap();
+    assert_eq!(client.request_response(Payload::new("one")), Ok(1));
     client.poll_transmit();
     client.transport_lost(now, "reset");
     server.transport_lost(now, "reset");
@@ -651,7 +647,7 @@ fn rejected_resume_closes_the_client_session() {
     let now = Instant::now();
     let (c, s) = configs(true);
     let (mut client, _server) = pair_with(c, s, Some(TOKEN), now);
-    client.request_response(1, Payload::new("one")).unwrap();
+    assert_eq!(client.request_response(Payload::new("one")), Ok(1));
     client.transport_lost(now, "reset");
     client.start_resume(Bytes::from_static(TOKEN), now).unwrap();
     client.poll_transmit();
@@ -679,9 +675,7 @@ fn resume_buffer_overflow_makes_the_session_non_resumable() {
     c.resume_buffer = Some(100);
     let (mut client, _server) = pair_with(c, s, Some(TOKEN), now);
     assert!(client.is_resumable());
-    client
-        .request_response(1, Payload::new(vec![0u8; 200]))
-        .unwrap();
+    assert_eq!(client.request_response(Payload::new(vec![0u8; 200])), Ok(1));
     assert!(!client.is_resumable());
     client.transport_lost(now, "reset");
     assert!(client.is_closed());
@@ -692,7 +686,7 @@ fn keepalive_positions_release_the_resume_buffer() {
     let now = Instant::now();
     let (c, s) = configs(true);
     let (mut client, mut server) = pair_with(c, s, Some(TOKEN), now);
-    client.request_response(1, Payload::new("one")).unwrap();
+    assert_eq!(client.request_response(Payload::new("one")), Ok(1));
     pump(&mut client, &mut server, now);
     assert_eq!(client.resume.first_available, 0);
     client.handle_timeout(now + Duration::from_secs(1));
@@ -717,9 +711,10 @@ fn a_filling_resume_buffer_asks_the_peer_for_its_position_and_stays_resumable() 
                 &mut server
             };
             let id = if client_asks { id } else { id + 1 };
-            asking
-                .request_response(id, Payload::new(vec![7u8; 100]))
-                .unwrap();
+            assert_eq!(
+                asking.request_response(Payload::new(vec![7u8; 100])),
+                Ok(id)
+            );
             let frames = transmitted(asking);
             let asks = frames
                 .iter()
@@ -764,7 +759,7 @@ fn metadata_push_does_not_count_towards_positions_and_is_not_queued_while_detach
     );
     assert_eq!(client.resume.sent, sent);
     assert_eq!(server.resume.received, received);
-    client.request_response(1, Payload::new("one")).unwrap();
+    assert_eq!(client.request_response(Payload::new("one")), Ok(1));
     pump(&mut client, &mut server, now);
     assert!(client.resume.sent > sent);
     assert_eq!(server.resume.received, client.resume.sent);
@@ -821,7 +816,7 @@ fn keepalive_timeout_detaches_a_resumable_session() {
 fn items_beyond_the_granted_credit_fail_the_stream() {
     let now = Instant::now();
     let (mut client, mut server) = pair(now);
-    client.request_stream(1, Payload::new("s"), 1).unwrap();
+    assert_eq!(client.request_stream(Payload::new("s"), 1), Ok(1));
     pump(&mut client, &mut server, now);
     events(&mut server);
     let item = |n: &'static str| {
@@ -898,9 +893,9 @@ proptest::proptest! {
         s.max_reassembly = 256;
         let (mut client, mut server) = pair_with(c, s, Some(TOKEN), now);
         // Some streams of our own so that responses and errors find a target.
-        client.request_response(1, Payload::new("a")).unwrap();
-        client.request_stream(3, Payload::new("b"), 2).unwrap();
-        server.request_response(2, Payload::new("c")).unwrap();
+        assert_eq!(client.request_response(Payload::new("a")), Ok(1));
+        assert_eq!(client.request_stream(Payload::new("b"), 2), Ok(3));
+        assert_eq!(server.request_response(Payload::new("c")), Ok(2));
         pump(&mut client, &mut server, now);
         let session = if as_server { &mut server } else { &mut client };
         for frame in frames {
@@ -1036,7 +1031,7 @@ proptest::proptest! {
                 Step::Request => {
                     let mut data = next_id.to_be_bytes().to_vec();
                     data.resize(100, b'r');
-                    client.request_response(next_id, Payload::new(data)).unwrap();
+                    assert_eq!(client.request_response(Payload::new(data)), Ok(next_id));
                     next_id += 2;
                 }
                 Step::Tick => {
@@ -1168,4 +1163,39 @@ fn delivered_requests_count_requests_that_need_an_answer() {
     server.handle_frame(request_frame(5, RequestKind::Stream { initial_n: 1 }), now);
     assert_eq!(server.delivered_requests(), 2);
     assert_eq!(server.inbound_requests(), 2);
+}
+
+#[test]
+fn stream_ids_are_allocated_by_the_session_until_the_31_bit_space_runs_out() {
+    let now = Instant::now();
+    let (mut client, mut server) = pair(now);
+    assert_eq!(client.request_response(Payload::new("a")), Ok(1));
+    assert_eq!(client.fire_and_forget(Payload::new("b")), Ok(3));
+    assert_eq!(client.request_stream(Payload::new("c"), 1), Ok(5));
+    // The last odd id is the client's last one; nothing wraps around to reuse old ids.
+    client.next_stream_id = MAX_U31;
+    assert_eq!(client.request_response(Payload::new("last")), Ok(MAX_U31));
+    assert_eq!(
+        client.request_response(Payload::new("one more")),
+        Err(OperationError::StreamIdsExhausted)
+    );
+    assert_eq!(
+        client.fire_and_forget(Payload::new("one more")),
+        Err(OperationError::StreamIdsExhausted)
+    );
+    server.next_stream_id = MAX_U31 - 1;
+    assert_eq!(
+        server.request_stream(Payload::new("last"), 1),
+        Ok(MAX_U31 - 1)
+    );
+    assert_eq!(
+        server.request_stream(Payload::new("one more"), 1),
+        Err(OperationError::StreamIdsExhausted)
+    );
+    // A closed session refuses before taking an id.
+    client.close_local();
+    assert!(matches!(
+        client.request_response(Payload::new("closed")),
+        Err(OperationError::Closed(_))
+    ));
 }
