@@ -47,10 +47,10 @@
 //! ```
 //!
 //! The simulator is built on the SDK's public pieces, as an app is: a
-//! [`WireClient`](elarian_sdk::WireClient) of role [`Role::Simulator`], a
-//! [`HandlerRegistry`](elarian_sdk::HandlerRegistry) of [`SimulatorEvent`]s (named by
+//! [`WireClient`] of role [`Role::Simulator`], a
+//! [`HandlerRegistry`] of [`SimulatorEvent`]s (named by
 //! [`NamedEvent`](elarian_sdk::NamedEvent)), and the app's connection-event methods
-//! (`on_connected`, `on_error`, …) through [`ConnectionEvents`](elarian_sdk::ConnectionEvents).
+//! (`on_connected`, `on_error`, …) through [`ConnectionEvents`].
 //!
 //! How the spec's `Simulator` class, its methods and events map to this crate is in
 //! [`elarian_sdk::spec_coverage`].
