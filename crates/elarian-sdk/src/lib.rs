@@ -203,7 +203,7 @@ pub use wire_client::WireClient;
 
 /// The runtime's notification-handler interface, for a [`WireClient`] with your own handler
 /// (re-exported from `elarian-core`).
-pub use elarian_core::{BoxFuture, Client, HandlerError, NotificationHandler, ReplySender};
+pub use elarian_core::{BoxFuture, HandlerError, NotificationHandler, ReplySender};
 /// Runtime types users configure the connection with (re-exported from `elarian-core`).
 pub use elarian_core::{
     Cause, ClientConfig, ClientConfigBuilder, ClientError, CommandError, ConfigError, ConnectError,
