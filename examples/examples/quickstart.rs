@@ -15,8 +15,8 @@ use anyhow::{Context as _, ensure};
 use clap::Parser;
 use elarian_examples::{ConnectionArgs, Server, SmsArgs, init_tracing};
 use elarian_sdk::{
-    CustomerNumber, DataValue, Elarian, InboundMessageBody, Message, MessageBody, MessagingChannel,
-    MessagingChannelNumber, Tag,
+    ConnectionEvents, CustomerNumber, DataValue, Elarian, InboundMessageBody, Message, MessageBody,
+    MessagingChannel, MessagingChannelNumber, Tag,
 };
 use elarian_simulator::Simulator;
 

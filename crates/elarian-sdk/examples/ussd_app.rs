@@ -10,7 +10,7 @@
 //! then dial with the simulator example (`cargo run -p elarian-simulator --example dial_ussd`).
 //! `ELARIAN_ORG_ID`, `ELARIAN_APP_ID` and `ELARIAN_API_KEY` default to the spec's test values.
 
-use elarian_sdk::{ClientConfig, DataValue, Elarian, UssdMenu};
+use elarian_sdk::{ClientConfig, ConnectionEvents, DataValue, Elarian, UssdMenu};
 use serde::{Deserialize, Serialize};
 
 #[derive(Serialize, Deserialize, Default)]

@@ -10,10 +10,11 @@ use elarian_proto::app_to_server_command::Entry;
 use elarian_proto::app_to_server_command_reply::Entry as ReplyEntry;
 
 use crate::command::expect_reply;
-use crate::connection::ClientSlot;
+use crate::connection::{ConnectionEvents, ConnectionHub};
 use crate::customer::Customer;
-use crate::dispatch::{AppDispatch, ErasedHandler, NotificationStream, Registry};
+use crate::dispatch::{AppDispatch, ErasedHandler, Registry, STREAM_CAPACITY};
 use crate::error::{Error, Result};
+use crate::handlers::NotificationStream;
 use crate::models::time;
 use crate::models::{
     AppEvent, AuthToken, Cash, ConsentAction, CustomerActivityNotification, CustomerNumber,
@@ -28,9 +29,10 @@ use crate::models::{
 };
 use crate::responder::{Responder, UssdResponder, VoiceResponder, WrapResponder};
 use crate::validate;
+use crate::wire_client::WireClient;
 
 pub(crate) struct Inner {
-    link: ClientSlot,
+    wire: WireClient,
     registry: Arc<Registry>,
 }
 
@@ -41,7 +43,7 @@ pub(crate) struct Inner {
 /// before or after [`connect`](Self::connect).
 ///
 /// ```no_run
-/// use elarian_sdk::{Elarian, ClientConfig, UssdMenu};
+/// use elarian_sdk::{ClientConfig, ConnectionEvents, Elarian, UssdMenu};
 ///
 /// # async fn run() -> Result<(), elarian_sdk::Error> {
 /// let app = Elarian::new(
@@ -69,6 +71,13 @@ impl std::fmt::Debug for Elarian {
             .field("config", self.config())
             .field("connected", &self.is_connected())
             .finish()
+    }
+}
+
+/// The app's connection events (`on_connected`, `on_error`, …, `connection_events`).
+impl ConnectionEvents for Elarian {
+    fn connection_hub(&self) -> &ConnectionHub {
+        self.inner.wire.connection_hub()
     }
 }
 
@@ -103,7 +112,7 @@ macro_rules! typed_handler {
                     }
                 }
             });
-            self.inner.registry.set_handler(AppEvent::$event, erased);
+            self.inner.registry.set(AppEvent::$event, erased);
             self
         }
     };
@@ -113,11 +122,11 @@ impl Elarian {
     /// Creates the app from a config builder (`org_id`, `app_id`, `api_key` or `auth_token`,
     /// endpoint, timeouts, …). The role is set to [`Role::App`]. Does not connect.
     pub fn new(config: ClientConfigBuilder) -> Result<Self> {
-        let link = ClientSlot::new(config, Role::App)?;
+        let wire = WireClient::new(config, Role::App)?;
         Ok(Elarian {
             inner: Arc::new(Inner {
-                link,
-                registry: Arc::new(Registry::default()),
+                wire,
+                registry: Arc::new(Registry::new(STREAM_CAPACITY)),
             }),
         })
     }
@@ -142,36 +151,32 @@ impl Elarian {
 
     /// The configuration (credentials redacted in `Debug`).
     pub fn config(&self) -> &ClientConfig {
-        self.inner.link.config()
-    }
-
-    fn link(&self) -> &ClientSlot {
-        &self.inner.link
+        self.inner.wire.config()
     }
 
     /// Connects and resolves once the connection is up. The connection is then kept up
     /// (reconnecting and resuming) until [`disconnect`](Self::disconnect). Calling it while
     /// connected does nothing.
     pub async fn connect(&self) -> Result<()> {
-        self.inner.link.connect(self.dispatcher()).await
+        self.inner.wire.connect(self.dispatcher()).await
     }
 
     /// Disconnects gracefully (commands in flight get the runtime's disconnect timeout to
     /// finish). The app can [`connect`](Self::connect) again later.
     pub async fn disconnect(&self) {
-        self.inner.link.disconnect().await
+        self.inner.wire.disconnect().await
     }
 
     /// The flow-control counters of the current connection's client (commands retried after
     /// the server rejected them unprocessed, commands that waited for a slot, the window of
     /// commands in flight); `None` before the first [`connect`](Self::connect).
     pub fn flow_stats(&self) -> Option<FlowStats> {
-        self.inner.link.client().map(|client| client.flow_stats())
+        self.inner.wire.flow_stats()
     }
 
     /// Whether the connection is up right now.
     pub fn is_connected(&self) -> bool {
-        self.inner.link.is_connected()
+        self.inner.wire.is_connected()
     }
 
     /// Sends one command. Not an `async fn`, and built from combinators rather than an `async`
@@ -182,7 +187,7 @@ impl Elarian {
         entry: Entry,
     ) -> impl Future<Output = Result<ReplyEntry>> + Send + use<> {
         use futures_util::future::{Either, FutureExt, ready};
-        match self.inner.link.client() {
+        match self.inner.wire.client() {
             Some(client) => Either::Left(
                 client
                     .send_app_command(proto::AppToServerCommand { entry: Some(entry) })
@@ -217,10 +222,6 @@ impl Elarian {
         Customer::from_parts(self.clone(), None, None, Some(SecondaryId::new(key, value)))
     }
 
-    // ----- connection events -----
-
-    crate::__connection_event_methods!("app");
-
     // ----- notification handlers -----
 
     /// Registers a handler for `event` that receives the typed [`Notification`], the customer
@@ -237,13 +238,13 @@ impl Elarian {
         let erased: ErasedHandler = Arc::new(move |notification, customer, app_data, responder| {
             Box::pin(handler(notification, customer, app_data, responder))
         });
-        self.inner.registry.set_handler(event, erased);
+        self.inner.registry.set(event, erased);
         self
     }
 
     /// Removes the handler of `event`; returns whether there was one.
     pub fn off(&self, event: AppEvent) -> bool {
-        self.inner.registry.remove_handler(event)
+        self.inner.registry.remove(event)
     }
 
     /// A stream of the notifications for which no handler is registered, each with its
@@ -337,9 +338,7 @@ impl Elarian {
                     _ => Box::pin(async {}),
                 },
             );
-        self.inner
-            .registry
-            .set_handler(AppEvent::PaymentStatus, erased);
+        self.inner.registry.set(AppEvent::PaymentStatus, erased);
         self
     }
 

@@ -6,18 +6,14 @@
 //! notification, so a handler may keep working after it replied (still holding its permit);
 //! the runtime's notification timeout bounds the wait for the reply.
 
-use std::collections::HashMap;
-use std::pin::Pin;
-use std::sync::{Arc, Mutex, RwLock, Weak};
-use std::task::{Context, Poll};
+use std::sync::{Arc, Weak};
 
 use elarian_core::{BoxFuture, HandlerError, NotificationHandler, ReplySender, default_app_reply};
 use elarian_proto as proto;
-use futures_core::Stream;
-use tokio::sync::mpsc;
 
 use crate::client::{Elarian, Inner};
 use crate::customer::Customer;
+use crate::handlers::{HandlerRegistry, Unclaimed};
 use crate::models::{AppEvent, DataValue, DecodedNotification, Notification};
 use crate::responder::Responder;
 
@@ -45,56 +41,8 @@ pub struct IncomingNotification {
     pub responder: Responder,
 }
 
-/// A stream of notifications that no handler took. See [`Elarian::notifications`](crate::Elarian::notifications).
-#[derive(Debug)]
-pub struct NotificationStream {
-    receiver: mpsc::Receiver<IncomingNotification>,
-}
-
-impl Stream for NotificationStream {
-    type Item = IncomingNotification;
-
-    fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
-        self.receiver.poll_recv(cx)
-    }
-}
-
-#[derive(Default)]
-pub(crate) struct Registry {
-    handlers: RwLock<HashMap<AppEvent, ErasedHandler>>,
-    stream: Mutex<Option<mpsc::Sender<IncomingNotification>>>,
-}
-
-impl Registry {
-    pub(crate) fn set_handler(&self, event: AppEvent, handler: ErasedHandler) {
-        let mut handlers = self.handlers.write().unwrap_or_else(|p| p.into_inner());
-        handlers.insert(event, handler);
-    }
-
-    pub(crate) fn remove_handler(&self, event: AppEvent) -> bool {
-        let mut handlers = self.handlers.write().unwrap_or_else(|p| p.into_inner());
-        handlers.remove(&event).is_some()
-    }
-
-    fn handler(&self, event: AppEvent) -> Option<ErasedHandler> {
-        let handlers = self.handlers.read().unwrap_or_else(|p| p.into_inner());
-        handlers.get(&event).cloned()
-    }
-
-    pub(crate) fn open_stream(&self) -> NotificationStream {
-        let (sender, receiver) = mpsc::channel(STREAM_CAPACITY);
-        *self.stream.lock().unwrap_or_else(|p| p.into_inner()) = Some(sender);
-        NotificationStream { receiver }
-    }
-
-    fn stream(&self) -> Option<mpsc::Sender<IncomingNotification>> {
-        let mut stream = self.stream.lock().unwrap_or_else(|p| p.into_inner());
-        if stream.as_ref().is_some_and(|s| s.is_closed()) {
-            *stream = None;
-        }
-        stream.clone()
-    }
-}
+/// The app's handlers by event and its stream of unhandled notifications.
+pub(crate) type Registry = HandlerRegistry<AppEvent, ErasedHandler, IncomingNotification>;
 
 /// The core runtime's notification handler for an [`Elarian`] app.
 ///
@@ -158,21 +106,21 @@ impl NotificationHandler for AppDispatch {
             });
         }
 
-        if let Some(stream) = self.registry.stream() {
-            let incoming = IncomingNotification {
-                notification: decoded.notification,
-                customer,
-                app_data: decoded.app_data,
-                responder,
-            };
-            if let Err(error) = stream.try_send(incoming) {
-                // Dropping the undelivered notification drops its responder: default reply.
-                tracing::warn!(%event, "notification stream full or closed; sending the default reply");
-                drop(error);
+        let incoming = IncomingNotification {
+            notification: decoded.notification,
+            customer,
+            app_data: decoded.app_data,
+            responder,
+        };
+        // An unclaimed notification is dropped with its responder, which sends the default reply.
+        match self.registry.offer(incoming) {
+            Ok(()) => {}
+            Err(Unclaimed::StreamFull(_)) => {
+                tracing::warn!(%event, "notification stream full; sending the default reply");
             }
-        } else {
-            tracing::debug!(%event, "no handler registered; sending the default reply");
-            drop(responder);
+            Err(Unclaimed::NoStream(_)) => {
+                tracing::debug!(%event, "no handler registered; sending the default reply");
+            }
         }
         Box::pin(async { Ok(()) })
     }
@@ -181,6 +129,7 @@ impl NotificationHandler for AppDispatch {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::models::test_support::encode;
     use crate::models::{
         CustomerNumber, MessagingChannel, MessagingChannelNumber, NotificationContext, UssdInput,
         UssdMenu, UssdSessionNotification,
@@ -226,7 +175,7 @@ mod tests {
     }
 
     fn ussd_notification() -> proto::ServerToAppNotification {
-        DecodedNotification {
+        encode(DecodedNotification {
             notification: Notification::UssdSession(UssdSessionNotification {
                 context: NotificationContext {
                     org_id: "org".into(),
@@ -241,8 +190,7 @@ mod tests {
                 input: UssdInput::default(),
             }),
             app_data: Some(DataValue::string("incoming")),
-        }
-        .into()
+        })
     }
 
     fn incoming_data() -> Option<proto::AppDataUpdate> {
@@ -383,7 +331,7 @@ mod tests {
     #[tokio::test]
     async fn every_event_reaches_its_typed_handler() {
         let app = app();
-        let (seen, mut ran) = mpsc::unbounded_channel();
+        let (seen, mut ran) = tokio::sync::mpsc::unbounded_channel();
         macro_rules! register {
             ($($method:ident => $event:ident),+ $(,)?) => {$(
                 let tx = seen.clone();
@@ -420,7 +368,7 @@ mod tests {
                 notification: notification.clone(),
                 app_data: None,
             };
-            reply_to(&app, wire.into()).await;
+            reply_to(&app, encode(wire)).await;
             let handled = tokio::time::timeout(std::time::Duration::from_secs(10), ran.recv())
                 .await
                 .expect("handler ran in time")

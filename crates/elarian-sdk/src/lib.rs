@@ -6,8 +6,8 @@
 //! ```
 //! use std::time::{Duration, SystemTime};
 //! use elarian_sdk::{
-//!     ClientConfig, CustomerNumber, DataValue, Elarian, Message, MessagingChannel,
-//!     MessagingChannelNumber, Reminder, UssdMenu,
+//!     ClientConfig, ConnectionEvents, CustomerNumber, DataValue, Elarian, Message,
+//!     MessagingChannel, MessagingChannelNumber, Reminder, UssdMenu,
 //! };
 //!
 //! #[tokio::main]
@@ -82,15 +82,21 @@
 //! - [`Elarian`]: the app. Connects ([`connect`](Elarian::connect)), runs app-wide commands
 //!   (tags, payments, replays, auth tokens) and routes notifications: typed `on_<event>`
 //!   handlers, the generic [`on`](Elarian::on), or a [`Stream`](futures_core::Stream) of
-//!   [`IncomingNotification`]s from [`notifications`](Elarian::notifications). Connection events
-//!   go to [`on_connected`](Elarian::on_connected), [`on_error`](Elarian::on_error), …,
-//!   [`on_connection`](Elarian::on_connection) (by [`ConnectionEventKind`], the spec's event
-//!   names) and the [`connection_events`](Elarian::connection_events) stream.
+//!   [`IncomingNotification`]s from [`notifications`](Elarian::notifications). Events are
+//!   [`NamedEvent`]s: [`NamedEvent::from_name`] maps the spec's names (`"receivedSms"`).
+//! - [`ConnectionEvents`] (implemented by [`Elarian`]): connection events go to
+//!   [`on_connected`](ConnectionEvents::on_connected),
+//!   [`on_error`](ConnectionEvents::on_error), …,
+//!   [`on_connection`](ConnectionEvents::on_connection) (by [`ConnectionEventKind`], the spec's
+//!   event names) and the [`connection_events`](ConnectionEvents::connection_events) stream.
 //! - [`Customer`]: one customer, by number, id or secondary id: state, messages, voice calls,
 //!   consent, app data, metadata, tags, secondary ids, reminders.
 //! - [`models`]: plain serde types for everything on the wire.
 //! - The connection itself (reconnection, resumption, timeouts, backpressure) is the
 //!   `elarian-core` runtime, configured through [`ClientConfig::builder`].
+//! - [`WireClient`]: a client of any [`Role`] in wire types, with your own
+//!   [`NotificationHandler`]; [`Elarian`] and the `elarian-simulator` crate's `Simulator` are
+//!   built on it, and route notifications through a [`HandlerRegistry`].
 //!
 //! # Handlers and replies
 //!
@@ -123,24 +129,29 @@
 mod builder;
 mod client;
 mod command;
-pub mod connection;
+mod connection;
 mod customer;
 mod dispatch;
 mod error;
+mod handlers;
 pub mod models;
 mod number_resolution;
 mod responder;
 mod validate;
+mod wire_client;
 
 #[doc = include_str!("../SPEC.md")]
 pub mod spec_coverage {}
 
 pub use builder::ElarianBuilder;
 pub use client::{Elarian, PaymentReplay};
-pub use connection::{ClientSlot, ConnectionEventKind, ConnectionEventStream, ConnectionHub};
+/// Connection events.
+pub use connection::{ConnectionEventKind, ConnectionEventStream, ConnectionEvents, ConnectionHub};
 pub use customer::Customer;
-pub use dispatch::{IncomingNotification, NotificationStream};
+pub use dispatch::IncomingNotification;
 pub use error::{Error, Result};
+/// Events by name, and the registry routing notifications to handlers or a stream.
+pub use handlers::{HandlerRegistry, NamedEvent, NotificationStream, Unclaimed};
 /// Customers, numbers, tags, reminders, activities, auth tokens (from [`models`]).
 pub use models::{
     Activity, AuthToken, Cash, CustomerNumber, MessagingChannelNumber, PaymentChannelNumber,
@@ -187,7 +198,12 @@ pub use models::{
     UssdInput, UssdMenu, VoiceAction, VoiceCallDialInput, VoiceCallInput, VoiceCallQueueInput,
 };
 pub use responder::{Responder, UssdResponder, VoiceResponder};
+/// Clients of any role in wire types (what [`Elarian`] and the simulator are built on).
+pub use wire_client::WireClient;
 
+/// The runtime's notification-handler interface, for a [`WireClient`] with your own handler
+/// (re-exported from `elarian-core`).
+pub use elarian_core::{BoxFuture, HandlerError, NotificationHandler, ReplySender};
 /// Runtime types users configure the connection with (re-exported from `elarian-core`).
 pub use elarian_core::{
     Cause, ClientConfig, ClientConfigBuilder, ClientError, CommandError, ConfigError, ConnectError,

@@ -8,9 +8,10 @@ use std::time::{Duration, SystemTime};
 use common::{WAIT, app, config, emulator, unique_number};
 use elarian_emulator::config::{TEST_PURSE_ID, TEST_SMS_SHORT_CODE};
 use elarian_sdk::{
-    Activity, AppEvent, ConnectionEventKind, ConsentAction, CustomerNumber, DataValue, Elarian,
-    Error, Message, MessageDeliveryStatus, MessagingChannel, MessagingChannelNumber, Notification,
-    PaymentCounterParty, PaymentStatus, Reminder, SecondaryId, Tag,
+    Activity, AppEvent, ConnectionEventKind, ConnectionEvents, ConsentAction, CustomerNumber,
+    DataValue, Elarian, Error, Message, MessageDeliveryStatus, MessagingChannel,
+    MessagingChannelNumber, NamedEvent, Notification, PaymentCounterParty, PaymentStatus, Reminder,
+    SecondaryId, Tag,
 };
 use futures_util::StreamExt;
 use tokio::sync::mpsc;

@@ -46,31 +46,34 @@
 //! # Ok(()) }
 //! ```
 //!
+//! The simulator is built on the SDK's public pieces, as an app is: a
+//! [`WireClient`] of role [`Role::Simulator`], a
+//! [`HandlerRegistry`] of [`SimulatorEvent`]s (named by
+//! [`NamedEvent`](elarian_sdk::NamedEvent)), and the app's connection-event methods
+//! (`on_connected`, `on_error`, …) through [`ConnectionEvents`].
+//!
 //! How the spec's `Simulator` class, its methods and events map to this crate is in
 //! [`elarian_sdk::spec_coverage`].
 
 #![warn(missing_docs, unreachable_pub)]
 
 mod notifications;
+#[cfg(test)]
+mod test_support;
 
-use std::collections::HashMap;
 use std::future::Future;
-use std::pin::Pin;
-use std::sync::{Arc, Mutex, RwLock};
-use std::task::{Context, Poll};
+use std::sync::Arc;
 
 use elarian_core::{
     BoxFuture, ClientConfig, ClientConfigBuilder, HandlerError, NotificationHandler, Role,
 };
 use elarian_proto as proto;
 use elarian_proto::simulator_to_server_command::Entry;
-use elarian_sdk::connection::ClientSlot;
 use elarian_sdk::{
-    Cash, Error, InboundMessageBody, MessagingChannelNumber, PaymentChannelNumber, PaymentStatus,
-    Result, SimulatorReply,
+    Cash, ConnectionEvents, ConnectionHub, Error, HandlerRegistry, InboundMessageBody,
+    MessagingChannelNumber, NotificationStream, PaymentChannelNumber, PaymentStatus, Result,
+    SimulatorReply, Unclaimed, WireClient,
 };
-use futures_core::Stream;
-use tokio::sync::mpsc;
 
 pub use notifications::{
     CheckoutPaymentNotification, EmptyNotification, MakeVoiceCallNotification,
@@ -84,31 +87,8 @@ const STREAM_CAPACITY: usize = 256;
 type ErasedHandler =
     Arc<dyn Fn(SimulatorNotification) -> BoxFuture<'static, ()> + Send + Sync + 'static>;
 
-#[derive(Default)]
-struct Registry {
-    handlers: RwLock<HashMap<SimulatorEvent, ErasedHandler>>,
-    stream: Mutex<Option<mpsc::Sender<SimulatorNotification>>>,
-}
-
-impl Registry {
-    fn handler(&self, event: SimulatorEvent) -> Option<ErasedHandler> {
-        let handlers = self.handlers.read().unwrap_or_else(|p| p.into_inner());
-        handlers.get(&event).cloned()
-    }
-
-    fn set(&self, event: SimulatorEvent, handler: ErasedHandler) {
-        let mut handlers = self.handlers.write().unwrap_or_else(|p| p.into_inner());
-        handlers.insert(event, handler);
-    }
-
-    fn stream(&self) -> Option<mpsc::Sender<SimulatorNotification>> {
-        let mut stream = self.stream.lock().unwrap_or_else(|p| p.into_inner());
-        if stream.as_ref().is_some_and(|s| s.is_closed()) {
-            *stream = None;
-        }
-        stream.clone()
-    }
-}
+/// The simulator's handlers by event and its stream of unhandled notifications.
+type Registry = HandlerRegistry<SimulatorEvent, ErasedHandler, SimulatorNotification>;
 
 /// The core runtime's notification handler for a simulator. Handlers run in the runtime's one
 /// task per notification; the runtime waits for them (bounded by its notification timeout) so
@@ -137,33 +117,24 @@ impl NotificationHandler for SimulatorDispatch {
                 Ok(())
             });
         }
-        if let Some(stream) = self.registry.stream() {
-            if stream.try_send(notification).is_err() {
-                tracing::warn!(%event, "simulator notification stream full or closed; dropped");
+        match self.registry.offer(notification) {
+            Ok(()) => {}
+            Err(Unclaimed::StreamFull(_)) => {
+                tracing::warn!(%event, "simulator notification stream full; dropped");
             }
-        } else {
-            tracing::debug!(%event, "no simulator handler registered");
+            Err(Unclaimed::NoStream(_)) => {
+                tracing::debug!(%event, "no simulator handler registered");
+            }
         }
         Box::pin(async { Ok(()) })
     }
 }
 
 /// A stream of simulator notifications for which no handler is registered.
-#[derive(Debug)]
-pub struct SimulatorNotificationStream {
-    receiver: mpsc::Receiver<SimulatorNotification>,
-}
-
-impl Stream for SimulatorNotificationStream {
-    type Item = SimulatorNotification;
-
-    fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
-        self.receiver.poll_recv(cx)
-    }
-}
+pub type SimulatorNotificationStream = NotificationStream<SimulatorNotification>;
 
 struct Inner {
-    link: ClientSlot,
+    wire: WireClient,
     registry: Arc<Registry>,
 }
 
@@ -221,8 +192,8 @@ impl Simulator {
     pub fn new(config: ClientConfigBuilder) -> Result<Self> {
         Ok(Simulator {
             inner: Arc::new(Inner {
-                link: ClientSlot::new(config, Role::Simulator)?,
-                registry: Arc::new(Registry::default()),
+                wire: WireClient::new(config, Role::Simulator)?,
+                registry: Arc::new(Registry::new(STREAM_CAPACITY)),
             }),
         })
     }
@@ -234,11 +205,7 @@ impl Simulator {
 
     /// The configuration (credentials redacted in `Debug`).
     pub fn config(&self) -> &ClientConfig {
-        self.inner.link.config()
-    }
-
-    fn link(&self) -> &ClientSlot {
-        &self.inner.link
+        self.inner.wire.config()
     }
 
     /// Connects and resolves once the connection is up. Calling it while connected does nothing.
@@ -246,28 +213,28 @@ impl Simulator {
         let dispatch = SimulatorDispatch {
             registry: self.inner.registry.clone(),
         };
-        self.inner.link.connect(dispatch).await
+        self.inner.wire.connect(dispatch).await
     }
 
     /// Disconnects gracefully; the simulator can connect again later.
     pub async fn disconnect(&self) {
-        self.inner.link.disconnect().await
+        self.inner.wire.disconnect().await
     }
 
     /// The flow-control counters of the current connection's client (simulator commands
     /// retried after the server rejected them unprocessed, commands that waited for a slot);
     /// `None` before the first connect.
     pub fn flow_stats(&self) -> Option<elarian_sdk::FlowStats> {
-        self.inner.link.client().map(|client| client.flow_stats())
+        self.inner.wire.flow_stats()
     }
 
     /// Whether the connection is up right now.
     pub fn is_connected(&self) -> bool {
-        self.inner.link.is_connected()
+        self.inner.wire.is_connected()
     }
 
     async fn command(&self, entry: Entry) -> Result<SimulatorReply> {
-        let client = self.inner.link.client().ok_or(Error::NotConnected)?;
+        let client = self.inner.wire.client().ok_or(Error::NotConnected)?;
         let reply = client
             .send_simulator_command(proto::SimulatorToServerCommand { entry: Some(entry) })
             .await?;
@@ -395,24 +362,23 @@ impl Simulator {
     /// A stream of the notifications for which no handler is registered. Opening a new stream
     /// replaces the previous one; when it is full (256 waiting) notifications are dropped.
     pub fn notifications(&self) -> SimulatorNotificationStream {
-        let (sender, receiver) = mpsc::channel(STREAM_CAPACITY);
-        *self
-            .inner
-            .registry
-            .stream
-            .lock()
-            .unwrap_or_else(|p| p.into_inner()) = Some(sender);
-        SimulatorNotificationStream { receiver }
+        self.inner.registry.open_stream()
     }
+}
 
-    elarian_sdk::__connection_event_methods!("simulator");
+/// The simulator's connection events (`on_connected`, `on_error`, …, `connection_events`).
+impl ConnectionEvents for Simulator {
+    fn connection_hub(&self) -> &ConnectionHub {
+        self.inner.wire.connection_hub()
+    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use elarian_sdk::{CustomerNumber, Message, MessagingChannel};
+    use elarian_sdk::{CustomerNumber, Message, MessagingChannel, NamedEvent};
     use futures_util::StreamExt;
+    use tokio::sync::mpsc;
 
     fn simulator() -> Simulator {
         Simulator::new(
@@ -432,15 +398,16 @@ mod tests {
     }
 
     fn send_message() -> proto::ServerToSimulatorNotification {
-        SimulatorNotification::SendMessage(SendMessageNotification {
-            org_id: "org".into(),
-            customer_id: "el_cst_1".into(),
-            message_id: "m".into(),
-            customer_number: CustomerNumber::cellular("+254700000000"),
-            channel_number: MessagingChannelNumber::new("83044", MessagingChannel::Sms),
-            message: Message::text("hello"),
-        })
-        .into()
+        test_support::encode(SimulatorNotification::SendMessage(
+            SendMessageNotification {
+                org_id: "org".into(),
+                customer_id: "el_cst_1".into(),
+                message_id: "m".into(),
+                customer_number: CustomerNumber::cellular("+254700000000"),
+                channel_number: MessagingChannelNumber::new("83044", MessagingChannel::Sms),
+                message: Message::text("hello"),
+            },
+        ))
     }
 
     #[tokio::test]
@@ -536,7 +503,7 @@ mod tests {
         );
         for notification in all {
             dispatch(&simulator)
-                .on_simulator_notification(notification.clone().into())
+                .on_simulator_notification(test_support::encode(notification.clone()))
                 .await
                 .expect("handled");
             let handled = ran.try_recv().expect("the handler ran before the reply");
@@ -563,7 +530,7 @@ mod tests {
                 seen_closed.fetch_add(1, Ordering::SeqCst);
             });
         let mut events = simulator.connection_events();
-        let hub = simulator.link().hub();
+        let hub = simulator.connection_hub();
         hub.emit(&ConnectionEvent::Connected);
         hub.emit(&ConnectionEvent::Closed {
             reason: StopReason::Disconnected,

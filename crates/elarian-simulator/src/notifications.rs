@@ -9,12 +9,23 @@ use elarian_proto::{
     server_to_simulator_notification,
 };
 use elarian_sdk::{
-    Cash, CustomerNumber, Message, MessagingChannelNumber, PaymentChannel, PaymentChannelNumber,
-    WalletOrPurse,
+    Cash, CustomerNumber, Message, MessagingChannelNumber, NamedEvent, PaymentChannel,
+    PaymentChannelNumber, WalletOrPurse,
 };
 use serde::{Deserialize, Serialize};
 
-/// The simulator events a handler can be registered for.
+/// The simulator events a handler can be registered for; [`NamedEvent`] names them as the
+/// JavaScript client does (`sendMessage`) and parses those names (the spec's
+/// `on("sendMessage", handler)`).
+///
+/// ```
+/// use elarian_sdk::NamedEvent;
+/// use elarian_simulator::SimulatorEvent;
+///
+/// assert_eq!(SimulatorEvent::from_name("checkoutPayment"), Some(SimulatorEvent::CheckoutPayment));
+/// assert_eq!(SimulatorEvent::from_name("send_message"), Some(SimulatorEvent::SendMessage));
+/// assert_eq!(SimulatorEvent::from_name("reminder"), None);
+/// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub enum SimulatorEvent {
     /// The app sent a customer a message.
@@ -29,9 +40,8 @@ pub enum SimulatorEvent {
     CheckoutPayment,
 }
 
-impl SimulatorEvent {
-    /// Every simulator event.
-    pub const ALL: &'static [SimulatorEvent] = &[
+impl NamedEvent for SimulatorEvent {
+    const ALL: &'static [SimulatorEvent] = &[
         SimulatorEvent::SendMessage,
         SimulatorEvent::MakeVoiceCall,
         SimulatorEvent::SendCustomerPayment,
@@ -39,8 +49,7 @@ impl SimulatorEvent {
         SimulatorEvent::CheckoutPayment,
     ];
 
-    /// The event's name as the JavaScript client spells it (e.g. `sendMessage`).
-    pub fn name(self) -> &'static str {
+    fn name(self) -> &'static str {
         match self {
             SimulatorEvent::SendMessage => "sendMessage",
             SimulatorEvent::MakeVoiceCall => "makeVoiceCall",
@@ -48,27 +57,6 @@ impl SimulatorEvent {
             SimulatorEvent::SendChannelPayment => "sendChannelPayment",
             SimulatorEvent::CheckoutPayment => "checkoutPayment",
         }
-    }
-
-    /// The event named `name` (as [`name`](Self::name) spells it, or in snake case:
-    /// `send_message`), for the spec's `on("sendMessage", handler)`.
-    ///
-    /// ```
-    /// use elarian_simulator::SimulatorEvent;
-    /// assert_eq!(SimulatorEvent::from_name("checkoutPayment"), Some(SimulatorEvent::CheckoutPayment));
-    /// assert_eq!(SimulatorEvent::from_name("send_message"), Some(SimulatorEvent::SendMessage));
-    /// assert_eq!(SimulatorEvent::from_name("reminder"), None);
-    /// ```
-    pub fn from_name(name: &str) -> Option<Self> {
-        let squashed: String = name
-            .chars()
-            .filter(|c| *c != '_')
-            .map(|c| c.to_ascii_lowercase())
-            .collect();
-        SimulatorEvent::ALL
-            .iter()
-            .copied()
-            .find(|e| e.name().to_ascii_lowercase() == squashed)
     }
 }
 
@@ -209,100 +197,142 @@ impl SimulatorNotification {
 #[error("simulator notification has no known entry")]
 pub struct EmptyNotification;
 
-/// The wire has a wallet-or-purse oneof per notification kind, the model one [`WalletOrPurse`]:
-/// writes the pair of conversions for one oneof.
-macro_rules! wallet_or_purse_oneof {
-    ($from_wire:ident, $to_wire:ident, $module:ident :: $oneof:ident) => {
-        fn $from_wire(party: $module::$oneof) -> WalletOrPurse {
+/// The wire has a wallet-or-purse oneof per notification kind, the model one [`WalletOrPurse`].
+macro_rules! wallet_or_purse_from {
+    ($name:ident, $module:ident :: $oneof:ident) => {
+        fn $name(party: $module::$oneof) -> WalletOrPurse {
             match party {
                 $module::$oneof::Wallet(w) => w.into(),
                 $module::$oneof::Purse(p) => p.into(),
             }
         }
-
-        fn $to_wire(party: WalletOrPurse) -> $module::$oneof {
-            match party {
-                WalletOrPurse::Wallet {
-                    customer_id,
-                    wallet_id,
-                } => $module::$oneof::Wallet(proto::PaymentWalletCounterParty {
-                    customer_id,
-                    wallet_id,
-                }),
-                WalletOrPurse::Purse { purse_id } => {
-                    $module::$oneof::Purse(proto::PaymentPurseCounterParty { purse_id })
-                }
-            }
-        }
     };
 }
 
-wallet_or_purse_oneof!(
-    wallet_or_purse_from_customer,
-    customer_debit_party,
-    customer_payment::DebitParty
-);
-wallet_or_purse_oneof!(
-    wallet_or_purse_from_channel,
-    channel_debit_party,
-    channel_payment::DebitParty
-);
-wallet_or_purse_oneof!(
-    wallet_or_purse_from_checkout,
-    checkout_credit_party,
-    checkout::CreditParty
-);
+wallet_or_purse_from!(wallet_or_purse_from_customer, customer_payment::DebitParty);
+wallet_or_purse_from!(wallet_or_purse_from_channel, channel_payment::DebitParty);
+wallet_or_purse_from!(wallet_or_purse_from_checkout, checkout::CreditParty);
 
-elarian_sdk::wire_struct!(SendMessageNotification <=> proto::SendMessageSimulatorNotification {
-    org_id: same,
-    customer_id: same,
-    message_id: same,
-    customer_number: required,
-    channel_number: required,
-    message: required,
-});
+// The wire messages are destructured field by field, so a field the wire gains is a compile
+// error here rather than a value silently dropped. A missing nested message decodes as its
+// default, as prost does for the message itself.
 
-elarian_sdk::wire_struct!(MakeVoiceCallNotification <=> proto::MakeVoiceCallSimulatorNotification {
-    org_id: same,
-    customer_id: same,
-    session_id: same,
-    customer_number: required,
-    channel_number: required,
-});
+impl From<proto::SendMessageSimulatorNotification> for SendMessageNotification {
+    fn from(wire: proto::SendMessageSimulatorNotification) -> Self {
+        let proto::SendMessageSimulatorNotification {
+            org_id,
+            customer_id,
+            message_id,
+            customer_number,
+            channel_number,
+            message,
+        } = wire;
+        SendMessageNotification {
+            org_id,
+            customer_id,
+            message_id,
+            customer_number: customer_number.unwrap_or_default().into(),
+            channel_number: channel_number.unwrap_or_default().into(),
+            message: message.unwrap_or_default().into(),
+        }
+    }
+}
 
-elarian_sdk::wire_struct!(SendCustomerPaymentNotification <=> proto::SendCustomerPaymentSimulatorNotification {
-    org_id: same,
-    customer_id: same,
-    app_id: same,
-    transaction_id: same,
-    customer_number: required,
-    channel_number: required,
-    value: required,
-    debit_party: map(customer_debit_party, wallet_or_purse_from_customer),
-});
+impl From<proto::MakeVoiceCallSimulatorNotification> for MakeVoiceCallNotification {
+    fn from(wire: proto::MakeVoiceCallSimulatorNotification) -> Self {
+        let proto::MakeVoiceCallSimulatorNotification {
+            org_id,
+            customer_id,
+            session_id,
+            customer_number,
+            channel_number,
+        } = wire;
+        MakeVoiceCallNotification {
+            org_id,
+            customer_id,
+            session_id,
+            customer_number: customer_number.unwrap_or_default().into(),
+            channel_number: channel_number.unwrap_or_default().into(),
+        }
+    }
+}
 
-elarian_sdk::wire_struct!(SendChannelPaymentNotification <=> proto::SendChannelPaymentSimulatorNotification {
-    org_id: same,
-    app_id: same,
-    transaction_id: same,
-    channel: into,
-    source: same,
-    destination: same,
-    account: same,
-    value: required,
-    debit_party: map(channel_debit_party, wallet_or_purse_from_channel),
-});
+impl From<proto::SendCustomerPaymentSimulatorNotification> for SendCustomerPaymentNotification {
+    fn from(wire: proto::SendCustomerPaymentSimulatorNotification) -> Self {
+        let proto::SendCustomerPaymentSimulatorNotification {
+            org_id,
+            customer_id,
+            app_id,
+            transaction_id,
+            customer_number,
+            channel_number,
+            value,
+            debit_party,
+        } = wire;
+        SendCustomerPaymentNotification {
+            org_id,
+            customer_id,
+            app_id,
+            transaction_id,
+            customer_number: customer_number.unwrap_or_default().into(),
+            channel_number: channel_number.unwrap_or_default().into(),
+            value: value.unwrap_or_default().into(),
+            debit_party: debit_party.map(wallet_or_purse_from_customer),
+        }
+    }
+}
 
-elarian_sdk::wire_struct!(CheckoutPaymentNotification <=> proto::CheckoutPaymentSimulatorNotification {
-    org_id: same,
-    customer_id: same,
-    app_id: same,
-    transaction_id: same,
-    customer_number: required,
-    channel_number: required,
-    value: required,
-    credit_party: map(checkout_credit_party, wallet_or_purse_from_checkout),
-});
+impl From<proto::SendChannelPaymentSimulatorNotification> for SendChannelPaymentNotification {
+    fn from(wire: proto::SendChannelPaymentSimulatorNotification) -> Self {
+        let proto::SendChannelPaymentSimulatorNotification {
+            org_id,
+            app_id,
+            transaction_id,
+            channel,
+            source,
+            destination,
+            account,
+            value,
+            debit_party,
+        } = wire;
+        SendChannelPaymentNotification {
+            org_id,
+            app_id,
+            transaction_id,
+            channel: channel.into(),
+            source,
+            destination,
+            account,
+            value: value.unwrap_or_default().into(),
+            debit_party: debit_party.map(wallet_or_purse_from_channel),
+        }
+    }
+}
+
+impl From<proto::CheckoutPaymentSimulatorNotification> for CheckoutPaymentNotification {
+    fn from(wire: proto::CheckoutPaymentSimulatorNotification) -> Self {
+        let proto::CheckoutPaymentSimulatorNotification {
+            org_id,
+            customer_id,
+            app_id,
+            transaction_id,
+            customer_number,
+            channel_number,
+            value,
+            credit_party,
+        } = wire;
+        CheckoutPaymentNotification {
+            org_id,
+            customer_id,
+            app_id,
+            transaction_id,
+            customer_number: customer_number.unwrap_or_default().into(),
+            channel_number: channel_number.unwrap_or_default().into(),
+            value: value.unwrap_or_default().into(),
+            credit_party: credit_party.map(wallet_or_purse_from_checkout),
+        }
+    }
+}
 
 impl TryFrom<proto::ServerToSimulatorNotification> for SimulatorNotification {
     type Error = EmptyNotification;
@@ -316,21 +346,6 @@ impl TryFrom<proto::ServerToSimulatorNotification> for SimulatorNotification {
             Entry::SendChannelPayment(p) => SimulatorNotification::SendChannelPayment(p.into()),
             Entry::CheckoutPayment(p) => SimulatorNotification::CheckoutPayment(p.into()),
         })
-    }
-}
-
-impl From<SimulatorNotification> for proto::ServerToSimulatorNotification {
-    /// Encodes a notification as a server sends it (for test servers).
-    fn from(n: SimulatorNotification) -> Self {
-        use server_to_simulator_notification::Entry;
-        let entry = match n {
-            SimulatorNotification::SendMessage(m) => Entry::SendMessage(m.into()),
-            SimulatorNotification::MakeVoiceCall(c) => Entry::MakeVoiceCall(c.into()),
-            SimulatorNotification::SendCustomerPayment(p) => Entry::SendCustomerPayment(p.into()),
-            SimulatorNotification::SendChannelPayment(p) => Entry::SendChannelPayment(p.into()),
-            SimulatorNotification::CheckoutPayment(p) => Entry::CheckoutPayment(p.into()),
-        };
-        proto::ServerToSimulatorNotification { entry: Some(entry) }
     }
 }
 
@@ -446,7 +461,7 @@ pub(crate) mod tests {
         let events: std::collections::HashSet<_> = all.iter().map(|n| n.event()).collect();
         assert_eq!(events.len(), SimulatorEvent::ALL.len());
         for n in all {
-            let wire = proto::ServerToSimulatorNotification::from(n.clone());
+            let wire = crate::test_support::encode(n.clone());
             assert_eq!(SimulatorNotification::try_from(wire), Ok(n.clone()));
             let json = serde_json::to_string(&n).expect("serialize");
             assert_eq!(

@@ -7,9 +7,9 @@ use elarian_emulator::config::{
     TEST_PAYMENT_CHANNEL, TEST_PURSE_ID, TEST_SMS_SHORT_CODE, TEST_USSD_CODE, TEST_VOICE_NUMBER,
 };
 use elarian_sdk::{
-    Cash, CustomerNumber, DataValue, InboundMessageBody, Message, MessageBody, MessagingChannel,
-    MessagingChannelNumber, PaymentChannel, PaymentChannelNumber, PaymentCounterParty,
-    PaymentStatus, Say, UssdInput, UssdMenu, UssdSessionStatus, VoiceAction,
+    Cash, ConnectionEvents, CustomerNumber, DataValue, InboundMessageBody, Message, MessageBody,
+    MessagingChannel, MessagingChannelNumber, PaymentChannel, PaymentChannelNumber,
+    PaymentCounterParty, PaymentStatus, Say, UssdInput, UssdMenu, UssdSessionStatus, VoiceAction,
 };
 use elarian_simulator::{SimulatorEvent, SimulatorNotification};
 use futures_util::StreamExt;

@@ -31,7 +31,7 @@ use elarian_examples::{
     ChannelArgs, ConnectionArgs, Server, SummaryTable, ctrl_c, init_tracing, money,
     peak_memory_bytes, progress_bar,
 };
-use elarian_sdk::{ClientError, Elarian, FlowStats};
+use elarian_sdk::{ClientError, ConnectionEvents, Elarian, FlowStats};
 use elarian_simulator::Simulator;
 use tokio::task::JoinSet;
 

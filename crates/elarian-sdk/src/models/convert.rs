@@ -4,7 +4,8 @@
 //! is, an enum to its `i32`, a `SystemTime` to a `Timestamp`, …). [`wire_struct!`] writes both
 //! `From` impls from a list of fields and how each crosses. Both struct literals name every field
 //! and use no `..Default::default()`, so a field missing from the list, on either side, is a
-//! compile error rather than a value silently dropped. The simulator crate uses it too.
+//! compile error rather than a value silently dropped. It stays private to this crate: other
+//! crates convert through the `From` impls it writes.
 
 /// Writes `From<Model> for Wire` and `From<Wire> for Model`.
 ///
@@ -17,34 +18,32 @@
 /// - `opt` / `vec`: an `Option` / a `Vec` of values converted with `Into`;
 /// - `map(to_wire, from_wire)`: an `Option` whose value converts with these two functions;
 /// - `time` / `duration`: an `Option<SystemTime>` / `Option<Duration>` and its prost type.
-#[doc(hidden)]
-#[macro_export]
 macro_rules! wire_struct {
     ($model:ident <=> $wire:path { $($fields:tt)* }) => {
-        $crate::wire_struct!(@fields $model, $wire, [] $($fields)*);
+        $crate::models::convert::wire_struct!(@fields $model, $wire, [] $($fields)*);
     };
     // Normalise each field to `(model_name wire_name mode (mode arguments))`.
     (@fields $model:ident, $wire:path, [$($done:tt)*]
         $field:ident => $wire_field:ident : $mode:ident $(($($args:tt)*))? $(, $($rest:tt)*)?) => {
-        $crate::wire_struct!(@fields $model, $wire,
+        $crate::models::convert::wire_struct!(@fields $model, $wire,
             [$($done)* ($field $wire_field $mode ($($($args)*)?))] $($($rest)*)?);
     };
     (@fields $model:ident, $wire:path, [$($done:tt)*]
         $field:ident : $mode:ident $(($($args:tt)*))? $(, $($rest:tt)*)?) => {
-        $crate::wire_struct!(@fields $model, $wire,
+        $crate::models::convert::wire_struct!(@fields $model, $wire,
             [$($done)* ($field $field $mode ($($($args)*)?))] $($($rest)*)?);
     };
     (@fields $model:ident, $wire:path,
         [$(($field:ident $wire_field:ident $mode:ident $args:tt))*]) => {
         impl From<$model> for $wire {
             fn from(model: $model) -> Self {
-                Self { $($wire_field: $crate::wire_struct!(@to_wire $mode $args, model.$field)),* }
+                Self { $($wire_field: $crate::models::convert::wire_struct!(@to_wire $mode $args, model.$field)),* }
             }
         }
 
         impl From<$wire> for $model {
             fn from(wire: $wire) -> Self {
-                Self { $($field: $crate::wire_struct!(@from_wire $mode $args, wire.$wire_field)),* }
+                Self { $($field: $crate::models::convert::wire_struct!(@from_wire $mode $args, wire.$wire_field)),* }
             }
         }
     };
@@ -84,6 +83,8 @@ macro_rules! wire_struct {
     };
     // The other modes are symmetric.
     (@from_wire $mode:ident $args:tt, $value:expr) => {
-        $crate::wire_struct!(@to_wire $mode $args, $value)
+        $crate::models::convert::wire_struct!(@to_wire $mode $args, $value)
     };
 }
+
+pub(crate) use wire_struct;

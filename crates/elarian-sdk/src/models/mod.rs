@@ -12,6 +12,8 @@ pub(crate) mod notifications;
 pub(crate) mod payment;
 pub(crate) mod replies;
 pub(crate) mod state;
+#[cfg(test)]
+pub(crate) mod test_support;
 pub(crate) mod time;
 
 // Customers, numbers, tags, reminders, activities, auth tokens.

@@ -22,8 +22,10 @@ use super::enums::{
 };
 use super::message::{Email, InboundMessageBody, Location, Media, UssdInput, VoiceCallInput};
 use super::time;
+use crate::handlers::NamedEvent;
 
-/// The app events a handler can be registered for.
+/// The app events a handler can be registered for; [`NamedEvent`] names them as the JavaScript
+/// client does (`receivedSms`) and parses those names.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub enum AppEvent {
     /// A reminder fired.
@@ -62,9 +64,8 @@ pub enum AppEvent {
     CustomerActivity,
 }
 
-impl AppEvent {
-    /// Every app event.
-    pub const ALL: &'static [AppEvent] = &[
+impl NamedEvent for AppEvent {
+    const ALL: &'static [AppEvent] = &[
         AppEvent::Reminder,
         AppEvent::MessagingSessionStarted,
         AppEvent::MessagingSessionRenewed,
@@ -84,8 +85,7 @@ impl AppEvent {
         AppEvent::CustomerActivity,
     ];
 
-    /// The event's name as the JavaScript client spells it (e.g. `receivedSms`).
-    pub fn name(self) -> &'static str {
+    fn name(self) -> &'static str {
         match self {
             AppEvent::Reminder => "reminder",
             AppEvent::MessagingSessionStarted => "messagingSessionStarted",
@@ -105,19 +105,6 @@ impl AppEvent {
             AppEvent::PaymentStatus => "paymentStatus",
             AppEvent::CustomerActivity => "customerActivity",
         }
-    }
-
-    /// Looks an event up by its JavaScript name (`receivedSms`) or snake-case name (`received_sms`).
-    pub fn from_name(name: &str) -> Option<Self> {
-        let squashed: String = name
-            .chars()
-            .filter(|c| *c != '_')
-            .map(|c| c.to_ascii_lowercase())
-            .collect();
-        AppEvent::ALL
-            .iter()
-            .copied()
-            .find(|e| e.name().to_ascii_lowercase() == squashed)
     }
 }
 
@@ -703,171 +690,11 @@ impl TryFrom<proto::ServerToAppNotification> for DecodedNotification {
     }
 }
 
-fn received_message_proto(n: ReceivedMessageNotification) -> customer_entry::Entry {
-    customer_entry::Entry::ReceivedMessage(proto::ReceivedMessageNotification {
-        message_id: n.message_id,
-        customer_number: Some(n.customer_number.into()),
-        channel_number: Some(n.channel_number.into()),
-        parts: n.parts.into_iter().map(Into::into).collect(),
-        session_id: n.session_id,
-        in_reply_to: n.in_reply_to,
-    })
-}
-
-impl From<DecodedNotification> for proto::ServerToAppNotification {
-    /// Encodes a typed notification as a server would send it (used by test servers and replays).
-    fn from(d: DecodedNotification) -> Self {
-        let context = d.notification.context().clone();
-        if let (Notification::PaymentStatus(p), Some(purse_id)) =
-            (&d.notification, context.purse_id.clone())
-        {
-            return proto::ServerToAppNotification {
-                entry: Some(server_to_app_notification::Entry::Purse(
-                    proto::ServerToAppPurseNotification {
-                        org_id: context.org_id,
-                        app_id: context.app_id,
-                        purse_id,
-                        created_at: context.created_at.map(time::timestamp),
-                        entry: Some(purse_entry::Entry::PaymentStatus(
-                            proto::PaymentStatusNotification {
-                                transaction_id: p.transaction_id.clone(),
-                                status: p.status.into(),
-                            },
-                        )),
-                    },
-                )),
-            };
-        }
-        let entry = match d.notification {
-            Notification::Reminder(r) => {
-                customer_entry::Entry::Reminder(proto::ReminderNotification {
-                    reminder: Some(r.reminder.into()),
-                    tag: r.tag.map(Into::into),
-                    work_id: r.work_id,
-                })
-            }
-            Notification::MessagingSessionStarted(s) => {
-                customer_entry::Entry::MessagingSessionStarted(
-                    proto::MessagingSessionStartedNotification {
-                        customer_number: Some(s.customer_number.into()),
-                        channel_number: Some(s.channel_number.into()),
-                        session_id: s.session_id,
-                        expires_at: s.expires_at.map(time::timestamp),
-                    },
-                )
-            }
-            Notification::MessagingSessionRenewed(s) => {
-                customer_entry::Entry::MessagingSessionRenewed(
-                    proto::MessagingSessionRenewedNotification {
-                        customer_number: Some(s.customer_number.into()),
-                        channel_number: Some(s.channel_number.into()),
-                        session_id: s.session_id,
-                        expires_at: s.expires_at.map(time::timestamp),
-                    },
-                )
-            }
-            Notification::MessagingSessionEnded(s) => customer_entry::Entry::MessagingSessionEnded(
-                proto::MessagingSessionEndedNotification {
-                    customer_number: Some(s.customer_number.into()),
-                    channel_number: Some(s.channel_number.into()),
-                    session_id: s.session_id,
-                    duration: s.duration.map(time::duration),
-                    reason: s.reason.into(),
-                },
-            ),
-            Notification::MessagingConsentUpdate(u) => {
-                customer_entry::Entry::MessagingConsentUpdate(
-                    proto::MessagingConsentUpdateNotification {
-                        customer_number: Some(u.customer_number.into()),
-                        channel_number: Some(u.channel_number.into()),
-                        update: u.update.into(),
-                        status: u.status.into(),
-                    },
-                )
-            }
-            Notification::ReceivedSms(n)
-            | Notification::ReceivedFbMessenger(n)
-            | Notification::ReceivedTelegram(n)
-            | Notification::ReceivedWhatsapp(n)
-            | Notification::ReceivedEmail(n) => received_message_proto(n),
-            Notification::VoiceCall(v) => {
-                customer_entry::Entry::ReceivedMessage(proto::ReceivedMessageNotification {
-                    message_id: v.message_id,
-                    customer_number: Some(v.customer_number.into()),
-                    channel_number: Some(v.channel_number.into()),
-                    parts: vec![InboundMessageBody::Voice(v.voice).into()],
-                    session_id: v.session_id,
-                    in_reply_to: None,
-                })
-            }
-            Notification::UssdSession(u) => {
-                customer_entry::Entry::ReceivedMessage(proto::ReceivedMessageNotification {
-                    message_id: u.message_id,
-                    customer_number: Some(u.customer_number.into()),
-                    channel_number: Some(u.channel_number.into()),
-                    parts: vec![InboundMessageBody::Ussd(u.input).into()],
-                    session_id: u.session_id,
-                    in_reply_to: None,
-                })
-            }
-            Notification::MessageStatus(s) => {
-                customer_entry::Entry::MessageStatus(proto::MessageStatusNotification {
-                    message_id: s.message_id,
-                    status: s.status.into(),
-                })
-            }
-            Notification::SentMessageReaction(r) => {
-                customer_entry::Entry::SentMessageReaction(proto::SentMessageReactionNotification {
-                    message_id: r.message_id,
-                    customer_number: Some(r.customer_number.into()),
-                    channel_number: Some(r.channel_number.into()),
-                    reaction: r.reaction.into(),
-                })
-            }
-            Notification::ReceivedPayment(p) => {
-                customer_entry::Entry::ReceivedPayment(proto::ReceivedPaymentNotification {
-                    purse_id: p.purse_id,
-                    transaction_id: p.transaction_id,
-                    customer_number: Some(p.customer_number.into()),
-                    channel_number: Some(p.channel_number.into()),
-                    value: Some(p.value.into()),
-                    status: p.status.into(),
-                })
-            }
-            Notification::PaymentStatus(p) => {
-                customer_entry::Entry::PaymentStatus(proto::PaymentStatusNotification {
-                    transaction_id: p.transaction_id,
-                    status: p.status.into(),
-                })
-            }
-            Notification::CustomerActivity(a) => {
-                customer_entry::Entry::CustomerActivity(proto::CustomerActivityNotification {
-                    customer_number: Some(a.customer_number.into()),
-                    source: a.source,
-                    session_id: a.session_id,
-                    activity: Some(a.activity.into()),
-                })
-            }
-        };
-        proto::ServerToAppNotification {
-            entry: Some(server_to_app_notification::Entry::Customer(
-                proto::ServerToAppCustomerNotification {
-                    org_id: context.org_id,
-                    app_id: context.app_id,
-                    customer_id: context.customer_id.unwrap_or_default(),
-                    app_data: d.app_data.map(Into::into),
-                    created_at: context.created_at.map(time::timestamp),
-                    entry: Some(entry),
-                },
-            )),
-        }
-    }
-}
-
 #[cfg(test)]
 pub(crate) mod tests {
     use super::*;
     use crate::models::enums::{PaymentChannel, UssdSessionStatus, VoiceCallStatus};
+    use crate::models::test_support::encode;
     use std::time::UNIX_EPOCH;
 
     fn ctx() -> NotificationContext {
@@ -1029,7 +856,7 @@ pub(crate) mod tests {
                 serde_json::from_str::<Notification>(&json).expect("deserialize"),
                 decoded.notification
             );
-            let wire = proto::ServerToAppNotification::from(decoded.clone());
+            let wire = encode(decoded.clone());
             assert_eq!(DecodedNotification::try_from(wire), Ok(decoded));
         }
     }
@@ -1047,12 +874,10 @@ pub(crate) mod tests {
             (MessagingChannel::Unknown(99), AppEvent::ReceivedSms),
         ];
         for (channel, event) in expectations {
-            let decoded = DecodedNotification::try_from(proto::ServerToAppNotification::from(
-                DecodedNotification {
-                    notification: Notification::ReceivedSms(received(channel)),
-                    app_data: None,
-                },
-            ))
+            let decoded = DecodedNotification::try_from(encode(DecodedNotification {
+                notification: Notification::ReceivedSms(received(channel)),
+                app_data: None,
+            }))
             .expect("decodes");
             assert_eq!(decoded.notification.event(), event, "{channel:?}");
         }

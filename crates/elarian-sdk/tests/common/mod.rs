@@ -2,7 +2,8 @@
 //! connected to it with the emulator's default test credentials.
 //!
 //! `elarian-simulator`'s tests include this file too (`#[path]`), so it may only use what both
-//! crates' dev-dependencies provide.
+//! crates' dev-dependencies provide. Tests that need a simulator live there: the SDK does not
+//! depend on the simulator, not even for its tests.
 
 use std::net::SocketAddr;
 use std::time::Duration;

@@ -6,7 +6,7 @@ mod common;
 
 use std::time::{Duration, SystemTime};
 
-use common::{WAIT, app, config, emulator, unique_number};
+use common::{WAIT, app, emulator, unique_number};
 use elarian_emulator::EmulatorHandle;
 use elarian_emulator::config::{TEST_SMS_SHORT_CODE, TEST_VOICE_NUMBER};
 use elarian_sdk::{
@@ -20,14 +20,11 @@ fn sms() -> MessagingChannelNumber {
     MessagingChannelNumber::new(TEST_SMS_SHORT_CODE, MessagingChannel::Sms)
 }
 
+/// A connected simulator and the messages the app sends to its customers.
 async fn simulator(
     server: &EmulatorHandle,
 ) -> (Simulator, mpsc::Receiver<SendMessageNotification>) {
-    let simulator = Simulator::new(config(server)).expect("valid config");
-    tokio::time::timeout(WAIT, simulator.connect())
-        .await
-        .expect("connect within the bound")
-        .expect("connects");
+    let simulator = common::simulator(server).await;
     let (seen, messages) = mpsc::channel(8);
     simulator.on_send_message(move |notification| {
         let seen = seen.clone();
