@@ -265,6 +265,20 @@ impl Tab {
     }
 }
 
+/// An amount as the console shows it: `12,345.00`.
+fn grouped(amount: f64) -> String {
+    let fixed = format!("{amount:.2}");
+    let (int, frac) = fixed.split_once('.').unwrap();
+    let mut out = String::new();
+    for (i, c) in int.chars().enumerate() {
+        if i > 0 && (int.len() - i) % 3 == 0 {
+            out.push(',');
+        }
+        out.push(c);
+    }
+    format!("{out}.{frac}")
+}
+
 fn base64_decode(s: &str) -> Vec<u8> {
     let value = |c: u8| match c {
         b'A'..=b'Z' => Some(c - b'A'),
@@ -427,6 +441,7 @@ async fn walk_the_console() {
     tab.wait_for("document.querySelector('#live').textContent === 'live'")
         .await;
     tab.screenshot("console-customers").await;
+    tab.eval("window.__notReloaded = true").await;
     tab.eval(
         "(() => { const s = document.querySelector('#search'); s.value = 'gold'; s.dispatchEvent(new Event('input')); })()",
     )
@@ -449,6 +464,17 @@ async fn walk_the_console() {
     .await;
     tab.wait_for("document.querySelectorAll('#customers tr[data-id]').length === 0")
         .await;
+    // Filtered in place, with the filter in the address for a reload or a link.
+    assert_eq!(tab.eval("window.__notReloaded === true").await, json!(true));
+    assert_eq!(
+        tab.eval("location.search").await,
+        json!("?q=nobody-has-this")
+    );
+    // The same list, rendered by the server for a first load of that address.
+    tab.goto(&format!("{url}?q=gold")).await;
+    tab.wait_for("document.querySelectorAll('#customers tr[data-id]').length === 1")
+        .await;
+    assert!(tab.text("#customers").await.contains(numbers[0]));
 
     // 2. A simulated SMS appears in the thread without a reload.
     let customer_id = app
@@ -523,15 +549,7 @@ async fn walk_the_console() {
     assert_eq!(after, before + 250.0);
     // … and the payments page shows the new purse balance.
     tab.goto(&format!("{url}payments")).await;
-    let shown = format!(
-        "KES {}",
-        tab.eval(&format!(
-            "Number({after}).toLocaleString(undefined, {{minimumFractionDigits: 2, maximumFractionDigits: 2}})"
-        ))
-        .await
-        .as_str()
-        .unwrap()
-    );
+    let shown = format!("KES {}", grouped(after));
     tab.wait_for(&format!(
         "document.querySelector('[data-purse] .big').textContent === {}",
         json!(shown)
@@ -545,6 +563,7 @@ async fn walk_the_console() {
     tab.goto(&format!("{url}customers/{customer_id}")).await;
     tab.wait_for("document.querySelector('#live').textContent === 'live' && document.querySelector('#title').textContent.includes('el_cst_')")
         .await;
+    tab.eval("window.__notReloaded = true").await;
     tab.eval("document.querySelector('[data-tab=voice]').click()")
         .await;
     let customer = app.customer(CustomerNumber::cellular(numbers[0]));
@@ -556,7 +575,7 @@ async fn walk_the_console() {
         .await
         .unwrap();
     assert!(placed.status.is_success(), "{placed:?}");
-    tab.wait_for("document.querySelector('#voice-screen').textContent.includes('Incoming call')")
+    tab.wait_for("document.querySelector('#call').textContent.includes('Incoming call')")
         .await;
     tab.eval("document.querySelector('#voice [name=answer]').click()")
         .await;
@@ -603,11 +622,9 @@ async fn walk_the_console() {
         "(() => {{ const r = document.querySelector('#transactions tr[data-transaction=\"{txn}\"]'); return r && r.textContent.includes('success'); }})()"
     ))
     .await;
-    assert!(
-        tab.eval("document.querySelectorAll('#prompts .prompt').length")
-            .await
-            == json!(0)
-    );
+    tab.wait_for("document.querySelectorAll('#prompts .prompt').length === 0")
+        .await;
+    assert_eq!(tab.eval("window.__notReloaded === true").await, json!(true));
 
     // 7. App activity: the SDK app's connection and the notifications with their replies.
     tab.goto(&format!("{url}activity")).await;
@@ -619,7 +636,8 @@ async fn walk_the_console() {
         json!({"customer_number": numbers[1], "code": "*83044#", "text": ""}),
     )
     .await;
-    tab.wait_for("document.querySelector('#notifications').textContent.includes('receivedMessage') && document.querySelector('#notifications').textContent.includes('Welcome to Pesa Loans')")
+    // The new notification arrives live: a second menu among the replies.
+    tab.wait_for("[...document.querySelectorAll('#notifications tr')].filter(r => r.textContent.includes('receivedMessage') && r.textContent.includes('Welcome to Pesa Loans')).length >= 2")
         .await;
     tab.screenshot("console-activity").await;
 
