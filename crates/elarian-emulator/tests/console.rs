@@ -344,6 +344,74 @@ async fn post(addr: SocketAddr, path: &str, body: Value) -> Value {
     serde_json::from_str(body).unwrap_or_else(|_| panic!("JSON reply, got {text}"))
 }
 
+const CAMPAIGNS_KEY: &str = "campaigns-test-key";
+
+/// A campaigns HTTP API answering with fixed data in the campaigns crate's shapes (the real one
+/// is exercised by `crates/elarian-campaigns/tests/console.rs`; this crate cannot depend on it).
+async fn campaigns_api() -> SocketAddr {
+    use axum::http::{HeaderMap, StatusCode};
+    use axum::response::IntoResponse;
+    async fn answer(headers: HeaderMap, body: Value) -> axum::response::Response {
+        let authorized = headers
+            .get("authorization")
+            .and_then(|v| v.to_str().ok())
+            .is_some_and(|v| v == format!("Bearer {CAMPAIGNS_KEY}"));
+        if !authorized {
+            return (
+                StatusCode::UNAUTHORIZED,
+                axum::Json(json!({"error": {"code": "unauthorized", "message": "wrong key"}})),
+            )
+                .into_response();
+        }
+        let total = body.as_array().map(|a| a.len());
+        let mut response = axum::Json(body).into_response();
+        if let Some(total) = total {
+            response.headers_mut().insert("x-total-count", total.into());
+        }
+        response
+    }
+    let messages = json!([
+        {"id": 1, "name": "Loan reminder, December", "campaign_id": "dec-2026", "sendings_status": "scheduled", "sendings_count": 2, "updated_at": "2026-12-02T09:00:00.000Z", "channels": [{"type": "sms"}]},
+        {"id": 2, "name": "Welcome offer", "campaign_id": null, "sendings_status": "draft", "sendings_count": 1, "updated_at": "2026-12-02T10:30:00.000Z", "channels": [{"type": "whatsapp"}]},
+    ]);
+    let router = axum::Router::new()
+        .route(
+            "/messages",
+            axum::routing::get(move |h: HeaderMap| answer(h, messages.clone())),
+        )
+        .route(
+            "/messages/{id}/sendings",
+            axum::routing::get(|h: HeaderMap, axum::extract::Path(id): axum::extract::Path<u64>| async move {
+                let list = if id == 1 {
+                    json!([
+                        {"id": 1, "status": "transmitted", "scheduled_at": "2026-12-01T09:00:00.000Z"},
+                        {"id": 2, "status": "transmitting", "scheduled_at": "2026-12-02T09:00:00.000Z"},
+                    ])
+                } else {
+                    json!([{"id": 3, "status": "draft", "scheduled_at": null}])
+                };
+                answer(h, list).await
+            }),
+        )
+        .route(
+            "/messages/{id}/sendings/{sid}/progress",
+            axum::routing::get(|h: HeaderMap, axum::extract::Path((_, sid)): axum::extract::Path<(u64, u64)>| async move {
+                let progress = match sid {
+                    1 => json!({"sending_id": 1, "recipients": 1200, "sent": 1180, "delivered": 1150, "failed": 8, "failed_after_send": 0, "unknown": 0, "not_sent": 0, "skipped": {"missing_field": 12}}),
+                    2 => json!({"sending_id": 2, "recipients": 5000, "sent": 2100, "delivered": 1900, "failed": 3, "failed_after_send": 0, "unknown": 0, "not_sent": 0, "skipped": {}}),
+                    _ => json!({"sending_id": sid, "recipients": 300, "sent": 0, "delivered": 0, "failed": 0, "skipped": {}}),
+                };
+                answer(h, progress).await
+            }),
+        );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move {
+        let _ = axum::serve(listener, router).await;
+    });
+    addr
+}
+
 async fn start() -> EmulatorHandle {
     Emulator::builder()
         .tcp(([127, 0, 0, 1], 0))
@@ -409,7 +477,14 @@ async fn walk_the_console() {
         );
         return;
     };
-    let emulator = start().await;
+    let campaigns = campaigns_api().await;
+    let emulator = Emulator::builder()
+        .tcp(([127, 0, 0, 1], 0))
+        .console(([127, 0, 0, 1], 0))
+        .console_campaigns(format!("http://{campaigns}/"), CAMPAIGNS_KEY)
+        .start()
+        .await
+        .expect("the emulator starts with its console");
     let console = emulator.console_addr().unwrap();
     let url = emulator.console_url().unwrap();
     let app = app(&emulator).await;
@@ -640,6 +715,18 @@ async fn walk_the_console() {
     tab.wait_for("[...document.querySelectorAll('#notifications tr')].filter(r => r.textContent.includes('receivedMessage') && r.textContent.includes('Welcome to Pesa Loans')).length >= 2")
         .await;
     tab.screenshot("console-activity").await;
+
+    // 8. Campaigns, read by the server from a campaigns HTTP API.
+    tab.goto(&format!("{url}campaigns")).await;
+    tab.wait_for("document.querySelectorAll('.campaign').length === 2")
+        .await;
+    assert!(
+        tab.text(".campaign[data-message='1']")
+            .await
+            .contains("1200/1200")
+    );
+    assert!(tab.text("#campaigns").await.contains("Welcome offer"));
+    tab.screenshot("console-campaigns").await;
 
     drop(tab);
     drop(browser);

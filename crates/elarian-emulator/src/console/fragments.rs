@@ -766,11 +766,15 @@ fn campaigns_html(snapshot: &campaigns::Snapshot) -> String {
                 }
             };
             format!(
-                "<div class=\"campaign\" data-message=\"{id}\"><h3>{name} <span class=\"muted\">#{id}</span> {status} {channels}</h3><p class=\"muted\">{count} sendings{campaign} · updated {updated}</p>{sendings}</div>",
+                "<div class=\"campaign\" data-message=\"{id}\"><h3>{name} <span class=\"muted\">#{id}</span> {status} {channels}</h3><p class=\"muted\">{count}{campaign} · updated {updated}</p>{sendings}</div>",
                 id = e(&m["id"]),
                 name = e(&m["name"]),
                 status = status_chip(&m["sendings_status"]),
-                count = e(&m["sendings_count"]),
+                count = match m["sendings_count"].as_u64() {
+                    Some(1) => "1 sending".to_owned(),
+                    Some(n) => format!("{n} sendings"),
+                    None => "sendings".to_owned(),
+                },
                 updated = escape(&rfc3339_short(s(&m["updated_at"]))),
             )
         })

@@ -62,11 +62,19 @@
     }
   }
 
+  // The stream is closed when the page is left: a page kept in the back/forward cache would
+  // otherwise hold one of the browser's few connections to the console.
   const live = $('#live');
-  const events = new EventSource('/api/events');
-  events.onopen = () => { live.textContent = 'live'; live.className = 'live on'; };
-  events.onerror = () => { live.textContent = 'reconnecting'; live.className = 'live off'; };
-  events.onmessage = (m) => {
+  let events = null;
+  const subscribe = () => {
+    events = new EventSource('/api/events');
+    events.onopen = () => { live.textContent = 'live'; live.className = 'live on'; };
+    events.onerror = () => { live.textContent = 'reconnecting'; live.className = 'live off'; };
+    events.onmessage = onEvent;
+  };
+  window.addEventListener('pagehide', () => { if (events) events.close(); events = null; live.textContent = 'offline'; live.className = 'live off'; });
+  window.addEventListener('pageshow', (e) => { if (e.persisted || !events) subscribe(); });
+  function onEvent(m) {
     let ev;
     try { ev = JSON.parse(m.data); } catch { return; }
     if (ev.type === 'rate') {
@@ -78,7 +86,8 @@
     }
     if (ev.org && org && ev.org !== org) return;
     sections.forEach((s) => { if (wants(s.el.dataset.watch, ev)) s.refresh(); });
-  };
+  }
+  subscribe();
 
   // The customer list's filter: the URL and the list follow what is typed.
   const search = $('#search');
