@@ -838,3 +838,84 @@ async fn the_api_answers_bad_input_with_an_error_not_a_panic() {
     assert!(foreign.starts_with("HTTP/1.1 403"), "{foreign}");
     emulator.shutdown().await;
 }
+
+#[tokio::test]
+async fn every_section_is_served_alone_as_server_rendered_html() {
+    // No app answers here: the customer's message waits for no reply.
+    let config = elarian_emulator::config::EmulatorConfig {
+        notification_reply_timeout_ms: 200,
+        ..Default::default()
+    };
+    let emulator = Emulator::builder()
+        .tcp(([127, 0, 0, 1], 0))
+        .console(([127, 0, 0, 1], 0))
+        .config(config)
+        .start()
+        .await
+        .expect("the emulator starts with its console");
+    let console = emulator.console_addr().unwrap();
+    let get = |path: String| async move {
+        let text = http(
+            console,
+            &format!("GET {path} HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n"),
+        )
+        .await;
+        let status: u16 = text.split(' ').nth(1).unwrap().parse().unwrap();
+        let body = text.split_once("\r\n\r\n").unwrap().1.to_owned();
+        (status, body)
+    };
+    let sent = post(
+        console,
+        "/api/simulate/message",
+        json!({"customer_number": "+254700300001", "channel": "sms", "channel_number": "83044", "text": "<script>alert(1)</script>"}),
+    )
+    .await;
+    assert_eq!(sent["status"], json!(true), "{sent}");
+
+    let (status, list) = get("/fragments/customers?q=300001".into()).await;
+    assert_eq!(status, 200);
+    assert!(!list.contains("<html"), "a fragment, not a page: {list}");
+    let id = list
+        .split("data-id=\"")
+        .nth(1)
+        .and_then(|rest| rest.split('"').next())
+        .expect("the customer's row")
+        .to_owned();
+    let (_, none) = get("/fragments/customers?q=nobody-has-this".into()).await;
+    assert!(none.contains("No customer matches."), "{none}");
+
+    let (status, view) = get(format!("/fragments/customers/{id}/view")).await;
+    assert_eq!(status, 200);
+    assert!(
+        view.contains("&lt;script&gt;alert(1)&lt;/script&gt;") && !view.contains("<script>"),
+        "the customer's text is escaped: {view}"
+    );
+    let (status, _) = get(format!("/fragments/customers/{id}/phone")).await;
+    assert_eq!(status, 200);
+    let (status, _) = get(format!("/fragments/customers/{id}/bogus")).await;
+    assert_eq!(status, 404);
+    let (status, missing) = get("/fragments/customers/el_cst_nope/view".into()).await;
+    assert_eq!(status, 404);
+    assert!(missing.contains("no customer el_cst_nope"), "{missing}");
+    let (status, payments) = get("/fragments/payments".into()).await;
+    assert_eq!(status, 200);
+    assert!(payments.contains("data-purse="), "{payments}");
+    let (status, _) = get("/fragments/payments?org=el_org_nope".into()).await;
+    assert_eq!(status, 404);
+    let (status, _) = get("/fragments/activity/connections".into()).await;
+    assert_eq!(status, 200);
+    let (_, campaigns) = get("/fragments/campaigns".into()).await;
+    assert!(campaigns.contains("No campaigns source"), "{campaigns}");
+
+    // The page embeds the same sections; a filter in the address is rendered, escaped.
+    let (status, page) = get("/?q=%3Cb%3E300001".into()).await;
+    assert_eq!(status, 200);
+    assert!(page.contains("value=\"&lt;b&gt;300001\""), "{page}");
+    assert!(page.contains("data-fragment=\"/fragments/customers?q=%3Cb%3E300001\""));
+    let (status, page) = get(format!("/customers/{id}")).await;
+    assert_eq!(status, 200);
+    assert!(page.contains(&format!("data-fragment=\"/fragments/customers/{id}/view\"")));
+    let (status, _) = get("/customers/el_cst_nope".into()).await;
+    assert_eq!(status, 404);
+    emulator.shutdown().await;
+}
