@@ -251,6 +251,7 @@ pub(crate) async fn customer(
     let (ussd, voice, payment, currencies) = match org {
         Some(o) => {
             let mut currencies: Vec<String> = o.purses.iter().map(|p| p.currency.clone()).collect();
+            currencies.sort();
             currencies.dedup();
             (
                 plain(&o.channels.ussd),

@@ -34,6 +34,8 @@
       busy = true; last = Date.now();
       try {
         const res = await fetch(el.dataset.fragment, { headers: { Accept: 'text/html' }, cache: 'no-store' });
+        // The access token was changed or dropped: the reload asks for it.
+        if (res.status === 401) { location.reload(); return; }
         el.innerHTML = await res.text();
         scrollThreads();
       } catch (err) { console.warn('refresh failed', err); }
