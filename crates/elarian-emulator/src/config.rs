@@ -107,6 +107,11 @@ pub struct ConsoleConfig {
     pub addr: Option<std::net::SocketAddr>,
     /// Access token the console asks for; required on a non-loopback address.
     pub access_token: Option<String>,
+    /// Base URL of a campaigns HTTP API (`http://host:port/`) whose messages and sendings the
+    /// console's campaigns page shows.
+    pub campaigns_url: Option<String>,
+    /// API key of that campaigns API.
+    pub campaigns_key: Option<String>,
 }
 
 /// Default address of the console in the binary.
@@ -117,6 +122,8 @@ impl Default for ConsoleConfig {
         ConsoleConfig {
             addr: Some(DEFAULT_CONSOLE_ADDR.into()),
             access_token: None,
+            campaigns_url: None,
+            campaigns_key: None,
         }
     }
 }
@@ -129,6 +136,11 @@ impl std::fmt::Debug for ConsoleConfig {
             .field(
                 "access_token",
                 &self.access_token.as_ref().map(|_| "<redacted>"),
+            )
+            .field("campaigns_url", &self.campaigns_url)
+            .field(
+                "campaigns_key",
+                &self.campaigns_key.as_ref().map(|_| "<redacted>"),
             )
             .finish()
     }

@@ -91,6 +91,7 @@ pub struct EmulatorBuilder {
     resume_window: Duration,
     console: Option<SocketAddr>,
     console_token: Option<String>,
+    console_campaigns: Option<crate::console::CampaignsSource>,
 }
 
 /// Entry point: `Emulator::builder()`.
@@ -113,6 +114,7 @@ impl Emulator {
             resume_window: Duration::from_secs(120),
             console: None,
             console_token: None,
+            console_campaigns: None,
         }
     }
 }
@@ -218,6 +220,19 @@ impl EmulatorBuilder {
     /// ```
     pub fn console(mut self, addr: impl Into<SocketAddr>) -> Self {
         self.console = Some(addr.into());
+        self
+    }
+
+    /// Shows the campaigns of a campaigns HTTP API on the console's campaigns page: its base
+    /// URL (`http://host:port/`, plain HTTP) and the API key it expects. The console fetches
+    /// messages, sendings and progress from it on the server, each fetch bounded in time and
+    /// size; an unreachable API shows as an error on the page. A malformed URL or an empty key
+    /// makes [`EmulatorBuilder::start`] fail.
+    pub fn console_campaigns(mut self, url: impl Into<String>, api_key: impl Into<String>) -> Self {
+        self.console_campaigns = Some(crate::console::CampaignsSource {
+            url: url.into(),
+            key: api_key.into(),
+        });
         self
     }
 
@@ -367,6 +382,7 @@ impl EmulatorBuilder {
             let (bound, task) = crate::console::start(
                 addr,
                 self.console_token.clone(),
+                self.console_campaigns.clone(),
                 engine.clone(),
                 hub.clone(),
                 limits,

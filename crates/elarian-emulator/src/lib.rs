@@ -36,7 +36,7 @@ mod server;
 mod state;
 mod store;
 
-pub use console::ConsoleError;
+pub use console::{CampaignsUrlError, ConsoleError};
 pub use delivery::{DeliveryLimits, DeliveryStats};
 pub use emulator::{Emulator, EmulatorBuilder, EmulatorError, EmulatorHandle};
 pub use engine::{Engine, Identity};

@@ -55,6 +55,17 @@ struct Args {
         hide_env_values = true
     )]
     console_token: Option<String>,
+    /// Show the campaigns of this campaigns HTTP API (`http://host:port/`) on the console.
+    #[arg(long, value_name = "URL", env = "ELARIAN_CAMPAIGNS_URL")]
+    campaigns_url: Option<String>,
+    /// API key of the --campaigns-url API.
+    #[arg(
+        long,
+        value_name = "KEY",
+        env = "ELARIAN_CAMPAIGNS_KEY",
+        hide_env_values = true
+    )]
+    campaigns_key: Option<String>,
     /// Print the default configuration as JSON and exit.
     #[arg(long)]
     print_default_config: bool,
@@ -294,6 +305,19 @@ async fn run() -> anyhow::Result<()> {
         builder = builder.console(addr);
         if let Some(token) = console_token {
             builder = builder.console_access_token(token);
+        }
+        let campaigns_url = args
+            .campaigns_url
+            .clone()
+            .or(config.console.campaigns_url.clone());
+        let campaigns_key = args
+            .campaigns_key
+            .clone()
+            .or(config.console.campaigns_key.clone());
+        match (campaigns_url, campaigns_key) {
+            (Some(url), Some(key)) => builder = builder.console_campaigns(url, key),
+            (None, None) => {}
+            _ => anyhow::bail!("--campaigns-url and --campaigns-key go together"),
         }
     }
     if let Some(addr) = args.tcp {

@@ -265,6 +265,20 @@ impl Tab {
     }
 }
 
+/// An amount as the console shows it: `12,345.00`.
+fn grouped(amount: f64) -> String {
+    let fixed = format!("{amount:.2}");
+    let (int, frac) = fixed.split_once('.').unwrap();
+    let mut out = String::new();
+    for (i, c) in int.chars().enumerate() {
+        if i > 0 && (int.len() - i) % 3 == 0 {
+            out.push(',');
+        }
+        out.push(c);
+    }
+    format!("{out}.{frac}")
+}
+
 fn base64_decode(s: &str) -> Vec<u8> {
     let value = |c: u8| match c {
         b'A'..=b'Z' => Some(c - b'A'),
@@ -328,6 +342,74 @@ async fn post(addr: SocketAddr, path: &str, body: Value) -> Value {
     let text = http(addr, &request).await;
     let body = text.split("\r\n\r\n").nth(1).unwrap_or_default();
     serde_json::from_str(body).unwrap_or_else(|_| panic!("JSON reply, got {text}"))
+}
+
+const CAMPAIGNS_KEY: &str = "campaigns-test-key";
+
+/// A campaigns HTTP API answering with fixed data in the campaigns crate's shapes (the real one
+/// is exercised by `crates/elarian-campaigns/tests/console.rs`; this crate cannot depend on it).
+async fn campaigns_api() -> SocketAddr {
+    use axum::http::{HeaderMap, StatusCode};
+    use axum::response::IntoResponse;
+    async fn answer(headers: HeaderMap, body: Value) -> axum::response::Response {
+        let authorized = headers
+            .get("authorization")
+            .and_then(|v| v.to_str().ok())
+            .is_some_and(|v| v == format!("Bearer {CAMPAIGNS_KEY}"));
+        if !authorized {
+            return (
+                StatusCode::UNAUTHORIZED,
+                axum::Json(json!({"error": {"code": "unauthorized", "message": "wrong key"}})),
+            )
+                .into_response();
+        }
+        let total = body.as_array().map(|a| a.len());
+        let mut response = axum::Json(body).into_response();
+        if let Some(total) = total {
+            response.headers_mut().insert("x-total-count", total.into());
+        }
+        response
+    }
+    let messages = json!([
+        {"id": 1, "name": "Loan reminder, December", "campaign_id": "dec-2026", "sendings_status": "scheduled", "sendings_count": 2, "updated_at": "2026-12-02T09:00:00.000Z", "channels": [{"type": "sms"}]},
+        {"id": 2, "name": "Welcome offer", "campaign_id": null, "sendings_status": "draft", "sendings_count": 1, "updated_at": "2026-12-02T10:30:00.000Z", "channels": [{"type": "whatsapp"}]},
+    ]);
+    let router = axum::Router::new()
+        .route(
+            "/messages",
+            axum::routing::get(move |h: HeaderMap| answer(h, messages.clone())),
+        )
+        .route(
+            "/messages/{id}/sendings",
+            axum::routing::get(|h: HeaderMap, axum::extract::Path(id): axum::extract::Path<u64>| async move {
+                let list = if id == 1 {
+                    json!([
+                        {"id": 1, "status": "transmitted", "scheduled_at": "2026-12-01T09:00:00.000Z"},
+                        {"id": 2, "status": "transmitting", "scheduled_at": "2026-12-02T09:00:00.000Z"},
+                    ])
+                } else {
+                    json!([{"id": 3, "status": "draft", "scheduled_at": null}])
+                };
+                answer(h, list).await
+            }),
+        )
+        .route(
+            "/messages/{id}/sendings/{sid}/progress",
+            axum::routing::get(|h: HeaderMap, axum::extract::Path((_, sid)): axum::extract::Path<(u64, u64)>| async move {
+                let progress = match sid {
+                    1 => json!({"sending_id": 1, "recipients": 1200, "sent": 1180, "delivered": 1150, "failed": 8, "failed_after_send": 0, "unknown": 0, "not_sent": 0, "skipped": {"missing_field": 12}}),
+                    2 => json!({"sending_id": 2, "recipients": 5000, "sent": 2100, "delivered": 1900, "failed": 3, "failed_after_send": 0, "unknown": 0, "not_sent": 0, "skipped": {}}),
+                    _ => json!({"sending_id": sid, "recipients": 300, "sent": 0, "delivered": 0, "failed": 0, "skipped": {}}),
+                };
+                answer(h, progress).await
+            }),
+        );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move {
+        let _ = axum::serve(listener, router).await;
+    });
+    addr
 }
 
 async fn start() -> EmulatorHandle {
@@ -395,7 +477,14 @@ async fn walk_the_console() {
         );
         return;
     };
-    let emulator = start().await;
+    let campaigns = campaigns_api().await;
+    let emulator = Emulator::builder()
+        .tcp(([127, 0, 0, 1], 0))
+        .console(([127, 0, 0, 1], 0))
+        .console_campaigns(format!("http://{campaigns}/"), CAMPAIGNS_KEY)
+        .start()
+        .await
+        .expect("the emulator starts with its console");
     let console = emulator.console_addr().unwrap();
     let url = emulator.console_url().unwrap();
     let app = app(&emulator).await;
@@ -427,6 +516,7 @@ async fn walk_the_console() {
     tab.wait_for("document.querySelector('#live').textContent === 'live'")
         .await;
     tab.screenshot("console-customers").await;
+    tab.eval("window.__notReloaded = true").await;
     tab.eval(
         "(() => { const s = document.querySelector('#search'); s.value = 'gold'; s.dispatchEvent(new Event('input')); })()",
     )
@@ -449,6 +539,17 @@ async fn walk_the_console() {
     .await;
     tab.wait_for("document.querySelectorAll('#customers tr[data-id]').length === 0")
         .await;
+    // Filtered in place, with the filter in the address for a reload or a link.
+    assert_eq!(tab.eval("window.__notReloaded === true").await, json!(true));
+    assert_eq!(
+        tab.eval("location.search").await,
+        json!("?q=nobody-has-this")
+    );
+    // The same list, rendered by the server for a first load of that address.
+    tab.goto(&format!("{url}?q=gold")).await;
+    tab.wait_for("document.querySelectorAll('#customers tr[data-id]').length === 1")
+        .await;
+    assert!(tab.text("#customers").await.contains(numbers[0]));
 
     // 2. A simulated SMS appears in the thread without a reload.
     let customer_id = app
@@ -523,15 +624,7 @@ async fn walk_the_console() {
     assert_eq!(after, before + 250.0);
     // … and the payments page shows the new purse balance.
     tab.goto(&format!("{url}payments")).await;
-    let shown = format!(
-        "KES {}",
-        tab.eval(&format!(
-            "Number({after}).toLocaleString(undefined, {{minimumFractionDigits: 2, maximumFractionDigits: 2}})"
-        ))
-        .await
-        .as_str()
-        .unwrap()
-    );
+    let shown = format!("KES {}", grouped(after));
     tab.wait_for(&format!(
         "document.querySelector('[data-purse] .big').textContent === {}",
         json!(shown)
@@ -545,6 +638,7 @@ async fn walk_the_console() {
     tab.goto(&format!("{url}customers/{customer_id}")).await;
     tab.wait_for("document.querySelector('#live').textContent === 'live' && document.querySelector('#title').textContent.includes('el_cst_')")
         .await;
+    tab.eval("window.__notReloaded = true").await;
     tab.eval("document.querySelector('[data-tab=voice]').click()")
         .await;
     let customer = app.customer(CustomerNumber::cellular(numbers[0]));
@@ -556,7 +650,7 @@ async fn walk_the_console() {
         .await
         .unwrap();
     assert!(placed.status.is_success(), "{placed:?}");
-    tab.wait_for("document.querySelector('#voice-screen').textContent.includes('Incoming call')")
+    tab.wait_for("document.querySelector('#call').textContent.includes('Incoming call')")
         .await;
     tab.eval("document.querySelector('#voice [name=answer]').click()")
         .await;
@@ -603,11 +697,9 @@ async fn walk_the_console() {
         "(() => {{ const r = document.querySelector('#transactions tr[data-transaction=\"{txn}\"]'); return r && r.textContent.includes('success'); }})()"
     ))
     .await;
-    assert!(
-        tab.eval("document.querySelectorAll('#prompts .prompt').length")
-            .await
-            == json!(0)
-    );
+    tab.wait_for("document.querySelectorAll('#prompts .prompt').length === 0")
+        .await;
+    assert_eq!(tab.eval("window.__notReloaded === true").await, json!(true));
 
     // 7. App activity: the SDK app's connection and the notifications with their replies.
     tab.goto(&format!("{url}activity")).await;
@@ -619,9 +711,22 @@ async fn walk_the_console() {
         json!({"customer_number": numbers[1], "code": "*83044#", "text": ""}),
     )
     .await;
-    tab.wait_for("document.querySelector('#notifications').textContent.includes('receivedMessage') && document.querySelector('#notifications').textContent.includes('Welcome to Pesa Loans')")
+    // The new notification arrives live: a second menu among the replies.
+    tab.wait_for("[...document.querySelectorAll('#notifications tr')].filter(r => r.textContent.includes('receivedMessage') && r.textContent.includes('Welcome to Pesa Loans')).length >= 2")
         .await;
     tab.screenshot("console-activity").await;
+
+    // 8. Campaigns, read by the server from a campaigns HTTP API.
+    tab.goto(&format!("{url}campaigns")).await;
+    tab.wait_for("document.querySelectorAll('.campaign').length === 2")
+        .await;
+    assert!(
+        tab.text(".campaign[data-message='1']")
+            .await
+            .contains("1200/1200")
+    );
+    assert!(tab.text("#campaigns").await.contains("Welcome offer"));
+    tab.screenshot("console-campaigns").await;
 
     drop(tab);
     drop(browser);
@@ -731,5 +836,86 @@ async fn the_api_answers_bad_input_with_an_error_not_a_panic() {
     )
     .await;
     assert!(foreign.starts_with("HTTP/1.1 403"), "{foreign}");
+    emulator.shutdown().await;
+}
+
+#[tokio::test]
+async fn every_section_is_served_alone_as_server_rendered_html() {
+    // No app answers here: the customer's message waits for no reply.
+    let config = elarian_emulator::config::EmulatorConfig {
+        notification_reply_timeout_ms: 200,
+        ..Default::default()
+    };
+    let emulator = Emulator::builder()
+        .tcp(([127, 0, 0, 1], 0))
+        .console(([127, 0, 0, 1], 0))
+        .config(config)
+        .start()
+        .await
+        .expect("the emulator starts with its console");
+    let console = emulator.console_addr().unwrap();
+    let get = |path: String| async move {
+        let text = http(
+            console,
+            &format!("GET {path} HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n"),
+        )
+        .await;
+        let status: u16 = text.split(' ').nth(1).unwrap().parse().unwrap();
+        let body = text.split_once("\r\n\r\n").unwrap().1.to_owned();
+        (status, body)
+    };
+    let sent = post(
+        console,
+        "/api/simulate/message",
+        json!({"customer_number": "+254700300001", "channel": "sms", "channel_number": "83044", "text": "<script>alert(1)</script>"}),
+    )
+    .await;
+    assert_eq!(sent["status"], json!(true), "{sent}");
+
+    let (status, list) = get("/fragments/customers?q=300001".into()).await;
+    assert_eq!(status, 200);
+    assert!(!list.contains("<html"), "a fragment, not a page: {list}");
+    let id = list
+        .split("data-id=\"")
+        .nth(1)
+        .and_then(|rest| rest.split('"').next())
+        .expect("the customer's row")
+        .to_owned();
+    let (_, none) = get("/fragments/customers?q=nobody-has-this".into()).await;
+    assert!(none.contains("No customer matches."), "{none}");
+
+    let (status, view) = get(format!("/fragments/customers/{id}/view")).await;
+    assert_eq!(status, 200);
+    assert!(
+        view.contains("&lt;script&gt;alert(1)&lt;/script&gt;") && !view.contains("<script>"),
+        "the customer's text is escaped: {view}"
+    );
+    let (status, _) = get(format!("/fragments/customers/{id}/phone")).await;
+    assert_eq!(status, 200);
+    let (status, _) = get(format!("/fragments/customers/{id}/bogus")).await;
+    assert_eq!(status, 404);
+    let (status, missing) = get("/fragments/customers/el_cst_nope/view".into()).await;
+    assert_eq!(status, 404);
+    assert!(missing.contains("no customer el_cst_nope"), "{missing}");
+    let (status, payments) = get("/fragments/payments".into()).await;
+    assert_eq!(status, 200);
+    assert!(payments.contains("data-purse="), "{payments}");
+    let (status, _) = get("/fragments/payments?org=el_org_nope".into()).await;
+    assert_eq!(status, 404);
+    let (status, _) = get("/fragments/activity/connections".into()).await;
+    assert_eq!(status, 200);
+    let (_, campaigns) = get("/fragments/campaigns".into()).await;
+    assert!(campaigns.contains("No campaigns source"), "{campaigns}");
+
+    // The page embeds the same sections; a filter in the address is rendered, escaped.
+    let (status, page) = get("/?q=%3Cb%3E300001".into()).await;
+    assert_eq!(status, 200);
+    assert!(page.contains("value=\"&lt;b&gt;300001\""), "{page}");
+    assert!(page.contains("data-fragment=\"/fragments/customers?q=%3Cb%3E300001\""));
+    let (status, page) = get(format!("/customers/{id}")).await;
+    assert_eq!(status, 200);
+    assert!(page.contains(&format!("data-fragment=\"/fragments/customers/{id}/view\"")));
+    let (status, _) = get("/customers/el_cst_nope".into()).await;
+    assert_eq!(status, 404);
     emulator.shutdown().await;
 }

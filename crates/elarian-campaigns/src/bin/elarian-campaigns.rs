@@ -1,11 +1,14 @@
 //! Serves the campaigns HTTP API against an Elarian endpoint, or against an emulator it starts
-//! in-process when no `--endpoint` is given.
+//! in-process when no `--endpoint` is given. That emulator's web console (`--console`, default
+//! 127.0.0.1:5558; `--no-console` to skip it) reads this API, so its campaigns page shows the
+//! messages and sendings with their progress; the binary prints the page's URL.
 //!
 //! ```sh
 //! cargo run -p elarian-campaigns -- --listen 127.0.0.1:8080 --http-api-key secret
 //! cargo run -p elarian-campaigns -- --endpoint tls://tcp.elarian.dev:443 --org … --app … --api-key …
 //! ```
 
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
@@ -50,6 +53,29 @@ struct Args {
     /// SMS per second (0: unlimited).
     #[arg(long, default_value_t = 0)]
     sms_rate: u32,
+    /// Where the embedded emulator serves its web console, which shows these campaigns (no
+    /// effect with --endpoint).
+    #[arg(
+        long,
+        value_name = "ADDR",
+        default_value = "127.0.0.1:5558",
+        conflicts_with = "no_console"
+    )]
+    console: SocketAddr,
+    /// Do not serve the embedded emulator's console.
+    #[arg(long)]
+    no_console: bool,
+}
+
+/// The URL the embedded emulator's console reads this API at: a wildcard listen address is
+/// reached on loopback.
+fn api_url(listen: SocketAddr) -> String {
+    let ip = match listen.ip() {
+        IpAddr::V4(ip) if ip.is_unspecified() => IpAddr::V4(Ipv4Addr::LOCALHOST),
+        IpAddr::V6(ip) if ip.is_unspecified() => IpAddr::V6(Ipv6Addr::LOCALHOST),
+        ip => ip,
+    };
+    format!("http://{}/", SocketAddr::new(ip, listen.port()))
 }
 
 #[tokio::main]
@@ -64,10 +90,22 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     if args.http_api_key.trim().is_empty() {
         return Err("--http-api-key must not be empty".into());
     }
+    // Bound first: the embedded emulator's console is told where this API answers.
+    let listener = tokio::net::TcpListener::bind(&args.listen).await?;
+    let listen = listener.local_addr()?;
     let (emulator, endpoint) = match &args.endpoint {
         Some(url) => (None, url.parse::<Endpoint>()?),
         None => {
-            let emulator = Emulator::builder().tcp(([127, 0, 0, 1], 0)).start().await?;
+            let mut builder = Emulator::builder().tcp(([127, 0, 0, 1], 0));
+            if !args.no_console {
+                builder = builder
+                    .console(args.console)
+                    .console_campaigns(api_url(listen), args.http_api_key.as_str());
+            }
+            let emulator = builder.start().await?;
+            if let Some(url) = emulator.console_url() {
+                println!("console: {url}campaigns");
+            }
             let endpoint = emulator
                 .endpoint()
                 .ok_or("the emulator has no TCP listener")?;
@@ -99,9 +137,8 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     }
     let campaigns =
         Campaigns::open_with_clock(app.clone(), store, Arc::new(SystemClock), config).await?;
-    let listener = tokio::net::TcpListener::bind(&args.listen).await?;
     tracing::info!(
-        listen = %listener.local_addr()?,
+        listen = %listen,
         elarian = %endpoint,
         embedded_emulator = emulator.is_some(),
         "campaigns API ready"

@@ -42,7 +42,7 @@ const MAX_TRANSACTIONS: usize = 300;
 const MAX_TEXT: usize = 4096;
 
 /// An API error: a status and a message, as `{"error": "..."}`.
-pub(crate) struct ApiError(StatusCode, String);
+pub(crate) struct ApiError(pub StatusCode, pub String);
 
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
@@ -61,7 +61,7 @@ fn not_found(msg: impl Into<String>) -> ApiError {
 /// The org a request is about: `?org=` or the first configured one.
 #[derive(Debug, Default, Deserialize)]
 pub(crate) struct OrgQuery {
-    org: Option<String>,
+    pub org: Option<String>,
 }
 
 fn org_index(st: &EngineState, org: &Option<String>) -> Result<usize, ApiError> {
@@ -355,11 +355,11 @@ fn matches(c: &CustomerRecord, q: &str) -> bool {
 }
 
 /// Query of the customer list.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Default, Deserialize)]
 pub(crate) struct ListQuery {
-    org: Option<String>,
-    q: Option<String>,
-    limit: Option<usize>,
+    pub org: Option<String>,
+    pub q: Option<String>,
+    pub limit: Option<usize>,
 }
 
 /// `GET /api/customers?q=&org=&limit=`: customers matching the search (all without one), at
@@ -368,6 +368,11 @@ pub(crate) async fn customers(
     State(ctx): State<Arc<Ctx>>,
     Query(query): Query<ListQuery>,
 ) -> Result<Json<Value>, ApiError> {
+    customer_list(&ctx, query).await.map(Json)
+}
+
+/// The customer list snapshot the API and the console's list fragment share.
+pub(crate) async fn customer_list(ctx: &Ctx, query: ListQuery) -> Result<Value, ApiError> {
     let q = query.q.unwrap_or_default().trim().to_lowercase();
     let limit = query.limit.unwrap_or(100).clamp(1, MAX_LIST);
     let (org, total, slots) = ctx.engine.read(|st| {
@@ -405,11 +410,11 @@ pub(crate) async fn customers(
         // Lets commands that queued behind this slice run before the next one.
         tokio::task::yield_now().await;
     }
-    Ok(Json(json!({
+    Ok(json!({
         "total": total,
         "customers": found,
         "complete": complete,
-    })))
+    }))
 }
 
 /// `GET /api/customers/{id}`: one customer's whole state, conversations and payments.
@@ -418,18 +423,21 @@ pub(crate) async fn customer(
     Path(id): Path<String>,
     Query(query): Query<OrgQuery>,
 ) -> Result<Json<Value>, ApiError> {
+    customer_value(&ctx, &id, &query.org).map(Json)
+}
+
+/// One customer's snapshot, shared by the API and the customer page's fragments.
+pub(crate) fn customer_value(ctx: &Ctx, id: &str, org: &Option<String>) -> Result<Value, ApiError> {
     let now = ctx.engine.now();
-    ctx.engine
-        .read(|st| {
-            let org = org_index(st, &query.org)?;
-            let o = &st.orgs[org];
-            let c = o
-                .customers
-                .get(&id)
-                .ok_or_else(|| not_found(format!("no customer {id}")))?;
-            Ok(customer_json(o, c, now))
-        })
-        .map(Json)
+    ctx.engine.read(|st| {
+        let org = org_index(st, org)?;
+        let o = &st.orgs[org];
+        let c = o
+            .customers
+            .get(id)
+            .ok_or_else(|| not_found(format!("no customer {id}")))?;
+        Ok(customer_json(o, c, now))
+    })
 }
 
 fn customer_json(o: &OrgState, c: &CustomerRecord, now: i64) -> Value {
@@ -574,6 +582,11 @@ fn customer_json(o: &OrgState, c: &CustomerRecord, now: i64) -> Value {
 
 /// `GET /api/overview`: orgs with their apps, channel numbers and purses (no API keys).
 pub(crate) async fn overview(State(ctx): State<Arc<Ctx>>) -> Json<Value> {
+    Json(overview_value(&ctx))
+}
+
+/// The orgs' configuration and customer counts, shared by the API and the pages.
+pub(crate) fn overview_value(ctx: &Ctx) -> Value {
     let counts: Vec<usize> = ctx
         .engine
         .read(|st| st.orgs.iter().map(|o| o.customers.len()).collect());
@@ -598,7 +611,7 @@ pub(crate) async fn overview(State(ctx): State<Arc<Ctx>>) -> Json<Value> {
             })
         })
         .collect();
-    Json(json!({ "orgs": orgs, "campaigns": super::campaigns::available() }))
+    json!({ "orgs": orgs, "campaigns": ctx.campaigns.is_some() })
 }
 
 /// `GET /api/payments?org=`: purses and the newest transactions.
@@ -606,9 +619,14 @@ pub(crate) async fn payments(
     State(ctx): State<Arc<Ctx>>,
     Query(query): Query<OrgQuery>,
 ) -> Result<Json<Value>, ApiError> {
+    payments_value(&ctx, &query.org).map(Json)
+}
+
+/// Purses and the newest transactions, shared by the API and the payments page.
+pub(crate) fn payments_value(ctx: &Ctx, org: &Option<String>) -> Result<Value, ApiError> {
     ctx.engine
         .read(|st| {
-            let org = org_index(st, &query.org)?;
+            let org = org_index(st, org)?;
             let o = &st.orgs[org];
             let mut purses: Vec<Value> = o
                 .purses
@@ -634,11 +652,15 @@ pub(crate) async fn payments(
                 "total_transactions": total,
             }))
         })
-        .map(Json)
 }
 
 /// `GET /api/activity`: open connections, recent notifications and commands applied.
 pub(crate) async fn activity(State(ctx): State<Arc<Ctx>>) -> Json<Value> {
+    Json(activity_value(&ctx))
+}
+
+/// Connections, recent notifications and the command count, shared by the API and the page.
+pub(crate) fn activity_value(ctx: &Ctx) -> Value {
     let feed = ctx.engine.feed();
     let (connections, open) = feed.connections();
     let recent: Vec<Value> = feed
@@ -646,12 +668,12 @@ pub(crate) async fn activity(State(ctx): State<Arc<Ctx>>) -> Json<Value> {
         .iter()
         .filter_map(|t| serde_json::from_str(t).ok())
         .collect();
-    Json(json!({
+    json!({
         "connections": connections,
         "open_connections": open,
         "notifications": recent,
         "commands": feed.commands(),
-    }))
+    })
 }
 
 // ---- Being the customer ----

@@ -1,10 +1,12 @@
 //! The web console: a live view of the emulator's state and a customer's phone in the browser.
 //!
 //! An HTTP listener of its own (axum, on the emulator's runtime) serves a few server-rendered
-//! pages with embedded assets and plain JavaScript, a JSON API under `/api/...` that the pages
-//! use (and scripts may), and a server-sent event stream (`/api/events`) fed by the engine's
-//! observation [`feed`]. The pages re-read a snapshot when an event names what they show, so
-//! nothing polls the engine.
+//! pages with embedded assets and a small plain script: every data section is HTML rendered on
+//! the server ([`fragments`]) and served again under `/fragments/...`. A server-sent event
+//! stream (`/api/events`), fed by the engine's observation [`feed`], tells the page what
+//! changed; the script re-fetches only the affected fragments, so nothing polls the engine. A
+//! JSON API under `/api/...` serves the same snapshots and the customer's actions to scripts
+//! (and to the page's forms). Campaigns come from a campaigns HTTP API ([`campaigns`]).
 //!
 //! Access: on a loopback address the console needs no token, but only answers requests whose
 //! `Host` is a loopback name (so a web page elsewhere cannot reach it by DNS rebinding), and its
@@ -14,7 +16,10 @@
 mod api;
 pub(crate) mod campaigns;
 pub(crate) mod feed;
+mod fragments;
 mod pages;
+
+pub use campaigns::CampaignsUrlError;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -44,6 +49,8 @@ pub(crate) struct Ctx {
     pub engine: Arc<Engine>,
     pub hub: Arc<Hub>,
     pub limits: CommandLimits,
+    /// Where the campaigns page reads campaigns, if anywhere.
+    pub campaigns: Option<campaigns::Source>,
     token: Option<String>,
     streams: Arc<Semaphore>,
     shutdown: watch::Receiver<bool>,
@@ -60,6 +67,9 @@ pub enum ConsoleError {
     /// An empty access token.
     #[error("the console access token must not be empty")]
     EmptyToken,
+    /// The campaigns source's URL or key is unusable.
+    #[error(transparent)]
+    Campaigns(#[from] CampaignsUrlError),
     /// The listener could not bind.
     #[error("cannot listen for the console on {addr}: {source}")]
     Bind {
@@ -70,11 +80,27 @@ pub enum ConsoleError {
     },
 }
 
-/// Checks the address and token, binds, and serves until `shutdown`. Returns the bound address
-/// and the serving task.
+/// Where the console reads campaigns: a campaigns HTTP API's base URL and API key.
+#[derive(Clone)]
+pub(crate) struct CampaignsSource {
+    pub url: String,
+    pub key: String,
+}
+
+impl std::fmt::Debug for CampaignsSource {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("CampaignsSource")
+            .field("url", &self.url)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Checks the address, token and campaigns source, binds, and serves until `shutdown`.
+/// Returns the bound address and the serving task.
 pub(crate) async fn start(
     addr: SocketAddr,
     token: Option<String>,
+    campaigns: Option<CampaignsSource>,
     engine: Arc<Engine>,
     hub: Arc<Hub>,
     limits: CommandLimits,
@@ -86,6 +112,9 @@ pub(crate) async fn start(
     if token.is_none() && !addr.ip().is_loopback() {
         return Err(ConsoleError::Exposed(addr));
     }
+    let campaigns = campaigns
+        .map(|c| campaigns::Source::new(&c.url, &c.key))
+        .transpose()?;
     let listener = tokio::net::TcpListener::bind(addr)
         .await
         .map_err(|source| ConsoleError::Bind { addr, source })?;
@@ -94,6 +123,7 @@ pub(crate) async fn start(
         engine,
         hub,
         limits,
+        campaigns,
         token,
         streams: Arc::new(Semaphore::new(MAX_STREAMS)),
         shutdown: shutdown.clone(),
@@ -134,7 +164,18 @@ fn router(ctx: Arc<Ctx>) -> Router {
         .route("/customers/{id}", get(pages::customer))
         .route("/payments", get(pages::payments))
         .route("/activity", get(pages::activity))
-        .route("/campaigns", get(pages::campaigns));
+        .route("/campaigns", get(pages::campaigns))
+        .route("/fragments/customers", get(fragments::customers_fragment))
+        .route(
+            "/fragments/customers/{id}/{section}",
+            get(fragments::customer_fragment),
+        )
+        .route("/fragments/payments", get(fragments::payments_fragment))
+        .route(
+            "/fragments/activity/{section}",
+            get(fragments::activity_fragment),
+        )
+        .route("/fragments/campaigns", get(fragments::campaigns_fragment));
     api.merge(pages)
         .layer(middleware::from_fn_with_state(ctx.clone(), guard))
         .route("/assets/console.css", get(pages::css))
@@ -165,7 +206,7 @@ async fn guard(State(ctx): State<Arc<Ctx>>, request: Request, next: Next) -> Res
                     )
                         .into_response()
                 } else {
-                    pages::login().into_response()
+                    pages::login(&ctx).into_response()
                 };
             }
         }

@@ -1,13 +1,16 @@
-//! The console's pages: server-rendered shells (layout, navigation, forms) whose data sections
-//! the embedded script fills from the JSON API and keeps current from the event stream.
+//! The console's pages, rendered on the server: layout, navigation, the customer's phone forms
+//! and every data section (see [`super::fragments`]), each marked with the fragment URL the
+//! embedded script re-fetches it from when the event stream says it changed.
 
 use std::sync::Arc;
 
-use axum::extract::{Path, State};
+use axum::extract::{Path, Query, State};
 use axum::http::{StatusCode, header};
 use axum::response::{Html, IntoResponse, Response};
 
 use super::Ctx;
+use super::api;
+use super::fragments::{self, ViewQuery};
 
 const CSS: &str = include_str!("assets/console.css");
 const JS: &str = include_str!("assets/console.js");
@@ -28,7 +31,25 @@ pub(crate) fn escape(s: &str) -> String {
     out
 }
 
-fn shell(page: &str, title: &str, data: &str, body: &str) -> Html<String> {
+/// A section the page's script keeps current: `url` serves its HTML again, `watch` names the
+/// events that change it (see `assets/console.js`).
+fn live(id: &str, url: &str, watch: &str, html: &str) -> String {
+    format!(
+        "<div id=\"{id}\" data-fragment=\"{url}\" data-watch=\"{watch}\">{html}</div>",
+        url = escape(url),
+        watch = escape(watch),
+    )
+}
+
+fn shell(
+    ctx: &Ctx,
+    q: &ViewQuery,
+    page: &str,
+    title: &str,
+    data: &str,
+    body: &str,
+) -> Html<String> {
+    let org_query = q.org_query('?');
     let nav = [
         ("customers", "/", "Customers"),
         ("payments", "/payments", "Payments"),
@@ -42,9 +63,33 @@ fn shell(page: &str, title: &str, data: &str, body: &str) -> Html<String> {
         } else {
             ""
         };
-        format!("<a href=\"{href}\"{current}>{label}</a>")
+        format!(
+            "<a href=\"{href}{}\"{current}>{label}</a>",
+            escape(&org_query)
+        )
     })
     .collect::<String>();
+    let orgs: String = if page == "login" {
+        String::new()
+    } else {
+        ctx.engine
+            .config()
+            .orgs
+            .iter()
+            .enumerate()
+            .map(|(i, o)| {
+                let selected = match &q.org {
+                    Some(org) => *org == o.id,
+                    None => i == 0,
+                };
+                format!(
+                    "<option{}>{}</option>",
+                    if selected { " selected" } else { "" },
+                    escape(&o.id)
+                )
+            })
+            .collect()
+    };
     Html(format!(
         r#"<!doctype html>
 <html lang="en">
@@ -58,7 +103,7 @@ fn shell(page: &str, title: &str, data: &str, body: &str) -> Html<String> {
 <header class="top">
   <div class="brand"><span class="logo">◆</span> Elarian emulator <span class="muted">console</span></div>
   <nav>{nav}</nav>
-  <div class="status"><label>org <select id="org"></select></label><span id="live" class="live off" title="live updates">offline</span><span id="rate" class="rate">0 cmd/s</span></div>
+  <form class="status" method="get"{action} id="org-form"><label>org <select name="org" id="org">{orgs}</select></label><noscript><button>Show</button></noscript><span id="live" class="live off" title="live updates">offline</span><span id="rate" class="rate">0 cmd/s</span></form>
 </header>
 <main>
 {body}
@@ -68,125 +113,273 @@ fn shell(page: &str, title: &str, data: &str, body: &str) -> Html<String> {
 </html>
 "#,
         title = escape(title),
+        // Another org has other customers: switching goes to its list.
+        action = if page == "customer" {
+            " action=\"/\""
+        } else {
+            ""
+        },
     ))
 }
 
-/// `GET /`: the customer list with its search filter, and a new customer's phone.
-pub(crate) async fn customers() -> Html<String> {
-    shell(
-        "customers",
-        "Customers",
-        "",
+fn org_of<'a>(ctx: &'a Ctx, q: &ViewQuery) -> Option<&'a crate::config::OrgConfig> {
+    let config = ctx.engine.config();
+    match &q.org {
+        Some(id) => config.org(id),
+        None => config.orgs.first(),
+    }
+}
+
+fn options<'a>(values: impl IntoIterator<Item = (String, &'a str)>) -> String {
+    values
+        .into_iter()
+        .map(|(value, label)| {
+            format!(
+                "<option value=\"{}\">{}</option>",
+                escape(&value),
+                escape(label)
+            )
+        })
+        .collect()
+}
+
+/// The org's messaging channels as `channel|number` options.
+fn message_channels(org: Option<&crate::config::OrgConfig>) -> String {
+    let Some(o) = org else {
+        return String::new();
+    };
+    let ch = &o.channels;
+    let mut out = String::new();
+    for (name, label, numbers) in [
+        ("sms", "SMS", &ch.sms),
+        ("whatsapp", "WhatsApp", &ch.whatsapp),
+        ("telegram", "Telegram", &ch.telegram),
+        ("messenger", "Messenger", &ch.messenger),
+        ("email", "Email", &ch.email),
+    ] {
+        for n in numbers {
+            out.push_str(&format!(
+                "<option value=\"{name}|{v}\">{label} {v}</option>",
+                v = escape(n)
+            ));
+        }
+    }
+    out
+}
+
+/// `GET /?q=&org=`: the customer list with its filter, and a new customer's phone.
+pub(crate) async fn customers(State(ctx): State<Arc<Ctx>>, Query(q): Query<ViewQuery>) -> Response {
+    let list = match api::customer_list(&ctx, fragments::list_query(&q)).await {
+        Ok(list) => fragments::customer_list(&list, &q),
+        Err(err) => fragments::error_html(&err),
+    };
+    let mut url = format!("/fragments/customers{}", q.org_query('?'));
+    if let Some(filter) = q.q.as_deref().filter(|f| !f.is_empty()) {
+        url.push(if q.org.is_some() { '&' } else { '?' });
+        url.push_str(&format!("q={}", fragments::url_encode(filter)));
+    }
+    let org = org_of(&ctx, &q);
+    let body = format!(
         r#"<section class="card">
-  <div class="row between">
-    <h1>Customers <span id="count" class="muted"></span></h1>
-    <input id="search" type="search" placeholder="Filter by number, id, secondary id or tag" autocomplete="off">
-  </div>
-  <table class="list"><thead><tr><th>Customer</th><th>Numbers</th><th>Secondary ids</th><th>Tags</th><th>Messages</th><th>Created</th></tr></thead>
-  <tbody id="customers"><tr><td colspan="6" class="muted">Loading…</td></tr></tbody></table>
+  <form class="row between" method="get" id="filter">
+    <h1>Customers</h1>
+    {org_field}<input id="search" name="q" type="search" value="{filter}" placeholder="Filter by number, id, secondary id or tag" autocomplete="off">
+  </form>
+  {list}
 </section>
 <section class="card">
   <h2>Be a new customer</h2>
   <p class="muted">Send a first message from any number: the emulator creates the customer as Elarian would.</p>
-  <form id="new-customer" class="row">
+  <form id="new-customer" class="row" data-action="message" data-org="{org_id}">
     <input name="customer_number" placeholder="+254700000000" required>
-    <select name="channel"></select>
+    <select name="channel">{channels}</select>
     <input name="text" placeholder="Message" required>
     <button>Send</button>
   </form>
-  <p id="new-result" class="muted"></p>
+  <p id="new-result" class="result muted"></p>
 </section>"#,
-    )
+        org_field = match &q.org {
+            Some(org) => format!(
+                "<input type=\"hidden\" name=\"org\" value=\"{}\">",
+                escape(org)
+            ),
+            None => String::new(),
+        },
+        filter = escape(q.q.as_deref().unwrap_or("")),
+        list = live("customer-list", &url, "list", &list),
+        org_id = escape(org.map_or("", |o| o.id.as_str())),
+        channels = message_channels(org),
+    );
+    shell(&ctx, &q, "customers", "Customers", "", &body).into_response()
 }
 
-/// `GET /customers/{id}`: one customer's state, conversations, payments and phone.
-pub(crate) async fn customer(Path(id): Path<String>) -> Html<String> {
+/// `GET /customers/{id}?org=`: one customer's state, conversations, payments and phone.
+pub(crate) async fn customer(
+    State(ctx): State<Arc<Ctx>>,
+    Path(id): Path<String>,
+    Query(q): Query<ViewQuery>,
+) -> Response {
+    let c = match api::customer_value(&ctx, &id, &q.org) {
+        Ok(c) => c,
+        Err(err) => {
+            let status = err.0;
+            let body = format!(
+                "<section class=\"card\"><h1>Customer</h1>{}</section>",
+                fragments::error_html(&err)
+            );
+            return (status, shell(&ctx, &q, "customer", &id, "", &body)).into_response();
+        }
+    };
+    let org = org_of(&ctx, &q);
     let data = format!(" data-customer=\"{}\"", escape(&id));
-    shell(
-        "customer",
-        &id,
-        &data,
+    let base = format!("/fragments/customers/{}", fragments::url_encode(&id));
+    let org_query = q.org_query('?');
+    let watch = format!("customer:{id}");
+    let numbers = options(
+        c["numbers"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter_map(|n| n["number"].as_str())
+            .map(|n| (n.to_owned(), n)),
+    );
+    let apps = options(
+        org.into_iter()
+            .flat_map(|o| o.apps.iter().map(|a| (a.id.clone(), a.id.as_str()))),
+    );
+    let plain = |list: &[String]| options(list.iter().map(|v| (v.clone(), v.as_str())));
+    let (ussd, voice, payment, currencies) = match org {
+        Some(o) => {
+            let mut currencies: Vec<String> = o.purses.iter().map(|p| p.currency.clone()).collect();
+            currencies.sort();
+            currencies.dedup();
+            (
+                plain(&o.channels.ussd),
+                plain(&o.channels.voice),
+                plain(&o.channels.payment),
+                plain(&currencies),
+            )
+        }
+        None => Default::default(),
+    };
+    let body = format!(
         r#"<div class="cols">
 <div class="col-main">
-  <section class="card"><h1 id="title">Customer</h1><div id="identity"></div></section>
-  <section class="card"><h2>Conversations</h2><div id="threads" class="threads"></div></section>
-  <section class="card"><h2>Sessions</h2><div id="sessions"></div></section>
-  <section class="card"><h2>Wallets and transactions</h2><div id="wallets"></div><div id="transactions"></div></section>
-  <section class="card"><h2>State</h2><div id="state" class="grid2"></div></section>
+  <section class="card"><h1 id="title">Customer <span class="mono">{title}</span></h1></section>
+  {view}
 </div>
 <aside class="col-phone">
-  <section class="card phone">
+  <section class="card phone" data-org="{org_id}">
     <h2>Be this customer</h2>
-    <label>Number <select id="phone-number"></select></label>
-    <label>App <select id="phone-app"></select></label>
+    <label>Number <select id="phone-number" name="customer_number">{numbers}</select></label>
+    <label>App <select id="phone-app" name="app">{apps}</select></label>
     <div class="tabs" role="tablist">
-      <button data-tab="msg" class="on">Message</button><button data-tab="ussd">USSD</button><button data-tab="voice">Voice</button><button data-tab="pay">Pay</button>
+      <button type="button" data-tab="msg" class="on">Message</button><button type="button" data-tab="ussd">USSD</button><button type="button" data-tab="voice">Voice</button><button type="button" data-tab="pay">Pay</button>
     </div>
-    <form id="msg" class="tab on">
-      <label>Channel <select name="channel"></select></label>
-      <label>To <select name="channel_number"></select></label>
-      <input name="subject" placeholder="Subject (email)" class="email-only">
+    <form id="msg" class="tab on" data-action="message">
+      <label>Channel <select name="channel">{channels}</select></label>
+      <input name="subject" placeholder="Subject (email only)">
       <textarea name="text" rows="3" placeholder="Type a message" required></textarea>
       <button>Send</button>
     </form>
-    <form id="ussd" class="tab">
-      <label>Code <select name="code"></select></label>
+    <form id="ussd" class="tab" data-action="ussd">
+      <label>Code <select name="code">{ussd}</select></label>
+      <input type="hidden" name="session_id">
       <div id="ussd-screen" class="screen">Dial a code to start a session.</div>
       <div class="row"><input name="text" placeholder="Reply" autocomplete="off"><button name="dial">Dial</button><button name="send" disabled>Send</button><button name="cancel" type="button" disabled>Hang up</button></div>
     </form>
-    <form id="voice" class="tab">
-      <label>Number <select name="channel_number"></select></label>
+    <form id="voice" class="tab" data-action="voice">
+      <label>Number <select name="channel_number">{voice}</select></label>
+      <input type="hidden" name="session_id">
       <div id="voice-screen" class="screen">No call. Calls the app makes to this customer ring here; you can also call the app.</div>
       <div class="row"><button name="answer">Answer / call</button><input name="digits" placeholder="Digits" size="6" autocomplete="off"><button name="press" type="button">Press</button><button name="hangup" type="button">Hang up</button></div>
     </form>
-    <form id="pay" class="tab">
-      <label>Paybill <select name="channel_number"></select></label>
-      <div class="row"><input name="amount" type="number" min="0.01" step="0.01" placeholder="Amount" required><select name="currency"></select><button>Pay</button></div>
-      <div id="prompts"></div>
+    <form id="pay" class="tab" data-action="payment">
+      <label>Paybill <select name="channel_number">{payment}</select></label>
+      <div class="row"><input name="amount" type="number" min="0.01" step="0.01" placeholder="Amount" required><select name="currency">{currencies}</select><button>Pay</button></div>
     </form>
+    {phone}
     <p id="phone-result" class="result muted"></p>
   </section>
 </aside>
 </div>"#,
-    )
+        title = escape(&id),
+        view = live(
+            "customer-view",
+            &format!("{base}/view{org_query}"),
+            &watch,
+            &fragments::customer_view(&c, &q)
+        ),
+        phone = live(
+            "customer-phone",
+            &format!("{base}/phone{org_query}"),
+            &watch,
+            &fragments::customer_phone(&c)
+        ),
+        org_id = escape(org.map_or("", |o| o.id.as_str())),
+        channels = message_channels(org),
+    );
+    shell(&ctx, &q, "customer", &id, &data, &body).into_response()
 }
 
-/// `GET /payments`: purses and transactions.
-pub(crate) async fn payments() -> Html<String> {
-    shell(
-        "payments",
-        "Payments",
-        "",
-        r#"<section class="card"><h1>Purses</h1><div id="purses" class="tiles"></div></section>
-<section class="card"><h2>Transactions <span id="txn-count" class="muted"></span></h2><div id="transactions"></div></section>"#,
-    )
+/// `GET /payments?org=`: purses and transactions.
+pub(crate) async fn payments(State(ctx): State<Arc<Ctx>>, Query(q): Query<ViewQuery>) -> Response {
+    let html = match api::payments_value(&ctx, &q.org) {
+        Ok(p) => fragments::payments(&p, &q),
+        Err(err) => fragments::error_html(&err),
+    };
+    let url = format!("/fragments/payments{}", q.org_query('?'));
+    let body = live("payments", &url, "payments", &html);
+    shell(&ctx, &q, "payments", "Payments", "", &body).into_response()
 }
 
 /// `GET /activity`: connections, notifications with replies and latency, commands per second.
-pub(crate) async fn activity() -> Html<String> {
-    shell(
-        "activity",
-        "App activity",
-        "",
-        r#"<section class="card"><h1>Connections <span id="conn-count" class="muted"></span></h1><div id="connections"></div></section>
-<section class="card"><h2>Commands</h2><div class="tiles"><div class="tile"><div class="big" id="cps">0</div><div class="muted">commands / s</div></div><div class="tile"><div class="big" id="total-cmds">0</div><div class="muted">commands while watched</div></div></div><canvas id="spark" width="600" height="60"></canvas></section>
-<section class="card"><h2>Notifications</h2><p class="muted">Each notification the emulator delivered, the handler's reply and how long it took, newest first.</p><div id="notifications"></div></section>"#,
-    )
+pub(crate) async fn activity(State(ctx): State<Arc<Ctx>>, Query(q): Query<ViewQuery>) -> Response {
+    let a = api::activity_value(&ctx);
+    let org_query = q.org_query('?');
+    let body = format!(
+        r#"<section class="card">{connections}</section>
+<section class="card"><h2>Commands</h2><div class="tiles"><div class="tile"><div class="big" id="cps">0</div><div class="muted">commands / s</div></div><div class="tile"><div class="big" id="total-cmds">{total}</div><div class="muted">commands while watched</div></div></div></section>
+<section class="card"><h2>Notifications</h2><p class="muted">Each notification the emulator delivered while a console watched, the handler's reply and how long it took, newest first.</p>{notifications}</section>"#,
+        connections = live(
+            "activity-connections",
+            &format!("/fragments/activity/connections{org_query}"),
+            "connections",
+            &fragments::connections(&a)
+        ),
+        notifications = live(
+            "notifications",
+            &format!("/fragments/activity/notifications{org_query}"),
+            "notifications",
+            &fragments::notifications(&a, &q)
+        ),
+        total = a["commands"].as_u64().unwrap_or(0),
+    );
+    shell(&ctx, &q, "activity", "App activity", "", &body).into_response()
 }
 
-/// `GET /campaigns`: the campaigns extension point (see `console/campaigns.rs`).
-pub(crate) async fn campaigns() -> Html<String> {
-    shell(
-        "campaigns",
-        "Campaigns",
-        "",
-        r#"<section class="card"><h1>Campaigns</h1><div id="campaigns"><p class="muted">Campaign sendings and their progress will show here once the emulator runs campaigns.</p></div></section>"#,
-    )
+/// `GET /campaigns`: messages and sendings with their progress, read from the campaigns source
+/// (see `console/campaigns.rs`).
+pub(crate) async fn campaigns(State(ctx): State<Arc<Ctx>>, Query(q): Query<ViewQuery>) -> Response {
+    let html = fragments::campaigns(&ctx).await;
+    // Sendings advance as messages go out, which the feed reports as changes.
+    let watch = if ctx.campaigns.is_some() {
+        "campaigns"
+    } else {
+        ""
+    };
+    let body = format!(
+        "<section class=\"card\"><h1>Campaigns</h1>{}</section>",
+        live("campaigns", "/fragments/campaigns", watch, &html)
+    );
+    shell(&ctx, &q, "campaigns", "Campaigns", "", &body).into_response()
 }
 
 /// The page asking for the console's access token.
-pub(crate) fn login() -> Response {
+pub(crate) fn login(ctx: &Ctx) -> Response {
     let page = shell(
+        ctx,
+        &ViewQuery::default(),
         "login",
         "Access token",
         "",
