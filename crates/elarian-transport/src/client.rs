@@ -218,9 +218,9 @@ impl ClientSession {
             }
             // The transport failed before the server answered: a transport error, so that
             // callers retry it like a failed dial.
-            Ok(Ok(Err(CloseReason::TransportLost(message)))) => {
+            Ok(Ok(Err(CloseReason::TransportLost(cause)))) => {
                 Err(SetupError::Transport(TransportError::Io(
-                    std::io::Error::new(std::io::ErrorKind::ConnectionAborted, message),
+                    std::io::Error::new(std::io::ErrorKind::ConnectionAborted, cause),
                 )))
             }
             Ok(Ok(Err(reason))) => Err(SetupError::Closed(reason)),

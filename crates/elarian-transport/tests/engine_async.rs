@@ -686,10 +686,20 @@ async fn non_resumable_sessions_close_when_the_transport_is_lost() {
     let pending = spawn_request(client.connection(), Payload::new("x"));
     tokio::time::sleep(Duration::from_millis(20)).await;
     cut.send_replace(true);
-    assert!(matches!(
-        timeout(LIMIT, client.connection().closed()).await.unwrap(),
-        CloseReason::TransportLost(_)
-    ));
+    let reason = timeout(LIMIT, client.connection().closed()).await.unwrap();
+    assert!(matches!(reason, CloseReason::TransportLost(_)), "{reason:?}");
+    // The transport's I/O error stays reachable through the source chain.
+    let mut chain = Vec::new();
+    let mut next: Option<&(dyn std::error::Error + 'static)> = Some(&reason);
+    while let Some(e) = next {
+        chain.push(e.to_string());
+        if let Some(io) = e.downcast_ref::<std::io::Error>() {
+            assert_eq!(io.kind(), std::io::ErrorKind::ConnectionReset, "{chain:?}");
+        }
+        next = e.source();
+    }
+    assert!(chain.len() >= 3, "{chain:?}");
+    assert_eq!(chain.last().map(String::as_str), Some("cut"), "{chain:?}");
     assert!(matches!(
         timeout(LIMIT, pending).await.unwrap().unwrap(),
         Err(RequestError::Closed(CloseReason::TransportLost(_)))

@@ -26,7 +26,7 @@ use crate::io::{BoxReader, BoxWriter, FrameReader, FrameWriter, TransportError};
 use crate::limit::InflightLimit;
 use crate::payload::Payload;
 use crate::protocol::{
-    CloseReason, Event, IdMap, OperationError, RequestError, Session, StreamError,
+    CloseReason, Event, IdMap, LostCause, OperationError, RequestError, Session, StreamError,
 };
 
 /// Commands taken from the queue per driver wake, so that reading is not starved.
@@ -192,7 +192,7 @@ impl Driver {
                 (reader, result) = &mut read_fut, if peer_ok => {
                     match self.on_frames(reader, result, room) {
                         Ok(reader) => read_fut.set(read_owned(reader).fuse()),
-                        Err(why) => self.transport_failed(&why, &mut writer_idle, &mut write_fut),
+                        Err(why) => self.transport_failed(why, &mut writer_idle, &mut write_fut),
                     }
                 }
                 (writer, mut batch, result) = &mut write_fut => match result {
@@ -204,7 +204,7 @@ impl Driver {
                     Err(e) => {
                         drop(writer);
                         read_fut.set(futures_util::future::Fuse::terminated());
-                        self.on_write_failed(&e);
+                        self.on_write_failed(e);
                     }
                 },
                 cmd = self.cmd_rx.recv(), if cmd_open && local_ok => match cmd {
@@ -294,11 +294,11 @@ impl Driver {
         mut reader: BoxReader,
         first: Result<Option<Bytes>, TransportError>,
         room: usize,
-    ) -> Result<BoxReader, String> {
+    ) -> Result<BoxReader, LostCause> {
         let frame = match first {
             Ok(Some(frame)) => frame,
-            Ok(None) => return Err("peer closed the transport".to_owned()),
-            Err(e) => return Err(e.to_string()),
+            Ok(None) => return Err(LostCause::new("peer closed the transport")),
+            Err(e) => return Err(read_failed(e)),
         };
         let now = now();
         let delivered = self.session.delivered_requests();
@@ -319,8 +319,8 @@ impl Driver {
                     batch_bytes += frame.len();
                     self.session.handle_frame(frame, now);
                 }
-                Some(Ok(None)) => return Err("peer closed the transport".to_owned()),
-                Some(Err(e)) => return Err(e.to_string()),
+                Some(Ok(None)) => return Err(LostCause::new("peer closed the transport")),
+                Some(Err(e)) => return Err(read_failed(e)),
                 None => break,
             }
         }
@@ -328,8 +328,11 @@ impl Driver {
     }
 
     /// Writing failed: the transport is lost (the session detaches if it is resumable).
-    fn on_write_failed(&mut self, e: &TransportError) {
-        self.session.transport_lost(now(), &e.to_string());
+    fn on_write_failed(&mut self, e: TransportError) {
+        self.session.transport_lost(
+            now(),
+            LostCause::with_source("writing to the transport failed", e),
+        );
         self.link_lost();
     }
 
@@ -382,13 +385,13 @@ impl Driver {
 
     fn transport_failed<F>(
         &mut self,
-        why: &str,
+        why: LostCause,
         writer_idle: &mut Option<BoxWriter>,
         write_fut: &mut Pin<&mut futures_util::future::Fuse<F>>,
     ) where
         F: Future,
     {
-        tracing::debug!(why, "transport lost");
+        tracing::debug!(%why, source = ?std::error::Error::source(&why), "transport lost");
         *writer_idle = None;
         write_fut.set(futures_util::future::Fuse::terminated());
         self.session.transport_lost(now(), why);
@@ -738,4 +741,9 @@ fn op_error(e: OperationError) -> RequestError {
         OperationError::StreamIdsExhausted => RequestError::StreamIdsExhausted,
         _ => RequestError::Protocol("the stream is not active"),
     }
+}
+
+/// A failed read as the session sees it, keeping the transport's error as the source.
+fn read_failed(e: TransportError) -> LostCause {
+    LostCause::with_source("reading from the transport failed", e)
 }

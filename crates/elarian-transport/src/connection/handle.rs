@@ -104,9 +104,9 @@ impl Connection {
     fn closed_error(&self) -> RequestError {
         match &*self.shared.state.borrow() {
             LinkState::Closed(reason) => RequestError::Closed(reason.clone()),
-            _ => RequestError::Closed(CloseReason::TransportLost(
-                "connection driver stopped".into(),
-            )),
+            _ => RequestError::Closed(CloseReason::TransportLost(crate::protocol::LostCause::new(
+                "connection driver stopped",
+            ))),
         }
     }
 
@@ -295,7 +295,9 @@ impl Connection {
             if rx.changed().await.is_err() {
                 return match &*rx.borrow() {
                     LinkState::Closed(reason) => reason.clone(),
-                    _ => CloseReason::TransportLost("connection driver stopped".into()),
+                    _ => CloseReason::TransportLost(crate::protocol::LostCause::new(
+                        "connection driver stopped",
+                    )),
                 };
             }
         }

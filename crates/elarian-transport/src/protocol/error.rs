@@ -1,8 +1,92 @@
 //! The protocol's errors: why a session closed, why a request failed, and what a responder
-//! answers instead of a payload. They name no transport: I/O failures reach them only as text
-//! ([`CloseReason::TransportLost`]), so the sans-IO core stays free of the I/O layer.
+//! answers instead of a payload. They name no transport: an I/O failure reaches them as a
+//! [`LostCause`], which keeps the failure as an opaque `std::error::Error` source, so the sans-IO
+//! core stays free of the I/O layer while callers still see the whole chain.
+
+use std::error::Error as StdError;
+use std::fmt;
+use std::sync::Arc;
 
 use crate::frame::ErrorCode;
+
+/// Why a transport was lost: what the driver saw, and the underlying error (an I/O error, a TLS
+/// alert, ...) as [`source`](StdError::source) when there is one.
+///
+/// ```
+/// use std::error::Error;
+/// use elarian_transport::protocol::LostCause;
+///
+/// let io = std::io::Error::new(std::io::ErrorKind::ConnectionReset, "reset by peer");
+/// let cause = LostCause::with_source("read failed", io);
+/// assert_eq!(cause.to_string(), "read failed");
+/// assert_eq!(cause.source().unwrap().to_string(), "reset by peer");
+/// ```
+#[derive(Clone)]
+pub struct LostCause {
+    what: Arc<str>,
+    source: Option<Arc<dyn StdError + Send + Sync>>,
+}
+
+impl LostCause {
+    /// A cause with no underlying error (the peer closed, a resume buffer overflowed, ...).
+    pub fn new(what: impl Into<Arc<str>>) -> Self {
+        LostCause {
+            what: what.into(),
+            source: None,
+        }
+    }
+
+    /// A cause whose underlying error stays reachable through [`source`](StdError::source).
+    pub fn with_source(
+        what: impl Into<Arc<str>>,
+        source: impl StdError + Send + Sync + 'static,
+    ) -> Self {
+        LostCause {
+            what: what.into(),
+            source: Some(Arc::new(source)),
+        }
+    }
+}
+
+impl From<&str> for LostCause {
+    fn from(what: &str) -> Self {
+        LostCause::new(what)
+    }
+}
+
+impl fmt::Display for LostCause {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.what)
+    }
+}
+
+impl fmt::Debug for LostCause {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let mut d = f.debug_struct("LostCause");
+        d.field("what", &&*self.what);
+        if let Some(source) = &self.source {
+            d.field("source", source);
+        }
+        d.finish()
+    }
+}
+
+impl StdError for LostCause {
+    fn source(&self) -> Option<&(dyn StdError + 'static)> {
+        self.source
+            .as_deref()
+            .map(|e| e as &(dyn StdError + 'static))
+    }
+}
+
+/// Causes compare by what the driver saw: the underlying errors are not comparable.
+impl PartialEq for LostCause {
+    fn eq(&self, other: &Self) -> bool {
+        self.what == other.what
+    }
+}
+
+impl Eq for LostCause {}
 
 /// Why a connection (or session) ended.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -22,9 +106,10 @@ pub enum CloseReason {
     /// No frame arrived from the peer within the maximum lifetime.
     #[error("keepalive timeout: no frame from the peer within the max lifetime")]
     KeepaliveTimeout,
-    /// The transport failed or closed and the session cannot be resumed.
+    /// The transport failed or closed and the session cannot be resumed; the cause keeps the
+    /// underlying error as its [`source`](std::error::Error::source).
     #[error("transport lost: {0}")]
-    TransportLost(String),
+    TransportLost(#[source] LostCause),
     /// A detached resumable session was not resumed in time.
     #[error("the detached session was not resumed in time")]
     ResumeExpired,

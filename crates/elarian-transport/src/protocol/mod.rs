@@ -49,7 +49,7 @@ use crate::payload::Payload;
 
 pub use budget::ByteBudget;
 use budget::{Budgets, Exhausted};
-pub use error::{CloseReason, RequestError, StreamError};
+pub use error::{CloseReason, LostCause, RequestError, StreamError};
 use fragment::{PushError, Reassembly};
 pub use handshake::{SetupRejection, check_setup};
 pub(crate) use idmap::IdMap;
@@ -601,9 +601,9 @@ impl Session {
             if self.is_detached() && !self.resume.is_resumable() {
                 // Frames queued while detached overflowed the resume buffer: no resumption can
                 // deliver them any more.
-                self.close(CloseReason::TransportLost(
-                    "the resume buffer overflowed while detached".into(),
-                ));
+                self.close(CloseReason::TransportLost(LostCause::new(
+                    "the resume buffer overflowed while detached",
+                )));
                 return Ok(());
             }
         }
@@ -673,11 +673,11 @@ impl Session {
     }
 
     /// The transport is gone. A resumable session becomes detached; otherwise it closes.
-    pub fn transport_lost(&mut self, now: Instant, why: &str) {
+    pub fn transport_lost(&mut self, now: Instant, why: impl Into<LostCause>) {
         match self.state {
             State::Closed | State::Detached { .. } => {}
             State::Open | State::Resuming { .. } if self.resume.is_resumable() => self.detach(now),
-            _ => self.close(CloseReason::TransportLost(why.to_owned())),
+            _ => self.close(CloseReason::TransportLost(why.into())),
         }
     }
 
@@ -703,7 +703,7 @@ impl Session {
         }
         if !self.resume.is_resumable() {
             return Err(OperationError::Closed(CloseReason::TransportLost(
-                "the resume buffer overflowed".into(),
+                LostCause::new("the resume buffer overflowed"),
             )));
         }
         let frame = Frame::Resume(ResumeFrame {
