@@ -441,6 +441,8 @@ pub(crate) struct State {
     /// in `dirty` as well (and reported before the flush clears them).
     pub observe: bool,
     pub dirty: Dirty,
+    /// History entries dropped beyond `history_limit` (see `Engine::history_trimmed`).
+    pub history_trimmed: u64,
 }
 
 impl State {
@@ -455,6 +457,7 @@ impl State {
             persist: false,
             observe: false,
             dirty: Dirty::default(),
+            history_trimmed: 0,
         }
     }
 

@@ -332,7 +332,7 @@ fn summary_json(c: &CustomerRecord) -> Value {
         "tags": c.tags.iter().map(index_json).collect::<Vec<_>>(),
         "secondary_ids": secondary,
         "created_at": c.created_at,
-        "messages": c.extra.as_ref().map_or(0, |e| e.messages.len()),
+        "messages": c.extra.as_ref().map_or(0, |e| e.packed_messages.len()),
     })
 }
 
@@ -460,7 +460,7 @@ fn customer_json(o: &OrgState, c: &CustomerRecord, now: i64) -> Value {
         })
         .collect();
     let channels: Vec<Value> = extra
-        .channels
+        .channels()
         .iter()
         .filter_map(|s| s.state.as_ref())
         .map(|s| match s {
@@ -487,7 +487,7 @@ fn customer_json(o: &OrgState, c: &CustomerRecord, now: i64) -> Value {
         })
         .collect();
     let sessions: Vec<Value> = extra
-        .sessions
+        .sessions()
         .iter()
         .map(|s| {
             json!({
@@ -526,7 +526,7 @@ fn customer_json(o: &OrgState, c: &CustomerRecord, now: i64) -> Value {
         })
         .collect();
     let activity: Vec<Value> = extra
-        .activity
+        .activity()
         .iter()
         .map(|a| {
             json!({
@@ -552,7 +552,13 @@ fn customer_json(o: &OrgState, c: &CustomerRecord, now: i64) -> Value {
         obj.insert("channels".into(), json!(channels));
         obj.insert(
             "messages".into(),
-            json!(extra.messages.iter().map(message_json).collect::<Vec<_>>()),
+            json!(
+                extra
+                    .messages()
+                    .iter()
+                    .map(message_json)
+                    .collect::<Vec<_>>()
+            ),
         );
         obj.insert("sessions".into(), json!(sessions));
         obj.insert("wallets".into(), json!(wallets));

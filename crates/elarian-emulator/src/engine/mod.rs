@@ -419,6 +419,13 @@ impl Engine {
             .unwrap_or(0)
     }
 
+    /// History entries (messages, sessions, transactions, activity) dropped so far because a
+    /// customer had more than `history_limit` of them: trimming is bounded memory, not loss
+    /// nobody can see.
+    pub fn history_trimmed(&self) -> u64 {
+        self.lock().history_trimmed
+    }
+
     /// Balance (available, actual) of a purse.
     pub fn purse_balance(&self, org_id: &str, purse_id: &str) -> Option<(f64, f64)> {
         let st = self.lock();
@@ -512,14 +519,6 @@ pub(crate) fn sim_reply(status: bool, description: &str) -> SimulatorToServerCom
         status,
         description: description.to_owned(),
         message: None,
-    }
-}
-
-/// Keeps the newest `limit` entries of a history list.
-pub(crate) fn trim_front<T>(list: &mut Vec<T>, limit: usize) {
-    if list.len() > limit {
-        let excess = list.len() - limit;
-        list.drain(..excess);
     }
 }
 

@@ -349,6 +349,7 @@ impl Tx<'_> {
     ) {
         let id = txn.transaction_id.clone();
         let limit = self.cfg.history_limit;
+        let mut trimmed = 0;
         for customer in [&debit_customer_id, &credit_customer_id]
             .into_iter()
             .flatten()
@@ -357,10 +358,11 @@ impl Tx<'_> {
                 let e = rec.extra_mut();
                 if !e.transactions.contains(&id) {
                     e.transactions.push(id.clone());
-                    super::trim_front(&mut e.transactions, limit);
+                    trimmed += crate::record::trim_front(&mut e.transactions, limit);
                 }
             }
         }
+        self.trimmed(trimmed);
         self.org_mut().transactions.insert(
             id.clone(),
             TransactionRecord {

@@ -60,6 +60,10 @@ impl Engine {
                 skipped += 1;
                 continue;
             };
+            if !rec.check() {
+                skipped += 1;
+                continue;
+            }
             let slot = state.orgs[idx].add_customer(rec);
             reminders::reschedule_slot(&mut state, idx, slot);
         }

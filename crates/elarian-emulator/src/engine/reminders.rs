@@ -422,7 +422,7 @@ pub(crate) fn reschedule_slot(st: &mut State, org: OrgIdx, slot: u32) {
         }
     }
     if let Some(e) = &rec.extra {
-        for ch in &e.channels {
+        for ch in &e.channels() {
             if let Some(elarian_proto::messaging_channel_state::State::InSession(s)) = &ch.state
                 && let Some(exp) = &s.expires_at
             {

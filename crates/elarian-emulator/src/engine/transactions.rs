@@ -89,6 +89,11 @@ impl Tx<'_> {
         self.st.orgs[org].customers.get_mut(id)
     }
 
+    /// Counts history entries dropped beyond the history limit.
+    pub(crate) fn trimmed(&mut self, count: usize) {
+        self.st.history_trimmed = self.st.history_trimmed.saturating_add(count as u64);
+    }
+
     pub(crate) fn mark_purse(&mut self, id: &str) {
         self.st.dirty.purses.push((self.org, id.to_owned()));
     }

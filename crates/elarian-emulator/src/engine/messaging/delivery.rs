@@ -207,11 +207,11 @@ impl Tx<'_> {
                 .get(&id)
                 .and_then(|r| r.extra.as_ref())
                 .and_then(|e| {
-                    e.messages.iter().find_map(|m| match &m.entry {
+                    e.messages().into_iter().find_map(|m| match m.entry {
                         Some(channel_message::Entry::Received(r))
                             if r.message_id == c.message_id =>
                         {
-                            Some(r.clone())
+                            Some(r)
                         }
                         _ => None,
                     })

@@ -111,21 +111,24 @@ impl Tx<'_> {
         Ok(cn)
     }
 
-    pub(super) fn channel_state_index(
+    /// The state of a (customer number, channel number) pair and its position in the
+    /// customer's channel states.
+    fn channel_entry(
         &self,
         customer_id: &str,
         cust: &CustomerNumber,
         cn: &MessagingChannelNumber,
-    ) -> Option<usize> {
+    ) -> Option<(usize, MessagingChannelState)> {
         let key = NumberKey::of(cust);
         self.org()
             .customers
             .get(customer_id)?
             .extra
             .as_ref()?
-            .channels
-            .iter()
-            .position(|s| {
+            .channels()
+            .into_iter()
+            .enumerate()
+            .find(|(_, s)| {
                 let (c, n) = state_keys(s);
                 c.map(NumberKey::of).as_ref() == Some(&key) && n == Some(cn)
             })
@@ -137,15 +140,7 @@ impl Tx<'_> {
         cust: &CustomerNumber,
         cn: &MessagingChannelNumber,
     ) -> Option<MessagingChannelState> {
-        let i = self.channel_state_index(customer_id, cust, cn)?;
-        self.org()
-            .customers
-            .get(customer_id)?
-            .extra
-            .as_ref()?
-            .channels
-            .get(i)
-            .cloned()
+        self.channel_entry(customer_id, cust, cn).map(|(_, s)| s)
     }
 
     pub(super) fn set_channel_state(
@@ -155,14 +150,10 @@ impl Tx<'_> {
         cn: &MessagingChannelNumber,
         state: ChState,
     ) {
-        let idx = self.channel_state_index(customer_id, cust, cn);
+        let idx = self.channel_entry(customer_id, cust, cn).map(|(i, _)| i);
         if let Some(rec) = self.customer_mut(customer_id) {
-            let channels = &mut rec.extra_mut().channels;
             let value = MessagingChannelState { state: Some(state) };
-            match idx {
-                Some(i) => channels[i] = value,
-                None => channels.push(value),
-            }
+            rec.extra_mut().set_channel(idx, &value);
         }
     }
 }

@@ -11,6 +11,7 @@ use elarian_proto::{
 
 use crate::clock::{from_timestamp, to_timestamp};
 use crate::engine::{Selector, Tx, update_reply};
+use crate::record::push_bounded;
 
 use super::{MAX_PARTS, channel_of};
 
@@ -127,22 +128,29 @@ impl Tx<'_> {
         let rec = self
             .customer_mut(id)
             .ok_or_else(|| format!("unknown customer id {id}"))?;
-        let sent = rec
-            .extra_mut()
-            .messages
-            .iter_mut()
-            .find_map(|m| match &mut m.entry {
+        let extra = rec.extra_mut();
+        let found = extra
+            .messages()
+            .into_iter()
+            .enumerate()
+            .find_map(|(i, m)| match m.entry {
                 Some(channel_message::Entry::Sent(s))
                     if s.provider_message_id.as_deref() == Some(provider_message_id)
                         || s.message_id == provider_message_id =>
                 {
-                    Some(s)
+                    Some((i, s))
                 }
                 _ => None,
             });
-        match sent {
-            Some(s) => {
-                f(s);
+        match found {
+            Some((i, mut s)) => {
+                f(&mut s);
+                extra.set_message(
+                    i,
+                    &ChannelMessage {
+                        entry: Some(channel_message::Entry::Sent(s)),
+                    },
+                );
                 Ok(())
             }
             None => Err(format!("no sent message {provider_message_id}")),
@@ -212,9 +220,9 @@ impl Tx<'_> {
             let (id, cust, cn) = self.replay_customer(&c.customer_number, &c.channel_number)?;
             let limit = self.cfg.history_limit;
             let app = self.app.to_owned();
+            let mut trimmed = 0;
             if let Some(rec) = self.customer_mut(&id) {
-                let e = rec.extra_mut();
-                e.sessions.push(CompleteMessagingSession {
+                let session = CompleteMessagingSession {
                     customer_number: Some(cust),
                     channel_number: Some(cn),
                     session_id: crate::ids::session_id(),
@@ -224,9 +232,10 @@ impl Tx<'_> {
                     end_reason: c.end_reason,
                     cost: c.cost,
                     provider_session_id: Some(c.provider_session_id),
-                });
-                crate::engine::trim_front(&mut e.sessions, limit);
+                };
+                trimmed = push_bounded(&mut rec.extra_mut().packed_sessions, &session, limit);
             }
+            self.trimmed(trimmed);
             Ok(id)
         })();
         update_reply(result, "messaging session replayed")

@@ -13,6 +13,7 @@ use elarian_proto::{
 
 use crate::clock::{from_timestamp, to_duration, to_timestamp};
 use crate::engine::Tx;
+use crate::record::push_bounded;
 use crate::state::TimerKind;
 
 impl Tx<'_> {
@@ -152,9 +153,9 @@ impl Tx<'_> {
                 allowed_at: s.allowed_at,
             }),
         );
+        let mut trimmed = 0;
         if let Some(rec) = self.customer_mut(customer_id) {
-            let e = rec.extra_mut();
-            e.sessions.push(CompleteMessagingSession {
+            let session = CompleteMessagingSession {
                 customer_number: Some(cust.clone()),
                 channel_number: Some(cn.clone()),
                 session_id: s.session_id.clone(),
@@ -164,9 +165,10 @@ impl Tx<'_> {
                 end_reason: reason as i32,
                 cost: None,
                 provider_session_id: s.provider_session_id.clone(),
-            });
-            crate::engine::trim_front(&mut e.sessions, limit);
+            };
+            trimmed = push_bounded(&mut rec.extra_mut().packed_sessions, &session, limit);
         }
+        self.trimmed(trimmed);
         for app in &s.app_ids {
             self.notify_customer(
                 app,
@@ -192,7 +194,7 @@ impl Tx<'_> {
             .get(customer_id)
             .and_then(|c| c.extra.as_ref())
             .map(|e| {
-                e.channels
+                e.channels()
                     .iter()
                     .filter_map(|s| match &s.state {
                         Some(ChState::InSession(i))

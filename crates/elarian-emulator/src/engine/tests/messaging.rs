@@ -32,6 +32,36 @@ fn send_message_reaches_the_simulator_and_reports_delivery() {
 }
 
 #[test]
+fn the_message_history_keeps_the_newest_and_counts_what_it_dropped() {
+    let h = harness_with(EmulatorConfig {
+        history_limit: 2,
+        ..EmulatorConfig::default()
+    });
+    let mut customer_id = String::new();
+    for text in ["one", "two", "three"] {
+        let (reply, _) = h.run(E::SendMessage(p::SendMessageCommand {
+            customer_number: Some(phone("+254700000016")),
+            channel_number: Some(sms()),
+            message: Some(text_message(text)),
+        }));
+        let R::SendMessage(r) = reply else {
+            panic!("wrong reply")
+        };
+        customer_id = r.customer_id.unwrap();
+    }
+    let messages = h.state(&customer_id).messaging_state.unwrap().messages;
+    let texts: Vec<_> = messages
+        .iter()
+        .filter_map(|m| match &m.entry {
+            Some(p::channel_message::Entry::Sent(s)) => s.message.clone(),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(texts, vec![text_message("two"), text_message("three")]);
+    assert_eq!(h.engine.history_trimmed(), 1);
+}
+
+#[test]
 fn send_message_validates_channel_and_body() {
     let h = harness();
     let send = |cn: MessagingChannelNumber, m: Option<p::OutboundMessage>| match h
