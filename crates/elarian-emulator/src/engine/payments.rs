@@ -364,8 +364,8 @@ impl Tx<'_> {
         }
         self.trimmed(trimmed);
         self.org_mut().transactions.insert(
-            id.clone(),
-            TransactionRecord {
+            &id,
+            &TransactionRecord {
                 transaction: Some(txn),
                 debit_customer_id,
                 credit_customer_id,
@@ -613,7 +613,7 @@ impl Tx<'_> {
             .org()
             .transactions
             .get(txn_id)
-            .and_then(|r| r.transaction.as_ref())
+            .and_then(|r| r.transaction)
         else {
             return;
         };
@@ -634,7 +634,7 @@ impl Tx<'_> {
     /// deleted, or the wallet holds another currency by now) ends `FAILED` instead. Returns the
     /// status applied.
     fn settle(&mut self, txn_id: &str, new_status: PaymentStatus) -> Result<PaymentStatus, String> {
-        let Some(rec) = self.org().transactions.get(txn_id).cloned() else {
+        let Some(rec) = self.org().transactions.get(txn_id) else {
             return Err(format!("unknown transaction {txn_id}"));
         };
         let Some(mut txn) = rec.transaction.clone() else {
@@ -693,8 +693,8 @@ impl Tx<'_> {
                 _ => None,
             });
         self.org_mut().transactions.insert(
-            txn_id.to_owned(),
-            TransactionRecord {
+            txn_id,
+            &TransactionRecord {
                 transaction: Some(txn),
                 debit_held,
                 settle_at,
@@ -743,7 +743,7 @@ impl Tx<'_> {
     /// wallets, which absorbed `other`'s), so that they settle on the surviving customer.
     pub(super) fn adopt_transactions(&mut self, other: &str, target: &str, txn_ids: &[String]) {
         for id in txn_ids {
-            let Some(rec) = self.org_mut().transactions.get_mut(id) else {
+            let Some(mut rec) = self.org().transactions.get(id) else {
                 continue;
             };
             if !rec
@@ -772,6 +772,7 @@ impl Tx<'_> {
                     }
                 }
             }
+            self.org_mut().transactions.insert(id, &rec);
             self.mark_transaction(id);
         }
     }
@@ -876,9 +877,9 @@ impl Tx<'_> {
             false,
             0,
         );
-        if let Some(rec) = self.org_mut().transactions.get_mut(&txn_id) {
-            rec.from_simulator = true;
-        }
+        self.org_mut()
+            .transactions
+            .update(&txn_id, |rec| rec.from_simulator = true);
         if !c.transaction_id.is_empty() {
             self.org_mut()
                 .provider_txns
@@ -979,15 +980,12 @@ impl Tx<'_> {
                 .as_ref()
                 .map(from_timestamp)
                 .unwrap_or(self.now);
-            if let Some(t) = self
-                .org_mut()
-                .transactions
-                .get_mut(&txn_id)
-                .and_then(|r| r.transaction.as_mut())
-            {
-                t.status = c.status;
-                t.updated_at = Some(to_timestamp(at));
-            }
+            self.org_mut().transactions.update(&txn_id, |r| {
+                if let Some(t) = r.transaction.as_mut() {
+                    t.status = c.status;
+                    t.updated_at = Some(to_timestamp(at));
+                }
+            });
             self.mark_transaction(&txn_id);
             let (d, k) = self
                 .org()
@@ -1044,8 +1042,8 @@ pub(super) fn restore(
             .provider_txns
             .get(provider)
             .and_then(|other| o.transactions.get(other))
-            .and_then(|r| r.transaction.as_ref())
-            .is_none_or(|other| created(other) <= created(txn));
+            .and_then(|r| r.transaction)
+            .is_none_or(|other| created(&other) <= created(txn));
         if newer {
             o.provider_txns.insert(provider.to_owned(), id.to_owned());
         }

@@ -87,7 +87,7 @@ impl Engine {
                     let id = split_org_key(&key).map(|(_, id)| id.to_owned());
                     if let Some(id) = id {
                         payments::restore(&mut state, idx, &id, &t);
-                        state.orgs[idx].transactions.insert(id, t);
+                        state.orgs[idx].transactions.insert(&id, &t);
                     }
                 }
                 _ => skipped += 1,
@@ -280,11 +280,11 @@ impl Engine {
         txns.dedup();
         for (org, id) in txns {
             let o = &st.orgs[org];
-            if let Some(t) = o.transactions.get(&id) {
+            if let Some(t) = o.transactions.encoded(&id) {
                 ops.push(StoreOp::Put {
                     table: Table::Transactions,
                     key: org_key(&o.config.id, &id),
-                    value: t.encode_to_vec(),
+                    value: t.to_vec(),
                 });
             }
         }
