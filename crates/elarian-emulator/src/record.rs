@@ -51,9 +51,11 @@ pub(crate) struct CustomerExtra {
     /// Secondary ids (unique across the org) with optional expiry.
     #[prost(message, repeated, tag = "1")]
     pub secondary_ids: Vec<CustomerIndex>,
-    /// Metadata, shared by all apps of the org.
-    #[prost(map = "string, message", tag = "2")]
-    pub metadata: HashMap<String, DataMapValue>,
+    /// Metadata, shared by all apps of the org, one entry per key. A small list rather than a
+    /// map: customers have a handful of keys, and a hash table costs several times their size.
+    /// Stored as the entries of a protobuf `map<string, DataMapValue>`.
+    #[prost(message, repeated, tag = "2")]
+    pub metadata: Vec<MetadataEntry>,
     /// Consent and session state per (channel number, customer number): encoded
     /// `MessagingChannelState`s (see [`CustomerExtra::channels`]).
     #[prost(bytes = "vec", repeated, tag = "3")]
@@ -77,6 +79,17 @@ pub(crate) struct CustomerExtra {
     /// Payment channel numbers the customer used.
     #[prost(message, repeated, tag = "9")]
     pub payment_channels: Vec<PaymentChannelNumber>,
+}
+
+/// One metadata key and value (the wire form of a protobuf map entry).
+#[derive(Clone, PartialEq, prost::Message)]
+pub(crate) struct MetadataEntry {
+    /// The key.
+    #[prost(string, tag = "1")]
+    pub key: String,
+    /// The value (absent stands for the default value, as in a protobuf map).
+    #[prost(message, optional, tag = "2")]
+    pub value: Option<DataMapValue>,
 }
 
 /// One app's view of a customer: its app data, lease and reminders.
@@ -314,6 +327,31 @@ pub(crate) fn trim_front<T>(list: &mut Vec<T>, limit: usize) -> usize {
 }
 
 impl CustomerExtra {
+    /// The metadata as the protocol carries it.
+    pub(crate) fn metadata_map(&self) -> HashMap<String, DataMapValue> {
+        self.metadata
+            .iter()
+            .map(|e| (e.key.clone(), e.value.clone().unwrap_or_default()))
+            .collect()
+    }
+
+    /// Sets a metadata key (replacing its value), or adds it unless `keep_existing`.
+    pub(crate) fn set_metadata(&mut self, key: String, value: DataMapValue, keep_existing: bool) {
+        match self.metadata.iter_mut().find(|e| e.key == key) {
+            Some(_) if keep_existing => {}
+            Some(e) => e.value = Some(value),
+            None => self.metadata.push(MetadataEntry {
+                key,
+                value: Some(value),
+            }),
+        }
+    }
+
+    /// Removes a metadata key.
+    pub(crate) fn remove_metadata(&mut self, key: &str) {
+        self.metadata.retain(|e| e.key != key);
+    }
+
     /// The messaging channel states, decoded.
     pub(crate) fn channels(&self) -> Vec<MessagingChannelState> {
         unpack(&self.packed_channels)
@@ -362,10 +400,12 @@ mod tests {
 
     use super::*;
 
-    /// `CustomerExtra`'s channel and message fields as they were declared before they were kept
-    /// encoded in memory: data dirs written then must load the same.
+    /// `CustomerExtra`'s metadata, channel and message fields as they were declared before they
+    /// were kept compact in memory: data dirs written then must load the same.
     #[derive(Clone, PartialEq, prost::Message)]
     struct DecodedExtra {
+        #[prost(map = "string, message", tag = "2")]
+        metadata: HashMap<String, DataMapValue>,
         #[prost(message, repeated, tag = "3")]
         channels: Vec<MessagingChannelState>,
         #[prost(message, repeated, tag = "4")]
@@ -384,12 +424,22 @@ mod tests {
     #[test]
     fn packed_lists_read_and_write_the_format_of_repeated_messages() {
         let old = DecodedExtra {
+            metadata: HashMap::from([
+                ("name".to_owned(), DataMapValue::default()),
+                (
+                    "amount".to_owned(),
+                    DataMapValue {
+                        value: Some(elarian_proto::data_map_value::Value::StringVal("9".into())),
+                    },
+                ),
+            ]),
             channels: vec![MessagingChannelState::default()],
             messages: vec![received("a"), received("b")],
         };
         let extra = CustomerExtra::decode(old.encode_to_vec().as_slice()).unwrap();
         assert_eq!(extra.messages(), old.messages);
         assert_eq!(extra.channels(), old.channels);
+        assert_eq!(extra.metadata_map(), old.metadata);
         assert_eq!(
             DecodedExtra::decode(extra.encode_to_vec().as_slice()).unwrap(),
             old

@@ -436,9 +436,9 @@ fn customer_json(o: &OrgState, c: &CustomerRecord, now: i64) -> Value {
     let none = crate::record::CustomerExtra::default();
     let extra = c.extra.as_deref().unwrap_or(&none);
     let mut metadata: Vec<(String, Value)> = extra
-        .metadata
-        .iter()
-        .map(|(k, v)| (k.clone(), data_text(&Some(v.clone()))))
+        .metadata_map()
+        .into_iter()
+        .map(|(k, v)| (k, data_text(&Some(v))))
         .collect();
     metadata.sort_by(|a, b| a.0.cmp(&b.0));
     let apps: Vec<Value> = c

@@ -146,7 +146,7 @@ impl Tx<'_> {
                 .cloned()
                 .map(index_for_reply)
                 .collect(),
-            metadata: extra.metadata.clone(),
+            metadata: extra.metadata_map(),
             secondary_ids: extra
                 .secondary_ids
                 .iter()
@@ -266,8 +266,8 @@ impl Tx<'_> {
                         te.secondary_ids.push(s);
                     }
                 }
-                for (k, v) in oe.metadata {
-                    te.metadata.entry(k).or_insert(v);
+                for e in oe.metadata {
+                    te.set_metadata(e.key, e.value.unwrap_or_default(), true);
                 }
                 te.packed_channels.extend(oe.packed_channels);
                 te.packed_messages.extend(oe.packed_messages);
@@ -422,7 +422,10 @@ impl Tx<'_> {
             check_count(c.updates.len())?;
             let id = self.resolve_opt(c.customer, true)?;
             if let Some(rec) = self.customer_mut(&id) {
-                rec.extra_mut().metadata.extend(c.updates);
+                let e = rec.extra_mut();
+                for (k, v) in c.updates {
+                    e.set_metadata(k, v, false);
+                }
             }
             Ok(id)
         })();
@@ -440,7 +443,7 @@ impl Tx<'_> {
                 && let Some(e) = rec.extra.as_mut()
             {
                 for k in &c.deletions {
-                    e.metadata.remove(k);
+                    e.remove_metadata(k);
                 }
             }
             Ok(id)
