@@ -282,10 +282,13 @@ impl CustomerRecord {
         match self.apps.iter().position(|a| a.app_id == app_id) {
             Some(i) => &mut self.apps[i],
             None => {
-                self.apps.push(AppRecord {
-                    app_id: app_id.to_owned(),
-                    ..Default::default()
-                });
+                push_exact(
+                    &mut self.apps,
+                    AppRecord {
+                        app_id: app_id.to_owned(),
+                        ..Default::default()
+                    },
+                );
                 let last = self.apps.len() - 1;
                 &mut self.apps[last]
             }
@@ -311,8 +314,16 @@ fn all_decode<T: Message + Default>(packed: &[Vec<u8>]) -> bool {
 /// Appends an entry to a bounded history, dropping the oldest beyond `limit`; returns how many
 /// were dropped.
 pub(crate) fn push_bounded<T: Message>(packed: &mut Vec<Vec<u8>>, item: &T, limit: usize) -> usize {
-    packed.push(item.encode_to_vec());
+    push_exact(packed, item.encode_to_vec());
     trim_front(packed, limit)
+}
+
+/// Appends to a per-customer list without spare room: a `Vec`'s first push reserves four
+/// entries, and lists of one or two entries held by a million customers pay for that unused
+/// room a million times. The copy on each push is cheap for lists this short.
+pub(crate) fn push_exact<T>(list: &mut Vec<T>, item: T) {
+    list.reserve_exact(1);
+    list.push(item);
 }
 
 /// Keeps the newest `limit` entries of a history list; returns how many were dropped.
@@ -340,10 +351,13 @@ impl CustomerExtra {
         match self.metadata.iter_mut().find(|e| e.key == key) {
             Some(_) if keep_existing => {}
             Some(e) => e.value = Some(value),
-            None => self.metadata.push(MetadataEntry {
-                key,
-                value: Some(value),
-            }),
+            None => push_exact(
+                &mut self.metadata,
+                MetadataEntry {
+                    key,
+                    value: Some(value),
+                },
+            ),
         }
     }
 
@@ -362,7 +376,7 @@ impl CustomerExtra {
         let bytes = state.encode_to_vec();
         match index.and_then(|i| self.packed_channels.get_mut(i)) {
             Some(slot) => *slot = bytes,
-            None => self.packed_channels.push(bytes),
+            None => push_exact(&mut self.packed_channels, bytes),
         }
     }
 

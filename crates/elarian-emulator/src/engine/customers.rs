@@ -13,7 +13,7 @@ use elarian_proto::{
 };
 
 use super::{Selector, Tx, update_reply};
-use crate::record::{CustomerExtra, CustomerRecord, push_bounded, trim_front};
+use crate::record::{CustomerExtra, CustomerRecord, push_bounded, push_exact, trim_front};
 use crate::state::{NumberKey, expired, index_for_reply, mapping_key};
 
 /// How long `LeaseCustomerAppData` locks the app data from other leases.
@@ -228,7 +228,7 @@ impl Tx<'_> {
         self.with_indexed(target, |t, _| {
             for n in o.numbers {
                 if !t.numbers.contains(&n) {
-                    t.numbers.push(n);
+                    push_exact(&mut t.numbers, n);
                 }
             }
             for tag in o.tags {
@@ -238,7 +238,7 @@ impl Tx<'_> {
                     .iter()
                     .any(|x| x.mapping.as_ref().map(|m| m.key.clone()) == key)
                 {
-                    t.tags.push(tag);
+                    push_exact(&mut t.tags, tag);
                 }
             }
             for app in o.apps {
@@ -254,7 +254,7 @@ impl Tx<'_> {
                         .any(|x| x.reminder.as_ref().map(|x| x.key.clone()) == key)
                     {
                         moved_reminders.push(r.due);
-                        mine.reminders.push(r);
+                        push_exact(&mut mine.reminders, r);
                     }
                 }
             }
@@ -289,7 +289,7 @@ impl Tx<'_> {
                 trimmed += trim_front(&mut te.packed_activity, limit);
                 for p in oe.payment_channels {
                     if !te.payment_channels.contains(&p) {
-                        te.payment_channels.push(p);
+                        push_exact(&mut te.payment_channels, p);
                     }
                 }
             }
@@ -327,7 +327,7 @@ impl Tx<'_> {
                     let key = u.mapping.as_ref().map(|m| m.key.clone());
                     rec.tags
                         .retain(|t| t.mapping.as_ref().map(|m| m.key.clone()) != key);
-                    rec.tags.push(u);
+                    push_exact(&mut rec.tags, u);
                 }
             });
             self.sync_tag_reminders(&id);

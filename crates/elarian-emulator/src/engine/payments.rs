@@ -357,7 +357,7 @@ impl Tx<'_> {
             if let Some(rec) = self.customer_mut(customer) {
                 let e = rec.extra_mut();
                 if !e.transactions.contains(&id) {
-                    e.transactions.push(id.clone());
+                    crate::record::push_exact(&mut e.transactions, id.clone());
                     trimmed += crate::record::trim_front(&mut e.transactions, limit);
                 }
             }
@@ -533,7 +533,7 @@ impl Tx<'_> {
             {
                 let e = rec.extra_mut();
                 if !e.payment_channels.contains(channel) {
-                    e.payment_channels.push(channel.clone());
+                    crate::record::push_exact(&mut e.payment_channels, channel.clone());
                 }
             }
         }
@@ -846,7 +846,7 @@ impl Tx<'_> {
         if let Some(rec) = self.customer_mut(&customer_id) {
             let e = rec.extra_mut();
             if !e.payment_channels.contains(&channel) {
-                e.payment_channels.push(channel.clone());
+                crate::record::push_exact(&mut e.payment_channels, channel.clone());
             }
         }
         let txn_id = crate::ids::transaction_id();

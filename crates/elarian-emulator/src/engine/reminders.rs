@@ -88,12 +88,15 @@ impl Tx<'_> {
         if a.reminders.len() >= MAX_REMINDERS {
             return Err(format!("too many reminders (max {MAX_REMINDERS})"));
         }
-        a.reminders.push(ReminderRecord {
-            reminder: Some(reminder),
-            origin: origin.map(Box::new),
-            due,
-            seq,
-        });
+        crate::record::push_exact(
+            &mut a.reminders,
+            ReminderRecord {
+                reminder: Some(reminder),
+                origin: origin.map(Box::new),
+                due,
+                seq,
+            },
+        );
         Ok(())
     }
 
