@@ -81,7 +81,9 @@ pub struct EmulatorConfig {
     /// Inactivity after which a messaging session (USSD, voice, chat) ends, in seconds.
     #[serde(default = "default_session_timeout")]
     pub session_timeout_secs: u64,
-    /// Messages kept per customer in its messaging state (older ones are dropped).
+    /// Messages, completed sessions, transactions and activity sessions kept per customer (older
+    /// ones are dropped and counted in `Engine::history_trimmed`): the bound on a customer's
+    /// memory.
     #[serde(default = "default_history")]
     pub history_limit: usize,
     /// How the emulated payment networks settle the payments that need no customer

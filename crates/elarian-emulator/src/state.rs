@@ -9,6 +9,7 @@ use std::cmp::{Ordering, Reverse};
 use std::collections::{BinaryHeap, HashMap, HashSet};
 
 use elarian_proto::{CustomerIndex, CustomerNumber, CustomerNumberProvider, IndexMapping};
+use prost::Message;
 
 use crate::clock::{Millis, from_timestamp};
 use crate::config::OrgConfig;
@@ -167,6 +168,55 @@ impl Customers {
     }
 }
 
+/// An org's payment transactions by id, kept encoded in memory: one is written a few times
+/// (initiated, settled) and read rarely (customer state, replays, the console), and a decoded
+/// `PaymentTransaction` with its counterparties is several times its encoded size.
+#[derive(Default)]
+pub(crate) struct Transactions {
+    by_id: HashMap<Box<str>, Box<[u8]>>,
+}
+
+impl Transactions {
+    /// The transaction record, decoded. Records are encoded here and checked when a data dir
+    /// is loaded, so a present id always decodes.
+    pub(crate) fn get(&self, id: &str) -> Option<TransactionRecord> {
+        TransactionRecord::decode(self.by_id.get(id)?.as_ref()).ok()
+    }
+
+    /// The stored encoding of a record, for writing it to the data dir as it is.
+    pub(crate) fn encoded(&self, id: &str) -> Option<&[u8]> {
+        self.by_id.get(id).map(AsRef::as_ref)
+    }
+
+    pub(crate) fn contains_key(&self, id: &str) -> bool {
+        self.by_id.contains_key(id)
+    }
+
+    pub(crate) fn insert(&mut self, id: &str, rec: &TransactionRecord) {
+        self.by_id
+            .insert(id.into(), rec.encode_to_vec().into_boxed_slice());
+    }
+
+    /// Changes a record in place (decoded, changed, encoded again); `None` for an unknown id.
+    pub(crate) fn update<R>(
+        &mut self,
+        id: &str,
+        f: impl FnOnce(&mut TransactionRecord) -> R,
+    ) -> Option<R> {
+        let mut rec = self.get(id)?;
+        let out = f(&mut rec);
+        self.insert(id, &rec);
+        Some(out)
+    }
+
+    /// Every record, decoded, in no particular order.
+    pub(crate) fn values(&self) -> impl Iterator<Item = TransactionRecord> + '_ {
+        self.by_id
+            .values()
+            .filter_map(|b| TransactionRecord::decode(b.as_ref()).ok())
+    }
+}
+
 /// Lookup indexes from numbers, secondary ids and tags to customer slots.
 #[derive(Default)]
 pub(crate) struct Indexes {
@@ -233,7 +283,7 @@ pub(crate) struct OrgState {
     pub customers: Customers,
     pub idx: Indexes,
     pub purses: HashMap<String, PurseRecord>,
-    pub transactions: HashMap<String, TransactionRecord>,
+    pub transactions: Transactions,
     /// Reminders set on tags, by [`TagReminderRecord::id`].
     pub tag_reminders: HashMap<String, TagReminderRecord>,
     /// Transaction ids by the id a simulator gave its payment (`ReceivePayment`), so that its
@@ -263,7 +313,7 @@ impl OrgState {
             customers: Customers::default(),
             idx: Indexes::default(),
             purses,
-            transactions: HashMap::new(),
+            transactions: Transactions::default(),
             tag_reminders: HashMap::new(),
             provider_txns: HashMap::new(),
         }
@@ -441,6 +491,8 @@ pub(crate) struct State {
     /// in `dirty` as well (and reported before the flush clears them).
     pub observe: bool,
     pub dirty: Dirty,
+    /// History entries dropped beyond `history_limit` (see `Engine::history_trimmed`).
+    pub history_trimmed: u64,
 }
 
 impl State {
@@ -455,6 +507,7 @@ impl State {
             persist: false,
             observe: false,
             dirty: Dirty::default(),
+            history_trimmed: 0,
         }
     }
 

@@ -265,13 +265,7 @@ async fn run(args: &Args, server: &Server) -> anyhow::Result<Flow> {
     };
     app.disconnect().await;
 
-    let outcomes = stats.outcomes();
-    let personas = crowd_stats.as_ref().map(|_| {
-        enrolled
-            .iter()
-            .map(|(id, index)| (id.clone(), Persona::of(*index)))
-            .collect::<HashMap<_, _>>()
-    });
+    let outcomes = stats.take_outcomes();
     print_summary(&stats, &outcomes, count, enrolment, elapsed);
     let flow = Flow {
         app: app_flow,
@@ -282,8 +276,8 @@ async fn run(args: &Args, server: &Server) -> anyhow::Result<Flow> {
     flow.print();
     let mut problems = check(&stats, &outcomes, count);
     problems.extend(flow.problems());
-    if let (Some(personas), Some(crowd_stats)) = (&personas, &crowd_stats) {
-        problems.extend(check_personas(&outcomes, personas, crowd_stats));
+    if let Some(crowd_stats) = &crowd_stats {
+        problems.extend(check_personas(&outcomes, &enrolled, crowd_stats));
     }
     if let Err(timeout) = finished {
         problems.insert(0, timeout);
@@ -302,7 +296,7 @@ async fn enrol(
     count: usize,
     concurrency: usize,
     rate: Rate,
-) -> anyhow::Result<HashMap<String, usize>> {
+) -> anyhow::Result<HashMap<Box<str>, usize>> {
     let first_due = SystemTime::now() + FIRST_REMINDER_AFTER;
     let bar = progress_bar(count as u64, "enrolled");
     let mut tasks = JoinSet::new();
@@ -326,7 +320,7 @@ async fn enrol(
             break;
         };
         let (id, index) = done.context("an enrolment task failed")??;
-        ids.insert(id, index);
+        ids.insert(id.into_boxed_str(), index);
         bar.inc(1);
     }
     bar.finish_and_clear();
@@ -374,13 +368,13 @@ async fn wait_for_outcomes(
     result
 }
 
-fn tally(outcomes: &HashMap<String, Option<Outcome>>, wanted: Outcome) -> usize {
+fn tally(outcomes: &HashMap<Box<str>, Option<Outcome>>, wanted: Outcome) -> usize {
     outcomes.values().filter(|o| **o == Some(wanted)).count()
 }
 
 fn print_summary(
     stats: &Stats,
-    outcomes: &HashMap<String, Option<Outcome>>,
+    outcomes: &HashMap<Box<str>, Option<Outcome>>,
     count: usize,
     enrolment: Duration,
     elapsed: Duration,
@@ -516,7 +510,11 @@ impl Flow {
 }
 
 /// Checks that hold whoever the customers are.
-fn check(stats: &Stats, outcomes: &HashMap<String, Option<Outcome>>, count: usize) -> Vec<String> {
+fn check(
+    stats: &Stats,
+    outcomes: &HashMap<Box<str>, Option<Outcome>>,
+    count: usize,
+) -> Vec<String> {
     let mut problems = Vec::new();
     let closed = outcomes.values().filter(|o| o.is_some()).count();
     let enrolled = Stats::get(&stats.enrolled) as usize;
@@ -557,13 +555,14 @@ fn check(stats: &Stats, outcomes: &HashMap<String, Option<Outcome>>, count: usiz
 
 /// With simulated customers the outcome of each is known in advance.
 fn check_personas(
-    outcomes: &HashMap<String, Option<Outcome>>,
-    personas: &HashMap<String, Persona>,
+    outcomes: &HashMap<Box<str>, Option<Outcome>>,
+    enrolled: &HashMap<Box<str>, usize>,
     crowd: &CrowdStats,
 ) -> Vec<String> {
     let mut rows: BTreeMap<Persona, (usize, usize)> = BTreeMap::new();
-    for (id, persona) in personas {
-        let row = rows.entry(*persona).or_default();
+    for (id, index) in enrolled {
+        let persona = Persona::of(*index);
+        let row = rows.entry(persona).or_default();
         row.0 += 1;
         if outcomes.get(id).copied().flatten() == Some(persona.expected()) {
             row.1 += 1;

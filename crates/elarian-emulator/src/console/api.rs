@@ -332,7 +332,7 @@ fn summary_json(c: &CustomerRecord) -> Value {
         "tags": c.tags.iter().map(index_json).collect::<Vec<_>>(),
         "secondary_ids": secondary,
         "created_at": c.created_at,
-        "messages": c.extra.as_ref().map_or(0, |e| e.messages.len()),
+        "messages": c.extra.as_ref().map_or(0, |e| e.packed_messages.len()),
     })
 }
 
@@ -444,9 +444,9 @@ fn customer_json(o: &OrgState, c: &CustomerRecord, now: i64) -> Value {
     let none = crate::record::CustomerExtra::default();
     let extra = c.extra.as_deref().unwrap_or(&none);
     let mut metadata: Vec<(String, Value)> = extra
-        .metadata
-        .iter()
-        .map(|(k, v)| (k.clone(), data_text(&Some(v.clone()))))
+        .metadata_map()
+        .into_iter()
+        .map(|(k, v)| (k, data_text(&Some(v))))
         .collect();
     metadata.sort_by(|a, b| a.0.cmp(&b.0));
     let apps: Vec<Value> = c
@@ -468,7 +468,7 @@ fn customer_json(o: &OrgState, c: &CustomerRecord, now: i64) -> Value {
         })
         .collect();
     let channels: Vec<Value> = extra
-        .channels
+        .channels()
         .iter()
         .filter_map(|s| s.state.as_ref())
         .map(|s| match s {
@@ -495,7 +495,7 @@ fn customer_json(o: &OrgState, c: &CustomerRecord, now: i64) -> Value {
         })
         .collect();
     let sessions: Vec<Value> = extra
-        .sessions
+        .sessions()
         .iter()
         .map(|s| {
             json!({
@@ -534,7 +534,7 @@ fn customer_json(o: &OrgState, c: &CustomerRecord, now: i64) -> Value {
         })
         .collect();
     let activity: Vec<Value> = extra
-        .activity
+        .activity()
         .iter()
         .map(|a| {
             json!({
@@ -560,7 +560,13 @@ fn customer_json(o: &OrgState, c: &CustomerRecord, now: i64) -> Value {
         obj.insert("channels".into(), json!(channels));
         obj.insert(
             "messages".into(),
-            json!(extra.messages.iter().map(message_json).collect::<Vec<_>>()),
+            json!(
+                extra
+                    .messages()
+                    .iter()
+                    .map(message_json)
+                    .collect::<Vec<_>>()
+            ),
         );
         obj.insert("sessions".into(), json!(sessions));
         obj.insert("wallets".into(), json!(wallets));

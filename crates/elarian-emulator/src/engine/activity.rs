@@ -8,6 +8,7 @@ use elarian_proto::{
 
 use super::{Selector, Tx};
 use crate::clock::to_timestamp;
+use crate::record::trim_front;
 
 /// Activities kept per activity session.
 const MAX_ACTIVITIES: usize = 100;
@@ -31,16 +32,17 @@ impl Tx<'_> {
             };
             let app = self.app.to_owned();
             let limit = self.cfg.history_limit;
+            let mut trimmed = 0;
             if let Some(rec) = self.customer_mut(&id) {
                 let e = rec.extra_mut();
-                let pos = e
-                    .activity
+                let mut sessions = e.activity();
+                let pos = sessions
                     .iter()
                     .position(|s| s.source == c.source && s.session_id == c.session_id);
                 let session = match pos {
-                    Some(i) => &mut e.activity[i],
+                    Some(i) => &mut sessions[i],
                     None => {
-                        e.activity.push(ActivitySessionState {
+                        sessions.push(ActivitySessionState {
                             customer_number: Some(number.clone()),
                             source: c.source.clone(),
                             session_id: c.session_id.clone(),
@@ -49,15 +51,17 @@ impl Tx<'_> {
                             created_at: Some(now),
                             updated_at: Some(now),
                         });
-                        let last = e.activity.len() - 1;
-                        &mut e.activity[last]
+                        let last = sessions.len() - 1;
+                        &mut sessions[last]
                     }
                 };
                 session.activities.push(activity.clone());
-                super::trim_front(&mut session.activities, MAX_ACTIVITIES);
+                trimmed += trim_front(&mut session.activities, MAX_ACTIVITIES);
                 session.updated_at = Some(now);
-                super::trim_front(&mut e.activity, limit);
+                trimmed += trim_front(&mut sessions, limit);
+                e.set_activity(&sessions);
             }
+            self.trimmed(trimmed);
             self.notify_customer(
                 &app,
                 &id,

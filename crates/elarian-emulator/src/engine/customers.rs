@@ -13,7 +13,7 @@ use elarian_proto::{
 };
 
 use super::{Selector, Tx, update_reply};
-use crate::record::{CustomerExtra, CustomerRecord};
+use crate::record::{CustomerExtra, CustomerRecord, push_bounded, push_exact, trim_front};
 use crate::state::{NumberKey, expired, index_for_reply, mapping_key};
 
 /// How long `LeaseCustomerAppData` locks the app data from other leases.
@@ -146,7 +146,7 @@ impl Tx<'_> {
                 .cloned()
                 .map(index_for_reply)
                 .collect(),
-            metadata: extra.metadata.clone(),
+            metadata: extra.metadata_map(),
             secondary_ids: extra
                 .secondary_ids
                 .iter()
@@ -156,9 +156,9 @@ impl Tx<'_> {
                 .collect(),
         };
         let messaging_state = MessagingState {
-            channels: extra.channels.clone(),
-            messages: extra.messages.clone(),
-            sessions: extra.sessions.clone(),
+            channels: extra.channels(),
+            messages: extra.messages(),
+            sessions: extra.sessions(),
         };
         let mut transaction_log = Vec::new();
         let mut pending_transactions = Vec::new();
@@ -188,7 +188,7 @@ impl Tx<'_> {
             wallets: extra.wallets.clone(),
         };
         let activity_state = ActivityState {
-            sessions: extra.activity.clone(),
+            sessions: extra.activity(),
             customer_numbers: rec.numbers.clone(),
         };
         Some(CustomerStateReplyData {
@@ -224,10 +224,11 @@ impl Tx<'_> {
         let mut moved_reminders = Vec::new();
         let mut moved_transactions = Vec::new();
         let limit = self.cfg.history_limit;
+        let mut trimmed = 0;
         self.with_indexed(target, |t, _| {
             for n in o.numbers {
                 if !t.numbers.contains(&n) {
-                    t.numbers.push(n);
+                    push_exact(&mut t.numbers, n);
                 }
             }
             for tag in o.tags {
@@ -237,7 +238,7 @@ impl Tx<'_> {
                     .iter()
                     .any(|x| x.mapping.as_ref().map(|m| m.key.clone()) == key)
                 {
-                    t.tags.push(tag);
+                    push_exact(&mut t.tags, tag);
                 }
             }
             for app in o.apps {
@@ -253,7 +254,7 @@ impl Tx<'_> {
                         .any(|x| x.reminder.as_ref().map(|x| x.key.clone()) == key)
                     {
                         moved_reminders.push(r.due);
-                        mine.reminders.push(r);
+                        push_exact(&mut mine.reminders, r);
                     }
                 }
             }
@@ -265,14 +266,14 @@ impl Tx<'_> {
                         te.secondary_ids.push(s);
                     }
                 }
-                for (k, v) in oe.metadata {
-                    te.metadata.entry(k).or_insert(v);
+                for e in oe.metadata {
+                    te.set_metadata(e.key, e.value.unwrap_or_default(), true);
                 }
-                te.channels.extend(oe.channels);
-                te.messages.extend(oe.messages);
-                super::trim_front(&mut te.messages, limit);
-                te.sessions.extend(oe.sessions);
-                super::trim_front(&mut te.sessions, limit);
+                te.packed_channels.extend(oe.packed_channels);
+                te.packed_messages.extend(oe.packed_messages);
+                trimmed += trim_front(&mut te.packed_messages, limit);
+                te.packed_sessions.extend(oe.packed_sessions);
+                trimmed += trim_front(&mut te.packed_sessions, limit);
                 for (wallet, balance) in oe.wallets {
                     match te.wallets.get_mut(&wallet) {
                         Some(mine) => super::payments::merge_balance(mine, &balance),
@@ -283,16 +284,17 @@ impl Tx<'_> {
                 }
                 moved_transactions.clone_from(&oe.transactions);
                 te.transactions.extend(oe.transactions);
-                super::trim_front(&mut te.transactions, limit);
-                te.activity.extend(oe.activity);
-                super::trim_front(&mut te.activity, limit);
+                trimmed += trim_front(&mut te.transactions, limit);
+                te.packed_activity.extend(oe.packed_activity);
+                trimmed += trim_front(&mut te.packed_activity, limit);
                 for p in oe.payment_channels {
                     if !te.payment_channels.contains(&p) {
-                        te.payment_channels.push(p);
+                        push_exact(&mut te.payment_channels, p);
                     }
                 }
             }
         });
+        self.trimmed(trimmed);
         // Adopted reminders need fresh timers pointing at the surviving customer.
         self.reschedule_all(target);
         // Payments still pending settle on the surviving customer and its wallets.
@@ -325,7 +327,7 @@ impl Tx<'_> {
                     let key = u.mapping.as_ref().map(|m| m.key.clone());
                     rec.tags
                         .retain(|t| t.mapping.as_ref().map(|m| m.key.clone()) != key);
-                    rec.tags.push(u);
+                    push_exact(&mut rec.tags, u);
                 }
             });
             self.sync_tag_reminders(&id);
@@ -420,7 +422,10 @@ impl Tx<'_> {
             check_count(c.updates.len())?;
             let id = self.resolve_opt(c.customer, true)?;
             if let Some(rec) = self.customer_mut(&id) {
-                rec.extra_mut().metadata.extend(c.updates);
+                let e = rec.extra_mut();
+                for (k, v) in c.updates {
+                    e.set_metadata(k, v, false);
+                }
             }
             Ok(id)
         })();
@@ -438,7 +443,7 @@ impl Tx<'_> {
                 && let Some(e) = rec.extra.as_mut()
             {
                 for k in &c.deletions {
-                    e.metadata.remove(k);
+                    e.remove_metadata(k);
                 }
             }
             Ok(id)
@@ -518,11 +523,11 @@ impl Tx<'_> {
     /// Records a message in a customer's history (bounded).
     pub(crate) fn push_message(&mut self, customer_id: &str, message: ChannelMessage) {
         let limit = self.cfg.history_limit;
+        let mut trimmed = 0;
         if let Some(rec) = self.customer_mut(customer_id) {
-            let e = rec.extra_mut();
-            e.messages.push(message);
-            super::trim_front(&mut e.messages, limit);
+            trimmed = push_bounded(&mut rec.extra_mut().packed_messages, &message, limit);
         }
+        self.trimmed(trimmed);
     }
 }
 

@@ -349,6 +349,7 @@ impl Tx<'_> {
     ) {
         let id = txn.transaction_id.clone();
         let limit = self.cfg.history_limit;
+        let mut trimmed = 0;
         for customer in [&debit_customer_id, &credit_customer_id]
             .into_iter()
             .flatten()
@@ -356,14 +357,15 @@ impl Tx<'_> {
             if let Some(rec) = self.customer_mut(customer) {
                 let e = rec.extra_mut();
                 if !e.transactions.contains(&id) {
-                    e.transactions.push(id.clone());
-                    super::trim_front(&mut e.transactions, limit);
+                    crate::record::push_exact(&mut e.transactions, id.clone());
+                    trimmed += crate::record::trim_front(&mut e.transactions, limit);
                 }
             }
         }
+        self.trimmed(trimmed);
         self.org_mut().transactions.insert(
-            id.clone(),
-            TransactionRecord {
+            &id,
+            &TransactionRecord {
                 transaction: Some(txn),
                 debit_customer_id,
                 credit_customer_id,
@@ -531,7 +533,7 @@ impl Tx<'_> {
             {
                 let e = rec.extra_mut();
                 if !e.payment_channels.contains(channel) {
-                    e.payment_channels.push(channel.clone());
+                    crate::record::push_exact(&mut e.payment_channels, channel.clone());
                 }
             }
         }
@@ -611,7 +613,7 @@ impl Tx<'_> {
             .org()
             .transactions
             .get(txn_id)
-            .and_then(|r| r.transaction.as_ref())
+            .and_then(|r| r.transaction)
         else {
             return;
         };
@@ -632,7 +634,7 @@ impl Tx<'_> {
     /// deleted, or the wallet holds another currency by now) ends `FAILED` instead. Returns the
     /// status applied.
     fn settle(&mut self, txn_id: &str, new_status: PaymentStatus) -> Result<PaymentStatus, String> {
-        let Some(rec) = self.org().transactions.get(txn_id).cloned() else {
+        let Some(rec) = self.org().transactions.get(txn_id) else {
             return Err(format!("unknown transaction {txn_id}"));
         };
         let Some(mut txn) = rec.transaction.clone() else {
@@ -691,8 +693,8 @@ impl Tx<'_> {
                 _ => None,
             });
         self.org_mut().transactions.insert(
-            txn_id.to_owned(),
-            TransactionRecord {
+            txn_id,
+            &TransactionRecord {
                 transaction: Some(txn),
                 debit_held,
                 settle_at,
@@ -741,7 +743,7 @@ impl Tx<'_> {
     /// wallets, which absorbed `other`'s), so that they settle on the surviving customer.
     pub(super) fn adopt_transactions(&mut self, other: &str, target: &str, txn_ids: &[String]) {
         for id in txn_ids {
-            let Some(rec) = self.org_mut().transactions.get_mut(id) else {
+            let Some(mut rec) = self.org().transactions.get(id) else {
                 continue;
             };
             if !rec
@@ -770,6 +772,7 @@ impl Tx<'_> {
                     }
                 }
             }
+            self.org_mut().transactions.insert(id, &rec);
             self.mark_transaction(id);
         }
     }
@@ -843,7 +846,7 @@ impl Tx<'_> {
         if let Some(rec) = self.customer_mut(&customer_id) {
             let e = rec.extra_mut();
             if !e.payment_channels.contains(&channel) {
-                e.payment_channels.push(channel.clone());
+                crate::record::push_exact(&mut e.payment_channels, channel.clone());
             }
         }
         let txn_id = crate::ids::transaction_id();
@@ -874,9 +877,9 @@ impl Tx<'_> {
             false,
             0,
         );
-        if let Some(rec) = self.org_mut().transactions.get_mut(&txn_id) {
-            rec.from_simulator = true;
-        }
+        self.org_mut()
+            .transactions
+            .update(&txn_id, |rec| rec.from_simulator = true);
         if !c.transaction_id.is_empty() {
             self.org_mut()
                 .provider_txns
@@ -977,15 +980,12 @@ impl Tx<'_> {
                 .as_ref()
                 .map(from_timestamp)
                 .unwrap_or(self.now);
-            if let Some(t) = self
-                .org_mut()
-                .transactions
-                .get_mut(&txn_id)
-                .and_then(|r| r.transaction.as_mut())
-            {
-                t.status = c.status;
-                t.updated_at = Some(to_timestamp(at));
-            }
+            self.org_mut().transactions.update(&txn_id, |r| {
+                if let Some(t) = r.transaction.as_mut() {
+                    t.status = c.status;
+                    t.updated_at = Some(to_timestamp(at));
+                }
+            });
             self.mark_transaction(&txn_id);
             let (d, k) = self
                 .org()
@@ -1042,8 +1042,8 @@ pub(super) fn restore(
             .provider_txns
             .get(provider)
             .and_then(|other| o.transactions.get(other))
-            .and_then(|r| r.transaction.as_ref())
-            .is_none_or(|other| created(other) <= created(txn));
+            .and_then(|r| r.transaction)
+            .is_none_or(|other| created(&other) <= created(txn));
         if newer {
             o.provider_txns.insert(provider.to_owned(), id.to_owned());
         }

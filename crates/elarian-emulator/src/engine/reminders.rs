@@ -88,12 +88,15 @@ impl Tx<'_> {
         if a.reminders.len() >= MAX_REMINDERS {
             return Err(format!("too many reminders (max {MAX_REMINDERS})"));
         }
-        a.reminders.push(ReminderRecord {
-            reminder: Some(reminder),
-            origin: origin.map(Box::new),
-            due,
-            seq,
-        });
+        crate::record::push_exact(
+            &mut a.reminders,
+            ReminderRecord {
+                reminder: Some(reminder),
+                origin: origin.map(Box::new),
+                due,
+                seq,
+            },
+        );
         Ok(())
     }
 
@@ -132,6 +135,8 @@ impl Tx<'_> {
         let before = a.reminders.len();
         a.reminders
             .retain(|r| r.reminder.as_ref().map(|x| x.key.as_str()) != Some(key));
+        // Most customers end with no reminder left: free the room the last one took.
+        a.reminders.shrink_to_fit();
         before != a.reminders.len()
     }
 
@@ -261,6 +266,7 @@ impl Tx<'_> {
         if loses && let Some(rec) = self.customer_mut(customer_id) {
             for a in &mut rec.apps {
                 a.reminders.retain(|r| !from_lost_tag(r));
+                a.reminders.shrink_to_fit();
             }
         }
         if self.st.orgs[org].tag_reminders.is_empty() {
@@ -351,6 +357,7 @@ impl Tx<'_> {
         if tag_lost {
             if let Some(rec) = self.customer_mut(customer_id) {
                 rec.apps[app_idx].reminders.remove(r_idx);
+                rec.apps[app_idx].reminders.shrink_to_fit();
             }
             return;
         }
@@ -384,7 +391,9 @@ impl Tx<'_> {
                 }
             }
         } else if let Some(rec) = self.st.orgs[org].customers.get_mut(customer_id) {
+            // A one-off reminder is done: free its room, as most customers end with none.
             rec.apps[app_idx].reminders.remove(r_idx);
+            rec.apps[app_idx].reminders.shrink_to_fit();
         }
         self.notify_customer(
             &app_id,
@@ -422,7 +431,7 @@ pub(crate) fn reschedule_slot(st: &mut State, org: OrgIdx, slot: u32) {
         }
     }
     if let Some(e) = &rec.extra {
-        for ch in &e.channels {
+        for ch in &e.channels() {
             if let Some(elarian_proto::messaging_channel_state::State::InSession(s)) = &ch.state
                 && let Some(exp) = &s.expires_at
             {
