@@ -687,7 +687,10 @@ async fn non_resumable_sessions_close_when_the_transport_is_lost() {
     tokio::time::sleep(Duration::from_millis(20)).await;
     cut.send_replace(true);
     let reason = timeout(LIMIT, client.connection().closed()).await.unwrap();
-    assert!(matches!(reason, CloseReason::TransportLost(_)), "{reason:?}");
+    assert!(
+        matches!(reason, CloseReason::TransportLost(_)),
+        "{reason:?}"
+    );
     // The transport's I/O error stays reachable through the source chain.
     let mut chain = Vec::new();
     let mut next: Option<&(dyn std::error::Error + 'static)> = Some(&reason);
