@@ -339,10 +339,24 @@ struct Inner {
     status_tx: mpsc::Sender<StatusReport>,
     /// Woken when a batch of send outcomes is committed: reports waiting for their message id
     /// can be matched.
-    outcomes_recorded: Arc<tokio::sync::Notify>,
+    outcomes_recorded: Arc<OutcomeSignal>,
     ledger: Arc<SendLedger>,
     tasks: Mutex<Vec<tokio::task::JoinHandle<()>>>,
     closed: AtomicBool,
+}
+
+/// Tells the delivery tracker that a batch of send outcomes was committed.
+#[derive(Default)]
+struct OutcomeSignal {
+    notify: tokio::sync::Notify,
+    commits: std::sync::atomic::AtomicU64,
+}
+
+impl OutcomeSignal {
+    fn signal(&self) {
+        self.commits.fetch_add(1, Ordering::Release);
+        self.notify.notify_one();
+    }
 }
 
 /// A delivery report on its way to the tracker, with whom to tell once it is durable.
@@ -509,7 +523,7 @@ impl Campaigns {
             .collect();
         let logged = logged_reports(&store).await?;
         let (status_tx, status_rx) = mpsc::channel(STATUS_QUEUE);
-        let outcomes_recorded = Arc::new(tokio::sync::Notify::new());
+        let outcomes_recorded = Arc::new(OutcomeSignal::default());
         let ledger = Arc::new(SendLedger::default());
         let inner = Arc::new(Inner {
             app,
@@ -1984,7 +1998,7 @@ impl Campaigns {
             buf.clear();
             committed?;
             // Delivery reports that came before their send's outcome was recorded can match now.
-            self.inner.outcomes_recorded.notify_one();
+            self.inner.outcomes_recorded.signal();
         }
     }
 
@@ -2191,10 +2205,13 @@ async fn logged_reports(store: &Store) -> Result<Vec<StatusReport>> {
 async fn track_statuses(
     inner: Weak<Inner>,
     mut rx: mpsc::Receiver<StatusReport>,
-    outcomes_recorded: Arc<tokio::sync::Notify>,
+    outcomes_recorded: Arc<OutcomeSignal>,
     ledger: Arc<SendLedger>,
     logged: Vec<StatusReport>,
 ) {
+    // Outcome commits seen at the last retry of the waiting reports: a retry before the next
+    // commit would find the same nothing.
+    let mut retried_at = u64::MAX;
     // Reports whose message id is not recorded yet (the status came before the batch with its
     // send's outcome was committed), in the report log, retried when outcomes are committed.
     let mut waiting: VecDeque<StatusReport> = logged.into();
@@ -2208,12 +2225,18 @@ async fn track_statuses(
                     return; // Every sender is gone.
                 }
             }
-            () = outcomes_recorded.notified(), if retry => {}
-            () = tokio::time::sleep(Duration::from_millis(200)) => {}
+            () = outcomes_recorded.notify.notified(), if retry => {}
+            () = tokio::time::sleep(Duration::from_millis(200)) => retried_at = u64::MAX,
         }
         let Some(inner) = inner.upgrade() else { return };
         let campaigns = Campaigns { inner };
-        let mut todo: Vec<StatusReport> = waiting.drain(..).collect();
+        let commits = outcomes_recorded.commits.load(Ordering::Acquire);
+        let mut todo: Vec<StatusReport> = if commits != retried_at {
+            retried_at = commits;
+            waiting.drain(..).collect()
+        } else {
+            Vec::new()
+        };
         todo.append(&mut buf);
         if todo.is_empty() {
             continue;
