@@ -20,7 +20,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use elarian_benches::options::Options;
-use elarian_benches::usage::{cpu_time, mib, peak_rss_bytes};
+use elarian_benches::usage::{cpu_time, mib, peak_rss_bytes, rss_bytes};
 use elarian_benches::{BenchError, Result, Runtimes, connect_app, thousands};
 use elarian_campaigns::{
     Campaigns, CampaignsConfig, ManualClock, Recipient, SendingPayload, SendingStatus, Store,
@@ -160,9 +160,10 @@ fn run() -> Result<()> {
         let base_started = Instant::now();
         let base_rate = baseline(&app, baseline_sends).await?;
         println!(
-            "  SDK send_message:  {} msg/s ({baseline_sends} sends; {})",
+            "  SDK send_message:  {} msg/s ({baseline_sends} sends; {}); RSS {}",
             thousands(base_rate),
-            cpu.report(baseline_sends, base_started.elapsed())
+            cpu.report(baseline_sends, base_started.elapsed()),
+            rss_now()
         );
 
         let start: Timestamp = Timestamp::now();
@@ -228,11 +229,12 @@ fn run() -> Result<()> {
         let prep_cpu = prep_cpu.report(recipients, prep_time);
         let prep_rate = recipients as f64 / prep_time.as_secs_f64();
         println!(
-            "  preparation:       {:.2} s, {} recipients/s (target >= {})  {}; {prep_cpu}",
+            "  preparation:       {:.2} s, {} recipients/s (target >= {})  {}; {prep_cpu}; RSS {}",
             prep_time.as_secs_f64(),
             thousands(prep_rate),
             thousands(TARGET_PREPARATION_PER_SEC),
-            verdict(prep_rate >= TARGET_PREPARATION_PER_SEC)
+            verdict(prep_rate >= TARGET_PREPARATION_PER_SEC),
+            rss_now()
         );
 
         clock.set(at);
@@ -245,12 +247,13 @@ fn run() -> Result<()> {
         let tx_rate = recipients as f64 / tx_time.as_secs_f64();
         let share = tx_rate / base_rate;
         println!(
-            "  transmission:      {:.2} s, {} msg/s = {:.0} % of send_message (target >= {:.0} %)  {}; {tx_cpu}",
+            "  transmission:      {:.2} s, {} msg/s = {:.0} % of send_message (target >= {:.0} %)  {}; {tx_cpu}; RSS {}",
             tx_time.as_secs_f64(),
             thousands(tx_rate),
             share * 100.0,
             TARGET_TRANSMISSION_SHARE * 100.0,
-            verdict(share >= TARGET_TRANSMISSION_SHARE)
+            verdict(share >= TARGET_TRANSMISSION_SHARE),
+            rss_now()
         );
         let p = campaigns.progress(id).await.map_err(|e| BenchError::new(e.to_string()))?;
         if p.sent != recipients {
@@ -280,6 +283,13 @@ fn run() -> Result<()> {
     })?;
     runtimes.server.block_on(emulator.shutdown());
     Ok(())
+}
+
+/// This process's resident memory now, for the phase lines: what preparation adds is the
+/// campaign store (recipients and dispatches); what transmission adds is mostly the emulator's
+/// state of the customers it sent to.
+fn rss_now() -> String {
+    rss_bytes().map_or_else(|| "unavailable".to_string(), mib)
 }
 
 fn verdict(ok: bool) -> &'static str {

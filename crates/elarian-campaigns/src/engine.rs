@@ -2387,3 +2387,144 @@ impl Campaigns {
         Ok(recorded)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use elarian_emulator::Emulator;
+    use elarian_emulator::config::{TEST_API_KEY, TEST_APP_ID, TEST_ORG_ID};
+    use elarian_sdk::ClientConfig;
+
+    const WAIT: Duration = Duration::from_secs(20);
+
+    fn sent(index: u32, message_id: &str) -> Dispatch {
+        Dispatch {
+            index,
+            member_id: None,
+            to: CustomerNumber::cellular(format!("+25470000000{index}")),
+            content: DispatchContent::Text { text: "Hi".into() },
+            sms: None,
+            state: DispatchState::Sent,
+            message_id: Some(message_id.into()),
+            delivery_status: Some(MessageDeliveryStatus::Sent),
+            error: None,
+        }
+    }
+
+    /// A process logged two delivery reports whose dispatches' outcomes were not committed yet,
+    /// then died after committing one of them: the next process applies that report at open
+    /// and lets the other go.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn logged_reports_are_applied_or_let_go_after_a_restart() {
+        let emulator = Emulator::builder()
+            .tcp(([127, 0, 0, 1], 0))
+            .start()
+            .await
+            .unwrap();
+        let app = Elarian::new(
+            ClientConfig::builder()
+                .org_id(TEST_ORG_ID)
+                .app_id(TEST_APP_ID)
+                .api_key(TEST_API_KEY)
+                .endpoint(emulator.endpoint().unwrap())
+                .command_timeout(WAIT)
+                .initial_connect_timeout(WAIT),
+        )
+        .unwrap();
+        tokio::time::timeout(WAIT, app.connect())
+            .await
+            .unwrap()
+            .unwrap();
+        let store = Store::memory();
+        let now = Timestamp::now();
+        let record = SendingRecord {
+            id: 7,
+            message_id: 1,
+            audience_id: None,
+            status: SendingStatus::Transmitted,
+            scheduled_at: None,
+            scheduled_with: None,
+            created_at: now,
+            updated_at: now,
+            recipients_count: 1,
+            progress: Progress {
+                sending_id: 7,
+                status: Some(SendingStatus::Transmitted),
+                recipients: 1,
+                resolved: 1,
+                sent: 1,
+                ..Progress::default()
+            },
+        };
+        store
+            .write(vec![
+                Op::Put(Table::Sendings, id_key(7), encode(&record).unwrap()),
+                Op::Put(
+                    Table::Dispatches,
+                    pair_key(7, 0),
+                    encode_dispatch(&sent(0, "m-recorded")),
+                ),
+                Op::Put(Table::MessageIds, b"m-recorded".to_vec(), pair_key(7, 0)),
+                Op::Put(
+                    Table::Reports,
+                    b"m-recorded".to_vec(),
+                    i32::from(MessageDeliveryStatus::Delivered)
+                        .to_le_bytes()
+                        .to_vec(),
+                ),
+                Op::Put(
+                    Table::Reports,
+                    b"m-lost".to_vec(),
+                    i32::from(MessageDeliveryStatus::Delivered)
+                        .to_le_bytes()
+                        .to_vec(),
+                ),
+            ])
+            .await
+            .unwrap();
+        let config = CampaignsConfig {
+            track_deliveries: false,
+            poll_interval: Duration::from_secs(3600),
+            ..CampaignsConfig::default()
+        };
+        let campaigns = Campaigns::open(app.clone(), store.clone(), config)
+            .await
+            .unwrap();
+        let started = tokio::time::Instant::now();
+        loop {
+            let p = campaigns.progress(7).await.unwrap();
+            let left = store
+                .scan(Table::Reports, Vec::new(), vec![0xff; 8], 10)
+                .await
+                .unwrap();
+            if p.delivered == 1 && left.is_empty() {
+                break;
+            }
+            assert!(started.elapsed() < WAIT, "{p:?}, reports left: {left:?}");
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        let d = campaigns.dispatches(7, Page::default()).await.unwrap();
+        assert_eq!(
+            d.items[0].delivery_status,
+            Some(MessageDeliveryStatus::Delivered)
+        );
+        campaigns.shutdown().await;
+        app.disconnect().await;
+        emulator.shutdown().await;
+    }
+
+    #[test]
+    fn the_ledger_tells_settled_sends() {
+        let ledger = Arc::new(SendLedger::default());
+        assert!(ledger.settled_before(ledger.issued()));
+        let first = ledger.issue();
+        let mark = ledger.issued();
+        assert!(!ledger.settled_before(mark));
+        let second = ledger.issue();
+        drop(first);
+        assert!(ledger.settled_before(mark));
+        assert!(!ledger.settled_before(ledger.issued()));
+        drop(second);
+        assert!(ledger.settled_before(ledger.issued()));
+    }
+}
