@@ -20,7 +20,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use elarian_benches::options::Options;
-use elarian_benches::usage::{mib, peak_rss_bytes};
+use elarian_benches::usage::{cpu_time, mib, peak_rss_bytes, rss_bytes};
 use elarian_benches::{BenchError, Result, Runtimes, connect_app, thousands};
 use elarian_campaigns::{
     Campaigns, CampaignsConfig, ManualClock, Recipient, SendingPayload, SendingStatus, Store,
@@ -50,6 +50,30 @@ fn main() -> ExitCode {
 
 fn phone(prefix: u32, i: u64) -> String {
     format!("+25{prefix}{i:08}")
+}
+
+/// CPU time of the process over a phase: per item, and cores busy over its wall time. The
+/// process holds the emulator, the SDK and the campaigns, so this is the work of all three.
+struct Cpu(Option<Duration>);
+
+impl Cpu {
+    fn start() -> Self {
+        Cpu(cpu_time())
+    }
+
+    fn report(&self, items: u64, wall: Duration) -> String {
+        match (self.0, cpu_time()) {
+            (Some(before), Some(after)) if items > 0 && !wall.is_zero() => {
+                let used = after.saturating_sub(before);
+                format!(
+                    "CPU {:.1} µs each, {:.2} cores busy",
+                    used.as_secs_f64() * 1e6 / items as f64,
+                    used.as_secs_f64() / wall.as_secs_f64()
+                )
+            }
+            _ => "CPU unavailable".to_string(),
+        }
+    }
 }
 
 async fn baseline(app: &Elarian, sends: u64) -> Result<f64> {
@@ -132,8 +156,15 @@ fn run() -> Result<()> {
             .await
             .map_err(|_| BenchError::new("connecting the simulator timed out"))?
             .map_err(|e| BenchError::new(format!("simulator: {e}")))?;
+        let cpu = Cpu::start();
+        let base_started = Instant::now();
         let base_rate = baseline(&app, baseline_sends).await?;
-        println!("  SDK send_message:  {} msg/s ({baseline_sends} sends)", thousands(base_rate));
+        println!(
+            "  SDK send_message:  {} msg/s ({baseline_sends} sends; {}); RSS {}",
+            thousands(base_rate),
+            cpu.report(baseline_sends, base_started.elapsed()),
+            rss_now()
+        );
 
         let start: Timestamp = Timestamp::now();
         let clock = ManualClock::new(start);
@@ -186,19 +217,44 @@ fn run() -> Result<()> {
         let id = sending.id;
         drop(sending);
         let create_time = created.elapsed();
+        println!("  create sending:    {:.2} s (stores {recipients} inline recipients)", create_time.as_secs_f64());
 
         // Preparation starts five minutes before the time.
         clock.set(at.minus(Duration::from_secs(300)));
+        let prep_cpu = Cpu::start();
         let prepared = Instant::now();
         campaigns.tick().await.map_err(|e| BenchError::new(e.to_string()))?;
         wait_status(&campaigns, id, SendingStatus::Prepared, Duration::from_secs(600)).await?;
         let prep_time = prepared.elapsed();
+        let prep_cpu = prep_cpu.report(recipients, prep_time);
+        let prep_rate = recipients as f64 / prep_time.as_secs_f64();
+        println!(
+            "  preparation:       {:.2} s, {} recipients/s (target >= {})  {}; {prep_cpu}; RSS {}",
+            prep_time.as_secs_f64(),
+            thousands(prep_rate),
+            thousands(TARGET_PREPARATION_PER_SEC),
+            verdict(prep_rate >= TARGET_PREPARATION_PER_SEC),
+            rss_now()
+        );
 
         clock.set(at);
+        let tx_cpu = Cpu::start();
         let transmitted = Instant::now();
         campaigns.tick().await.map_err(|e| BenchError::new(e.to_string()))?;
         wait_status(&campaigns, id, SendingStatus::Transmitted, Duration::from_secs(1800)).await?;
         let tx_time = transmitted.elapsed();
+        let tx_cpu = tx_cpu.report(recipients, tx_time);
+        let tx_rate = recipients as f64 / tx_time.as_secs_f64();
+        let share = tx_rate / base_rate;
+        println!(
+            "  transmission:      {:.2} s, {} msg/s = {:.0} % of send_message (target >= {:.0} %)  {}; {tx_cpu}; RSS {}",
+            tx_time.as_secs_f64(),
+            thousands(tx_rate),
+            share * 100.0,
+            TARGET_TRANSMISSION_SHARE * 100.0,
+            verdict(share >= TARGET_TRANSMISSION_SHARE),
+            rss_now()
+        );
         let p = campaigns.progress(id).await.map_err(|e| BenchError::new(e.to_string()))?;
         if p.sent != recipients {
             return Err(BenchError::new(format!("sent {} of {recipients}: {p:?}", p.sent)));
@@ -209,26 +265,7 @@ fn run() -> Result<()> {
             tokio::time::sleep(Duration::from_millis(20)).await;
             p = campaigns.progress(id).await.map_err(|e| BenchError::new(e.to_string()))?;
         }
-        let prep_rate = recipients as f64 / prep_time.as_secs_f64();
-        let tx_rate = recipients as f64 / tx_time.as_secs_f64();
-        let share = tx_rate / base_rate;
         let peak = peak_rss_bytes();
-        println!("  create sending:    {:.2} s (stores {recipients} inline recipients)", create_time.as_secs_f64());
-        println!(
-            "  preparation:       {:.2} s, {} recipients/s (target >= {})  {}",
-            prep_time.as_secs_f64(),
-            thousands(prep_rate),
-            thousands(TARGET_PREPARATION_PER_SEC),
-            verdict(prep_rate >= TARGET_PREPARATION_PER_SEC)
-        );
-        println!(
-            "  transmission:      {:.2} s, {} msg/s = {:.0} % of send_message (target >= {:.0} %)  {}",
-            tx_time.as_secs_f64(),
-            thousands(tx_rate),
-            share * 100.0,
-            TARGET_TRANSMISSION_SHARE * 100.0,
-            verdict(share >= TARGET_TRANSMISSION_SHARE)
-        );
         println!("  delivered:         {} of {recipients} reported", p.delivered);
         match peak {
             Some(peak) => println!(
@@ -246,6 +283,13 @@ fn run() -> Result<()> {
     })?;
     runtimes.server.block_on(emulator.shutdown());
     Ok(())
+}
+
+/// This process's resident memory now, for the phase lines: what preparation adds is the
+/// campaign store (recipients and dispatches); what transmission adds is mostly the emulator's
+/// state of the customers it sent to.
+fn rss_now() -> String {
+    rss_bytes().map_or_else(|| "unavailable".to_string(), mib)
 }
 
 fn verdict(ok: bool) -> &'static str {

@@ -17,6 +17,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use tokio::sync::{mpsc, watch};
 
+use crate::codec::{decode_dispatch, encode_dispatch, encode_dispatch_into};
 use crate::error::{CampaignError, Result};
 use crate::lifecycle::check_transition;
 use crate::mapping::{
@@ -31,12 +32,22 @@ use crate::time::{Clock, SystemClock, Timestamp, parse_relative};
 /// A resolved recipient: the member it came from, its number and its merge fields.
 type Resolved = (Option<MemberId>, CustomerNumber, BTreeMap<String, Value>);
 
+/// A recipient's merge fields.
+type Properties = BTreeMap<String, Value>;
+
 /// Recipients per stored chunk (of a sending or an audience).
 const RECIPIENT_CHUNK: usize = 4096;
 /// Status updates that wait for their dispatch (a status can arrive before the send's reply is
 /// recorded) at most, and how long.
 const STATUS_RETRY_LIMIT: usize = 65_536;
 const STATUS_RETRY_FOR: Duration = Duration::from_secs(30);
+/// Delivery reports queued for the tracker at most.
+const STATUS_QUEUE: usize = 65_536;
+/// Delivery reports the tracker takes per commit at most.
+const STATUS_BATCH: usize = 4096;
+/// How long a message-status handler waits for its report to be recorded before it lets the
+/// notification be acknowledged anyway (the report stays queued).
+pub const STATUS_ACK_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// Tuning of a [`Campaigns`] handle.
 #[derive(Debug, Clone)]
@@ -275,6 +286,27 @@ struct Active {
     progress: watch::Sender<Progress>,
 }
 
+/// A store commit running in its own task while the next piece of work is built. Dropping it
+/// (the work that started it was stopped, as at a shutdown) aborts it, so it cannot land after a
+/// restarted preparation began.
+struct Commit(tokio::task::JoinHandle<Result<()>>);
+
+impl Drop for Commit {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
+}
+
+/// Why a transmission loop ended.
+enum TransmitEnd {
+    /// Every dispatch was sent and its outcome recorded.
+    Done,
+    /// Cancelled, failed or shut down.
+    Stopped,
+    /// Its deadline passed.
+    Late,
+}
+
 struct RateLimiter {
     interval: Duration,
     next: tokio::sync::Mutex<tokio::time::Instant>,
@@ -304,9 +336,101 @@ struct Inner {
     /// Sendings not in a final status (drafts included), for the scheduler.
     open: Mutex<BTreeSet<u64>>,
     rates: HashMap<ChannelType, Arc<RateLimiter>>,
-    status_tx: mpsc::Sender<(String, MessageDeliveryStatus)>,
+    status_tx: mpsc::Sender<StatusReport>,
+    /// Woken when a batch of send outcomes is committed: reports waiting for their message id
+    /// can be matched.
+    outcomes_recorded: Arc<OutcomeSignal>,
+    ledger: Arc<SendLedger>,
     tasks: Mutex<Vec<tokio::task::JoinHandle<()>>>,
     closed: AtomicBool,
+}
+
+/// Tells the delivery tracker that a batch of send outcomes was committed.
+#[derive(Default)]
+struct OutcomeSignal {
+    notify: tokio::sync::Notify,
+    commits: std::sync::atomic::AtomicU64,
+}
+
+impl OutcomeSignal {
+    fn signal(&self) {
+        self.commits.fetch_add(1, Ordering::Release);
+        self.notify.notify_one();
+    }
+}
+
+/// A delivery report on its way to the tracker, with whom to tell once it is durable.
+struct StatusReport {
+    message_id: String,
+    status: MessageDeliveryStatus,
+    /// The handler waiting to acknowledge the notification; taken when told.
+    recorded: Option<tokio::sync::oneshot::Sender<()>>,
+    /// In the report log (`Table::Reports`): durable while it waits for its dispatch.
+    logged: bool,
+    received: tokio::time::Instant,
+    /// Sends issued when it came ([`SendLedger::issued`]): its message, if a campaign's, is one
+    /// of them.
+    issued: u64,
+}
+
+/// Which sends have their outcome recorded. A delivery report can come before the batch with
+/// its send's outcome is committed; it then waits for that commit. One that matches no
+/// dispatch once every send issued before it is recorded is of no campaign (the app's own
+/// message) and is let go at once.
+#[derive(Default)]
+struct SendLedger {
+    state: Mutex<LedgerState>,
+}
+
+#[derive(Default)]
+struct LedgerState {
+    next: u64,
+    unrecorded: BTreeSet<u64>,
+}
+
+impl SendLedger {
+    fn issue(self: &Arc<Self>) -> Issued {
+        let seq = match self.state.lock() {
+            Ok(mut s) => {
+                let seq = s.next;
+                s.next += 1;
+                s.unrecorded.insert(seq);
+                seq
+            }
+            Err(_) => u64::MAX,
+        };
+        Issued {
+            ledger: self.clone(),
+            seq,
+        }
+    }
+
+    fn issued(&self) -> u64 {
+        self.state.lock().map_or(u64::MAX, |s| s.next)
+    }
+
+    /// True when every send issued before the `issued` mark has its outcome recorded (or was
+    /// abandoned).
+    fn settled_before(&self, issued: u64) -> bool {
+        self.state
+            .lock()
+            .is_ok_and(|s| s.unrecorded.first().is_none_or(|first| *first >= issued))
+    }
+}
+
+/// A send in the [`SendLedger`], settled when dropped: after its outcome is committed, or when
+/// the send is abandoned (its outcome then is never recorded here).
+struct Issued {
+    ledger: Arc<SendLedger>,
+    seq: u64,
+}
+
+impl Drop for Issued {
+    fn drop(&mut self) {
+        if let Ok(mut s) = self.ledger.state.lock() {
+            s.unrecorded.remove(&self.seq);
+        }
+    }
 }
 
 /// The campaigns: messages, sendings, audiences, and the scheduler that runs the sendings.
@@ -397,7 +521,10 @@ impl Campaigns {
                 )
             })
             .collect();
-        let (status_tx, status_rx) = mpsc::channel(65_536);
+        let logged = logged_reports(&store).await?;
+        let (status_tx, status_rx) = mpsc::channel(STATUS_QUEUE);
+        let outcomes_recorded = Arc::new(OutcomeSignal::default());
+        let ledger = Arc::new(SendLedger::default());
         let inner = Arc::new(Inner {
             app,
             store,
@@ -408,26 +535,34 @@ impl Campaigns {
             open: Mutex::new(open),
             rates,
             status_tx,
+            outcomes_recorded: outcomes_recorded.clone(),
+            ledger: ledger.clone(),
             tasks: Mutex::new(Vec::new()),
             closed: AtomicBool::new(false),
         });
         let campaigns = Campaigns { inner };
         if campaigns.inner.config.track_deliveries {
             let tx = campaigns.inner.status_tx.clone();
+            let ledger = ledger.clone();
             campaigns.inner.app.on_message_status(
                 move |notification, _customer, _data, _responder| {
                     let tx = tx.clone();
+                    let ledger = ledger.clone();
                     async move {
-                        // Waits when the tracker is behind (backpressure), never drops.
-                        let _ = tx
-                            .send((notification.message_id, notification.status))
+                        report_status(&tx, &ledger, notification.message_id, notification.status)
                             .await;
                     }
                 },
             );
         }
         let weak = Arc::downgrade(&campaigns.inner);
-        let tracker = tokio::spawn(track_statuses(weak.clone(), status_rx));
+        let tracker = tokio::spawn(track_statuses(
+            weak.clone(),
+            status_rx,
+            outcomes_recorded,
+            ledger,
+            logged,
+        ));
         let scheduler = tokio::spawn(async move {
             loop {
                 let Some(inner) = weak.upgrade() else { return };
@@ -468,13 +603,18 @@ impl Campaigns {
     }
 
     /// Forwards a message-status notification to the delivery tracker (for apps that keep
-    /// their own `on_message_status` handler and set `track_deliveries: false`).
+    /// their own `on_message_status` handler and set `track_deliveries: false`). Returns once
+    /// the status is durable (applied, or logged until its dispatch is recorded), so a handler that awaits
+    /// it acknowledges the notification only then; it gives up waiting after
+    /// [`STATUS_ACK_TIMEOUT`].
     pub async fn handle_message_status(&self, notification: &MessageStatusNotification) {
-        let _ = self
-            .inner
-            .status_tx
-            .send((notification.message_id.clone(), notification.status))
-            .await;
+        report_status(
+            &self.inner.status_tx,
+            &self.inner.ledger,
+            notification.message_id.clone(),
+            notification.status,
+        )
+        .await;
     }
 
     fn now(&self) -> Timestamp {
@@ -711,6 +851,7 @@ impl Campaigns {
                 e.clone(),
             ));
             ops.push(Op::DeleteRange(Table::Dispatches, s, e));
+            ops.push(Op::Delete(Table::Attempts, id_key(*sid)));
         }
         self.inner.store.write(ops).await?;
         if let Ok(mut open) = self.inner.open.lock() {
@@ -1110,7 +1251,19 @@ impl Campaigns {
             .store
             .scan(Table::Dispatches, pair_key(id, skip), end, take)
             .await?;
-        let items = rows.iter().map(|(_, v)| decode(v)).collect::<Result<_>>()?;
+        // Pending below the attempt mark is attempted: sent or about to be, outcome not yet
+        // recorded.
+        let through = self.attempted_through(id).await?.unwrap_or(0);
+        let items = rows
+            .iter()
+            .map(|(_, v)| {
+                let mut d = decode_dispatch(v)?;
+                if d.state == DispatchState::Pending && d.index < through {
+                    d.state = DispatchState::Attempted;
+                }
+                Ok(d)
+            })
+            .collect::<Result<_>>()?;
         Ok(Listing {
             items,
             total: record.progress.resolved,
@@ -1133,7 +1286,7 @@ impl Campaigns {
             start = last.clone();
             start.push(0);
             for (_, v) in rows {
-                let d: Dispatch = decode(&v)?;
+                let d = decode_dispatch(&v)?;
                 if d.state == DispatchState::Unknown {
                     out.push(d);
                 }
@@ -1413,9 +1566,14 @@ impl Campaigns {
         });
         self.inner
             .store
-            .write(vec![Op::DeleteRange(Table::Dispatches, s, e)])
+            .write(vec![
+                Op::DeleteRange(Table::Dispatches, s, e),
+                Op::Delete(Table::Attempts, id_key(id)),
+            ])
             .await?;
-        let mut recipients = Vec::new();
+        // The audience's chunks, then the sending's own, one stored chunk at a time: a sending
+        // of millions never has them all decoded at once.
+        let mut sources = Vec::with_capacity(2);
         if let Some(aid) = record.audience_id
             && self
                 .inner
@@ -1424,97 +1582,61 @@ impl Campaigns {
                 .await?
                 .is_some()
         {
-            recipients = self.read_chunks(Table::AudienceRecipients, aid).await?;
+            sources.push((Table::AudienceRecipients, aid));
         }
-        recipients.extend(self.read_chunks(Table::SendingRecipients, id).await?);
+        sources.push((Table::SendingRecipients, id));
 
-        let mut seen: HashSet<String> = HashSet::with_capacity(recipients.len());
+        let mut seen: HashSet<Box<str>> = HashSet::with_capacity(
+            usize::try_from(record.recipients_count)
+                .unwrap_or(0)
+                .min(self.inner.config.max_recipients),
+        );
         let mut next_index: u32 = 0;
-        for chunk in recipients.chunks(self.inner.config.batch_size.max(256)) {
-            if self.is_stopped(active).await {
-                return Ok(());
-            }
-            if self.deadline_passed(record) {
-                return self.fail(id).await;
-            }
-            // Dedupe first, so members are looked up once.
-            let mut unique: Vec<&Recipient> = Vec::with_capacity(chunk.len());
-            let mut duplicates = 0u64;
-            for r in chunk {
-                let key = match &r.member_id {
-                    Some(MemberId::Number(n)) => format!("m:{n}"),
-                    Some(MemberId::CustomerId(c)) => format!("c:{c}"),
-                    None => match inline_number(channel.kind, r) {
-                        Ok(n) => format!("n:{}", n.number),
-                        // Not resolvable: counted as a skip below, not deduplicated.
-                        Err(_) => String::new(),
-                    },
+        // The previous chunk's commit, running while this chunk is built.
+        let mut committing: Option<Commit> = None;
+        let mut buf = Vec::with_capacity(128);
+        for (table, owner) in sources {
+            let (mut cursor, end) = owner_range(owner);
+            loop {
+                if self.is_stopped(active).await {
+                    return Self::finish_commit(committing).await;
+                }
+                if self.deadline_passed(record) {
+                    Self::finish_commit(committing).await?;
+                    return self.fail(id).await;
+                }
+                let rows = self
+                    .inner
+                    .store
+                    .scan(table, cursor.clone(), end.clone(), 1)
+                    .await?;
+                let Some((key, chunk)) = rows.into_iter().next() else {
+                    break;
                 };
-                if !key.is_empty() && !seen.insert(key) {
-                    duplicates += 1;
-                    continue;
-                }
-                unique.push(r);
+                cursor = key;
+                cursor.push(0);
+                let chunk: Vec<Recipient> = decode(&chunk)?;
+                let ops = self
+                    .prepare_chunk(
+                        id,
+                        channel.kind,
+                        &renderer,
+                        chunk,
+                        &mut seen,
+                        &mut next_index,
+                        &mut buf,
+                        active,
+                    )
+                    .await?;
+                Self::finish_commit(committing.take()).await?;
+                let this = self.clone();
+                let counters = active.clone();
+                committing = Some(Commit(tokio::spawn(async move {
+                    this.commit_with_progress(id, ops, &counters).await
+                })));
             }
-            // Collected first: a lazy `map` held across the await trips the spawn's `Send` check.
-            let mut lookups = Vec::with_capacity(unique.len());
-            for r in &unique {
-                lookups.push(self.resolve(channel.kind, r));
-            }
-            let resolved: Vec<std::result::Result<Resolved, SkipReason>> =
-                futures_util::stream::iter(lookups)
-                    .buffered(self.inner.config.member_lookups)
-                    .collect()
-                    .await;
-            let mut ops = Vec::with_capacity(resolved.len());
-            let mut skipped: BTreeMap<String, u64> = BTreeMap::new();
-            let mut ok = 0u64;
-            let mut segments = 0u64;
-            for item in resolved {
-                let built = item.and_then(|(member_id, to, fields)| {
-                    renderer
-                        .render(&fields)
-                        .map(|(content, sms)| (member_id, to, content, sms))
-                });
-                match built {
-                    Ok((member_id, to, content, sms)) => {
-                        segments += sms.map_or(0, |s| u64::from(s.segments));
-                        let d = Dispatch {
-                            index: next_index,
-                            member_id,
-                            to,
-                            content,
-                            sms,
-                            state: DispatchState::Pending,
-                            message_id: None,
-                            delivery_status: None,
-                            error: None,
-                        };
-                        ops.push(Op::Put(
-                            Table::Dispatches,
-                            pair_key(id, next_index),
-                            encode(&d)?,
-                        ));
-                        next_index = next_index
-                            .checked_add(1)
-                            .ok_or_else(|| invalid("recipients", "too many"))?;
-                        ok += 1;
-                    }
-                    Err(reason) => *skipped.entry(reason.to_string()).or_default() += 1,
-                }
-            }
-            let total = unique.len() as u64;
-            active.progress.send_modify(|p| {
-                p.recipients += total;
-                p.duplicates += duplicates;
-                p.resolved += ok;
-                p.sms_segments += segments;
-                for (reason, n) in skipped {
-                    *p.skipped.entry(reason).or_default() += n;
-                }
-            });
-            self.commit_with_progress(id, ops, active).await?;
         }
+        Self::finish_commit(committing).await?;
         let to = if active.progress.borrow().resolved == 0 {
             SendingStatus::Skipped
         } else {
@@ -1524,16 +1646,154 @@ impl Campaigns {
         Ok(())
     }
 
-    async fn resolve(
+    async fn finish_commit(commit: Option<Commit>) -> Result<()> {
+        let Some(mut commit) = commit else {
+            return Ok(());
+        };
+        (&mut commit.0)
+            .await
+            .map_err(|e| CampaignError::Store(StoreError(format!("store task failed: {e}"))))?
+    }
+
+    /// Deduplicates, resolves and renders one chunk of recipients; returns the dispatches'
+    /// writes and counts them in the progress.
+    #[allow(clippy::too_many_arguments)]
+    async fn prepare_chunk(
+        &self,
+        id: u64,
+        kind: ChannelType,
+        renderer: &Renderer,
+        chunk: Vec<Recipient>,
+        seen: &mut HashSet<Box<str>>,
+        next_index: &mut u32,
+        buf: &mut Vec<u8>,
+        active: &Active,
+    ) -> Result<Vec<Op>> {
+        // Dedupe first, so members are looked up once. Inline recipients resolve here; members
+        // take a customer-state read each, done below with bounded concurrency.
+        let mut resolved: Vec<Option<std::result::Result<Resolved, SkipReason>>> =
+            Vec::with_capacity(chunk.len());
+        // (position in `resolved`, member, inline properties)
+        let mut members: Vec<(usize, MemberId, Option<Properties>)> = Vec::new();
+        let mut duplicates = 0u64;
+        let mut key = String::with_capacity(32);
+        for r in chunk {
+            use std::fmt::Write as _;
+            key.clear();
+            let number = match &r.member_id {
+                Some(MemberId::Number(n)) => {
+                    let _ = write!(key, "m:{n}");
+                    None
+                }
+                Some(MemberId::CustomerId(c)) => {
+                    key.push_str("c:");
+                    key.push_str(c);
+                    None
+                }
+                None => match inline_number(kind, &r) {
+                    Ok(n) => {
+                        key.push_str("n:");
+                        key.push_str(&n.number);
+                        Some(Ok(n))
+                    }
+                    // Not resolvable: counted as a skip below, not deduplicated.
+                    Err(reason) => Some(Err(reason)),
+                },
+            };
+            if !key.is_empty() {
+                if seen.contains(key.as_str()) {
+                    duplicates += 1;
+                    continue;
+                }
+                seen.insert(key.as_str().into());
+            }
+            match (number, r.member_id) {
+                (Some(n), _) => {
+                    resolved.push(Some(n.map(|n| (None, n, r.properties.unwrap_or_default()))))
+                }
+                (None, Some(member)) => {
+                    members.push((resolved.len(), member, r.properties));
+                    resolved.push(None);
+                }
+                (None, None) => resolved.push(Some(Err(SkipReason::NoIdentifier))),
+            }
+        }
+        if !members.is_empty() {
+            // Collected first: a lazy `map` held across the await trips the spawn's `Send` check.
+            let mut lookups = Vec::with_capacity(members.len());
+            for (at, member, properties) in members {
+                lookups
+                    .push(async move { (at, self.resolve_member(kind, member, properties).await) });
+            }
+            let found: Vec<(usize, std::result::Result<Resolved, SkipReason>)> =
+                futures_util::stream::iter(lookups)
+                    .buffer_unordered(self.inner.config.member_lookups)
+                    .collect()
+                    .await;
+            for (at, r) in found {
+                if let Some(slot) = resolved.get_mut(at) {
+                    *slot = Some(r);
+                }
+            }
+        }
+        let total = resolved.len() as u64;
+        let mut ops = Vec::with_capacity(resolved.len());
+        let mut skipped: BTreeMap<String, u64> = BTreeMap::new();
+        let mut ok = 0u64;
+        let mut segments = 0u64;
+        for item in resolved.into_iter().flatten() {
+            let built = item.and_then(|(member_id, to, fields)| {
+                renderer
+                    .render(&fields)
+                    .map(|(content, sms)| (member_id, to, content, sms))
+            });
+            match built {
+                Ok((member_id, to, content, sms)) => {
+                    segments += sms.map_or(0, |s| u64::from(s.segments));
+                    let d = Dispatch {
+                        index: *next_index,
+                        member_id,
+                        to,
+                        content,
+                        sms,
+                        state: DispatchState::Pending,
+                        message_id: None,
+                        delivery_status: None,
+                        error: None,
+                    };
+                    encode_dispatch_into(&d, buf);
+                    ops.push(Op::Put(
+                        Table::Dispatches,
+                        pair_key(id, *next_index),
+                        buf.clone(),
+                    ));
+                    *next_index = next_index
+                        .checked_add(1)
+                        .ok_or_else(|| invalid("recipients", "too many"))?;
+                    ok += 1;
+                }
+                Err(reason) => *skipped.entry(reason.to_string()).or_default() += 1,
+            }
+        }
+        active.progress.send_modify(|p| {
+            p.recipients += total;
+            p.duplicates += duplicates;
+            p.resolved += ok;
+            p.sms_segments += segments;
+            for (reason, n) in skipped {
+                *p.skipped.entry(reason).or_default() += n;
+            }
+        });
+        Ok(ops)
+    }
+
+    async fn resolve_member(
         &self,
         kind: ChannelType,
-        r: &Recipient,
+        member: MemberId,
+        properties: Option<BTreeMap<String, Value>>,
     ) -> std::result::Result<Resolved, SkipReason> {
-        let Some(member) = &r.member_id else {
-            let number = inline_number(kind, r)?;
-            return Ok((None, number, r.properties.clone().unwrap_or_default()));
-        };
-        let customer = match member {
+        let customer = match &member {
             MemberId::Number(n) => self
                 .inner
                 .app
@@ -1551,10 +1811,10 @@ impl Campaigns {
             .iter()
             .filter_map(|(k, v)| data_value_to_json(v).map(|v| (k.clone(), v)))
             .collect();
-        if let Some(props) = &r.properties {
-            fields.extend(props.iter().map(|(k, v)| (k.clone(), v.clone())));
+        if let Some(props) = properties {
+            fields.extend(props);
         }
-        Ok((Some(member.clone()), number, fields))
+        Ok((Some(member), number, fields))
     }
 
     async fn transmit(
@@ -1579,20 +1839,70 @@ impl Campaigns {
         )
         .ok_or_else(|| invalid("channels[0]", "no Elarian channel number"))?;
         let rate = self.inner.rates.get(&channel.kind).cloned();
-        let (_, end) = owner_range(id);
 
         // Dispatches attempted by a process that died before recording the outcome: unknown.
         if !started_here {
             self.settle_interrupted(id, active).await?;
         }
 
+        // Three stages run at once, joined by bounded channels: batches are read and recorded
+        // as attempted, sent with `concurrency` in flight across batch boundaries (the window
+        // never drains between batches), and their outcomes committed in batches. Only a batch
+        // whose attempt is durable reaches the sender.
+        let batch_size = self.inner.config.batch_size;
+        let (batch_tx, batch_rx) = mpsc::channel::<Vec<Dispatch>>(2);
+        let (outcome_tx, outcome_rx) =
+            mpsc::channel::<(Dispatch, Option<Issued>)>(batch_size.saturating_mul(2));
+        let read = self.read_for_transmission(record, active, batch_tx);
+        let send = async move {
+            let dispatches = futures_util::stream::unfold(batch_rx, |mut rx| async move {
+                rx.recv()
+                    .await
+                    .map(|batch| (futures_util::stream::iter(batch), rx))
+            })
+            .flatten();
+            let outcomes = dispatches
+                .map(|d| self.send_one(d, &from, rate.as_deref(), active))
+                .buffer_unordered(self.inner.config.concurrency);
+            let mut outcomes = std::pin::pin!(outcomes);
+            while let Some(outcome) = outcomes.next().await {
+                if outcome_tx.send(outcome).await.is_err() {
+                    // The recorder failed: stop sending; what is in flight stays attempted.
+                    break;
+                }
+            }
+        };
+        let record_outcomes = self.record_outcomes(id, active, outcome_rx);
+        let (end, (), recorded) = tokio::join!(read, send, record_outcomes);
+        recorded?;
+        match end? {
+            TransmitEnd::Done => {
+                self.transition(id, SendingStatus::Transmitting, SendingStatus::Transmitted)
+                    .await?;
+                Ok(())
+            }
+            TransmitEnd::Stopped => Ok(()),
+            TransmitEnd::Late => self.fail(id).await,
+        }
+    }
+
+    /// The first stage of [`Campaigns::transmit`]: reads pending dispatches in batches, records
+    /// each batch as attempted (durably) and hands it to the sender.
+    async fn read_for_transmission(
+        &self,
+        record: &SendingRecord,
+        active: &Active,
+        batches: mpsc::Sender<Vec<Dispatch>>,
+    ) -> Result<TransmitEnd> {
+        let id = record.id;
+        let (_, end) = owner_range(id);
         let mut cursor = pair_key(id, 0);
         loop {
             if self.is_stopped(active).await || self.inner.closed.load(Ordering::SeqCst) {
-                return Ok(());
+                return Ok(TransmitEnd::Stopped);
             }
             if self.deadline_passed(record) {
-                return self.fail(id).await;
+                return Ok(TransmitEnd::Late);
             }
             let rows = self
                 .inner
@@ -1604,43 +1914,57 @@ impl Campaigns {
                     self.inner.config.batch_size,
                 )
                 .await?;
-            let Some((last, _)) = rows.last() else { break };
+            let Some((last, _)) = rows.last() else {
+                return Ok(TransmitEnd::Done);
+            };
             cursor = last.clone();
             cursor.push(0);
             let mut batch: Vec<Dispatch> = Vec::with_capacity(rows.len());
             for (_, v) in &rows {
-                let d: Dispatch = decode(v)?;
+                let d = decode_dispatch(v)?;
                 if d.state == DispatchState::Pending {
                     batch.push(d);
                 }
             }
-            if batch.is_empty() {
+            let Some(through) = batch.last().map(|d| d.index.saturating_add(1)) else {
                 continue;
+            };
+            // At most once: every dispatch below this mark counts as attempted, and the mark is
+            // durable before anything of the batch goes on the wire. One small write per batch
+            // instead of rewriting each dispatch.
+            self.inner
+                .store
+                .write(vec![Op::Put(
+                    Table::Attempts,
+                    id_key(id),
+                    through.to_be_bytes().to_vec(),
+                )])
+                .await?;
+            if batches.send(batch).await.is_err() {
+                return Ok(TransmitEnd::Stopped);
             }
-            // At most once: the attempt is durable before anything goes on the wire.
-            let mut ops = Vec::with_capacity(batch.len());
-            for d in &mut batch {
-                d.state = DispatchState::Attempted;
-                ops.push(Op::Put(
-                    Table::Dispatches,
-                    pair_key(id, d.index),
-                    encode(&*d)?,
-                ));
-            }
-            self.inner.store.write(ops).await?;
+        }
+    }
 
-            let mut sends = Vec::with_capacity(batch.len());
-            for d in batch {
-                sends.push(self.send_one(d, &from, rate.as_deref(), active));
+    /// The last stage of [`Campaigns::transmit`]: commits outcomes (dispatch, message-id index,
+    /// counters) in batches of what has arrived, until the sender is done.
+    async fn record_outcomes(
+        &self,
+        id: u64,
+        active: &Active,
+        mut outcomes: mpsc::Receiver<(Dispatch, Option<Issued>)>,
+    ) -> Result<()> {
+        let batch_size = self.inner.config.batch_size;
+        let mut buf = Vec::with_capacity(batch_size);
+        let mut encoded = Vec::with_capacity(128);
+        loop {
+            buf.clear();
+            if outcomes.recv_many(&mut buf, batch_size).await == 0 {
+                return Ok(());
             }
-            let outcomes: Vec<Dispatch> = futures_util::stream::iter(sends)
-                .buffer_unordered(self.inner.config.concurrency)
-                .collect()
-                .await;
-
-            let mut ops = Vec::with_capacity(outcomes.len() * 2);
+            let mut ops = Vec::with_capacity(buf.len() * 2);
             let (mut sent, mut failed, mut unknown, mut not_sent) = (0u64, 0u64, 0u64, 0u64);
-            for d in &outcomes {
+            for (d, _) in &buf {
                 match d.state {
                     DispatchState::Sent => sent += 1,
                     DispatchState::Failed => failed += 1,
@@ -1655,10 +1979,11 @@ impl Campaigns {
                         pair_key(id, d.index),
                     ));
                 }
+                encode_dispatch_into(d, &mut encoded);
                 ops.push(Op::Put(
                     Table::Dispatches,
                     pair_key(id, d.index),
-                    encode(d)?,
+                    encoded.clone(),
                 ));
             }
             active.progress.send_modify(|p| {
@@ -1667,15 +1992,22 @@ impl Campaigns {
                 p.unknown += unknown;
                 p.not_sent += not_sent;
             });
-            self.commit_with_progress(id, ops, active).await?;
+            let committed = self.commit_with_progress(id, ops, active).await;
+            // Settles the sends in the ledger, recorded or not (a failed commit ends the
+            // transmission; their reports can never match).
+            buf.clear();
+            committed?;
+            // Delivery reports that came before their send's outcome was recorded can match now.
+            self.inner.outcomes_recorded.signal();
         }
-        self.transition(id, SendingStatus::Transmitting, SendingStatus::Transmitted)
-            .await?;
-        Ok(())
     }
 
     async fn settle_interrupted(&self, id: u64, active: &Active) -> Result<()> {
-        let (mut start, end) = owner_range(id);
+        let Some(through) = self.attempted_through(id).await? else {
+            return Ok(());
+        };
+        let (mut start, _) = owner_range(id);
+        let end = pair_key(id, through);
         let mut ops = Vec::new();
         loop {
             let rows = self
@@ -1687,12 +2019,12 @@ impl Campaigns {
             start = last.clone();
             start.push(0);
             for (k, v) in rows {
-                let mut d: Dispatch = decode(&v)?;
-                if d.state == DispatchState::Attempted {
+                let mut d = decode_dispatch(&v)?;
+                if matches!(d.state, DispatchState::Pending | DispatchState::Attempted) {
                     d.state = DispatchState::Unknown;
                     d.error =
                         Some("attempted before a restart; outcome unknown, not resent".into());
-                    ops.push(Op::Put(Table::Dispatches, k, encode(&d)?));
+                    ops.push(Op::Put(Table::Dispatches, k, encode_dispatch(&d)));
                 }
             }
         }
@@ -1709,13 +2041,27 @@ impl Campaigns {
         self.commit_with_progress(id, ops, active).await
     }
 
+    /// Dispatches below this index were recorded as attempted (see `read_for_transmission`).
+    async fn attempted_through(&self, id: u64) -> Result<Option<u32>> {
+        match self.inner.store.get(Table::Attempts, id_key(id)).await? {
+            None => Ok(None),
+            Some(bytes) => {
+                let raw: [u8; 4] = bytes
+                    .as_slice()
+                    .try_into()
+                    .map_err(|_| CampaignError::Store(StoreError("corrupt attempt mark".into())))?;
+                Ok(Some(u32::from_be_bytes(raw)))
+            }
+        }
+    }
+
     async fn send_one(
         &self,
         mut d: Dispatch,
         from: &MessagingChannelNumber,
         rate: Option<&RateLimiter>,
         active: &Active,
-    ) -> Dispatch {
+    ) -> (Dispatch, Option<Issued>) {
         if let Some(rate) = rate {
             rate.acquire().await;
         }
@@ -1723,8 +2069,9 @@ impl Campaigns {
         if *gate {
             d.state = DispatchState::NotSent;
             d.error = Some("the sending was stopped before this dispatch".into());
-            return d;
+            return (d, None);
         }
+        let issued = self.inner.ledger.issue();
         let customer = self.inner.app.customer(d.to.clone());
         let result = customer
             .send_message(from.clone(), d.content.to_message())
@@ -1756,7 +2103,7 @@ impl Campaigns {
                 d.error = Some(e.to_string());
             }
         }
-        d
+        (d, Some(issued))
     }
 }
 
@@ -1791,67 +2138,192 @@ fn failed(s: MessageDeliveryStatus) -> bool {
     i32::from(s) >= 400
 }
 
-/// Applies message-status notifications to dispatches, in batches (one commit per batch).
+/// Queues a delivery report for the tracker and waits until it is durable (applied to its
+/// dispatch, or kept in the report log until its dispatch's outcome is committed): the caller
+/// acknowledges the notification after this returns. It never waits for a send: Elarian may
+/// hold a send's reply until its notifications are taken, and a report waiting for that reply
+/// would wait for itself. Waits for room when the tracker is behind (backpressure), never
+/// drops.
+async fn report_status(
+    tx: &mpsc::Sender<StatusReport>,
+    ledger: &SendLedger,
+    message_id: String,
+    status: MessageDeliveryStatus,
+) {
+    let (recorded, done) = tokio::sync::oneshot::channel();
+    let report = StatusReport {
+        message_id,
+        status,
+        recorded: Some(recorded),
+        logged: false,
+        received: tokio::time::Instant::now(),
+        issued: ledger.issued(),
+    };
+    let wait = async {
+        if tx.send(report).await.is_ok() {
+            let _ = done.await;
+        }
+    };
+    if tokio::time::timeout(STATUS_ACK_TIMEOUT, wait)
+        .await
+        .is_err()
+    {
+        tracing::warn!("a delivery report was not recorded in time; acknowledged anyway");
+    }
+}
+
+/// Reports a previous process logged and had not applied: applied (or let go) by the tracker's
+/// first pass.
+async fn logged_reports(store: &Store) -> Result<Vec<StatusReport>> {
+    let rows = store
+        .scan(
+            Table::Reports,
+            Vec::new(),
+            vec![0xff; 256],
+            STATUS_RETRY_LIMIT,
+        )
+        .await?;
+    let now = tokio::time::Instant::now();
+    Ok(rows
+        .into_iter()
+        .filter_map(|(k, v)| {
+            let status: [u8; 4] = v.as_slice().try_into().ok()?;
+            Some(StatusReport {
+                message_id: String::from_utf8(k).ok()?,
+                status: MessageDeliveryStatus::from(i32::from_le_bytes(status)),
+                recorded: None,
+                logged: true,
+                received: now,
+                issued: 0,
+            })
+        })
+        .collect())
+}
+
+/// Applies message-status notifications to dispatches, in batches (one commit per batch), off
+/// the sending path.
 async fn track_statuses(
     inner: Weak<Inner>,
-    mut rx: mpsc::Receiver<(String, MessageDeliveryStatus)>,
+    mut rx: mpsc::Receiver<StatusReport>,
+    outcomes_recorded: Arc<OutcomeSignal>,
+    ledger: Arc<SendLedger>,
+    logged: Vec<StatusReport>,
 ) {
-    let mut waiting: VecDeque<(String, MessageDeliveryStatus, tokio::time::Instant)> =
-        VecDeque::new();
-    let mut buf = Vec::with_capacity(1024);
+    // Outcome commits seen at the last retry of the waiting reports: a retry before the next
+    // commit would find the same nothing.
+    let mut retried_at = u64::MAX;
+    // Reports whose message id is not recorded yet (the status came before the batch with its
+    // send's outcome was committed), in the report log, retried when outcomes are committed.
+    let mut waiting: VecDeque<StatusReport> = logged.into();
+    let mut buf = Vec::with_capacity(STATUS_BATCH);
     loop {
         buf.clear();
-        let received =
-            tokio::time::timeout(Duration::from_millis(200), rx.recv_many(&mut buf, 1024)).await;
-        if matches!(received, Ok(0)) {
-            return; // Every sender is gone.
+        let retry = !waiting.is_empty();
+        tokio::select! {
+            n = rx.recv_many(&mut buf, STATUS_BATCH) => {
+                if n == 0 {
+                    return; // Every sender is gone.
+                }
+            }
+            () = outcomes_recorded.notify.notified(), if retry => {}
+            () = tokio::time::sleep(Duration::from_millis(200)) => retried_at = u64::MAX,
         }
         let Some(inner) = inner.upgrade() else { return };
         let campaigns = Campaigns { inner };
-        let now = tokio::time::Instant::now();
-        let mut todo: Vec<(String, MessageDeliveryStatus, tokio::time::Instant)> =
-            waiting.drain(..).collect();
-        todo.extend(buf.drain(..).map(|(m, s)| (m, s, now)));
+        let commits = outcomes_recorded.commits.load(Ordering::Acquire);
+        let mut todo: Vec<StatusReport> = if commits != retried_at {
+            retried_at = commits;
+            waiting.drain(..).collect()
+        } else {
+            Vec::new()
+        };
+        todo.append(&mut buf);
         if todo.is_empty() {
             continue;
         }
-        match campaigns.apply_statuses(todo).await {
-            Ok(unmatched) => {
-                for item in unmatched {
-                    // A status for a message of no campaign (the app's own), or whose send is
-                    // not recorded yet: retried for a while, then let go.
-                    if now.duration_since(item.2) < STATUS_RETRY_FOR
-                        && waiting.len() < STATUS_RETRY_LIMIT
-                    {
-                        waiting.push_back(item);
-                    } else {
-                        tracing::debug!(message_id = %item.0, "status of a message that is no campaign dispatch");
+        let applied = match campaigns.apply_statuses(&todo).await {
+            Ok(applied) => applied,
+            Err(e) => {
+                // Retried with the others that wait, as long as they may.
+                tracing::warn!(error = %e, "delivery tracking: store failure");
+                vec![false; todo.len()]
+            }
+        };
+        let now = tokio::time::Instant::now();
+        let mut log = Vec::new();
+        let mut done = Vec::new();
+        for (mut report, applied) in todo.into_iter().zip(applied) {
+            let key = report.message_id.as_bytes().to_vec();
+            if applied {
+                if report.logged {
+                    log.push(Op::Delete(Table::Reports, key));
+                }
+                done.push(report);
+            } else if !ledger.settled_before(report.issued)
+                && now.duration_since(report.received) < STATUS_RETRY_FOR
+                && waiting.len() < STATUS_RETRY_LIMIT
+            {
+                // Its send's outcome may not be committed yet: logged, and retried when
+                // outcomes are.
+                if !report.logged {
+                    log.push(Op::Put(
+                        Table::Reports,
+                        key,
+                        i32::from(report.status).to_le_bytes().to_vec(),
+                    ));
+                    report.logged = true;
+                }
+                waiting.push_back(report);
+            } else {
+                // Of a message of no campaign (the app's own), or of a send whose outcome was
+                // never recorded (unknown): let go.
+                tracing::debug!(message_id = %report.message_id, "status of no recorded dispatch");
+                if report.logged {
+                    log.push(Op::Delete(Table::Reports, key));
+                }
+                done.push(report);
+            }
+        }
+        match campaigns.inner.store.write(log).await {
+            Ok(()) => {
+                for report in done.iter_mut().chain(waiting.iter_mut()) {
+                    if let Some(tx) = report.recorded.take() {
+                        let _ = tx.send(());
                     }
                 }
             }
-            Err(e) => tracing::warn!(error = %e, "delivery tracking: store failure"),
+            Err(e) => {
+                // Those just logged are not durable: their handlers keep waiting (and give up
+                // after `STATUS_ACK_TIMEOUT`); they are logged again on the next pass.
+                tracing::warn!(error = %e, "delivery tracking: report log");
+                for report in waiting.iter_mut() {
+                    if report.recorded.is_some() {
+                        report.logged = false;
+                    }
+                }
+            }
         }
     }
 }
 
 impl Campaigns {
-    async fn apply_statuses(
-        &self,
-        todo: Vec<(String, MessageDeliveryStatus, tokio::time::Instant)>,
-    ) -> Result<Vec<(String, MessageDeliveryStatus, tokio::time::Instant)>> {
+    /// Records `reports` on their dispatches in one commit per sending; says which were
+    /// recorded (the others name no dispatch recorded so far).
+    async fn apply_statuses(&self, reports: &[StatusReport]) -> Result<Vec<bool>> {
         let store = &self.inner.store;
-        let keys: Vec<Vec<u8>> = todo.iter().map(|(m, _, _)| m.as_bytes().to_vec()).collect();
+        let keys: Vec<Vec<u8>> = reports
+            .iter()
+            .map(|r| r.message_id.as_bytes().to_vec())
+            .collect();
         let found = store.get_many(Table::MessageIds, keys).await?;
-        let mut unmatched = Vec::new();
-        let mut matched: Vec<(Vec<u8>, MessageDeliveryStatus)> = Vec::new();
-        for (item, key) in todo.into_iter().zip(found) {
-            match key {
-                Some(k) => matched.push((k, item.1)),
-                None => unmatched.push(item),
-            }
-        }
+        let recorded: Vec<bool> = found.iter().map(Option::is_some).collect();
+        let matched: Vec<(Vec<u8>, MessageDeliveryStatus)> = reports
+            .iter()
+            .zip(found)
+            .filter_map(|(r, key)| key.map(|k| (k, r.status)))
+            .collect();
         if matched.is_empty() {
-            return Ok(unmatched);
+            return Ok(recorded);
         }
         let dispatches = store
             .get_many(
@@ -1869,7 +2341,7 @@ impl Campaigns {
             let mut d: Dispatch = match latest.remove(&key) {
                 Some(d) => d,
                 None => match bytes {
-                    Some(b) => decode(&b)?,
+                    Some(b) => decode_dispatch(&b)?,
                     None => continue,
                 },
             };
@@ -1887,10 +2359,11 @@ impl Campaigns {
         }
         for (key, d) in latest {
             if let Some(owner) = pair_owner(&key) {
+                let bytes = encode_dispatch(&d);
                 per_sending.entry(owner).or_default().0.push(Op::Put(
                     Table::Dispatches,
                     key,
-                    encode(&d)?,
+                    bytes,
                 ));
             }
         }
@@ -1911,6 +2384,147 @@ impl Campaigns {
                 self.publish(&record);
             }
         }
-        Ok(unmatched)
+        Ok(recorded)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use elarian_emulator::Emulator;
+    use elarian_emulator::config::{TEST_API_KEY, TEST_APP_ID, TEST_ORG_ID};
+    use elarian_sdk::ClientConfig;
+
+    const WAIT: Duration = Duration::from_secs(20);
+
+    fn sent(index: u32, message_id: &str) -> Dispatch {
+        Dispatch {
+            index,
+            member_id: None,
+            to: CustomerNumber::cellular(format!("+25470000000{index}")),
+            content: DispatchContent::Text { text: "Hi".into() },
+            sms: None,
+            state: DispatchState::Sent,
+            message_id: Some(message_id.into()),
+            delivery_status: Some(MessageDeliveryStatus::Sent),
+            error: None,
+        }
+    }
+
+    /// A process logged two delivery reports whose dispatches' outcomes were not committed yet,
+    /// then died after committing one of them: the next process applies that report at open
+    /// and lets the other go.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn logged_reports_are_applied_or_let_go_after_a_restart() {
+        let emulator = Emulator::builder()
+            .tcp(([127, 0, 0, 1], 0))
+            .start()
+            .await
+            .unwrap();
+        let app = Elarian::new(
+            ClientConfig::builder()
+                .org_id(TEST_ORG_ID)
+                .app_id(TEST_APP_ID)
+                .api_key(TEST_API_KEY)
+                .endpoint(emulator.endpoint().unwrap())
+                .command_timeout(WAIT)
+                .initial_connect_timeout(WAIT),
+        )
+        .unwrap();
+        tokio::time::timeout(WAIT, app.connect())
+            .await
+            .unwrap()
+            .unwrap();
+        let store = Store::memory();
+        let now = Timestamp::now();
+        let record = SendingRecord {
+            id: 7,
+            message_id: 1,
+            audience_id: None,
+            status: SendingStatus::Transmitted,
+            scheduled_at: None,
+            scheduled_with: None,
+            created_at: now,
+            updated_at: now,
+            recipients_count: 1,
+            progress: Progress {
+                sending_id: 7,
+                status: Some(SendingStatus::Transmitted),
+                recipients: 1,
+                resolved: 1,
+                sent: 1,
+                ..Progress::default()
+            },
+        };
+        store
+            .write(vec![
+                Op::Put(Table::Sendings, id_key(7), encode(&record).unwrap()),
+                Op::Put(
+                    Table::Dispatches,
+                    pair_key(7, 0),
+                    encode_dispatch(&sent(0, "m-recorded")),
+                ),
+                Op::Put(Table::MessageIds, b"m-recorded".to_vec(), pair_key(7, 0)),
+                Op::Put(
+                    Table::Reports,
+                    b"m-recorded".to_vec(),
+                    i32::from(MessageDeliveryStatus::Delivered)
+                        .to_le_bytes()
+                        .to_vec(),
+                ),
+                Op::Put(
+                    Table::Reports,
+                    b"m-lost".to_vec(),
+                    i32::from(MessageDeliveryStatus::Delivered)
+                        .to_le_bytes()
+                        .to_vec(),
+                ),
+            ])
+            .await
+            .unwrap();
+        let config = CampaignsConfig {
+            track_deliveries: false,
+            poll_interval: Duration::from_secs(3600),
+            ..CampaignsConfig::default()
+        };
+        let campaigns = Campaigns::open(app.clone(), store.clone(), config)
+            .await
+            .unwrap();
+        let started = tokio::time::Instant::now();
+        loop {
+            let p = campaigns.progress(7).await.unwrap();
+            let left = store
+                .scan(Table::Reports, Vec::new(), vec![0xff; 8], 10)
+                .await
+                .unwrap();
+            if p.delivered == 1 && left.is_empty() {
+                break;
+            }
+            assert!(started.elapsed() < WAIT, "{p:?}, reports left: {left:?}");
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        let d = campaigns.dispatches(7, Page::default()).await.unwrap();
+        assert_eq!(
+            d.items[0].delivery_status,
+            Some(MessageDeliveryStatus::Delivered)
+        );
+        campaigns.shutdown().await;
+        app.disconnect().await;
+        emulator.shutdown().await;
+    }
+
+    #[test]
+    fn the_ledger_tells_settled_sends() {
+        let ledger = Arc::new(SendLedger::default());
+        assert!(ledger.settled_before(ledger.issued()));
+        let first = ledger.issue();
+        let mark = ledger.issued();
+        assert!(!ledger.settled_before(mark));
+        let second = ledger.issue();
+        drop(first);
+        assert!(ledger.settled_before(mark));
+        assert!(!ledger.settled_before(ledger.issued()));
+        drop(second);
+        assert!(ledger.settled_before(ledger.issued()));
     }
 }

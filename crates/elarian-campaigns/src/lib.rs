@@ -9,6 +9,7 @@
 
 #![warn(missing_docs)]
 
+mod codec;
 mod engine;
 mod error;
 pub mod http;
@@ -20,7 +21,10 @@ mod store;
 pub mod template;
 mod time;
 
-pub use engine::{Campaigns, CampaignsConfig, Dispatch, DispatchState, Listing, Page, Progress};
+pub use engine::{
+    Campaigns, CampaignsConfig, Dispatch, DispatchState, Listing, Page, Progress,
+    STATUS_ACK_TIMEOUT,
+};
 pub use error::{CampaignError, Result};
 pub use json::{JsonError, from_json, from_slice};
 pub use lifecycle::{IllegalTransition, aggregate_status, check_transition};

@@ -52,10 +52,14 @@ pub(crate) enum Table {
     AudienceRecipients,
     Dispatches,
     MessageIds,
+    /// Per sending, the index below which every dispatch was recorded as attempted.
+    Attempts,
+    /// Delivery reports received before their dispatch's outcome was recorded.
+    Reports,
 }
 
 impl Table {
-    const ALL: [Table; 8] = [
+    const ALL: [Table; 10] = [
         Table::Meta,
         Table::Messages,
         Table::Sendings,
@@ -64,6 +68,8 @@ impl Table {
         Table::AudienceRecipients,
         Table::Dispatches,
         Table::MessageIds,
+        Table::Attempts,
+        Table::Reports,
     ];
 
     fn definition(self) -> TableDefinition<'static, &'static [u8], &'static [u8]> {
@@ -76,6 +82,8 @@ impl Table {
             Table::AudienceRecipients => "audience_recipients",
             Table::Dispatches => "dispatches",
             Table::MessageIds => "message_ids",
+            Table::Attempts => "attempts",
+            Table::Reports => "reports",
         })
     }
 }
@@ -102,6 +110,8 @@ trait Backend: Send + Sync + 'static {
         limit: usize,
     ) -> Result<Rows, StoreError>;
     fn write(&self, ops: Vec<Op>) -> Result<(), StoreError>;
+    /// True when calls block on I/O and must leave the async workers.
+    fn blocks(&self) -> bool;
     fn get_many(&self, table: Table, keys: &[Vec<u8>]) -> Result<Vec<Option<Vec<u8>>>, StoreError> {
         keys.iter().map(|k| self.get(table, k)).collect()
     }
@@ -149,6 +159,11 @@ impl Store {
         &self,
         f: impl FnOnce(&dyn Backend) -> Result<T, StoreError> + Send + 'static,
     ) -> Result<T, StoreError> {
+        if !self.backend.blocks() {
+            // In memory every call is a short critical section: a hand-off to the blocking
+            // pool would cost more than the work, and every delivery report waits for one.
+            return f(self.backend.as_ref());
+        }
         let backend = self.backend.clone();
         // redb reads and commits block on file I/O: keep them off the async workers.
         tokio::task::spawn_blocking(move || f(backend.as_ref()))
@@ -207,6 +222,10 @@ impl Memory {
 }
 
 impl Backend for Memory {
+    fn blocks(&self) -> bool {
+        false
+    }
+
     fn get(&self, table: Table, key: &[u8]) -> Result<Option<Vec<u8>>, StoreError> {
         Ok(self.lock()?.get(&table).and_then(|t| t.get(key).cloned()))
     }
@@ -272,6 +291,10 @@ struct Redb {
 }
 
 impl Backend for Redb {
+    fn blocks(&self) -> bool {
+        true
+    }
+
     fn get_many(&self, table: Table, keys: &[Vec<u8>]) -> Result<Vec<Option<Vec<u8>>>, StoreError> {
         let txn = self.db.begin_read()?;
         let t = txn.open_table(table.definition())?;
