@@ -843,6 +843,11 @@ impl Campaigns {
         self.refuse_if_executing(&record).await?;
         let mut ops = vec![Op::Delete(Table::Messages, id_key(id))];
         for sid in &record.sending_ids {
+            // The index from Elarian message ids to dispatches has no range per sending: its
+            // entries go with the dispatches that name them.
+            for message_id in self.message_ids_of(*sid).await? {
+                ops.push(Op::Delete(Table::MessageIds, message_id.into_bytes()));
+            }
             let (s, e) = owner_range(*sid);
             ops.push(Op::Delete(Table::Sendings, id_key(*sid)));
             ops.push(Op::DeleteRange(
@@ -1268,6 +1273,28 @@ impl Campaigns {
             items,
             total: record.progress.resolved,
         })
+    }
+
+    /// The Elarian message ids the dispatches of sending `id` recorded.
+    async fn message_ids_of(&self, id: u64) -> Result<Vec<String>> {
+        let mut out = Vec::new();
+        let (mut start, end) = owner_range(id);
+        loop {
+            let rows = self
+                .inner
+                .store
+                .scan(Table::Dispatches, start.clone(), end.clone(), 4096)
+                .await?;
+            let Some((last, _)) = rows.last() else { break };
+            start = last.clone();
+            start.push(0);
+            for (_, v) in rows {
+                if let Some(mid) = decode_dispatch(&v)?.message_id {
+                    out.push(mid);
+                }
+            }
+        }
+        Ok(out)
     }
 
     /// Dispatches whose outcome is unknown (attempted when the process died, or the send's
@@ -2411,11 +2438,8 @@ mod tests {
         }
     }
 
-    /// A process logged two delivery reports whose dispatches' outcomes were not committed yet,
-    /// then died after committing one of them: the next process applies that report at open
-    /// and lets the other go.
-    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-    async fn logged_reports_are_applied_or_let_go_after_a_restart() {
+    /// An emulator on loopback and an app connected to it.
+    async fn emulator_and_app() -> (elarian_emulator::EmulatorHandle, Elarian) {
         let emulator = Emulator::builder()
             .tcp(([127, 0, 0, 1], 0))
             .start()
@@ -2435,6 +2459,96 @@ mod tests {
             .await
             .unwrap()
             .unwrap();
+        (emulator, app)
+    }
+
+    /// Deleting a message also forgets the Elarian message ids its dispatches recorded (the
+    /// index that delivery reports are looked up in), and only those.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn deleting_a_message_forgets_its_message_ids() {
+        let (emulator, app) = emulator_and_app().await;
+        let store = Store::memory();
+        let now = Timestamp::now();
+        let message = MessageRecord {
+            id: 1,
+            name: "reminders".into(),
+            shorten_urls: false,
+            track_in_shortener: false,
+            campaign_id: None,
+            service: None,
+            created_at: now,
+            updated_at: now,
+            channels: Vec::new(),
+            sending_ids: vec![7],
+        };
+        let sending = SendingRecord {
+            id: 7,
+            message_id: 1,
+            audience_id: None,
+            status: SendingStatus::Transmitted,
+            scheduled_at: None,
+            scheduled_with: None,
+            created_at: now,
+            updated_at: now,
+            recipients_count: 2,
+            progress: Progress {
+                sending_id: 7,
+                status: Some(SendingStatus::Transmitted),
+                recipients: 2,
+                resolved: 2,
+                sent: 2,
+                ..Progress::default()
+            },
+        };
+        store
+            .write(vec![
+                Op::Put(Table::Messages, id_key(1), encode(&message).unwrap()),
+                Op::Put(Table::Sendings, id_key(7), encode(&sending).unwrap()),
+                Op::Put(
+                    Table::Dispatches,
+                    pair_key(7, 0),
+                    encode_dispatch(&sent(0, "m-a")),
+                ),
+                Op::Put(
+                    Table::Dispatches,
+                    pair_key(7, 1),
+                    encode_dispatch(&sent(1, "m-b")),
+                ),
+                Op::Put(Table::MessageIds, b"m-a".to_vec(), pair_key(7, 0)),
+                Op::Put(Table::MessageIds, b"m-b".to_vec(), pair_key(7, 1)),
+                // Another message's sending.
+                Op::Put(Table::MessageIds, b"m-other".to_vec(), pair_key(8, 0)),
+            ])
+            .await
+            .unwrap();
+        let config = CampaignsConfig {
+            track_deliveries: false,
+            poll_interval: Duration::from_secs(3600),
+            ..CampaignsConfig::default()
+        };
+        let campaigns = Campaigns::open(app.clone(), store.clone(), config)
+            .await
+            .unwrap();
+        campaigns.delete_message(1).await.unwrap();
+        let left: Vec<Vec<u8>> = store
+            .scan(Table::MessageIds, Vec::new(), vec![0xff; 8], 10)
+            .await
+            .unwrap()
+            .into_iter()
+            .map(|(k, _)| k)
+            .collect();
+        assert_eq!(left, vec![b"m-other".to_vec()]);
+        campaigns.shutdown().await;
+        app.disconnect().await;
+        emulator.shutdown().await;
+    }
+
+    /// A process logged two delivery reports whose dispatches' outcomes were not committed yet,
+    /// then died after committing one of them: the next process applies that report at open
+    /// and lets the other go.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn logged_reports_are_applied_or_let_go_after_a_restart() {
+        let (emulator, app) = emulator_and_app().await;
         let store = Store::memory();
         let now = Timestamp::now();
         let record = SendingRecord {

@@ -7,7 +7,7 @@
 //! moving through the lifecycle of [`check_transition`]. Everything goes through `elarian-sdk`'s
 //! public API, so the same code runs against Elarian or the local emulator.
 
-#![warn(missing_docs)]
+#![warn(missing_docs, unreachable_pub)]
 
 mod codec;
 mod engine;
