@@ -1218,8 +1218,9 @@ impl Campaigns {
         })
     }
 
-    /// A stream of a sending's counters: the current ones first, then every change (changes
-    /// that come faster than they are read are merged), ending after a final status.
+    /// A stream of a sending's counters: the ones current when this is called first, then
+    /// every change (changes that come faster than they are read are merged), ending after a
+    /// final status.
     pub async fn progress_stream(
         &self,
         id: u64,
@@ -1228,19 +1229,27 @@ impl Campaigns {
         if record.status.is_final() && !self.is_active(id) {
             return Ok(Box::pin(futures_util::stream::iter([record.progress])));
         }
-        let rx = self.active(&record).progress.subscribe();
+        let mut rx = self.active(&record).progress.subscribe();
+        // Taken now, not when the stream is first polled: a caller that subscribes and then
+        // starts the sending sees where it started from.
+        let current = rx.borrow_and_update().clone();
         Ok(Box::pin(futures_util::stream::unfold(
-            (rx, false, true),
-            |(mut rx, done, first)| async move {
+            (rx, Some(current), false),
+            |(mut rx, first, done)| async move {
                 if done {
                     return None;
                 }
-                if !first && rx.changed().await.is_err() {
-                    return None;
-                }
-                let p = rx.borrow_and_update().clone();
+                let p = match first {
+                    Some(p) => p,
+                    None => {
+                        if rx.changed().await.is_err() {
+                            return None;
+                        }
+                        rx.borrow_and_update().clone()
+                    }
+                };
                 let done = p.status.is_some_and(SendingStatus::is_final);
-                Some((p, (rx, done, false)))
+                Some((p, (rx, None, done)))
             },
         )))
     }
