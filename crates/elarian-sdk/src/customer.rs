@@ -225,17 +225,27 @@ impl Customer {
         Ok(state)
     }
 
-    async fn fetch_state(&self) -> Result<CustomerState> {
-        let command = proto::GetCustomerStateCommand {
-            customer: Some(customer_oneof!(get_customer_state_command, self.target()?)),
+    // A combinator, as `update` is: an `async fn` would hold the command's future beside its
+    // own state and copy the reply through one more layer.
+    fn fetch_state(&self) -> impl Future<Output = Result<CustomerState>> + '_ {
+        use futures_util::future::{Either, ready};
+        let target = match self.target() {
+            Ok(target) => target,
+            Err(error) => return Either::Right(ready(Err(error))),
         };
-        let reply = expect_reply!(
-            self.app.command(Entry::GetCustomerState(command)).await?,
-            GetCustomerState
-        )?;
-        let state = CustomerState::from(reply.data.unwrap_or_default());
-        self.learn(Some(&state.customer_id));
-        Ok(state)
+        let command = proto::GetCustomerStateCommand {
+            customer: Some(customer_oneof!(get_customer_state_command, target)),
+        };
+        Either::Left(
+            self.app
+                .command(Entry::GetCustomerState(command))
+                .map(move |reply| {
+                    let reply = expect_reply!(reply?, GetCustomerState)?;
+                    let state = CustomerState::from(reply.data.unwrap_or_default());
+                    self.learn(Some(&state.customer_id));
+                    Ok(state)
+                }),
+        )
     }
 
     /// Merges `other`'s state into this customer's and discards `other`.
