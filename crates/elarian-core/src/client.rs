@@ -203,7 +203,8 @@ impl Client {
         async move {
             let reply = client.request(data?).await?;
             let reply = AppToServerCommandReply::decode(reply).map_err(CommandError::Decode)?;
-            check_app_reply(reply)
+            check_app_reply(&reply)?;
+            Ok(reply)
         }
     }
 
@@ -250,7 +251,14 @@ impl Client {
                     .await
                     .unwrap_or(Err(CommandError::Timeout))?,
             };
-            let result = link.request(data.clone(), deadline).await;
+            let result = match link.connection() {
+                Some(connection) => connection
+                    .request_response_until(elarian_transport::Payload::new(data.clone()), deadline)
+                    .await
+                    .map(|reply| reply.data)
+                    .map_err(crate::rsocket::link_error),
+                None => link.request(data.clone(), deadline).await,
+            };
             drop(slot);
             match result {
                 Ok(reply) => {
