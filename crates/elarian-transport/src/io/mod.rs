@@ -170,6 +170,15 @@ pub trait FrameWriter: Send + 'static {
     }
     /// Writes out everything queued.
     fn flush(&mut self) -> impl Future<Output = Result<(), TransportError>> + Send;
+    /// Writes out everything queued if that needs no waiting: `Some(result)` when it is done (or
+    /// failed), `None` when [`flush`](FrameWriter::flush) is needed; whatever was written before
+    /// `None` stays written.
+    ///
+    /// Optional (the default always says `None`): it lets [`BoxWriter`] flush a small batch
+    /// into a socket with room without allocating a future for it.
+    fn try_flush(&mut self) -> Option<Result<(), TransportError>> {
+        None
+    }
     /// Flushes and closes the sending direction.
     fn close(&mut self) -> impl Future<Output = Result<(), TransportError>> + Send;
 }
@@ -210,6 +219,7 @@ trait DynFrameWriter: Send + 'static {
     fn write_frame_boxed(&mut self, frame: Bytes) -> BoxFut<'_, Result<(), TransportError>>;
     fn try_write_frame_dyn(&mut self, frame: Bytes) -> Result<Option<Bytes>, TransportError>;
     fn flush_boxed(&mut self) -> BoxFut<'_, Result<(), TransportError>>;
+    fn try_flush_dyn(&mut self) -> Option<Result<(), TransportError>>;
     fn close_boxed(&mut self) -> BoxFut<'_, Result<(), TransportError>>;
 }
 
@@ -222,6 +232,9 @@ impl<W: FrameWriter> DynFrameWriter for W {
     }
     fn flush_boxed(&mut self) -> BoxFut<'_, Result<(), TransportError>> {
         Box::pin(self.flush())
+    }
+    fn try_flush_dyn(&mut self) -> Option<Result<(), TransportError>> {
+        self.try_flush()
     }
     fn close_boxed(&mut self) -> BoxFut<'_, Result<(), TransportError>> {
         Box::pin(self.close())
@@ -285,8 +298,16 @@ impl FrameWriter for BoxWriter {
     fn try_write_frame(&mut self, frame: Bytes) -> Result<Option<Bytes>, TransportError> {
         self.0.try_write_frame_dyn(frame)
     }
-    fn flush(&mut self) -> impl Future<Output = Result<(), TransportError>> + Send {
-        self.0.flush_boxed()
+    // As for reads: a flush that completes at once (a small batch, a socket with room) skips
+    // the boxed future, one allocation per batch.
+    async fn flush(&mut self) -> Result<(), TransportError> {
+        match self.0.try_flush_dyn() {
+            Some(done) => done,
+            None => self.0.flush_boxed().await,
+        }
+    }
+    fn try_flush(&mut self) -> Option<Result<(), TransportError>> {
+        self.0.try_flush_dyn()
     }
     fn close(&mut self) -> impl Future<Output = Result<(), TransportError>> + Send {
         self.0.close_boxed()

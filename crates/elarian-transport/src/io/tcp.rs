@@ -313,6 +313,18 @@ impl<W: AsyncWrite + Unpin + Send + 'static> FrameWriter for LengthPrefixedWrite
         Ok(())
     }
 
+    /// One poll of [`flush`](FrameWriter::flush), which is cancel safe (progress is kept in
+    /// `self`, see `write_queued`). The no-op waker is never woken: a flush that has to wait is
+    /// dropped and the caller's [`flush`](FrameWriter::flush) registers its own waker.
+    fn try_flush(&mut self) -> Option<Result<(), TransportError>> {
+        let mut cx = std::task::Context::from_waker(std::task::Waker::noop());
+        let flush = std::pin::pin!(self.flush());
+        match flush.poll(&mut cx) {
+            std::task::Poll::Ready(done) => Some(done),
+            std::task::Poll::Pending => None,
+        }
+    }
+
     async fn close(&mut self) -> Result<(), TransportError> {
         self.write_queued().await?;
         self.io.shutdown().await?;
