@@ -173,6 +173,17 @@ impl<R: AsyncRead + Unpin + Send + 'static> FrameReader for LengthPrefixedReader
             .map(|r| r.map(Some))
     }
 
+    /// `read_frame` keeps all its progress in `self` (a read's bytes land in `self.buf` only
+    /// once it completed), so polling a fresh one each time is the same as polling one future
+    /// throughout; a pending read has registered `cx`'s waker.
+    fn poll_read_frame(
+        &mut self,
+        cx: &mut std::task::Context<'_>,
+    ) -> Option<std::task::Poll<Result<Option<Bytes>, TransportError>>> {
+        let read = std::pin::pin!(self.read_frame());
+        Some(read.poll(cx))
+    }
+
     async fn read_frame(&mut self) -> Result<Option<Bytes>, TransportError> {
         loop {
             if let Some(frame) = split_length_prefixed(&mut self.buf, self.max_frame_len)? {
