@@ -81,11 +81,24 @@ impl WireValue<'_> {
 
 /// `AppToServerCommand { entry: UpdateCustomerMetadata { customer: CustomerId(id), updates } }`.
 pub(crate) fn update_metadata_by_id(id: &str, updates: &HashMap<String, DataValue>) -> Vec<u8> {
-    // JSON values are serialized once, for both the lengths and the bytes.
-    let values: Vec<(&String, WireValue<'_>)> = updates
-        .iter()
-        .map(|(key, value)| (key, WireValue::of(value)))
-        .collect();
+    // JSON values are serialized once, for both the lengths and the bytes; the usual single
+    // value needs no list to keep them in.
+    let (one, many): (Option<_>, Vec<_>) = if updates.len() == 1 {
+        let first = updates.iter().next();
+        (
+            first.map(|(key, value)| (key, WireValue::of(value))),
+            Vec::new(),
+        )
+    } else {
+        let all = updates
+            .iter()
+            .map(|(key, value)| (key, WireValue::of(value)));
+        (None, all.collect())
+    };
+    let values: &[(&String, WireValue<'_>)] = match &one {
+        Some(only) => std::slice::from_ref(only),
+        None => &many,
+    };
     // Entry and value lengths, as prost computes them: an empty key is not written; a value is
     // always a set oneof, so never the default message.
     let entry_len = |key: &str, value: &WireValue<'_>| {
@@ -105,7 +118,7 @@ pub(crate) fn update_metadata_by_id(id: &str, updates: &HashMap<String, DataValu
     let mut buf = Vec::with_capacity(field_len(UPDATE_CUSTOMER_METADATA, inner));
     put_header(&mut buf, UPDATE_CUSTOMER_METADATA, inner);
     put_field(&mut buf, CUSTOMER_ID, id.as_bytes());
-    for (key, value) in &values {
+    for (key, value) in values {
         put_header(&mut buf, UPDATES, entry_len(key, value));
         if !key.is_empty() {
             put_field(&mut buf, ENTRY_KEY, key.as_bytes());
