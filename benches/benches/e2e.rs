@@ -15,6 +15,10 @@
 //!                                               [--reminders N] [--runs N] [--in-flight N]
 //! ```
 //!
+//! Beside each rate the bench prints the allocations (and bytes) per command made on the SDK's
+//! thread, counted by a global allocator that leaves the emulator's threads out
+//! (`elarian_benches::alloc_count`).
+//!
 //! Every ratio is taken within one round, so both of its sides saw the same machine, and is
 //! printed as min, median and max over the rounds. At 64 in flight a raw pipelined echo between
 //! the same two runtimes is the floor, as the ping-pong is at 1. `--check` exits non-zero when a
@@ -28,6 +32,7 @@
 use std::process::ExitCode;
 use std::time::Duration;
 
+use elarian_benches::alloc_count::{self, CountingAlloc};
 use elarian_benches::clock::JumpClock;
 use elarian_benches::workload::{Rate, command_mix, reminder_burst};
 use elarian_benches::{
@@ -35,6 +40,10 @@ use elarian_benches::{
     usage,
 };
 use elarian_emulator::{Emulator, EmulatorHandle};
+
+// Counts the allocations of the SDK's thread, printed per command beside the rates.
+#[global_allocator]
+static ALLOC: CountingAlloc = CountingAlloc;
 
 /// Concurrency levels measured, as in `tools/js-bench/bench.js`.
 const IN_FLIGHT: [usize; 2] = [1, 64];
@@ -338,9 +347,11 @@ fn run() -> Result<()> {
     );
     let emulator = emulator.map_err(|e| BenchError::new(format!("emulator: {e}")))?;
     let echo = runtimes.server.block_on(floor::serve_echo())?;
-    let result = runtimes
-        .client
-        .block_on(measure(&emulator, echo, &clock, &options, &plan));
+    let result = runtimes.client.block_on(async {
+        // The current-thread runtime runs the SDK on this thread while it blocks here.
+        let _client = alloc_count::client_thread();
+        measure(&emulator, echo, &clock, &options, &plan).await
+    });
     runtimes.server.block_on(emulator.shutdown());
     result
 }
@@ -567,6 +578,7 @@ async fn js_round(
             count,
             elapsed: Duration::from_secs_f64(secs),
             cpu: None,
+            allocs: None,
         };
         table.add("javascript", "tls", in_flight, rate);
         found += 1;

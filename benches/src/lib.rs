@@ -5,6 +5,7 @@
 //! `Emulator::builder()` on the server side, so the figures are what an application sees over the
 //! real wire.
 
+pub mod alloc_count;
 pub mod clock;
 pub mod floor;
 pub mod js;
@@ -49,7 +50,9 @@ pub type Result<T> = std::result::Result<T, BenchError>;
 pub struct Runtimes {
     /// Runs the emulator (start it with `server.block_on(builder.start())`).
     pub server: tokio::runtime::Runtime,
-    /// Runs the SDK and the measurements.
+    /// Runs the SDK and the measurements. Its threads are marked for
+    /// [`alloc_count`]; with a current-thread runtime (the default) mark the thread that calls
+    /// `block_on` with [`alloc_count::client_thread`].
     pub client: tokio::runtime::Runtime,
 }
 
@@ -62,7 +65,7 @@ impl Runtimes {
                 .and_then(|v| v.parse::<usize>().ok())
                 .unwrap_or(default)
         };
-        let build = |name: &str, workers: usize| {
+        let build = |name: &str, workers: usize, client: bool| {
             let mut builder = if workers == 0 {
                 tokio::runtime::Builder::new_current_thread()
             } else {
@@ -70,6 +73,11 @@ impl Runtimes {
                 b.worker_threads(workers);
                 b
             };
+            if client {
+                // Threads the client runtime starts (workers, blocking pool) count as the SDK's
+                // side; a current-thread runtime's own thread is marked by its caller.
+                builder.on_thread_start(alloc_count::mark_client_thread);
+            }
             builder
                 .enable_all()
                 .thread_name(name)
@@ -81,8 +89,9 @@ impl Runtimes {
             server: build(
                 "emulator",
                 threads("ELARIAN_BENCH_SERVER_THREADS", cores).max(1),
+                false,
             )?,
-            client: build("client", threads("ELARIAN_BENCH_CLIENT_THREADS", 0))?,
+            client: build("client", threads("ELARIAN_BENCH_CLIENT_THREADS", 0), true)?,
         })
     }
 }

@@ -10,6 +10,7 @@ use elarian_sdk::{CustomerNumber, DataValue, Elarian, Reminder};
 use futures_util::StreamExt;
 use tokio::sync::Notify;
 
+use crate::alloc_count::{self, Allocs};
 use crate::clock::JumpClock;
 use crate::usage::cpu_time;
 use crate::{BenchError, Result, app_config, connect, connect_app};
@@ -23,6 +24,8 @@ pub struct Rate {
     pub elapsed: Duration,
     /// CPU time this process (client and in-process emulator) used meanwhile, when known.
     pub cpu: Option<Duration>,
+    /// Allocations on the client's threads meanwhile, when counted (see [`alloc_count`]).
+    pub allocs: Option<Allocs>,
 }
 
 impl Rate {
@@ -31,6 +34,7 @@ impl Rate {
         Stopwatch {
             wall: Instant::now(),
             cpu: cpu_time(),
+            allocs: alloc_count::snapshot(),
         }
     }
 
@@ -52,11 +56,25 @@ impl Rate {
             .map(|cpu| cpu.as_secs_f64() / self.elapsed.as_secs_f64().max(1e-9))
     }
 
-    /// `"12.3 µs CPU/op, 1.4 cores busy"`, or an empty string when CPU time is unknown.
+    /// Allocations and allocated bytes per operation on the client's threads, when counted.
+    pub fn allocs_per_op(&self) -> Option<(f64, f64)> {
+        let n = self.count.max(1) as f64;
+        self.allocs
+            .map(|a| (a.count as f64 / n, a.bytes as f64 / n))
+    }
+
+    /// `"12.3 µs CPU/op, 1.4 cores busy"` (and `", client 4.2 allocs/op (310 B)"` when
+    /// allocations are counted), or an empty string when CPU time is unknown.
     pub fn cpu_summary(&self) -> String {
+        let allocs = match self.allocs_per_op() {
+            Some((count, bytes)) => format!(", client {count:.2} allocs/op ({bytes:.0} B)"),
+            None => String::new(),
+        };
         match (self.cpu_micros_per_op(), self.cores_busy()) {
-            (Some(per_op), Some(busy)) => format!("{per_op:.1} µs CPU/op, {busy:.2} cores busy"),
-            _ => String::new(),
+            (Some(per_op), Some(busy)) => {
+                format!("{per_op:.1} µs CPU/op, {busy:.2} cores busy{allocs}")
+            }
+            _ => allocs,
         }
     }
 }
@@ -66,6 +84,7 @@ impl Rate {
 pub struct Stopwatch {
     wall: Instant,
     cpu: Option<Duration>,
+    allocs: Option<Allocs>,
 }
 
 impl Stopwatch {
@@ -76,10 +95,15 @@ impl Stopwatch {
             (Some(before), Some(after)) => Some(after.saturating_sub(before)),
             _ => None,
         };
+        let allocs = match (self.allocs, alloc_count::snapshot()) {
+            (Some(before), Some(after)) => Some(after.since(before)),
+            _ => None,
+        };
         Rate {
             count,
             elapsed,
             cpu,
+            allocs,
         }
     }
 

@@ -203,7 +203,36 @@ impl Client {
         async move {
             let reply = client.request(data?).await?;
             let reply = AppToServerCommandReply::decode(reply).map_err(CommandError::Decode)?;
-            check_app_reply(reply)
+            check_app_reply(&reply)?;
+            Ok(reply)
+        }
+    }
+
+    /// Sends an app command that the caller encoded itself (the bytes of an
+    /// `AppToServerCommand`, as `prost` would write them) and returns the server's reply, as
+    /// [`send_app_command`](Client::send_app_command) does; the size limit applies the same way.
+    ///
+    /// For callers that write their most frequent commands straight from their own data rather
+    /// than building the message first (the SDK does, for `get_state` and `update_metadata`).
+    pub fn send_encoded_app_command(
+        &self,
+        command: Vec<u8>,
+    ) -> impl Future<Output = Result<AppToServerCommandReply, CommandError>> + Send + use<> {
+        let limit = self.config().max_command_size;
+        let data = if command.len() > limit {
+            Err(CommandError::TooLarge {
+                size: command.len(),
+                limit,
+            })
+        } else {
+            Ok(Bytes::from(command))
+        };
+        let client = self.clone();
+        async move {
+            let reply = client.request(data?).await?;
+            let reply = AppToServerCommandReply::decode(reply).map_err(CommandError::Decode)?;
+            check_app_reply(&reply)?;
+            Ok(reply)
         }
     }
 
@@ -250,7 +279,14 @@ impl Client {
                     .await
                     .unwrap_or(Err(CommandError::Timeout))?,
             };
-            let result = link.request(data.clone(), deadline).await;
+            let result = match link.connection() {
+                Some(connection) => connection
+                    .request_response_until(elarian_transport::Payload::new(data.clone()), deadline)
+                    .await
+                    .map(|reply| reply.data)
+                    .map_err(crate::rsocket::link_error),
+                None => link.request(data.clone(), deadline).await,
+            };
             drop(slot);
             match result {
                 Ok(reply) => {

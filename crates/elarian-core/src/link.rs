@@ -49,6 +49,11 @@ pub(crate) trait Link: Send + Sync + 'static {
         data: Bytes,
         deadline: tokio::time::Instant,
     ) -> BoxFuture<'static, Result<Bytes, LinkRequestError>>;
+    /// The RSocket connection under the link, when there is one: commands go to it directly,
+    /// without the boxed future of [`request`](Link::request) (an allocation per command).
+    fn connection(&self) -> Option<&elarian_transport::Connection> {
+        None
+    }
     /// Resolves when the transport is lost or the session closes.
     fn down(&self) -> BoxFuture<'static, LinkDown>;
     /// Opens a fresh transport and resumes this (detached) session over it.

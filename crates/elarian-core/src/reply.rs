@@ -20,10 +20,9 @@ fn status(ok: bool, description: &str) -> Result<(), CommandError> {
     }
 }
 
-/// Fails with [`CommandError::Failed`] when the reply reports `status: false`.
-pub(crate) fn check_app_reply(
-    reply: AppToServerCommandReply,
-) -> Result<AppToServerCommandReply, CommandError> {
+/// Fails with [`CommandError::Failed`] when the reply reports `status: false`. Takes the reply
+/// by reference: it is hundreds of bytes, and moving it in and out costs a copy each way.
+pub(crate) fn check_app_reply(reply: &AppToServerCommandReply) -> Result<(), CommandError> {
     match &reply.entry {
         Some(Entry::GetCustomerState(r)) => status(r.status, &r.description)?,
         Some(Entry::UpdateCustomerState(r)) => status(r.status, &r.description)?,
@@ -40,7 +39,7 @@ pub(crate) fn check_app_reply(
         | Some(Entry::InitiatePayment(_))
         | None => {}
     }
-    Ok(reply)
+    Ok(())
 }
 
 /// Fails with [`CommandError::Failed`] when the reply reports `status: false`.
@@ -65,7 +64,7 @@ mod tests {
                 work_id: None,
             })),
         };
-        match check_app_reply(failed) {
+        match check_app_reply(&failed) {
             Err(CommandError::Failed { description }) => {
                 assert_eq!(description, "no such customer")
             }
@@ -77,7 +76,7 @@ mod tests {
                 ..Default::default()
             })),
         };
-        assert!(check_app_reply(queued).is_ok());
+        assert!(check_app_reply(&queued).is_ok());
         let sim = SimulatorToServerCommandReply {
             status: false,
             description: "bad".into(),

@@ -157,6 +157,21 @@ fn map_connect_error(error: elarian_transport::SetupError) -> ConnectError {
     }
 }
 
+/// What a failed request on the connection means to the client.
+pub(crate) fn link_error(error: RequestError) -> LinkRequestError {
+    match error {
+        RequestError::TimedOut => LinkRequestError::TimedOut,
+        RequestError::Remote { code, message } => LinkRequestError::Remote {
+            code: code.as_u32(),
+            message,
+        },
+        error => {
+            tracing::debug!(%error, "elarian command lost");
+            LinkRequestError::Lost
+        }
+    }
+}
+
 struct RsocketLink {
     session: ClientSession,
     target: Target,
@@ -170,23 +185,17 @@ impl Link for RsocketLink {
     ) -> BoxFuture<'static, Result<Bytes, LinkRequestError>> {
         let session = self.session.clone();
         Box::pin(async move {
-            match session
+            session
                 .connection()
                 .request_response_until(Payload::new(data), deadline)
                 .await
-            {
-                Ok(reply) => Ok(reply.data),
-                Err(RequestError::TimedOut) => Err(LinkRequestError::TimedOut),
-                Err(RequestError::Remote { code, message }) => Err(LinkRequestError::Remote {
-                    code: code.as_u32(),
-                    message,
-                }),
-                Err(error) => {
-                    tracing::debug!(%error, "elarian command lost");
-                    Err(LinkRequestError::Lost)
-                }
-            }
+                .map(|reply| reply.data)
+                .map_err(link_error)
         })
+    }
+
+    fn connection(&self) -> Option<&elarian_transport::Connection> {
+        Some(self.session.connection())
     }
 
     fn down(&self) -> BoxFuture<'static, LinkDown> {

@@ -201,6 +201,23 @@ impl Elarian {
         }
     }
 
+    /// Sends one command the caller encoded (see `crate::encode`), as [`Elarian::command`]
+    /// sends a built one.
+    pub(crate) fn command_encoded(
+        &self,
+        command: Vec<u8>,
+    ) -> impl Future<Output = Result<ReplyEntry>> + Send + use<> {
+        use futures_util::future::{Either, FutureExt, ready};
+        match self.inner.wire.client() {
+            Some(client) => Either::Left(client.send_encoded_app_command(command).map(|reply| {
+                reply?.entry.ok_or(Error::UnexpectedReply {
+                    expected: "a reply entry",
+                })
+            })),
+            None => Either::Right(ready(Err(Error::NotConnected))),
+        }
+    }
+
     // ----- customers -----
 
     /// A customer addressed by number.

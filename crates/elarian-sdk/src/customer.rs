@@ -9,9 +9,11 @@ use tokio::sync::OnceCell;
 
 use elarian_proto as proto;
 use elarian_proto::app_to_server_command::Entry;
+use elarian_proto::app_to_server_command_reply::Entry as ReplyEntry;
 
 use crate::client::Elarian;
 use crate::command::{BoolStatus, Target, customer_oneof, expect_reply};
+use crate::encode;
 use crate::error::{Error, Result};
 use crate::models::state::metadata_to_proto;
 use crate::models::{
@@ -111,6 +113,13 @@ impl Customer {
         }
     }
 
+    /// A command encoded in place with the customer's id, when the id is known (commands
+    /// address a customer by id first, see `target`): the id is not cloned into a message.
+    fn encoded_by_id(&self, encode: impl FnOnce(&str) -> Vec<u8>) -> Option<Vec<u8>> {
+        let id = self.id.lock().unwrap_or_else(|p| p.into_inner());
+        id.as_deref().map(encode)
+    }
+
     pub(crate) fn target(&self) -> Result<Target> {
         if let Some(id) = self.id() {
             return Ok(Target::Id(id));
@@ -183,7 +192,14 @@ impl Customer {
     // Not `async fn`s, and combinators rather than `async` blocks: the entry goes into the
     // command's encoding now, and the command's future is held once (see `Elarian::command`).
     fn update(&self, entry: Entry) -> impl Future<Output = Result<CustomerStateUpdateReply>> + '_ {
-        self.app.command(entry).map(move |reply| {
+        self.update_with(self.app.command(entry))
+    }
+
+    fn update_with(
+        &self,
+        sent: impl Future<Output = Result<ReplyEntry>> + 'static,
+    ) -> impl Future<Output = Result<CustomerStateUpdateReply>> + '_ {
+        sent.map(move |reply| {
             let reply = expect_reply!(reply?, UpdateCustomerState)?;
             self.learn(reply.customer_id.as_ref());
             Ok(reply.into())
@@ -225,17 +241,29 @@ impl Customer {
         Ok(state)
     }
 
-    async fn fetch_state(&self) -> Result<CustomerState> {
-        let command = proto::GetCustomerStateCommand {
-            customer: Some(customer_oneof!(get_customer_state_command, self.target()?)),
+    // A combinator, as `update` is: an `async fn` would hold the command's future beside its
+    // own state and copy the reply through one more layer.
+    fn fetch_state(&self) -> impl Future<Output = Result<CustomerState>> + '_ {
+        use futures_util::future::{Either, ready};
+        let sent = match self.encoded_by_id(encode::get_state_by_id) {
+            Some(command) => Either::Left(self.app.command_encoded(command)),
+            None => {
+                let target = match self.target() {
+                    Ok(target) => target,
+                    Err(error) => return Either::Right(ready(Err(error))),
+                };
+                let command = proto::GetCustomerStateCommand {
+                    customer: Some(customer_oneof!(get_customer_state_command, target)),
+                };
+                Either::Right(self.app.command(Entry::GetCustomerState(command)))
+            }
         };
-        let reply = expect_reply!(
-            self.app.command(Entry::GetCustomerState(command)).await?,
-            GetCustomerState
-        )?;
-        let state = CustomerState::from(reply.data.unwrap_or_default());
-        self.learn(Some(&state.customer_id));
-        Ok(state)
+        Either::Left(sent.map(move |reply| {
+            let reply = expect_reply!(reply?, GetCustomerState)?;
+            let state = CustomerState::from(reply.data.unwrap_or_default());
+            self.learn(Some(&state.customer_id));
+            Ok(state)
+        }))
     }
 
     /// Merges `other`'s state into this customer's and discards `other`.
@@ -430,6 +458,11 @@ impl Customer {
         metadata: HashMap<String, DataValue>,
     ) -> Result<CustomerStateUpdateReply> {
         validate::keys("metadata", metadata.keys())?;
+        if let Some(command) = self.encoded_by_id(|id| encode::update_metadata_by_id(id, &metadata))
+        {
+            drop(metadata);
+            return self.update_with(self.app.command_encoded(command)).await;
+        }
         let command = proto::UpdateCustomerMetadataCommand {
             updates: metadata_to_proto(metadata),
             customer: Some(customer_oneof!(

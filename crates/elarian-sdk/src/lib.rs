@@ -132,6 +132,7 @@ mod command;
 mod connection;
 mod customer;
 mod dispatch;
+mod encode;
 mod error;
 mod handlers;
 pub mod models;

@@ -91,7 +91,11 @@ impl From<Vec<u8>> for DataValue {
 impl From<DataValue> for proto::DataMapValue {
     fn from(value: DataValue) -> Self {
         let value = match value {
-            DataValue::Json(json) => Value::StringVal(json.to_string()),
+            // `to_string` on a `Value` goes through `Display`, growing its buffer as it writes;
+            // serde_json's own writer starts with room for a small value (one allocation).
+            DataValue::Json(json) => {
+                Value::StringVal(serde_json::to_string(&json).unwrap_or_else(|_| json.to_string()))
+            }
             DataValue::Text(text) => Value::StringVal(text),
             DataValue::Bytes(bytes) => Value::BytesVal(bytes),
         };
@@ -104,18 +108,70 @@ impl DataValue {
     /// JSON becomes [`DataValue::Json`], other text [`DataValue::Text`].
     pub fn from_wire(value: proto::DataMapValue) -> Option<Self> {
         match value.value? {
-            Value::StringVal(text) => Some(match serde_json::from_str(&text) {
-                Ok(json) => DataValue::Json(json),
-                Err(_) => DataValue::Text(text),
+            Value::StringVal(text) => Some(match plain_json_string(text) {
+                Ok(inner) => DataValue::Json(serde_json::Value::String(inner)),
+                Err(text) => match serde_json::from_str(&text) {
+                    Ok(json) => DataValue::Json(json),
+                    Err(_) => DataValue::Text(text),
+                },
             }),
             Value::BytesVal(bytes) => Some(DataValue::Bytes(bytes)),
         }
     }
 }
 
+/// A JSON string literal without escapes (`"abc"`, the common metadata value) is its own
+/// content between the quotes: this takes it out of `text`'s buffer instead of parsing it into a
+/// new one. Anything else is handed back for the JSON parser.
+fn plain_json_string(mut text: String) -> Result<String, String> {
+    let bytes = text.as_bytes();
+    let quoted = bytes.len() >= 2 && bytes[0] == b'"' && bytes[bytes.len() - 1] == b'"';
+    // JSON forbids unescaped control characters in strings; a quote or a backslash inside
+    // needs the parser.
+    if !quoted
+        || bytes[1..bytes.len() - 1]
+            .iter()
+            .any(|&b| b == b'"' || b == b'\\' || b < 0x20)
+    {
+        return Err(text);
+    }
+    text.pop();
+    text.remove(0);
+    Ok(text)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn plain_json_strings_read_as_the_parser_reads_them() {
+        for text in [
+            "\"\"",
+            "\"abc\"",
+            "\"ünï cødé ✓\"",
+            "\"a\\\"b\"",
+            "\"tab\\tx\"",
+            "\"raw\ttab\"",
+            "\"",
+            "\"a\" ",
+            " \"a\"",
+            "\"a\"b\"",
+            "\"\\\"",
+            "12",
+            "{\"k\":1}",
+            "not json",
+        ] {
+            let expected = match serde_json::from_str::<serde_json::Value>(text) {
+                Ok(json) => DataValue::Json(json),
+                Err(_) => DataValue::Text(text.to_owned()),
+            };
+            let wire = proto::DataMapValue {
+                value: Some(Value::StringVal(text.to_owned())),
+            };
+            assert_eq!(DataValue::from_wire(wire), Some(expected), "{text:?}");
+        }
+    }
 
     fn round_trip(value: DataValue) {
         let wire = proto::DataMapValue::from(value.clone());

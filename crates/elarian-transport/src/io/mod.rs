@@ -141,6 +141,19 @@ pub trait FrameReader: Send + 'static {
         None
     }
 
+    /// One poll of [`read_frame`](FrameReader::read_frame) without a future, registering `cx`'s
+    /// waker when it has to wait: `None` when the reader cannot do that.
+    ///
+    /// Optional (the default always says `None`): it lets [`BoxReader`] wait for a frame
+    /// without allocating a future for each wait.
+    fn poll_read_frame(
+        &mut self,
+        cx: &mut std::task::Context<'_>,
+    ) -> Option<std::task::Poll<Result<Option<Bytes>, TransportError>>> {
+        let _ = cx;
+        None
+    }
+
     /// Lowers the largest frame accepted to `limit` (`None`: back to the configured limit),
     /// before the bytes of a larger frame are buffered. A server sets a small limit until the
     /// SETUP has arrived, so that an unauthenticated peer cannot make it buffer a large frame.
@@ -170,6 +183,15 @@ pub trait FrameWriter: Send + 'static {
     }
     /// Writes out everything queued.
     fn flush(&mut self) -> impl Future<Output = Result<(), TransportError>> + Send;
+    /// Writes out everything queued if that needs no waiting: `Some(result)` when it is done (or
+    /// failed), `None` when [`flush`](FrameWriter::flush) is needed; whatever was written before
+    /// `None` stays written.
+    ///
+    /// Optional (the default always says `None`): it lets [`BoxWriter`] flush a small batch
+    /// into a socket with room without allocating a future for it.
+    fn try_flush(&mut self) -> Option<Result<(), TransportError>> {
+        None
+    }
     /// Flushes and closes the sending direction.
     fn close(&mut self) -> impl Future<Output = Result<(), TransportError>> + Send;
 }
@@ -190,6 +212,10 @@ type BoxFut<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
 trait DynFrameReader: Send + 'static {
     fn read_frame_boxed(&mut self) -> BoxFut<'_, Result<Option<Bytes>, TransportError>>;
     fn try_read_frame_dyn(&mut self) -> Option<Result<Option<Bytes>, TransportError>>;
+    fn poll_read_frame_dyn(
+        &mut self,
+        cx: &mut std::task::Context<'_>,
+    ) -> Option<std::task::Poll<Result<Option<Bytes>, TransportError>>>;
     fn set_frame_limit_dyn(&mut self, limit: Option<usize>);
 }
 
@@ -199,6 +225,12 @@ impl<R: FrameReader> DynFrameReader for R {
     }
     fn try_read_frame_dyn(&mut self) -> Option<Result<Option<Bytes>, TransportError>> {
         self.try_read_frame()
+    }
+    fn poll_read_frame_dyn(
+        &mut self,
+        cx: &mut std::task::Context<'_>,
+    ) -> Option<std::task::Poll<Result<Option<Bytes>, TransportError>>> {
+        self.poll_read_frame(cx)
     }
     fn set_frame_limit_dyn(&mut self, limit: Option<usize>) {
         self.set_frame_limit(limit);
@@ -210,6 +242,7 @@ trait DynFrameWriter: Send + 'static {
     fn write_frame_boxed(&mut self, frame: Bytes) -> BoxFut<'_, Result<(), TransportError>>;
     fn try_write_frame_dyn(&mut self, frame: Bytes) -> Result<Option<Bytes>, TransportError>;
     fn flush_boxed(&mut self) -> BoxFut<'_, Result<(), TransportError>>;
+    fn try_flush_dyn(&mut self) -> Option<Result<(), TransportError>>;
     fn close_boxed(&mut self) -> BoxFut<'_, Result<(), TransportError>>;
 }
 
@@ -222,6 +255,9 @@ impl<W: FrameWriter> DynFrameWriter for W {
     }
     fn flush_boxed(&mut self) -> BoxFut<'_, Result<(), TransportError>> {
         Box::pin(self.flush())
+    }
+    fn try_flush_dyn(&mut self) -> Option<Result<(), TransportError>> {
+        self.try_flush()
     }
     fn close_boxed(&mut self) -> BoxFut<'_, Result<(), TransportError>> {
         Box::pin(self.close())
@@ -262,13 +298,29 @@ impl FrameReader for BoxReader {
     // `async fn`, the check runs on the first poll, so a future dropped unpolled (a losing
     // `select!` branch) takes no frame with it.
     async fn read_frame(&mut self) -> Result<Option<Bytes>, TransportError> {
-        match self.0.try_read_frame_dyn() {
-            Some(ready) => ready,
+        if let Some(ready) = self.0.try_read_frame_dyn() {
+            return ready;
+        }
+        // A reader that can be polled waits without a future of its own; the boxed one would
+        // be an allocation per wait (per command, with one command in flight).
+        let polled = std::future::poll_fn(|cx| match self.0.poll_read_frame_dyn(cx) {
+            Some(poll) => poll.map(Some),
+            None => std::task::Poll::Ready(None),
+        })
+        .await;
+        match polled {
+            Some(done) => done,
             None => self.0.read_frame_boxed().await,
         }
     }
     fn try_read_frame(&mut self) -> Option<Result<Option<Bytes>, TransportError>> {
         self.0.try_read_frame_dyn()
+    }
+    fn poll_read_frame(
+        &mut self,
+        cx: &mut std::task::Context<'_>,
+    ) -> Option<std::task::Poll<Result<Option<Bytes>, TransportError>>> {
+        self.0.poll_read_frame_dyn(cx)
     }
     fn set_frame_limit(&mut self, limit: Option<usize>) {
         self.0.set_frame_limit_dyn(limit);
@@ -285,8 +337,16 @@ impl FrameWriter for BoxWriter {
     fn try_write_frame(&mut self, frame: Bytes) -> Result<Option<Bytes>, TransportError> {
         self.0.try_write_frame_dyn(frame)
     }
-    fn flush(&mut self) -> impl Future<Output = Result<(), TransportError>> + Send {
-        self.0.flush_boxed()
+    // As for reads: a flush that completes at once (a small batch, a socket with room) skips
+    // the boxed future, one allocation per batch.
+    async fn flush(&mut self) -> Result<(), TransportError> {
+        match self.0.try_flush_dyn() {
+            Some(done) => done,
+            None => self.0.flush_boxed().await,
+        }
+    }
+    fn try_flush(&mut self) -> Option<Result<(), TransportError>> {
+        self.0.try_flush_dyn()
     }
     fn close(&mut self) -> impl Future<Output = Result<(), TransportError>> + Send {
         self.0.close_boxed()

@@ -173,6 +173,17 @@ impl<R: AsyncRead + Unpin + Send + 'static> FrameReader for LengthPrefixedReader
             .map(|r| r.map(Some))
     }
 
+    /// `read_frame` keeps all its progress in `self` (a read's bytes land in `self.buf` only
+    /// once it completed), so polling a fresh one each time is the same as polling one future
+    /// throughout; a pending read has registered `cx`'s waker.
+    fn poll_read_frame(
+        &mut self,
+        cx: &mut std::task::Context<'_>,
+    ) -> Option<std::task::Poll<Result<Option<Bytes>, TransportError>>> {
+        let read = std::pin::pin!(self.read_frame());
+        Some(read.poll(cx))
+    }
+
     async fn read_frame(&mut self) -> Result<Option<Bytes>, TransportError> {
         loop {
             if let Some(frame) = split_length_prefixed(&mut self.buf, self.max_frame_len)? {
@@ -311,6 +322,18 @@ impl<W: AsyncWrite + Unpin + Send + 'static> FrameWriter for LengthPrefixedWrite
         self.write_queued().await?;
         self.io.flush().await?;
         Ok(())
+    }
+
+    /// One poll of [`flush`](FrameWriter::flush), which is cancel safe (progress is kept in
+    /// `self`, see `write_queued`). The no-op waker is never woken: a flush that has to wait is
+    /// dropped and the caller's [`flush`](FrameWriter::flush) registers its own waker.
+    fn try_flush(&mut self) -> Option<Result<(), TransportError>> {
+        let mut cx = std::task::Context::from_waker(std::task::Waker::noop());
+        let flush = std::pin::pin!(self.flush());
+        match flush.poll(&mut cx) {
+            std::task::Poll::Ready(done) => Some(done),
+            std::task::Poll::Pending => None,
+        }
     }
 
     async fn close(&mut self) -> Result<(), TransportError> {
