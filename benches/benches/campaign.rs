@@ -9,11 +9,17 @@
 //! Environment: `ELARIAN_BENCH_RECIPIENTS`, `ELARIAN_BENCH_QUICK=1` (100,000 recipients).
 //!
 //! Phases, each timed on its own: the baseline (`send_message` with the same number of sends in
-//! flight as the campaign), creating the sending (storing the recipients), preparation (resolve,
+//! flight as the campaign), the same with a no-op message-status handler (at most 50,000
+//! sends; for the record only), creating the sending (storing the recipients), preparation (resolve,
 //! deduplicate, render, store one dispatch per recipient) and transmission (record attempts,
 //! send, record outcomes; delivery reports tracked as they arrive). The campaign runs on a
 //! manual clock so preparation and transmission are measured apart. Peak RSS is this process's
 //! `VmHWM`: emulator, SDK and campaigns together.
+//!
+//! The bench builds the whole list of recipients before creating the sending: the public API
+//! takes a sending's inline recipients in one `create_sending` (there is no call that adds
+//! recipients to an existing sending, and `update_audience` replaces an audience's list whole),
+//! so it cannot be given in chunks. The list is freed once the sending is created.
 
 use std::process::ExitCode;
 use std::sync::Arc;
