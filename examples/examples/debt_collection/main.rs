@@ -38,6 +38,12 @@ use tokio::task::JoinSet;
 use app::{Collector, Loan, Outcome, Settings, Stats};
 use customers::{Crowd, CrowdStats, Pace, Persona};
 
+/// App, simulated customers and emulator allocate and free millions of small buffers (frames,
+/// protobuf messages, notifications) across threads: with glibc's malloc that was about 28 %
+/// of the process's CPU at 100,000 customers (docs/benchmarks.md).
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 /// Automated debt collection with Elarian: reminders, SMS, voice calls and mobile-money
 /// checkouts. With no arguments it runs against an embedded emulator with 1,000 simulated
 /// customers.
