@@ -596,7 +596,8 @@ async fn dispatch(
         let key = key.clone();
         let counters = counters.clone();
         tokio::spawn(async move {
-            let (payload, sent) = encode(&engine, &item.notice);
+            let mut item = item;
+            let (payload, sent) = encode(&engine, &mut item.notice);
             // Timed only while a console watches.
             let started = engine.feed().active().then(std::time::Instant::now);
             let answer = tokio::time::timeout(
@@ -681,14 +682,14 @@ fn settle(engine: &Engine, item: &Item) {
 }
 
 /// Encodes a notification for the wire, and returns the customer's app data it carries (the
-/// snapshot a reply's `data_update` is compared with).
-fn encode(engine: &Engine, notice: &Notice) -> (Bytes, Option<DataMapValue>) {
+/// snapshot a reply's `data_update` is compared with). The notice keeps the app data it was
+/// sent with (a retry refreshes it again), which spares a copy of every notification.
+fn encode(engine: &Engine, notice: &mut Notice) -> (Bytes, Option<DataMapValue>) {
     match notice {
         Notice::App(n) => {
-            let mut notification = n.notification.clone();
             let mut sent = None;
             if let Some(server_to_app_notification::Entry::Customer(c)) =
-                notification.entry.as_mut()
+                n.notification.entry.as_mut()
             {
                 // The app data sent is the stored one at delivery time, not at queueing time.
                 if let Some(customer_id) = &n.customer_id {
@@ -696,7 +697,7 @@ fn encode(engine: &Engine, notice: &Notice) -> (Bytes, Option<DataMapValue>) {
                 }
                 sent = c.app_data.clone();
             }
-            (Bytes::from(notification.encode_to_vec()), sent)
+            (Bytes::from(n.notification.encode_to_vec()), sent)
         }
         Notice::Simulator(n) => (Bytes::from(n.notification.encode_to_vec()), None),
     }
