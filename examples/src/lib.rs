@@ -240,6 +240,12 @@ impl Server {
         self.emulator.as_ref().map(EmulatorHandle::delivery_stats)
     }
 
+    /// History entries (messages, sessions, transactions, activity) the embedded emulator
+    /// dropped because a customer had more than its `history_limit`, if it runs here.
+    pub fn history_trimmed(&self) -> Option<u64> {
+        self.emulator.as_ref().map(|e| e.engine().history_trimmed())
+    }
+
     /// Stops the embedded emulator, if any.
     pub async fn shutdown(self) {
         if let Some(emulator) = self.emulator {

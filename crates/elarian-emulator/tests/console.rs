@@ -902,8 +902,13 @@ async fn every_section_is_served_alone_as_server_rendered_html() {
     assert!(payments.contains("data-purse="), "{payments}");
     let (status, _) = get("/fragments/payments?org=el_org_nope".into()).await;
     assert_eq!(status, 404);
-    let (status, _) = get("/fragments/activity/connections".into()).await;
+    let (status, connections) = get("/fragments/activity/connections".into()).await;
     assert_eq!(status, 200);
+    assert!(
+        connections.contains("Flow control")
+            && connections.contains("Phone notifications not kept (no simulator connected)"),
+        "{connections}"
+    );
     let (_, campaigns) = get("/fragments/campaigns".into()).await;
     assert!(campaigns.contains("No campaigns source"), "{campaigns}");
 

@@ -287,6 +287,7 @@ async fn run(args: &Args, server: &Server) -> anyhow::Result<Flow> {
         app: app_flow,
         simulator: simulator_flow,
         delivery: server.delivery_stats(),
+        history_trimmed: server.history_trimmed(),
         handler_failures: handler_failures.load(Ordering::Relaxed),
     };
     flow.print();
@@ -453,6 +454,8 @@ struct Flow {
     app: FlowStats,
     simulator: FlowStats,
     delivery: Option<DeliveryStats>,
+    /// Bounded memory, not shed work: old history entries a customer's record let go.
+    history_trimmed: Option<u64>,
     handler_failures: u64,
 }
 
@@ -475,9 +478,20 @@ impl Flow {
                 );
         }
         if let Some(delivery) = &self.delivery {
+            table
+                .row(
+                    "emulator: simulator commands rejected unprocessed",
+                    delivery.commands_rejected,
+                )
+                .row(
+                    "emulator: phone notifications not kept (no simulator connected)",
+                    delivery.no_simulator,
+                );
+        }
+        if let Some(trimmed) = self.history_trimmed {
             table.row(
-                "emulator: simulator commands rejected unprocessed",
-                delivery.commands_rejected,
+                "emulator: history entries trimmed past history_limit",
+                trimmed,
             );
         }
         for (what, count) in self.shed() {

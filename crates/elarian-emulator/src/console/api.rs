@@ -674,11 +674,21 @@ pub(crate) fn activity_value(ctx: &Ctx) -> Value {
         .iter()
         .filter_map(|t| serde_json::from_str(t).ok())
         .collect();
+    let delivery = ctx.hub.stats();
     json!({
         "connections": connections,
         "open_connections": open,
         "notifications": recent,
         "commands": feed.commands(),
+        // What flow control refused or let go since the start: nothing is shed silently.
+        "flow": {
+            "simulator_commands_rejected": delivery.commands_rejected,
+            "notifications_of_commands_not_queued": delivery.refused_for_commands,
+            "paced_notifications_refused": delivery.refused_paced,
+            "notifications_unanswered": delivery.unanswered,
+            "phone_notifications_not_kept": delivery.no_simulator,
+            "history_entries_trimmed": ctx.engine.history_trimmed(),
+        },
     })
 }
 

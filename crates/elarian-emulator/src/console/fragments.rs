@@ -665,9 +665,53 @@ pub(crate) fn connections(a: &Value) -> String {
         )
     };
     format!(
-        "<h1>Connections <span class=\"muted\">({open})</span></h1><div id=\"connections\">{table}</div>",
+        "<h1>Connections <span class=\"muted\">({open})</span></h1><div id=\"connections\">{table}</div>{flow}",
         open = e(&a["open_connections"]),
+        flow = flow(&a["flow"]),
     )
+}
+
+/// What flow control refused or let go since the emulator started, each counter named.
+fn flow(f: &Value) -> String {
+    const ROWS: [(&str, &str); 6] = [
+        (
+            "simulator_commands_rejected",
+            "Simulator commands rejected unprocessed (apps' queue full; clients retry)",
+        ),
+        (
+            "notifications_of_commands_not_queued",
+            "Notifications of commands not queued (reported in the command's reply)",
+        ),
+        (
+            "paced_notifications_refused",
+            "Reminder and tag notifications refused after a stall",
+        ),
+        (
+            "notifications_unanswered",
+            "Notifications not answered in time",
+        ),
+        (
+            "phone_notifications_not_kept",
+            "Phone notifications not kept (no simulator connected)",
+        ),
+        (
+            "history_entries_trimmed",
+            "History entries trimmed past history_limit",
+        ),
+    ];
+    let rows: String = ROWS
+        .iter()
+        .map(|(key, label)| {
+            let n = f[*key].as_u64().unwrap_or(0);
+            let value = if n == 0 {
+                "0".to_owned()
+            } else {
+                chip(&n.to_string(), "warn")
+            };
+            format!("<tr><td>{label}</td><td>{value}</td></tr>")
+        })
+        .collect();
+    format!("<h2>Flow control</h2><table id=\"flow\"><tbody>{rows}</tbody></table>")
 }
 
 /// The notifications delivered while the console watched, newest first, with the handler's
