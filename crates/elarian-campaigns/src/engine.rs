@@ -1284,9 +1284,9 @@ impl Campaigns {
         })
     }
 
-    /// The Elarian message ids the dispatches of sending `id` recorded.
-    async fn message_ids_of(&self, id: u64) -> Result<Vec<String>> {
-        let mut out = Vec::new();
+    /// Calls `f` with every dispatch of sending `id`, in recipient order, a stored chunk at a
+    /// time.
+    async fn for_each_dispatch(&self, id: u64, mut f: impl FnMut(Dispatch)) -> Result<()> {
         let (mut start, end) = owner_range(id);
         loop {
             let rows = self
@@ -1294,15 +1294,22 @@ impl Campaigns {
                 .store
                 .scan(Table::Dispatches, start.clone(), end.clone(), 4096)
                 .await?;
-            let Some((last, _)) = rows.last() else { break };
+            let Some((last, _)) = rows.last() else {
+                return Ok(());
+            };
             start = last.clone();
             start.push(0);
             for (_, v) in rows {
-                if let Some(mid) = decode_dispatch(&v)?.message_id {
-                    out.push(mid);
-                }
+                f(decode_dispatch(&v)?);
             }
         }
+    }
+
+    /// The Elarian message ids the dispatches of sending `id` recorded.
+    async fn message_ids_of(&self, id: u64) -> Result<Vec<String>> {
+        let mut out = Vec::new();
+        self.for_each_dispatch(id, |d| out.extend(d.message_id))
+            .await?;
         Ok(out)
     }
 
@@ -1311,23 +1318,12 @@ impl Campaigns {
     pub async fn unknown_dispatches(&self, id: u64) -> Result<Vec<Dispatch>> {
         let _: SendingRecord = self.load(Table::Sendings, "sending", id).await?;
         let mut out = Vec::new();
-        let (mut start, end) = owner_range(id);
-        loop {
-            let rows = self
-                .inner
-                .store
-                .scan(Table::Dispatches, start.clone(), end.clone(), 4096)
-                .await?;
-            let Some((last, _)) = rows.last() else { break };
-            start = last.clone();
-            start.push(0);
-            for (_, v) in rows {
-                let d = decode_dispatch(&v)?;
-                if d.state == DispatchState::Unknown {
-                    out.push(d);
-                }
+        self.for_each_dispatch(id, |d| {
+            if d.state == DispatchState::Unknown {
+                out.push(d);
             }
-        }
+        })
+        .await?;
         Ok(out)
     }
 

@@ -550,14 +550,10 @@ impl std::fmt::Debug for Message {
             .field("provider_tag", &self.provider_tag)
             .field(
                 "reply_token",
-                &format_args!(
-                    "{}",
-                    if self.reply_token.is_some() {
-                        "<redacted>"
-                    } else {
-                        "None"
-                    }
-                ),
+                &self
+                    .reply_token
+                    .as_ref()
+                    .map(|_| format_args!("<redacted>")),
             )
             .field("reply_prompt", &self.reply_prompt)
             .finish()
