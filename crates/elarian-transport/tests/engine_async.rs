@@ -536,10 +536,17 @@ impl<R: FrameReader> FrameReader for CutReader<R> {
         if *self.cut.borrow() {
             return Err(broken());
         }
-        tokio::select! {
+        // A cut wins over whatever the inner read saw: the other end, cut too, may already
+        // have dropped its transport, which this end would otherwise read as a clean close.
+        let read = tokio::select! {
+            biased;
+            _ = self.cut.wait_for(|c| *c) => return Err(broken()),
             r = self.inner.read_frame() => r,
-            _ = self.cut.wait_for(|c| *c) => Err(broken()),
+        };
+        if *self.cut.borrow() {
+            return Err(broken());
         }
+        read
     }
 }
 
