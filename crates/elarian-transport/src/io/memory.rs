@@ -160,3 +160,61 @@ impl FrameWriter for MemoryWriter {
         Ok(())
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::io::BoxTransport;
+
+    #[tokio::test]
+    async fn frames_above_the_limit_are_refused_like_on_a_socket() {
+        let (a, b) = pair(4);
+        let (_ra, mut wa) = a.split();
+        let (mut rb, _wb) = BoxTransport::new(b).split();
+        rb.set_frame_limit(Some(8));
+        wa.write_frame(Bytes::from_static(b"12345678"))
+            .await
+            .unwrap();
+        wa.write_frame(Bytes::from_static(b"123456789"))
+            .await
+            .unwrap();
+        assert_eq!(rb.read_frame().await.unwrap().unwrap().len(), 8);
+        assert!(matches!(
+            rb.read_frame().await,
+            Err(TransportError::FrameTooLarge { len: 9, limit: 8 })
+        ));
+        // Back to the configured limit: a frame as large as a 24-bit length allows passes.
+        rb.set_frame_limit(None);
+        wa.write_frame(Bytes::from(vec![0; MAX_FRAME_LEN]))
+            .await
+            .unwrap();
+        assert_eq!(rb.read_frame().await.unwrap().unwrap().len(), MAX_FRAME_LEN);
+        wa.write_frame(Bytes::from(vec![0; MAX_FRAME_LEN + 1]))
+            .await
+            .unwrap();
+        assert!(matches!(
+            rb.read_frame().await,
+            Err(TransportError::FrameTooLarge { .. })
+        ));
+    }
+
+    #[tokio::test]
+    async fn a_boxed_reader_waits_for_frames_and_sees_the_close() {
+        let (a, b) = pair(1);
+        let (_ra, mut wa) = BoxTransport::new(a).split();
+        let (mut rb, _wb) = BoxTransport::new(b).split();
+        let reading = tokio::spawn(async move {
+            let first = rb.read_frame().await.unwrap();
+            let end = rb.read_frame().await.unwrap();
+            (first, end)
+        });
+        tokio::task::yield_now().await;
+        wa.write_frame(Bytes::from_static(b"x")).await.unwrap();
+        assert_eq!(wa.try_flush().map(|r| r.is_ok()), Some(true));
+        wa.close().await.unwrap();
+        assert!(wa.try_flush().is_some_and(|r| r.is_err()));
+        let (first, end) = reading.await.unwrap();
+        assert_eq!(first, Some(Bytes::from_static(b"x")));
+        assert_eq!(end, None);
+    }
+}
