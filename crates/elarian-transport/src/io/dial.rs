@@ -21,7 +21,8 @@ pub type DialFuture = Pin<Box<dyn Future<Output = Result<BoxTransport, Transport
 ///
 /// ```
 /// # tokio::runtime::Builder::new_current_thread().build().unwrap().block_on(async {
-/// /// use elarian_transport::io::{BoxTransport, DialFuture, Dialer, memory};
+/// use std::sync::Arc;
+/// use elarian_transport::io::{BoxTransport, DialFuture, Dialer, memory};
 ///
 /// /// Hands the far end of every new in-memory pair to a server task through a channel.
 /// #[derive(Debug)]
