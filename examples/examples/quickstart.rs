@@ -62,7 +62,7 @@ async fn run(args: &Args, server: &Server) -> anyhow::Result<()> {
     });
     app.connect()
         .await
-        .with_context(|| format!("the app could not connect to {}", server.endpoint()))?;
+        .with_context(|| format!("the app could not connect to {}", server.target()))?;
 
     // 2. A customer: add what you know about them, then message them.
     let customer = app.customer(CustomerNumber::cellular(&args.phone));

@@ -513,7 +513,7 @@ async fn run(args: &Args, server: &Server) -> anyhow::Result<()> {
     );
     app.connect()
         .await
-        .with_context(|| format!("the app could not connect to {}", server.endpoint()))?;
+        .with_context(|| format!("the app could not connect to {}", server.target()))?;
     lender::seed(&app, &args.phone, "Amina", OPENING_BALANCE)
         .await
         .context("could not load the customer's loan")?;

@@ -16,6 +16,7 @@
 use std::fmt::Write as _;
 use std::io::IsTerminal as _;
 use std::path::PathBuf;
+use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context as _;
@@ -23,14 +24,16 @@ use elarian_emulator::config::{
     TEST_API_KEY, TEST_APP_ID, TEST_ORG_ID, TEST_PAYMENT_CHANNEL, TEST_PURSE_ID,
     TEST_SMS_SHORT_CODE, TEST_USSD_CODE, TEST_VOICE_NUMBER,
 };
-use elarian_emulator::{DeliveryStats, Emulator, EmulatorBuilder, EmulatorHandle};
+use elarian_emulator::{DeliveryStats, Emulator, EmulatorBuilder, EmulatorHandle, InProcessDialer};
 use elarian_sdk::{ClientConfig, ClientConfigBuilder, Endpoint};
 use indicatif::{ProgressBar, ProgressStyle};
 
 /// Where to connect: the embedded emulator (no `--endpoint`) or any Elarian server.
 ///
 /// Every flag can also come from the environment variable named in `--help`. Without
-/// `--endpoint` the example starts an emulator in-process on a free local port. The org, app and
+/// `--endpoint` the example starts an emulator in its own process, and its app and simulated
+/// customers connect to it through memory (no sockets); `--loopback-tcp` makes them connect
+/// over TCP on a free local port instead, as separate processes would. The org, app and
 /// API key default to the emulator's test account (`elarian_emulator::config::TEST_*`), so
 /// `--endpoint tcp://127.0.0.1:5555` works against a standalone `cargo run -p elarian-emulator`.
 #[derive(Clone, clap::Args)]
@@ -57,6 +60,11 @@ pub struct ConnectionArgs {
     /// e.g. the certificate a standalone `elarian-emulator` prints.
     #[arg(long, env = "ELARIAN_CA_CERT", value_name = "PATH")]
     pub ca_cert: Option<PathBuf>,
+    /// With the embedded emulator: connect the app and the simulated customers to it over TCP
+    /// on 127.0.0.1 (a free port, shown in the banner) instead of in-process through memory.
+    /// Slower, but other clients can connect to that port too.
+    #[arg(long, conflicts_with = "endpoint")]
+    pub loopback_tcp: bool,
 }
 
 impl std::fmt::Debug for ConnectionArgs {
@@ -69,6 +77,7 @@ impl std::fmt::Debug for ConnectionArgs {
             .field("api_key", &"<redacted>")
             .field("simulate", &self.simulate)
             .field("ca_cert", &self.ca_cert)
+            .field("loopback_tcp", &self.loopback_tcp)
             .finish()
     }
 }
@@ -116,10 +125,20 @@ pub struct ChannelArgs {
     pub purse_id: String,
 }
 
+/// How clients reach the server.
+#[derive(Debug, Clone)]
+enum Route {
+    /// Over the network: `--endpoint`, or the embedded emulator's TCP listener with
+    /// `--loopback-tcp`.
+    Endpoint(Endpoint),
+    /// Through memory, to the embedded emulator.
+    InProcess(Arc<InProcessDialer>),
+}
+
 /// The server the example talks to, and the emulator behind it when it is embedded.
 pub struct Server {
     emulator: Option<EmulatorHandle>,
-    endpoint: Endpoint,
+    route: Route,
     args: ConnectionArgs,
     /// The contents of `--ca-cert`, read once at start.
     ca_pem: Option<Vec<u8>>,
@@ -128,15 +147,16 @@ pub struct Server {
 impl std::fmt::Debug for Server {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Server")
-            .field("endpoint", &self.endpoint)
+            .field("route", &self.route)
             .field("embedded", &self.emulator.is_some())
             .finish_non_exhaustive()
     }
 }
 
 impl Server {
-    /// Starts the embedded emulator on `127.0.0.1` (free port) when no `--endpoint` is given;
-    /// otherwise only checks that the endpoint parses.
+    /// Starts the embedded emulator when no `--endpoint` is given (clients connect in-process,
+    /// or with `--loopback-tcp` over TCP on `127.0.0.1`, a free port); otherwise only checks
+    /// that the endpoint parses.
     pub async fn start(args: &ConnectionArgs) -> anyhow::Result<Server> {
         Server::start_with(args, |builder| builder).await
     }
@@ -147,27 +167,35 @@ impl Server {
         args: &ConnectionArgs,
         tune: impl FnOnce(EmulatorBuilder) -> EmulatorBuilder,
     ) -> anyhow::Result<Server> {
-        let (emulator, endpoint) = match &args.endpoint {
+        let (emulator, route) = match &args.endpoint {
             Some(url) => {
                 let endpoint = url
                     .parse::<Endpoint>()
                     .with_context(|| format!("invalid --endpoint {url:?}"))?;
-                (None, endpoint)
+                (None, Route::Endpoint(endpoint))
             }
             None => {
                 // The web console lets a person watch the example's customers live.
-                let emulator = tune(
-                    Emulator::builder()
-                        .tcp(([127, 0, 0, 1], 0))
-                        .console(([127, 0, 0, 1], 0)),
-                )
-                .start()
-                .await
-                .context("cannot start the embedded emulator")?;
-                let endpoint = emulator
-                    .endpoint()
-                    .context("the embedded emulator has no TCP listener")?;
-                (Some(emulator), endpoint)
+                let builder = Emulator::builder().console(([127, 0, 0, 1], 0));
+                let builder = if args.loopback_tcp {
+                    builder.tcp(([127, 0, 0, 1], 0))
+                } else {
+                    builder.in_process_only()
+                };
+                let emulator = tune(builder)
+                    .start()
+                    .await
+                    .context("cannot start the embedded emulator")?;
+                let route = if args.loopback_tcp {
+                    Route::Endpoint(
+                        emulator
+                            .endpoint()
+                            .context("the embedded emulator has no TCP listener")?,
+                    )
+                } else {
+                    Route::InProcess(Arc::new(emulator.in_process_dialer()))
+                };
+                (Some(emulator), route)
             }
         };
         let ca_pem = match &args.ca_cert {
@@ -179,7 +207,7 @@ impl Server {
         };
         Ok(Server {
             emulator,
-            endpoint,
+            route,
             args: args.clone(),
             ca_pem,
         })
@@ -196,12 +224,25 @@ impl Server {
         self.is_embedded() || self.args.simulate
     }
 
-    /// The endpoint clients connect to.
-    pub fn endpoint(&self) -> &Endpoint {
-        &self.endpoint
+    /// The endpoint clients connect to; `None` when they connect to the embedded emulator
+    /// in-process.
+    pub fn endpoint(&self) -> Option<&Endpoint> {
+        match &self.route {
+            Route::Endpoint(endpoint) => Some(endpoint),
+            Route::InProcess(_) => None,
+        }
     }
 
-    /// A client configuration for this server (org, app, API key, endpoint). Use it for
+    /// Where clients connect, for messages: the endpoint, or `the in-process emulator`.
+    pub fn target(&self) -> String {
+        match &self.route {
+            Route::Endpoint(endpoint) => endpoint.to_string(),
+            Route::InProcess(_) => "the in-process emulator".to_owned(),
+        }
+    }
+
+    /// A client configuration for this server (org, app, API key, and the endpoint or the
+    /// embedded emulator's in-process dialer). Use it for
     /// `Elarian::new` and `Simulator::new`, which set the role themselves. The first connection
     /// gives up after 15 s (the SDK's default is 60 s): an example should fail fast when the
     /// server is not there. Connection errors are logged by the SDK (`RUST_LOG`).
@@ -210,8 +251,11 @@ impl Server {
             .org_id(&self.args.org)
             .app_id(&self.args.app)
             .api_key(self.args.api_key.as_str())
-            .endpoint(self.endpoint.clone())
             .initial_connect_timeout(Duration::from_secs(15));
+        let builder = match &self.route {
+            Route::Endpoint(endpoint) => builder.endpoint(endpoint.clone()),
+            Route::InProcess(dialer) => builder.dialer(dialer.clone()),
+        };
         match &self.ca_pem {
             // An unusable file fails `Elarian::new` with a config error naming it.
             Some(pem) => builder.root_certificate_pem(pem),
@@ -222,14 +266,20 @@ impl Server {
     /// One line saying where the example runs, for its banner.
     pub fn describe(&self) -> String {
         if let Some(emulator) = &self.emulator {
+            let at = match &self.route {
+                Route::Endpoint(endpoint) => format!("at {endpoint} (loopback TCP)"),
+                Route::InProcess(_) => "connected in-process".to_owned(),
+            };
             match emulator.console_url() {
-                Some(url) => format!("embedded emulator at {} (console: {url})", self.endpoint),
-                None => format!("embedded emulator at {}", self.endpoint),
+                Some(url) => format!("embedded emulator {at} (console: {url})"),
+                None => format!("embedded emulator {at}"),
             }
         } else {
             format!(
                 "{} (org {}, app {})",
-                self.endpoint, self.args.org, self.args.app
+                self.target(),
+                self.args.org,
+                self.args.app
             )
         }
     }
@@ -488,6 +538,7 @@ mod tests {
             api_key: TEST_API_KEY.into(),
             simulate: false,
             ca_cert,
+            loopback_tcp: false,
         }
     }
 
@@ -536,6 +587,53 @@ mod tests {
         assert!(format!("{error:#}").contains("--ca-cert"), "{error:#}");
         std::fs::remove_file(&path).unwrap();
         emulator.shutdown().await;
+    }
+
+    #[tokio::test]
+    async fn the_embedded_emulator_is_reached_in_process_unless_loopback_tcp_is_asked_for() {
+        for loopback_tcp in [false, true] {
+            let args = ConnectionArgs {
+                endpoint: None,
+                loopback_tcp,
+                ..connection_args(String::new(), None)
+            };
+            let server = Server::start(&args).await.unwrap();
+            let banner = server.describe();
+            assert!(banner.contains("console: http://127.0.0.1:"), "{banner}");
+            if loopback_tcp {
+                let endpoint = server.endpoint().expect("a TCP endpoint").to_string();
+                assert!(endpoint.starts_with("tcp://127.0.0.1:"), "{endpoint}");
+                assert!(banner.contains(&endpoint), "{banner}");
+                assert!(server.config().build().unwrap().dialer().is_none());
+            } else {
+                assert!(server.endpoint().is_none());
+                assert!(banner.contains("in-process"), "{banner}");
+                assert_eq!(server.target(), "the in-process emulator");
+                assert!(server.config().build().unwrap().dialer().is_some());
+            }
+            let app = elarian_sdk::Elarian::new(server.config()).unwrap();
+            app.connect().await.expect("the app connects");
+            let sim = elarian_simulator::Simulator::new(server.config()).unwrap();
+            sim.connect().await.expect("the simulator connects");
+            sim.disconnect().await;
+            app.disconnect().await;
+            server.shutdown().await;
+        }
+    }
+
+    #[test]
+    fn the_endpoint_and_loopback_tcp_flags_exclude_each_other() {
+        #[derive(clap::Parser)]
+        struct Cli {
+            #[command(flatten)]
+            connection: ConnectionArgs,
+        }
+        use clap::Parser as _;
+        assert!(Cli::try_parse_from(["x", "--loopback-tcp"]).is_ok());
+        assert!(
+            Cli::try_parse_from(["x", "--loopback-tcp", "--endpoint", "tcp://127.0.0.1:1"])
+                .is_err()
+        );
     }
 
     #[test]

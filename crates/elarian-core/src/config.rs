@@ -4,7 +4,7 @@ use std::fmt;
 use std::sync::Arc;
 use std::time::Duration;
 
-use elarian_transport::io::{Endpoint, TlsClientOptions};
+use elarian_transport::io::{Dialer, Endpoint, TlsClientOptions};
 
 use crate::backoff::ReconnectPolicy;
 use crate::error::ConfigError;
@@ -50,6 +50,7 @@ pub struct ClientConfig {
     pub(crate) role: Role,
     pub(crate) allow_notifications: bool,
     pub(crate) endpoint: Endpoint,
+    pub(crate) dialer: Option<Arc<dyn Dialer>>,
     pub(crate) tls: TlsClientOptions,
     pub(crate) keepalive_interval: Duration,
     pub(crate) max_lifetime: Duration,
@@ -78,6 +79,7 @@ impl fmt::Debug for ClientConfig {
             .field("role", &self.role)
             .field("allow_notifications", &self.allow_notifications)
             .field("endpoint", &self.endpoint)
+            .field("dialer", &self.dialer.as_ref().map(|d| d.describe()))
             .field("tls", &self.tls)
             .field("keepalive_interval", &self.keepalive_interval)
             .field("max_lifetime", &self.max_lifetime)
@@ -128,9 +130,14 @@ impl ClientConfig {
     pub fn allow_notifications(&self) -> bool {
         self.allow_notifications
     }
-    /// Where to connect.
+    /// Where to connect (unless a [`dialer`](Self::dialer) is set).
     pub fn endpoint(&self) -> &Endpoint {
         &self.endpoint
+    }
+    /// The custom way of opening transports, if one is set (see
+    /// [`ClientConfigBuilder::dialer`]).
+    pub fn dialer(&self) -> Option<&Arc<dyn Dialer>> {
+        self.dialer.as_ref()
     }
     /// TLS settings for `tls://` and `wss://` endpoints.
     pub fn tls_options(&self) -> &TlsClientOptions {
@@ -229,6 +236,7 @@ pub struct ClientConfigBuilder {
     allow_notifications: bool,
     endpoint: Option<Endpoint>,
     endpoint_error: Option<String>,
+    dialer: Option<Arc<dyn Dialer>>,
     tls: TlsClientOptions,
     tls_error: Option<String>,
     keepalive_interval: Duration,
@@ -259,6 +267,7 @@ impl Default for ClientConfigBuilder {
             allow_notifications: true,
             endpoint: None,
             endpoint_error: None,
+            dialer: None,
             tls: TlsClientOptions::new(),
             tls_error: None,
             keepalive_interval: Duration::from_secs(1),
@@ -289,6 +298,7 @@ impl fmt::Debug for ClientConfigBuilder {
             .field("credentials", &self.credentials)
             .field("role", &self.role)
             .field("endpoint", &self.endpoint)
+            .field("dialer", &self.dialer.as_ref().map(|d| d.describe()))
             .finish_non_exhaustive()
     }
 }
@@ -356,6 +366,19 @@ impl ClientConfigBuilder {
             }
             Err(error) => self.endpoint_error = Some(format!("{url:?}: {error}")),
         }
+        self
+    }
+
+    /// Opens every transport with `dialer` instead of dialling the
+    /// [`endpoint`](Self::endpoint): the first connection, every reconnection and every
+    /// resumption. [`connect_timeout`](Self::connect_timeout) bounds each dial as it bounds
+    /// opening a socket. For a server in the same process, such as the Elarian emulator's
+    /// in-process dialer, this skips the operating system's network stack altogether.
+    ///
+    /// The endpoint, if also set, is then only shown in logs and `Debug` output; the TLS
+    /// settings are not used.
+    pub fn dialer(mut self, dialer: Arc<dyn Dialer>) -> Self {
+        self.dialer = Some(dialer);
         self
     }
 
@@ -550,7 +573,8 @@ impl ClientConfigBuilder {
             Some(endpoint) => endpoint,
             None => default_endpoint()?,
         };
-        if !endpoint.scheme().is_enabled() {
+        // A dialer replaces the endpoint, so a scheme this build cannot dial does not matter.
+        if self.dialer.is_none() && !endpoint.scheme().is_enabled() {
             return Err(invalid(
                 "endpoint",
                 format!(
@@ -632,6 +656,7 @@ impl ClientConfigBuilder {
             role: self.role,
             allow_notifications: self.allow_notifications,
             endpoint,
+            dialer: self.dialer,
             tls: self.tls,
             keepalive_interval: self.keepalive_interval,
             max_lifetime: self.max_lifetime,

@@ -147,6 +147,9 @@ pub use window::FlowStats;
 
 /// The wire types (re-exported so users need not depend on `elarian-proto`).
 pub use elarian_proto as proto;
+/// A custom way of opening transports, for [`ClientConfigBuilder::dialer`], and what it
+/// returns (re-exported from `elarian-transport`).
+pub use elarian_transport::io::{BoxTransport, DialFuture, Dialer, TransportError};
 /// Endpoints and TLS options (re-exported from `elarian-transport`).
 pub use elarian_transport::io::{Endpoint, TlsClientOptions};
 /// Boxed futures as used by [`NotificationHandler`].

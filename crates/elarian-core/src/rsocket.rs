@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use elarian_transport::frame::ErrorCode;
-use elarian_transport::io::{self, Endpoint, TlsClientOptions};
+use elarian_transport::io::{self, Dialer, Endpoint, TlsClientOptions, TransportError};
 use elarian_transport::{
     ClientSession, InboundOverflow, Payload, RequestError, RequestHandler, ResumeError, StreamError,
 };
@@ -42,18 +42,41 @@ impl RequestHandler for NotificationResponder {
 #[derive(Clone)]
 struct Target {
     endpoint: Endpoint,
+    /// When set, opens every transport instead of `endpoint`.
+    dialer: Option<Arc<dyn Dialer>>,
     tls: TlsClientOptions,
     connect_timeout: Duration,
 }
 
 impl Target {
     async fn open(&self) -> Result<io::BoxTransport, ConnectError> {
-        io::connect(&self.endpoint, &self.tls, self.connect_timeout)
-            .await
-            .map_err(|error| ConnectError::Transport {
-                message: format!("{}: {}", self.endpoint, chain_text(&error)),
-                source: Some(Cause::new(error)),
-            })
+        let opened = match &self.dialer {
+            Some(dialer) => dial(dialer.as_ref(), self.connect_timeout).await,
+            None => io::connect(&self.endpoint, &self.tls, self.connect_timeout).await,
+        };
+        opened.map_err(|error| ConnectError::Transport {
+            message: format!("{}: {}", self.describe(), chain_text(&error)),
+            source: Some(Cause::new(error)),
+        })
+    }
+
+    /// Where the client connects, for logs and errors.
+    fn describe(&self) -> String {
+        match &self.dialer {
+            Some(dialer) => dialer.describe(),
+            None => self.endpoint.to_string(),
+        }
+    }
+}
+
+/// `dialer.dial()` within `timeout`, failing as [`io::connect`] does when it runs out.
+async fn dial(dialer: &dyn Dialer, timeout: Duration) -> Result<io::BoxTransport, TransportError> {
+    match tokio::time::timeout(timeout, dialer.dial()).await {
+        Ok(opened) => opened,
+        Err(_) => Err(TransportError::Io(std::io::Error::new(
+            std::io::ErrorKind::TimedOut,
+            format!("dialling {} timed out after {timeout:?}", dialer.describe()),
+        ))),
     }
 }
 
@@ -74,6 +97,7 @@ impl RsocketConnector {
         RsocketConnector {
             target: Target {
                 endpoint: config.endpoint.clone(),
+                dialer: config.dialer.clone(),
                 tls: config.tls.clone(),
                 connect_timeout: config.connect_timeout,
             },
@@ -129,7 +153,7 @@ impl Connector for RsocketConnector {
             let session = ClientSession::connect(transport, config, responder)
                 .await
                 .map_err(map_connect_error)?;
-            tracing::info!(endpoint = %target.endpoint, "elarian session established");
+            tracing::info!(endpoint = %target.describe(), "elarian session established");
             Ok(Arc::new(RsocketLink { session, target }) as Arc<dyn Link>)
         })
     }

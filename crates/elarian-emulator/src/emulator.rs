@@ -17,6 +17,7 @@ use crate::clock::{Clock, SystemClock};
 use crate::config::{ConfigError, EmulatorConfig};
 use crate::delivery::{DeliveryLimits, DeliveryStats, Hub};
 use crate::engine::Engine;
+use crate::in_process::InProcessDialer;
 use crate::server::{CommandLimits, handle_incoming};
 use crate::store::StoreError;
 
@@ -42,8 +43,8 @@ pub enum EmulatorError {
     /// The TLS certificate or key is unusable.
     #[error("TLS setup failed: {0}")]
     Tls(String),
-    /// No listener was configured.
-    #[error("no listener configured: call tcp(), tls() or ws()")]
+    /// No listener was configured (and [`EmulatorBuilder::in_process_only`] was not asked for).
+    #[error("no listener configured: call tcp(), tls(), ws() or in_process_only()")]
     NoListener,
     /// The web console could not start.
     #[error(transparent)]
@@ -82,6 +83,7 @@ pub struct EmulatorBuilder {
     tcp: Option<SocketAddr>,
     tls: Option<(SocketAddr, Certificate)>,
     ws: Option<SocketAddr>,
+    in_process_only: bool,
     data_dir: Option<PathBuf>,
     config: EmulatorConfig,
     clock: Arc<dyn Clock>,
@@ -105,6 +107,7 @@ impl Emulator {
             tcp: None,
             tls: None,
             ws: None,
+            in_process_only: false,
             data_dir: None,
             config: EmulatorConfig::default(),
             clock: Arc::new(SystemClock),
@@ -153,6 +156,15 @@ impl EmulatorBuilder {
     /// Listens for RSocket over WebSocket (one binary message per frame, any path).
     pub fn ws(mut self, addr: impl Into<SocketAddr>) -> Self {
         self.ws = Some(addr.into());
+        self
+    }
+
+    /// Lets [`start`](Self::start) succeed without any listener: clients in the same process
+    /// then reach the emulator only through [`EmulatorHandle::in_process_dialer`]. Listeners
+    /// configured as well are still bound. Without this, starting with no listener fails with
+    /// [`EmulatorError::NoListener`], which usually means a forgotten `tcp(...)`.
+    pub fn in_process_only(mut self) -> Self {
+        self.in_process_only = true;
         self
     }
 
@@ -244,7 +256,7 @@ impl EmulatorBuilder {
 
     /// Binds the listeners and starts serving.
     pub async fn start(self) -> Result<EmulatorHandle, EmulatorError> {
-        if self.tcp.is_none() && self.tls.is_none() && self.ws.is_none() {
+        if self.tcp.is_none() && self.tls.is_none() && self.ws.is_none() && !self.in_process_only {
             return Err(EmulatorError::NoListener);
         }
         self.config.validate()?;
@@ -297,6 +309,7 @@ impl EmulatorBuilder {
             engine: engine.clone(),
             hub: hub.clone(),
             server: server.clone(),
+            stopped: shutdown_rx.clone(),
             shutdown: shutdown_tx,
             tasks: Vec::new(),
         };
@@ -449,6 +462,8 @@ pub struct EmulatorHandle {
     engine: Arc<Engine>,
     hub: Arc<Hub>,
     server: Server,
+    /// Follows `shutdown`, for the in-process dialers.
+    stopped: watch::Receiver<bool>,
     shutdown: watch::Sender<bool>,
     tasks: Vec<JoinHandle<()>>,
 }
@@ -531,6 +546,28 @@ impl EmulatorHandle {
     pub fn ws_endpoint(&self) -> Option<Endpoint> {
         self.ws_addr
             .map(|a| Endpoint::ws(dial_host(a), a.port(), "/"))
+    }
+
+    /// A dialer for clients in this process (`ClientConfigBuilder::dialer`): each connection
+    /// goes through memory rather than a socket, and is served exactly as an accepted TCP
+    /// connection is (same SETUP and authentication, limits and accounting). It works with or
+    /// without listeners (see [`EmulatorBuilder::in_process_only`]); once the emulator stops,
+    /// its connections are closed and dialling fails with a refused connection.
+    ///
+    /// ```no_run
+    /// # async fn run() -> Result<(), elarian_emulator::EmulatorError> {
+    /// use std::sync::Arc;
+    /// use elarian_emulator::Emulator;
+    ///
+    /// let emulator = Emulator::builder().in_process_only().start().await?;
+    /// let dialer = Arc::new(emulator.in_process_dialer());
+    /// // ClientConfig::builder().dialer(dialer)...
+    /// # let _ = dialer;
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub fn in_process_dialer(&self) -> InProcessDialer {
+        InProcessDialer::new(self.server.clone(), self.stopped.clone())
     }
 
     /// What notification delivery shed or refused so far (see [`DeliveryStats`]).

@@ -2,7 +2,8 @@
 //!
 //! The emulator speaks the Elarian wire protocol (RSocket 1.0 with protobuf payloads) over TCP,
 //! TLS and WebSocket, so the Rust SDK, the simulator and the published clients of other languages
-//! can run against it without an Elarian account. It keeps customers, reminders, messages,
+//! can run against it without an Elarian account; clients in the same process can skip the
+//! network altogether through [`EmulatorHandle::in_process_dialer`]. It keeps customers, reminders, messages,
 //! sessions and payments in memory, or durably in a data dir. See `docs/emulator.md` for the
 //! command line, the configuration and the semantics implemented.
 //!
@@ -30,6 +31,7 @@ mod delivery;
 mod emulator;
 pub mod engine;
 mod ids;
+mod in_process;
 mod record;
 mod scheduler;
 mod server;
@@ -40,4 +42,5 @@ pub use console::{CampaignsUrlError, ConsoleError};
 pub use delivery::{DeliveryLimits, DeliveryStats};
 pub use emulator::{Emulator, EmulatorBuilder, EmulatorError, EmulatorHandle};
 pub use engine::{Engine, Identity};
+pub use in_process::{IN_PROCESS_CHANNEL_FRAMES, InProcessDialer};
 pub use store::StoreError;

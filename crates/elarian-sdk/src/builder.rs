@@ -1,9 +1,10 @@
 //! [`ElarianBuilder`]: configure and connect an [`Elarian`] app in one expression.
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use elarian_core::{
-    ClientConfigBuilder, ConnectionEvent, Credentials, Endpoint, ReconnectPolicy, Secret,
+    ClientConfigBuilder, ConnectionEvent, Credentials, Dialer, Endpoint, ReconnectPolicy, Secret,
     TlsClientOptions,
 };
 
@@ -68,6 +69,7 @@ impl ElarianBuilder {
         allow_notifications(allow: bool);
         endpoint(endpoint: Endpoint);
         endpoint_url(url: &str);
+        dialer(dialer: Arc<dyn Dialer>);
         tls_options(options: TlsClientOptions);
         root_certificate_pem(pem: &[u8]);
         root_certificate_der(der: impl Into<Vec<u8>>);

@@ -207,9 +207,9 @@ pub use wire_client::WireClient;
 pub use elarian_core::{BoxFuture, HandlerError, NotificationHandler, ReplySender};
 /// Runtime types users configure the connection with (re-exported from `elarian-core`).
 pub use elarian_core::{
-    Cause, ClientConfig, ClientConfigBuilder, ClientError, CommandError, ConfigError, ConnectError,
-    ConnectionEvent, Credentials, Endpoint, FlowStats, NotificationError, ReconnectPolicy, Role,
-    Secret, StopReason, TlsClientOptions,
+    BoxTransport, Cause, ClientConfig, ClientConfigBuilder, ClientError, CommandError, ConfigError,
+    ConnectError, ConnectionEvent, Credentials, DialFuture, Dialer, Endpoint, FlowStats,
+    NotificationError, ReconnectPolicy, Role, Secret, StopReason, TlsClientOptions, TransportError,
 };
 /// The wire types, for code that needs them.
 pub use elarian_proto as proto;

@@ -203,7 +203,7 @@ async fn run(args: &Args, server: &Server) -> anyhow::Result<Flow> {
     collector.register();
     app.connect()
         .await
-        .with_context(|| format!("the app could not connect to {}", server.endpoint()))?;
+        .with_context(|| format!("the app could not connect to {}", server.target()))?;
 
     // The customers' phones.
     let crowd = if server.simulate() {

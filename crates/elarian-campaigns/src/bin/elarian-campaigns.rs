@@ -1,5 +1,6 @@
 //! Serves the campaigns HTTP API against an Elarian endpoint, or against an emulator it starts
-//! in-process when no `--endpoint` is given. That emulator's web console (`--console`, default
+//! in-process when no `--endpoint` is given (its app then reaches that emulator through memory,
+//! not a socket). That emulator's web console (`--console`, default
 //! 127.0.0.1:5558; `--no-console` to skip it) reads this API, so its campaigns page shows the
 //! messages and sendings with their progress; the binary prints the page's URL.
 //!
@@ -93,10 +94,20 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     // Bound first: the embedded emulator's console is told where this API answers.
     let listener = tokio::net::TcpListener::bind(&args.listen).await?;
     let listen = listener.local_addr()?;
-    let (emulator, endpoint) = match &args.endpoint {
-        Some(url) => (None, url.parse::<Endpoint>()?),
+    let config = ClientConfig::builder()
+        .org_id(&args.org)
+        .app_id(&args.app)
+        .api_key(args.api_key.as_str())
+        .initial_connect_timeout(Duration::from_secs(15));
+    let (emulator, config, elarian) = match &args.endpoint {
+        Some(url) => {
+            let endpoint = url.parse::<Endpoint>()?;
+            let elarian = endpoint.to_string();
+            (None, config.endpoint(endpoint), elarian)
+        }
         None => {
-            let mut builder = Emulator::builder().tcp(([127, 0, 0, 1], 0));
+            // Nothing else connects to this emulator: no listener, the app dials it in-process.
+            let mut builder = Emulator::builder().in_process_only();
             if !args.no_console {
                 builder = builder
                     .console(args.console)
@@ -106,20 +117,12 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
             if let Some(url) = emulator.console_url() {
                 println!("console: {url}campaigns");
             }
-            let endpoint = emulator
-                .endpoint()
-                .ok_or("the emulator has no TCP listener")?;
-            (Some(emulator), endpoint)
+            let dialer = Arc::new(emulator.in_process_dialer());
+            let elarian = "in-process emulator".to_owned();
+            (Some(emulator), config.dialer(dialer), elarian)
         }
     };
-    let app = Elarian::new(
-        ClientConfig::builder()
-            .org_id(&args.org)
-            .app_id(&args.app)
-            .api_key(args.api_key.as_str())
-            .endpoint(endpoint.clone())
-            .initial_connect_timeout(Duration::from_secs(15)),
-    )?;
+    let app = Elarian::new(config)?;
     app.connect().await?;
     let store = if args.in_memory {
         Store::memory()
@@ -139,7 +142,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         Campaigns::open_with_clock(app.clone(), store, Arc::new(SystemClock), config).await?;
     tracing::info!(
         listen = %listen,
-        elarian = %endpoint,
+        elarian = %elarian,
         embedded_emulator = emulator.is_some(),
         "campaigns API ready"
     );

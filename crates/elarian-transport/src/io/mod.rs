@@ -12,6 +12,7 @@ use std::pin::Pin;
 
 use bytes::Bytes;
 
+mod dial;
 mod endpoint;
 #[cfg(feature = "tcp")]
 mod listener;
@@ -23,6 +24,7 @@ mod ws;
 #[cfg(feature = "websocket")]
 mod ws_guard;
 
+pub use self::dial::{DialFuture, Dialer};
 pub use self::endpoint::{Endpoint, ParseError, Scheme, connect};
 #[cfg(feature = "tls")]
 pub use self::listener::TlsListener;
