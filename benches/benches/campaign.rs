@@ -26,7 +26,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use elarian_benches::options::Options;
-use elarian_benches::usage::{cpu_time, mib, peak_rss_bytes, rss_bytes};
+use elarian_benches::usage::{cpu_time, mib, peak_rss_bytes, rss_bytes, threads_cpu_time};
 use elarian_benches::{BenchError, Result, Runtimes, connect_app, thousands};
 use elarian_campaigns::{
     Campaigns, CampaignsConfig, ManualClock, Recipient, SendingPayload, SendingStatus, Store,
@@ -44,6 +44,9 @@ use futures_util::StreamExt;
 /// `debt_collection` example.
 #[global_allocator]
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
+/// The name of the emulator runtime's threads (`Runtimes`).
+const EMULATOR_THREADS: &str = "emulator";
 
 /// Sends in flight, for the baseline and the campaign alike.
 const IN_FLIGHT: usize = 128;
@@ -69,22 +72,37 @@ fn phone(prefix: u32, i: u64) -> String {
     format!("+25{prefix}{i:08}")
 }
 
-/// CPU time of the process over a phase: per item, and cores busy over its wall time. The
-/// process holds the emulator, the SDK and the campaigns, so this is the work of all three.
-struct Cpu(Option<Duration>);
+/// CPU time of the process over a phase: per item, the emulator's share of it (its runtime's
+/// threads) and cores busy over its wall time. The process holds the emulator, the SDK and the
+/// campaigns, so the total is the work of all three; the rest after the emulator's share is
+/// the client side (SDK, simulator, campaigns).
+struct Cpu {
+    total: Option<Duration>,
+    emulator: Option<Duration>,
+}
 
 impl Cpu {
     fn start() -> Self {
-        Cpu(cpu_time())
+        Cpu {
+            total: cpu_time(),
+            emulator: threads_cpu_time(EMULATOR_THREADS),
+        }
     }
 
     fn report(&self, items: u64, wall: Duration) -> String {
-        match (self.0, cpu_time()) {
+        let per_item = |d: Duration| d.as_secs_f64() * 1e6 / items as f64;
+        match (self.total, cpu_time()) {
             (Some(before), Some(after)) if items > 0 && !wall.is_zero() => {
                 let used = after.saturating_sub(before);
+                let emulator = match (self.emulator, threads_cpu_time(EMULATOR_THREADS)) {
+                    (Some(before), Some(after)) => {
+                        format!(" (emulator {:.1})", per_item(after.saturating_sub(before)))
+                    }
+                    _ => String::new(),
+                };
                 format!(
-                    "CPU {:.1} µs each, {:.2} cores busy",
-                    used.as_secs_f64() * 1e6 / items as f64,
+                    "CPU {:.1} µs each{emulator}, {:.2} cores busy",
+                    per_item(used),
                     used.as_secs_f64() / wall.as_secs_f64()
                 )
             }
