@@ -4,9 +4,18 @@
 //!
 //! ```text
 //! cargo bench -p elarian-benches --bench campaign -- [--quick] [--recipients N] [--baseline N]
+//!     [--notifications-in-flight N]
 //! ```
 //!
-//! Environment: `ELARIAN_BENCH_RECIPIENTS`, `ELARIAN_BENCH_QUICK=1` (100,000 recipients).
+//! Environment: `ELARIAN_BENCH_RECIPIENTS`, `ELARIAN_BENCH_QUICK=1` (100,000 recipients),
+//! `ELARIAN_BENCH_NOTIFICATIONS_IN_FLIGHT`.
+//!
+//! Notifications in flight (default [`NOTIFICATIONS_IN_FLIGHT`], for every phase): the
+//! emulator's per-connection limit (`DeliveryLimits::per_connection`, 64 by default) and the
+//! app's `max_concurrent_notifications` (64 by default) alike. The campaigns acknowledge a
+//! delivery report only once it is recorded, so with 128 sends in flight and 64 reports the
+//! emulator, which holds a send's reply while the app's notifications are not taken, makes the
+//! sends wait for the reports' commits; `--notifications-in-flight 64` measures the defaults.
 //!
 //! Phases, each timed on its own: the baseline (`send_message` with the same number of sends in
 //! flight as the campaign), the same with a no-op message-status handler (at most 50,000
@@ -27,13 +36,13 @@ use std::time::{Duration, Instant};
 
 use elarian_benches::options::Options;
 use elarian_benches::usage::{cpu_time, mib, peak_rss_bytes, rss_bytes, threads_cpu_time};
-use elarian_benches::{BenchError, Result, Runtimes, connect_app, thousands};
+use elarian_benches::{BenchError, Result, Runtimes, thousands};
 use elarian_campaigns::{
     Campaigns, CampaignsConfig, ManualClock, Recipient, SendingPayload, SendingStatus, Store,
     Timestamp, from_json,
 };
-use elarian_emulator::Emulator;
 use elarian_emulator::config::TEST_SMS_SHORT_CODE;
+use elarian_emulator::{DeliveryLimits, Emulator};
 use elarian_sdk::{AppEvent, CustomerNumber, Elarian, Message, MessagingChannelNumber};
 use futures_util::StreamExt;
 
@@ -50,6 +59,9 @@ const EMULATOR_THREADS: &str = "emulator";
 
 /// Sends in flight, for the baseline and the campaign alike.
 const IN_FLIGHT: usize = 128;
+/// Notifications in flight per connection by default: room for a report of every send in
+/// flight, twice over.
+const NOTIFICATIONS_IN_FLIGHT: u64 = 2 * IN_FLIGHT as u64;
 /// Sends of the second baseline (with a status handler) at most: each adds a customer to the
 /// emulator's state, hence to the peak RSS.
 const HANDLED_BASELINE_SENDS: u64 = 50_000;
@@ -158,7 +170,10 @@ async fn wait_status(c: &Campaigns, id: u64, status: SendingStatus, limit: Durat
 }
 
 fn run() -> Result<()> {
-    let options = Options::parse(std::env::args().skip(1), &["--recipients", "--baseline"])?;
+    let options = Options::parse(
+        std::env::args().skip(1),
+        &["--recipients", "--baseline", "--notifications-in-flight"],
+    )?;
     let recipients = options.count(
         "--recipients",
         "ELARIAN_BENCH_RECIPIENTS",
@@ -166,24 +181,44 @@ fn run() -> Result<()> {
         1_000_000,
     )?;
     let baseline_sends = options.count("--baseline", "ELARIAN_BENCH_BASELINE", 50_000, 200_000)?;
+    let notifications_in_flight = usize::try_from(options.count(
+        "--notifications-in-flight",
+        "ELARIAN_BENCH_NOTIFICATIONS_IN_FLIGHT",
+        NOTIFICATIONS_IN_FLIGHT,
+        NOTIFICATIONS_IN_FLIGHT,
+    )?)
+    .map_err(|_| BenchError::new("--notifications-in-flight is too large"))?;
     let cores = std::thread::available_parallelism().map_or(0, |n| n.get());
     println!(
         "Campaign: one Sending to {recipients} recipients with inline properties, SMS, \
-         {IN_FLIGHT} sends in flight ({cores} cores, emulator in this process on its own runtime, \
+         {IN_FLIGHT} sends and {notifications_in_flight} notifications in flight ({cores} cores, emulator in this process on its own runtime, \
          TCP loopback, in-memory campaign store)"
     );
     let runtimes = Runtimes::new()?;
     let emulator = runtimes
         .server
-        .block_on(Emulator::builder().tcp(([127, 0, 0, 1], 0)).start())
+        .block_on(
+            Emulator::builder()
+                .tcp(([127, 0, 0, 1], 0))
+                .delivery_limits(DeliveryLimits {
+                    per_connection: notifications_in_flight,
+                    ..DeliveryLimits::default()
+                })
+                .start(),
+        )
         .map_err(|e| BenchError::new(format!("emulator: {e}")))?;
     runtimes.client.block_on(async {
-        let app = connect_app(&emulator, true).await?;
-        // The phones: the emulator hands every sent message to a simulator connection (its queue
-        // for them is bounded), so one must be there to take them.
         let endpoint = emulator
             .endpoint()
             .ok_or_else(|| BenchError::new("the emulator has no TCP listener"))?;
+        let app = elarian_benches::connect(
+            elarian_benches::app_config(endpoint.clone())
+                .allow_notifications(true)
+                .max_concurrent_notifications(notifications_in_flight),
+        )
+        .await?;
+        // The phones: the emulator hands every sent message to a simulator connection (its queue
+        // for them is bounded), so one must be there to take them.
         let phones = elarian_simulator::Simulator::new(elarian_benches::app_config(endpoint))
             .map_err(|e| BenchError::new(format!("simulator: {e}")))?;
         phones.on_send_message(|_| async {});
