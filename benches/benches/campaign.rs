@@ -23,7 +23,8 @@
 //! deduplicate, render, store one dispatch per recipient) and transmission (record attempts,
 //! send, record outcomes; delivery reports tracked as they arrive). The campaign runs on a
 //! manual clock so preparation and transmission are measured apart. Peak RSS is this process's
-//! `VmHWM`: emulator, SDK and campaigns together.
+//! `VmHWM`: emulator, SDK and campaigns together. Last, for the record, plain `send_message`
+//! again (at most 50,000 sends) on the emulator as the campaign left it.
 //!
 //! The bench builds the whole list of recipients before creating the sending: the public API
 //! takes a sending's inline recipients in one `create_sending` (there is no call that adds
@@ -364,6 +365,19 @@ fn run() -> Result<()> {
             None => println!("  peak RSS:          unavailable on this platform"),
         }
         campaigns.shutdown().await;
+        // For the record, after the peak RSS is taken: plain `send_message` again, now that the
+        // emulator holds every customer of the run. Its work per send grows with the customers
+        // it holds, and the baseline ran first on an empty one, the campaign last.
+        let after_sends = baseline_sends.min(HANDLED_BASELINE_SENDS);
+        let cpu = Cpu::start();
+        let after_started = Instant::now();
+        let after_rate = baseline(&app, 9, after_sends).await?;
+        println!(
+            "  send_message after the campaign: {} msg/s ({after_sends} sends; {}); transmission = {:.0} % of it",
+            thousands(after_rate),
+            cpu.report(after_sends, after_started.elapsed()),
+            tx_rate / after_rate * 100.0
+        );
         phones.disconnect().await;
         app.disconnect().await;
         Ok::<(), BenchError>(())
