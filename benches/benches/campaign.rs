@@ -4,9 +4,18 @@
 //!
 //! ```text
 //! cargo bench -p elarian-benches --bench campaign -- [--quick] [--recipients N] [--baseline N]
+//!     [--notifications-in-flight N]
 //! ```
 //!
-//! Environment: `ELARIAN_BENCH_RECIPIENTS`, `ELARIAN_BENCH_QUICK=1` (100,000 recipients).
+//! Environment: `ELARIAN_BENCH_RECIPIENTS`, `ELARIAN_BENCH_QUICK=1` (100,000 recipients),
+//! `ELARIAN_BENCH_NOTIFICATIONS_IN_FLIGHT`.
+//!
+//! Notifications in flight (default [`NOTIFICATIONS_IN_FLIGHT`], for every phase): the
+//! emulator's per-connection limit (`DeliveryLimits::per_connection`, 64 by default) and the
+//! app's `max_concurrent_notifications` (64 by default) alike. The campaigns acknowledge a
+//! delivery report only once it is recorded, so with 128 sends in flight and 64 reports the
+//! emulator, which holds a send's reply while the app's notifications are not taken, makes the
+//! sends wait for the reports' commits; `--notifications-in-flight 64` measures the defaults.
 //!
 //! Phases, each timed on its own: the baseline (`send_message` with the same number of sends in
 //! flight as the campaign), the same with a no-op message-status handler (at most 50,000
@@ -14,7 +23,8 @@
 //! deduplicate, render, store one dispatch per recipient) and transmission (record attempts,
 //! send, record outcomes; delivery reports tracked as they arrive). The campaign runs on a
 //! manual clock so preparation and transmission are measured apart. Peak RSS is this process's
-//! `VmHWM`: emulator, SDK and campaigns together.
+//! `VmHWM`: emulator, SDK and campaigns together. Last, for the record, plain `send_message`
+//! again (at most 50,000 sends) on the emulator as the campaign left it.
 //!
 //! The bench builds the whole list of recipients before creating the sending: the public API
 //! takes a sending's inline recipients in one `create_sending` (there is no call that adds
@@ -26,19 +36,33 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use elarian_benches::options::Options;
-use elarian_benches::usage::{cpu_time, mib, peak_rss_bytes, rss_bytes};
-use elarian_benches::{BenchError, Result, Runtimes, connect_app, thousands};
+use elarian_benches::usage::{cpu_time, mib, peak_rss_bytes, rss_bytes, threads_cpu_time};
+use elarian_benches::{BenchError, Result, Runtimes, thousands};
 use elarian_campaigns::{
     Campaigns, CampaignsConfig, ManualClock, Recipient, SendingPayload, SendingStatus, Store,
     Timestamp, from_json,
 };
-use elarian_emulator::Emulator;
 use elarian_emulator::config::TEST_SMS_SHORT_CODE;
+use elarian_emulator::{DeliveryLimits, Emulator};
 use elarian_sdk::{AppEvent, CustomerNumber, Elarian, Message, MessagingChannelNumber};
 use futures_util::StreamExt;
 
+/// The emulator, the SDK and the campaigns share this process and its heap, which grows with
+/// every phase (the emulator keeps each customer and its messages): with glibc's malloc the
+/// same sends cost more CPU in each later phase (fragmentation), so phases run later, the
+/// campaign's last of all, were measured at a handicap. mimalloc keeps the cost flat, as in the
+/// `debt_collection` example.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
+/// The name of the emulator runtime's threads (`Runtimes`).
+const EMULATOR_THREADS: &str = "emulator";
+
 /// Sends in flight, for the baseline and the campaign alike.
 const IN_FLIGHT: usize = 128;
+/// Notifications in flight per connection by default: room for a report of every send in
+/// flight, twice over.
+const NOTIFICATIONS_IN_FLIGHT: u64 = 2 * IN_FLIGHT as u64;
 /// Sends of the second baseline (with a status handler) at most: each adds a customer to the
 /// emulator's state, hence to the peak RSS.
 const HANDLED_BASELINE_SENDS: u64 = 50_000;
@@ -61,26 +85,43 @@ fn phone(prefix: u32, i: u64) -> String {
     format!("+25{prefix}{i:08}")
 }
 
-/// CPU time of the process over a phase: per item, and cores busy over its wall time. The
-/// process holds the emulator, the SDK and the campaigns, so this is the work of all three.
-struct Cpu(Option<Duration>);
+/// CPU time of the process over a phase: per item, the emulator's share of it (its runtime's
+/// threads) and cores busy over its wall time. The process holds the emulator, the SDK and the
+/// campaigns, so the total is the work of all three; the rest after the emulator's share is
+/// the client side (SDK, simulator, campaigns).
+struct Cpu {
+    total: Option<Duration>,
+    emulator: Option<Duration>,
+}
 
 impl Cpu {
     fn start() -> Self {
-        Cpu(cpu_time())
+        Cpu {
+            total: cpu_time(),
+            emulator: threads_cpu_time(EMULATOR_THREADS),
+        }
     }
 
-    fn report(&self, items: u64, wall: Duration) -> String {
-        match (self.0, cpu_time()) {
+    /// The phase's line part, and its CPU µs per item when the platform reports it.
+    fn report(&self, items: u64, wall: Duration) -> (String, Option<f64>) {
+        let per_item = |d: Duration| d.as_secs_f64() * 1e6 / items as f64;
+        match (self.total, cpu_time()) {
             (Some(before), Some(after)) if items > 0 && !wall.is_zero() => {
                 let used = after.saturating_sub(before);
-                format!(
-                    "CPU {:.1} µs each, {:.2} cores busy",
-                    used.as_secs_f64() * 1e6 / items as f64,
+                let emulator = match (self.emulator, threads_cpu_time(EMULATOR_THREADS)) {
+                    (Some(before), Some(after)) => {
+                        format!(" (emulator {:.1})", per_item(after.saturating_sub(before)))
+                    }
+                    _ => String::new(),
+                };
+                let text = format!(
+                    "CPU {:.1} µs each{emulator}, {:.2} cores busy",
+                    per_item(used),
                     used.as_secs_f64() / wall.as_secs_f64()
-                )
+                );
+                (text, Some(per_item(used)))
             }
-            _ => "CPU unavailable".to_string(),
+            _ => ("CPU unavailable".to_string(), None),
         }
     }
 }
@@ -132,7 +173,10 @@ async fn wait_status(c: &Campaigns, id: u64, status: SendingStatus, limit: Durat
 }
 
 fn run() -> Result<()> {
-    let options = Options::parse(std::env::args().skip(1), &["--recipients", "--baseline"])?;
+    let options = Options::parse(
+        std::env::args().skip(1),
+        &["--recipients", "--baseline", "--notifications-in-flight"],
+    )?;
     let recipients = options.count(
         "--recipients",
         "ELARIAN_BENCH_RECIPIENTS",
@@ -140,24 +184,44 @@ fn run() -> Result<()> {
         1_000_000,
     )?;
     let baseline_sends = options.count("--baseline", "ELARIAN_BENCH_BASELINE", 50_000, 200_000)?;
+    let notifications_in_flight = usize::try_from(options.count(
+        "--notifications-in-flight",
+        "ELARIAN_BENCH_NOTIFICATIONS_IN_FLIGHT",
+        NOTIFICATIONS_IN_FLIGHT,
+        NOTIFICATIONS_IN_FLIGHT,
+    )?)
+    .map_err(|_| BenchError::new("--notifications-in-flight is too large"))?;
     let cores = std::thread::available_parallelism().map_or(0, |n| n.get());
     println!(
         "Campaign: one Sending to {recipients} recipients with inline properties, SMS, \
-         {IN_FLIGHT} sends in flight ({cores} cores, emulator in this process on its own runtime, \
+         {IN_FLIGHT} sends and {notifications_in_flight} notifications in flight ({cores} cores, emulator in this process on its own runtime, \
          TCP loopback, in-memory campaign store)"
     );
     let runtimes = Runtimes::new()?;
     let emulator = runtimes
         .server
-        .block_on(Emulator::builder().tcp(([127, 0, 0, 1], 0)).start())
+        .block_on(
+            Emulator::builder()
+                .tcp(([127, 0, 0, 1], 0))
+                .delivery_limits(DeliveryLimits {
+                    per_connection: notifications_in_flight,
+                    ..DeliveryLimits::default()
+                })
+                .start(),
+        )
         .map_err(|e| BenchError::new(format!("emulator: {e}")))?;
     runtimes.client.block_on(async {
-        let app = connect_app(&emulator, true).await?;
-        // The phones: the emulator hands every sent message to a simulator connection (its queue
-        // for them is bounded), so one must be there to take them.
         let endpoint = emulator
             .endpoint()
             .ok_or_else(|| BenchError::new("the emulator has no TCP listener"))?;
+        let app = elarian_benches::connect(
+            elarian_benches::app_config(endpoint.clone())
+                .allow_notifications(true)
+                .max_concurrent_notifications(notifications_in_flight),
+        )
+        .await?;
+        // The phones: the emulator hands every sent message to a simulator connection (its queue
+        // for them is bounded), so one must be there to take them.
         let phones = elarian_simulator::Simulator::new(elarian_benches::app_config(endpoint))
             .map_err(|e| BenchError::new(format!("simulator: {e}")))?;
         phones.on_send_message(|_| async {});
@@ -168,10 +232,10 @@ fn run() -> Result<()> {
         let cpu = Cpu::start();
         let base_started = Instant::now();
         let base_rate = baseline(&app, 6, baseline_sends).await?;
+        let (base_cpu, base_cpu_us) = cpu.report(baseline_sends, base_started.elapsed());
         println!(
-            "  SDK send_message:  {} msg/s ({baseline_sends} sends; {}); RSS {}",
+            "  SDK send_message:  {} msg/s ({baseline_sends} sends; {base_cpu}); RSS {}",
             thousands(base_rate),
-            cpu.report(baseline_sends, base_started.elapsed()),
             rss_now()
         );
         // The same sends while the app takes its delivery reports with a handler that does
@@ -188,7 +252,7 @@ fn run() -> Result<()> {
             "  with a no-op status handler: {} msg/s = {:.0} % of send_message ({handled_sends} sends; {}); RSS {}",
             thousands(handled_rate),
             handled_rate / base_rate * 100.0,
-            cpu.report(handled_sends, handled_started.elapsed()),
+            cpu.report(handled_sends, handled_started.elapsed()).0,
             rss_now()
         );
 
@@ -252,7 +316,7 @@ fn run() -> Result<()> {
         campaigns.tick().await.map_err(|e| BenchError::new(e.to_string()))?;
         wait_status(&campaigns, id, SendingStatus::Prepared, Duration::from_secs(600)).await?;
         let prep_time = prepared.elapsed();
-        let prep_cpu = prep_cpu.report(recipients, prep_time);
+        let (prep_cpu, _) = prep_cpu.report(recipients, prep_time);
         let prep_rate = recipients as f64 / prep_time.as_secs_f64();
         println!(
             "  preparation:       {:.2} s, {} recipients/s (target >= {})  {}; {prep_cpu}; RSS {}",
@@ -269,11 +333,19 @@ fn run() -> Result<()> {
         campaigns.tick().await.map_err(|e| BenchError::new(e.to_string()))?;
         wait_status(&campaigns, id, SendingStatus::Transmitted, Duration::from_secs(1800)).await?;
         let tx_time = transmitted.elapsed();
-        let tx_cpu = tx_cpu.report(recipients, tx_time);
+        let (tx_cpu, tx_cpu_us) = tx_cpu.report(recipients, tx_time);
+        // CPU per message moves least with the cores this shared process gets: the ratio of
+        // the two says how much more work a campaign's message is than a plain send.
+        let efficiency = match (base_cpu_us, tx_cpu_us) {
+            (Some(base), Some(tx)) if tx > 0.0 => {
+                format!("; CPU per message {:.0} % of send_message's", tx / base * 100.0)
+            }
+            _ => String::new(),
+        };
         let tx_rate = recipients as f64 / tx_time.as_secs_f64();
         let share = tx_rate / base_rate;
         println!(
-            "  transmission:      {:.2} s, {} msg/s = {:.0} % of send_message (target >= {:.0} %)  {}; {tx_cpu}; RSS {}",
+            "  transmission:      {:.2} s, {} msg/s = {:.0} % of send_message (target >= {:.0} %)  {}; {tx_cpu}{efficiency}; RSS {}",
             tx_time.as_secs_f64(),
             thousands(tx_rate),
             share * 100.0,
@@ -303,6 +375,19 @@ fn run() -> Result<()> {
             None => println!("  peak RSS:          unavailable on this platform"),
         }
         campaigns.shutdown().await;
+        // For the record, after the peak RSS is taken: plain `send_message` again, now that the
+        // emulator holds every customer of the run. Its work per send grows with the customers
+        // it holds, and the baseline ran first on an empty one, the campaign last.
+        let after_sends = baseline_sends.min(HANDLED_BASELINE_SENDS);
+        let cpu = Cpu::start();
+        let after_started = Instant::now();
+        let after_rate = baseline(&app, 9, after_sends).await?;
+        println!(
+            "  send_message after the campaign: {} msg/s ({after_sends} sends; {}); transmission = {:.0} % of it",
+            thousands(after_rate),
+            cpu.report(after_sends, after_started.elapsed()).0,
+            tx_rate / after_rate * 100.0
+        );
         phones.disconnect().await;
         app.disconnect().await;
         Ok::<(), BenchError>(())

@@ -36,6 +36,28 @@ fn parse_cpu_ticks(stat: &str, field: usize) -> Option<u64> {
     Some(first + second)
 }
 
+/// CPU time (user + system) of this process's live threads whose name starts with `prefix`
+/// (a runtime's `thread_name`), if the platform reports it. Threads that already exited are
+/// not counted.
+pub fn threads_cpu_time(prefix: &str) -> Option<Duration> {
+    let mut ticks = 0;
+    for task in std::fs::read_dir("/proc/self/task").ok()? {
+        let dir = task.ok()?.path();
+        // A thread may exit between the listing and the read: it is skipped.
+        let Ok(name) = std::fs::read_to_string(dir.join("comm")) else {
+            continue;
+        };
+        if !name.starts_with(prefix) {
+            continue;
+        }
+        let Ok(stat) = std::fs::read_to_string(dir.join("stat")) else {
+            continue;
+        };
+        ticks += parse_cpu_ticks(&stat, UTIME_FIELD)?;
+    }
+    Some(Duration::from_millis(ticks * 1000 / USER_HZ))
+}
+
 /// Peak resident set size (`VmHWM`) in bytes, if the platform reports it.
 pub fn peak_rss_bytes() -> Option<u64> {
     status_kib("VmHWM:").map(|kib| kib * 1024)

@@ -6,7 +6,7 @@
 //! before sending it" needs. Every write is one transaction; callers batch (a chunk of
 //! dispatches, a window of status updates) so commits stay few.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::ops::Bound;
 use std::path::Path;
 use std::sync::{Arc, Mutex};
@@ -206,7 +206,110 @@ impl Store {
     }
 }
 
-type Tables = BTreeMap<Table, BTreeMap<Vec<u8>, Vec<u8>>>;
+/// One table of the in-memory store.
+///
+/// Message ids are only looked up one at a time (a delivery report names its message) and
+/// share a long prefix, which makes every comparison in an ordered map a long `memcmp`: that
+/// table is hashed. A scan of a hashed table (tests only) sorts what it finds, so both kinds
+/// answer alike.
+enum MemTable {
+    Ordered(BTreeMap<Vec<u8>, Vec<u8>>),
+    Hashed(HashMap<Vec<u8>, Vec<u8>>),
+}
+
+impl MemTable {
+    fn for_table(table: Table) -> Self {
+        match table {
+            Table::MessageIds => MemTable::Hashed(HashMap::new()),
+            _ => MemTable::Ordered(BTreeMap::new()),
+        }
+    }
+
+    fn get(&self, key: &[u8]) -> Option<&Vec<u8>> {
+        match self {
+            MemTable::Ordered(t) => t.get(key),
+            MemTable::Hashed(t) => t.get(key),
+        }
+    }
+
+    fn insert(&mut self, key: Vec<u8>, value: Vec<u8>) {
+        match self {
+            MemTable::Ordered(t) => {
+                t.insert(key, value);
+            }
+            MemTable::Hashed(t) => {
+                t.insert(key, value);
+            }
+        }
+    }
+
+    fn remove(&mut self, key: &[u8]) {
+        match self {
+            MemTable::Ordered(t) => {
+                t.remove(key);
+            }
+            MemTable::Hashed(t) => {
+                t.remove(key);
+            }
+        }
+    }
+
+    /// Up to `limit` rows with keys in `[start, end)` (`start < end`), in key order.
+    fn range(&self, start: &[u8], end: &[u8], limit: usize) -> Rows {
+        match self {
+            MemTable::Ordered(t) => t
+                .range::<[u8], _>((Bound::Included(start), Bound::Excluded(end)))
+                .take(limit)
+                .map(|(k, v)| (k.clone(), v.clone()))
+                .collect(),
+            MemTable::Hashed(t) => {
+                let mut rows: Rows = t
+                    .iter()
+                    .filter(|(k, _)| k.as_slice() >= start && k.as_slice() < end)
+                    .map(|(k, v)| (k.clone(), v.clone()))
+                    .collect();
+                rows.sort_unstable_by(|a, b| a.0.cmp(&b.0));
+                rows.truncate(limit);
+                rows
+            }
+        }
+    }
+
+    /// Deletes the keys in `[start, end)` (`start < end`).
+    fn delete_range(&mut self, start: &[u8], end: &[u8]) {
+        match self {
+            MemTable::Ordered(t) => {
+                let keys: Vec<Vec<u8>> = t
+                    .range::<[u8], _>((Bound::Included(start), Bound::Excluded(end)))
+                    .map(|(k, _)| k.clone())
+                    .collect();
+                for k in keys {
+                    t.remove(&k);
+                }
+            }
+            MemTable::Hashed(t) => t.retain(|k, _| k.as_slice() < start || k.as_slice() >= end),
+        }
+    }
+}
+
+/// The in-memory tables, in the order of [`Table::ALL`].
+struct Tables([MemTable; Table::ALL.len()]);
+
+impl Default for Tables {
+    fn default() -> Self {
+        Tables(Table::ALL.map(MemTable::for_table))
+    }
+}
+
+impl Tables {
+    fn table(&self, table: Table) -> &MemTable {
+        &self.0[table as usize]
+    }
+
+    fn table_mut(&mut self, table: Table) -> &mut MemTable {
+        &mut self.0[table as usize]
+    }
+}
 
 #[derive(Default)]
 struct Memory {
@@ -227,7 +330,13 @@ impl Backend for Memory {
     }
 
     fn get(&self, table: Table, key: &[u8]) -> Result<Option<Vec<u8>>, StoreError> {
-        Ok(self.lock()?.get(&table).and_then(|t| t.get(key).cloned()))
+        Ok(self.lock()?.table(table).get(key).cloned())
+    }
+
+    fn get_many(&self, table: Table, keys: &[Vec<u8>]) -> Result<Vec<Option<Vec<u8>>>, StoreError> {
+        let tables = self.lock()?;
+        let t = tables.table(table);
+        Ok(keys.iter().map(|k| t.get(k).cloned()).collect())
     }
 
     fn scan(
@@ -240,44 +349,18 @@ impl Backend for Memory {
         if start >= end {
             return Ok(Vec::new());
         }
-        let tables = self.lock()?;
-        let Some(t) = tables.get(&table) else {
-            return Ok(Vec::new());
-        };
-        Ok(
-            t.range::<[u8], _>((Bound::Included(start), Bound::Excluded(end)))
-                .take(limit)
-                .map(|(k, v)| (k.clone(), v.clone()))
-                .collect(),
-        )
+        Ok(self.lock()?.table(table).range(start, end, limit))
     }
 
     fn write(&self, ops: Vec<Op>) -> Result<(), StoreError> {
         let mut tables = self.lock()?;
         for op in ops {
             match op {
-                Op::Put(table, k, v) => {
-                    tables.entry(table).or_default().insert(k, v);
-                }
-                Op::Delete(table, k) => {
-                    if let Some(t) = tables.get_mut(&table) {
-                        t.remove(&k);
-                    }
-                }
+                Op::Put(table, k, v) => tables.table_mut(table).insert(k, v),
+                Op::Delete(table, k) => tables.table_mut(table).remove(&k),
                 Op::DeleteRange(table, start, end) => {
-                    if let Some(t) = tables.get_mut(&table)
-                        && start < end
-                    {
-                        let keys: Vec<Vec<u8>> = t
-                            .range::<[u8], _>((
-                                Bound::Included(start.as_slice()),
-                                Bound::Excluded(end.as_slice()),
-                            ))
-                            .map(|(k, _)| k.clone())
-                            .collect();
-                        for k in keys {
-                            t.remove(&k);
-                        }
+                    if start < end {
+                        tables.table_mut(table).delete_range(&start, &end);
                     }
                 }
             }
@@ -452,6 +535,64 @@ mod tests {
             .await
             .unwrap();
         assert_eq!(store.get(Table::Meta, b"k".to_vec()).await.unwrap(), None);
+
+        // Message ids (hashed in memory) scan in key order and delete by range all the same.
+        store
+            .write(
+                ["m-3", "m-1", "m-4", "m-2", "n-1"]
+                    .iter()
+                    .map(|k| {
+                        Op::Put(
+                            Table::MessageIds,
+                            k.as_bytes().to_vec(),
+                            k.as_bytes().to_vec(),
+                        )
+                    })
+                    .collect(),
+            )
+            .await
+            .unwrap();
+        let keys = |rows: Rows| -> Vec<Vec<u8>> { rows.into_iter().map(|(k, _)| k).collect() };
+        assert_eq!(
+            keys(
+                store
+                    .scan(Table::MessageIds, b"m-2".to_vec(), b"n".to_vec(), 2)
+                    .await
+                    .unwrap()
+            ),
+            vec![b"m-2".to_vec(), b"m-3".to_vec()]
+        );
+        assert_eq!(
+            store
+                .get_many(Table::MessageIds, vec![b"m-4".to_vec(), b"m-5".to_vec()])
+                .await
+                .unwrap(),
+            vec![Some(b"m-4".to_vec()), None]
+        );
+        store
+            .write(vec![
+                Op::DeleteRange(Table::MessageIds, b"m-2".to_vec(), b"m-4".to_vec()),
+                Op::Delete(Table::MessageIds, b"n-1".to_vec()),
+            ])
+            .await
+            .unwrap();
+        assert_eq!(
+            keys(
+                store
+                    .scan(Table::MessageIds, Vec::new(), vec![0xff], 10)
+                    .await
+                    .unwrap()
+            ),
+            vec![b"m-1".to_vec(), b"m-4".to_vec()]
+        );
+    }
+
+    #[test]
+    fn tables_are_listed_in_declaration_order() {
+        // The in-memory store indexes its tables by `table as usize`.
+        for (i, table) in Table::ALL.iter().enumerate() {
+            assert_eq!(*table as usize, i);
+        }
     }
 
     #[tokio::test]
