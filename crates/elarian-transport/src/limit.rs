@@ -79,7 +79,9 @@ impl InflightLimit {
 
     /// A permit if one is free now.
     pub(crate) fn try_acquire(&self) -> Option<Permit<'_>> {
-        (!self.closed.load(SeqCst) && self.try_take()).then_some(Permit(self))
+        // `then`, not `then_some`: a permit built eagerly and dropped on failure would release
+        // a slot that was never taken.
+        (!self.closed.load(SeqCst) && self.try_take()).then(|| Permit(self))
     }
 
     /// Waits for a permit.
@@ -168,6 +170,21 @@ mod tests {
         assert!(peak.load(SeqCst) <= 3);
         assert_eq!(limit.used.load(SeqCst), 0);
         assert_eq!(limit.waiting.load(SeqCst), 0);
+    }
+
+    #[test]
+    fn a_failed_try_acquire_releases_nothing() {
+        let limit = InflightLimit::new(1);
+        let held = limit.try_acquire().expect("one free");
+        for _ in 0..3 {
+            assert!(limit.try_acquire().is_none());
+        }
+        assert_eq!(limit.used.load(SeqCst), 1);
+        drop(held);
+        assert_eq!(limit.used.load(SeqCst), 0);
+        let again = limit.try_acquire().expect("free again");
+        assert!(limit.try_acquire().is_none());
+        drop(again);
     }
 
     #[tokio::test]
