@@ -96,6 +96,11 @@ impl InflightLimit {
         Ok(OwnedPermit(self))
     }
 
+    /// Returns a permit given up with [`Permit::keep`].
+    pub(crate) fn release_kept(&self) {
+        self.release();
+    }
+
     fn release(&self) {
         self.used.fetch_sub(1, SeqCst);
         if self.waiting.load(SeqCst) > 0 {
@@ -123,6 +128,19 @@ impl<'a> Waiting<'a> {
 impl Drop for Waiting<'_> {
     fn drop(&mut self) {
         self.0.fetch_sub(1, SeqCst);
+    }
+}
+
+impl Permit<'_> {
+    /// Keeps the permit taken past this value's life: whoever holds it from now on returns it
+    /// with [`InflightLimit::release_kept`] (exactly once).
+    pub(crate) fn keep(self) {
+        std::mem::forget(self);
+    }
+
+    /// Whether this is a permit of `limit`.
+    pub(crate) fn is_of(&self, limit: &InflightLimit) -> bool {
+        std::ptr::eq(self.0, limit)
     }
 }
 
