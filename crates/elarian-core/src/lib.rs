@@ -109,6 +109,7 @@
 
 #![warn(missing_docs, unreachable_pub)]
 
+mod arena;
 mod backoff;
 mod client;
 mod config;

@@ -8,6 +8,7 @@ use elarian_core::{ClientConfig, ClientConfigBuilder, FlowStats, Role};
 use elarian_proto as proto;
 use elarian_proto::app_to_server_command::Entry;
 use elarian_proto::app_to_server_command_reply::Entry as ReplyEntry;
+use elarian_proto::prost::bytes::BytesMut;
 
 use crate::command::expect_reply;
 use crate::connection::{ConnectionEvents, ConnectionHub};
@@ -201,15 +202,16 @@ impl Elarian {
         }
     }
 
-    /// Sends one command the caller encoded (see `crate::encode`), as [`Elarian::command`]
-    /// sends a built one.
-    pub(crate) fn command_encoded(
+    /// Sends one command that `write` encodes into the client's buffer (see `crate::encode`),
+    /// as [`Elarian::command`] sends a built one.
+    pub(crate) fn command_with(
         &self,
-        command: Vec<u8>,
+        write: &mut dyn FnMut(&mut BytesMut),
     ) -> impl Future<Output = Result<ReplyEntry>> + Send + use<> {
         use futures_util::future::{Either, FutureExt, ready};
         match self.inner.wire.client() {
-            Some(client) => Either::Left(client.send_encoded_app_command(command).map(|reply| {
+            // The length is left to the writers, which reserve it themselves.
+            Some(client) => Either::Left(client.send_app_command_with(0, write).map(|reply| {
                 reply?.entry.ok_or(Error::UnexpectedReply {
                     expected: "a reply entry",
                 })

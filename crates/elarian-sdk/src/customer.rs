@@ -10,6 +10,7 @@ use tokio::sync::OnceCell;
 use elarian_proto as proto;
 use elarian_proto::app_to_server_command::Entry;
 use elarian_proto::app_to_server_command_reply::Entry as ReplyEntry;
+use elarian_proto::prost::bytes::BytesMut;
 
 use crate::client::Elarian;
 use crate::command::{BoolStatus, Target, customer_oneof, expect_reply};
@@ -113,11 +114,18 @@ impl Customer {
         }
     }
 
-    /// A command encoded in place with the customer's id, when the id is known (commands
-    /// address a customer by id first, see `target`): the id is not cloned into a message.
-    fn encoded_by_id(&self, encode: impl FnOnce(&str) -> Vec<u8>) -> Option<Vec<u8>> {
+    /// Sends a command encoded in place with the customer's id, when the id is known
+    /// (commands address a customer by id first, see `target`): the id is not cloned into a
+    /// message, and the bytes go straight into the client's buffer.
+    fn send_by_id(
+        &self,
+        // `dyn`: a generic encoder would be captured by the returned future's type, which
+        // would then borrow what the encoder borrows.
+        encode: &dyn Fn(&str, &mut BytesMut),
+    ) -> Option<impl Future<Output = Result<ReplyEntry>> + Send + use<>> {
         let id = self.id.lock().unwrap_or_else(|p| p.into_inner());
-        id.as_deref().map(encode)
+        let id = id.as_deref()?;
+        Some(self.app.command_with(&mut |buf| encode(id, buf)))
     }
 
     pub(crate) fn target(&self) -> Result<Target> {
@@ -245,8 +253,8 @@ impl Customer {
     // own state and copy the reply through one more layer.
     fn fetch_state(&self) -> impl Future<Output = Result<CustomerState>> + '_ {
         use futures_util::future::{Either, ready};
-        let sent = match self.encoded_by_id(encode::get_state_by_id) {
-            Some(command) => Either::Left(self.app.command_encoded(command)),
+        let sent = match self.send_by_id(&encode::get_state_by_id) {
+            Some(sent) => Either::Left(sent),
             None => {
                 let target = match self.target() {
                     Ok(target) => target,
@@ -458,10 +466,11 @@ impl Customer {
         metadata: HashMap<String, DataValue>,
     ) -> Result<CustomerStateUpdateReply> {
         validate::keys("metadata", metadata.keys())?;
-        if let Some(command) = self.encoded_by_id(|id| encode::update_metadata_by_id(id, &metadata))
+        if let Some(sent) =
+            self.send_by_id(&|id, buf| encode::update_metadata_by_id(id, &metadata, buf))
         {
             drop(metadata);
-            return self.update_with(self.app.command_encoded(command)).await;
+            return self.update_with(sent).await;
         }
         let command = proto::UpdateCustomerMetadataCommand {
             updates: metadata_to_proto(metadata),

@@ -7,6 +7,7 @@
 
 use std::collections::HashMap;
 
+use elarian_proto::prost::bytes::{BufMut, BytesMut};
 use elarian_proto::prost::encoding::{WireType, encode_key, encode_varint, encoded_len_varint};
 
 use crate::models::DataValue;
@@ -34,23 +35,22 @@ fn key_len(tag: u32) -> usize {
     encoded_len_varint(u64::from(tag << 3))
 }
 
-fn put_field(buf: &mut Vec<u8>, tag: u32, bytes: &[u8]) {
+fn put_field(buf: &mut BytesMut, tag: u32, bytes: &[u8]) {
     put_header(buf, tag, bytes.len());
-    buf.extend_from_slice(bytes);
+    buf.put_slice(bytes);
 }
 
-fn put_header(buf: &mut Vec<u8>, tag: u32, len: usize) {
+fn put_header(buf: &mut BytesMut, tag: u32, len: usize) {
     encode_key(tag, WireType::LengthDelimited, buf);
     encode_varint(len as u64, buf);
 }
 
-/// `AppToServerCommand { entry: GetCustomerState { customer: CustomerId(id) } }`.
-pub(crate) fn get_state_by_id(id: &str) -> Vec<u8> {
+/// Appends `AppToServerCommand { entry: GetCustomerState { customer: CustomerId(id) } }`.
+pub(crate) fn get_state_by_id(id: &str, buf: &mut BytesMut) {
     let inner = field_len(CUSTOMER_ID, id.len());
-    let mut buf = Vec::with_capacity(field_len(GET_CUSTOMER_STATE, inner));
-    put_header(&mut buf, GET_CUSTOMER_STATE, inner);
-    put_field(&mut buf, CUSTOMER_ID, id.as_bytes());
-    buf
+    buf.reserve(field_len(GET_CUSTOMER_STATE, inner));
+    put_header(buf, GET_CUSTOMER_STATE, inner);
+    put_field(buf, CUSTOMER_ID, id.as_bytes());
 }
 
 /// A metadata value as the wire holds it: JSON as its text, text and bytes as they are.
@@ -79,8 +79,13 @@ impl WireValue<'_> {
     }
 }
 
+/// Appends
 /// `AppToServerCommand { entry: UpdateCustomerMetadata { customer: CustomerId(id), updates } }`.
-pub(crate) fn update_metadata_by_id(id: &str, updates: &HashMap<String, DataValue>) -> Vec<u8> {
+pub(crate) fn update_metadata_by_id(
+    id: &str,
+    updates: &HashMap<String, DataValue>,
+    buf: &mut BytesMut,
+) {
     // JSON values are serialized once, for both the lengths and the bytes; the usual single
     // value needs no list to keep them in.
     let (one, many): (Option<_>, Vec<_>) = if updates.len() == 1 {
@@ -115,19 +120,18 @@ pub(crate) fn update_metadata_by_id(id: &str, updates: &HashMap<String, DataValu
             .iter()
             .map(|(key, value)| field_len(UPDATES, entry_len(key, value)))
             .sum::<usize>();
-    let mut buf = Vec::with_capacity(field_len(UPDATE_CUSTOMER_METADATA, inner));
-    put_header(&mut buf, UPDATE_CUSTOMER_METADATA, inner);
-    put_field(&mut buf, CUSTOMER_ID, id.as_bytes());
+    buf.reserve(field_len(UPDATE_CUSTOMER_METADATA, inner));
+    put_header(buf, UPDATE_CUSTOMER_METADATA, inner);
+    put_field(buf, CUSTOMER_ID, id.as_bytes());
     for (key, value) in values {
-        put_header(&mut buf, UPDATES, entry_len(key, value));
+        put_header(buf, UPDATES, entry_len(key, value));
         if !key.is_empty() {
-            put_field(&mut buf, ENTRY_KEY, key.as_bytes());
+            put_field(buf, ENTRY_KEY, key.as_bytes());
         }
         let (tag, bytes) = value.field();
-        put_header(&mut buf, ENTRY_VALUE, field_len(tag, bytes.len()));
-        put_field(&mut buf, tag, bytes);
+        put_header(buf, ENTRY_VALUE, field_len(tag, bytes.len()));
+        put_field(buf, tag, bytes);
     }
-    buf
 }
 
 #[cfg(test)]
@@ -137,6 +141,14 @@ mod tests {
     use elarian_proto as proto;
     use elarian_proto::app_to_server_command::Entry;
     use elarian_proto::prost::Message;
+
+    /// What an encoder appends to a buffer that already holds other bytes.
+    fn written(encode: impl FnOnce(&mut BytesMut)) -> Vec<u8> {
+        let mut buf = BytesMut::from(&b"before"[..]);
+        encode(&mut buf);
+        assert_eq!(&buf[..6], b"before");
+        buf[6..].to_vec()
+    }
 
     fn prost_bytes(entry: Entry) -> Vec<u8> {
         proto::AppToServerCommand { entry: Some(entry) }.encode_to_vec()
@@ -150,7 +162,7 @@ mod tests {
                     id.to_owned(),
                 )),
             }));
-            assert_eq!(get_state_by_id(id), expected, "{id:?}");
+            assert_eq!(written(|buf| get_state_by_id(id, buf)), expected, "{id:?}");
         }
     }
 
@@ -179,7 +191,7 @@ mod tests {
                 let updates = HashMap::from([(key.to_owned(), value.clone())]);
                 let expected = prost_bytes(metadata_command("el_cst_1", &updates));
                 assert_eq!(
-                    update_metadata_by_id("el_cst_1", &updates),
+                    written(|buf| update_metadata_by_id("el_cst_1", &updates, buf)),
                     expected,
                     "{key:?} {value:?}"
                 );
@@ -193,7 +205,7 @@ mod tests {
         let updates: HashMap<String, DataValue> = (0..20)
             .map(|i| (format!("key{i}"), DataValue::string(i.to_string())))
             .collect();
-        let bytes = update_metadata_by_id("el_cst_2", &updates);
+        let bytes = written(|buf| update_metadata_by_id("el_cst_2", &updates, buf));
         let decoded = proto::AppToServerCommand::decode(bytes.as_slice()).expect("decodes");
         assert_eq!(
             decoded.entry,
