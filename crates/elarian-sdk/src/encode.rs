@@ -56,12 +56,24 @@ pub(crate) fn get_state_by_id(id: &str, buf: &mut BytesMut) {
 /// A metadata value as the wire holds it: JSON as its text, text and bytes as they are.
 enum WireValue<'a> {
     Text(std::borrow::Cow<'a, str>),
+    /// A JSON string that serde_json writes without escapes: the string between quotes,
+    /// written straight into the command rather than serialized into a `String` first.
+    Quoted(&'a str),
     Bytes(&'a [u8]),
+}
+
+/// Whether serde_json writes `text` as a JSON string without escapes (it escapes only `"`,
+/// `\` and control characters below U+0020).
+fn needs_no_escape(text: &str) -> bool {
+    text.bytes().all(|b| b >= 0x20 && b != b'"' && b != b'\\')
 }
 
 impl WireValue<'_> {
     fn of(value: &DataValue) -> WireValue<'_> {
         match value {
+            DataValue::Json(serde_json::Value::String(text)) if needs_no_escape(text) => {
+                WireValue::Quoted(text)
+            }
             DataValue::Json(json) => WireValue::Text(std::borrow::Cow::Owned(
                 serde_json::to_string(json).unwrap_or_else(|_| json.to_string()),
             )),
@@ -70,11 +82,34 @@ impl WireValue<'_> {
         }
     }
 
-    /// `(tag, bytes)` of the `DataMapValue.value` variant.
-    fn field(&self) -> (u32, &[u8]) {
+    /// The `DataMapValue.value` variant's tag.
+    fn tag(&self) -> u32 {
         match self {
-            WireValue::Text(text) => (STRING_VAL, text.as_bytes()),
-            WireValue::Bytes(bytes) => (BYTES_VAL, bytes),
+            WireValue::Text(_) | WireValue::Quoted(_) => STRING_VAL,
+            WireValue::Bytes(_) => BYTES_VAL,
+        }
+    }
+
+    /// Length of the variant's bytes.
+    fn len(&self) -> usize {
+        match self {
+            WireValue::Text(text) => text.len(),
+            WireValue::Quoted(text) => text.len() + 2,
+            WireValue::Bytes(bytes) => bytes.len(),
+        }
+    }
+
+    /// Appends the variant's field (key, length and bytes).
+    fn put(&self, buf: &mut BytesMut) {
+        match self {
+            WireValue::Text(text) => put_field(buf, STRING_VAL, text.as_bytes()),
+            WireValue::Quoted(text) => {
+                put_header(buf, STRING_VAL, text.len() + 2);
+                buf.put_u8(b'"');
+                buf.put_slice(text.as_bytes());
+                buf.put_u8(b'"');
+            }
+            WireValue::Bytes(bytes) => put_field(buf, BYTES_VAL, bytes),
         }
     }
 }
@@ -107,13 +142,12 @@ pub(crate) fn update_metadata_by_id(
     // Entry and value lengths, as prost computes them: an empty key is not written; a value is
     // always a set oneof, so never the default message.
     let entry_len = |key: &str, value: &WireValue<'_>| {
-        let (tag, bytes) = value.field();
         let key = if key.is_empty() {
             0
         } else {
             field_len(ENTRY_KEY, key.len())
         };
-        key + field_len(ENTRY_VALUE, field_len(tag, bytes.len()))
+        key + field_len(ENTRY_VALUE, field_len(value.tag(), value.len()))
     };
     let inner = field_len(CUSTOMER_ID, id.len())
         + values
@@ -128,9 +162,8 @@ pub(crate) fn update_metadata_by_id(
         if !key.is_empty() {
             put_field(buf, ENTRY_KEY, key.as_bytes());
         }
-        let (tag, bytes) = value.field();
-        put_header(buf, ENTRY_VALUE, field_len(tag, bytes.len()));
-        put_field(buf, tag, bytes);
+        put_header(buf, ENTRY_VALUE, field_len(value.tag(), value.len()));
+        value.put(buf);
     }
 }
 
@@ -185,6 +218,13 @@ mod tests {
             DataValue::Bytes(vec![0, 159, 146, 150]),
             DataValue::Bytes(Vec::new()),
             DataValue::string("y".repeat(200)),
+            // JSON strings written between quotes, and those serde_json escapes.
+            DataValue::string(""),
+            DataValue::string("caf\u{e9} \u{7f} \u{1F600} {x}"),
+            DataValue::string("quote \" inside"),
+            DataValue::string("back\\slash"),
+            DataValue::string("tab\tand\nnewline"),
+            DataValue::string("\u{1f}"),
         ];
         for key in ["visits", "", &"k".repeat(130)] {
             for value in &values {
@@ -195,6 +235,28 @@ mod tests {
                     expected,
                     "{key:?} {value:?}"
                 );
+            }
+        }
+    }
+
+    #[test]
+    fn strings_needing_no_escape_are_what_serde_json_writes() {
+        for text in [
+            "",
+            "visits",
+            "caf\u{e9}",
+            "\u{7f}\u{80}",
+            " ~",
+            "a\"b",
+            "a\\b",
+            "\u{0}",
+            "\u{1f}",
+        ] {
+            let serde = serde_json::to_string(&serde_json::Value::String(text.to_owned())).unwrap();
+            if needs_no_escape(text) {
+                assert_eq!(serde, format!("\"{text}\""), "{text:?}");
+            } else {
+                assert_ne!(serde, format!("\"{text}\""), "{text:?}");
             }
         }
     }
