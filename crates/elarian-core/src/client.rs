@@ -9,6 +9,7 @@ use elarian_proto::{
     AppToServerCommand, AppToServerCommandReply, SimulatorToServerCommand,
     SimulatorToServerCommandReply,
 };
+use futures_util::FutureExt;
 use prost::Message;
 
 use crate::arena::CommandArena;
@@ -259,6 +260,25 @@ impl Client {
         // A `dyn` writer: a generic one would be captured by the returned future's type.
         write: &mut dyn FnMut(&mut BytesMut),
     ) -> impl Future<Output = Result<AppToServerCommandReply, CommandError>> + Send + use<> {
+        self.send_app_command_with_raw_reply(len, write)
+            .map(|reply| {
+                let reply =
+                    AppToServerCommandReply::decode(reply?).map_err(CommandError::Decode)?;
+                check_app_reply(&reply)?;
+                Ok(reply)
+            })
+    }
+
+    /// Sends an app command as [`send_app_command_with`](Client::send_app_command_with) does,
+    /// and returns the reply's bytes (an `AppToServerCommandReply`) undecoded: for callers that
+    /// read their most frequent replies straight into their own types. The reply's status is
+    /// not checked: decode it and check it with [`check_app_reply`](crate::check_app_reply)
+    /// (or as that does).
+    pub fn send_app_command_with_raw_reply(
+        &self,
+        len: usize,
+        write: &mut dyn FnMut(&mut BytesMut),
+    ) -> impl Future<Output = Result<Bytes, CommandError>> + Send + use<> {
         let limit = self.config().max_command_size;
         let data = self.inner.arena.encode(len, write);
         let data = if data.len() > limit {
@@ -270,12 +290,7 @@ impl Client {
             Ok(data)
         };
         let client = self.clone();
-        async move {
-            let reply = client.request(data?).await?;
-            let reply = AppToServerCommandReply::decode(reply).map_err(CommandError::Decode)?;
-            check_app_reply(&reply)?;
-            Ok(reply)
-        }
+        async move { client.request(data?).await }
     }
 
     /// Sends a simulator command (on a [`Role::Simulator`](crate::Role::Simulator) client) and

@@ -10,10 +10,10 @@ use tokio::sync::OnceCell;
 use elarian_proto as proto;
 use elarian_proto::app_to_server_command::Entry;
 use elarian_proto::app_to_server_command_reply::Entry as ReplyEntry;
-use elarian_proto::prost::bytes::BytesMut;
 
 use crate::client::Elarian;
 use crate::command::{BoolStatus, Target, customer_oneof, expect_reply};
+use crate::decode;
 use crate::encode;
 use crate::error::{Error, Result};
 use crate::models::state::metadata_to_proto;
@@ -114,18 +114,12 @@ impl Customer {
         }
     }
 
-    /// Sends a command encoded in place with the customer's id, when the id is known
+    /// Runs `f` with the customer's id when it is known, to encode a command in place with it
     /// (commands address a customer by id first, see `target`): the id is not cloned into a
     /// message, and the bytes go straight into the client's buffer.
-    fn send_by_id(
-        &self,
-        // `dyn`: a generic encoder would be captured by the returned future's type, which
-        // would then borrow what the encoder borrows.
-        encode: &dyn Fn(&str, &mut BytesMut),
-    ) -> Option<impl Future<Output = Result<ReplyEntry>> + Send + use<>> {
+    fn with_id<T>(&self, f: impl FnOnce(&str) -> T) -> Option<T> {
         let id = self.id.lock().unwrap_or_else(|p| p.into_inner());
-        let id = id.as_deref()?;
-        Some(self.app.command_with(&mut |buf| encode(id, buf)))
+        id.as_deref().map(f)
     }
 
     pub(crate) fn target(&self) -> Result<Target> {
@@ -253,8 +247,13 @@ impl Customer {
     // own state and copy the reply through one more layer.
     fn fetch_state(&self) -> impl Future<Output = Result<CustomerState>> + '_ {
         use futures_util::future::{Either, ready};
-        let sent = match self.send_by_id(&encode::get_state_by_id) {
-            Some(sent) => Either::Left(sent),
+        let by_id = self.with_id(|id| {
+            self.app
+                .command_with_raw_reply(&mut |buf| encode::get_state_by_id(id, buf))
+        });
+        let read = match by_id {
+            // The reply is read straight into the SDK's state (see `decode`).
+            Some(sent) => Either::Left(sent.map(|reply| decode::customer_state(reply?))),
             None => {
                 let target = match self.target() {
                     Ok(target) => target,
@@ -263,12 +262,18 @@ impl Customer {
                 let command = proto::GetCustomerStateCommand {
                     customer: Some(customer_oneof!(get_customer_state_command, target)),
                 };
-                Either::Right(self.app.command(Entry::GetCustomerState(command)))
+                Either::Right(
+                    self.app
+                        .command(Entry::GetCustomerState(command))
+                        .map(|reply| {
+                            let reply = expect_reply!(reply?, GetCustomerState)?;
+                            Ok(CustomerState::from(reply.data.unwrap_or_default()))
+                        }),
+                )
             }
         };
-        Either::Left(sent.map(move |reply| {
-            let reply = expect_reply!(reply?, GetCustomerState)?;
-            let state = CustomerState::from(reply.data.unwrap_or_default());
+        Either::Left(read.map(move |state| {
+            let state = state?;
             self.learn(Some(&state.customer_id));
             Ok(state)
         }))
@@ -466,9 +471,10 @@ impl Customer {
         metadata: HashMap<String, DataValue>,
     ) -> Result<CustomerStateUpdateReply> {
         validate::keys("metadata", metadata.keys())?;
-        if let Some(sent) =
-            self.send_by_id(&|id, buf| encode::update_metadata_by_id(id, &metadata, buf))
-        {
+        if let Some(sent) = self.with_id(|id| {
+            self.app
+                .command_with(&mut |buf| encode::update_metadata_by_id(id, &metadata, buf))
+        }) {
             drop(metadata);
             return self.update_with(sent).await;
         }
