@@ -22,6 +22,8 @@ use crate::models::{CustomerState, DataValue};
 
 /// `AppToServerCommandReply.get_customer_state`.
 const REPLY_GET_CUSTOMER_STATE: u32 = 2;
+/// `GetCustomerStateReply.description`.
+const REPLY_DESCRIPTION: u32 = 2;
 /// `GetCustomerStateReply.data`.
 const REPLY_DATA: u32 = 3;
 /// `CustomerStateReplyData.identity_state`.
@@ -39,7 +41,7 @@ pub(crate) fn customer_state(reply: Bytes) -> Result<CustomerState> {
         Some(read) => {
             if !read.reply.status {
                 return Err(Error::from(CommandError::Failed {
-                    description: read.reply.description,
+                    description: read.description.to_owned(),
                 }));
             }
             let mut state = CustomerState::from(read.data);
@@ -61,17 +63,19 @@ fn usual(reply: Bytes) -> Result<CustomerState> {
     Ok(CustomerState::from(reply.data.unwrap_or_default()))
 }
 
-/// What [`read`] found: the reply without its data, the data without its metadata, and the
-/// metadata.
+/// What [`read`] found: the reply without its description and data, the description (only
+/// copied when the status is false: the SDK's state has no room for it), the data without its
+/// metadata, and the metadata.
 #[derive(Default)]
-struct Read {
+struct Read<'a> {
     reply: proto::GetCustomerStateReply,
+    description: &'a str,
     data: proto::CustomerStateReplyData,
     metadata: HashMap<String, DataValue>,
 }
 
 /// Reads a reply of the usual shape; `None` for any other (the caller decodes it as usual).
-fn read(mut buf: &[u8]) -> Option<Read> {
+fn read(mut buf: &[u8]) -> Option<Read<'_>> {
     let mut read = Read::default();
     // A reply without the entry is not of the usual shape.
     if !buf.has_remaining() {
@@ -87,6 +91,9 @@ fn read(mut buf: &[u8]) -> Option<Read> {
             let (tag, wire_type) = decode_key(&mut reply).ok()?;
             if tag == REPLY_DATA {
                 read_data(nested(&mut reply, wire_type)?, &mut read)?;
+            } else if tag == REPLY_DESCRIPTION {
+                // Checked as prost checks a string; a later one replaces it, as in prost.
+                read.description = std::str::from_utf8(nested(&mut reply, wire_type)?).ok()?;
             } else {
                 read.reply
                     .merge_field(tag, wire_type, &mut reply, DecodeContext::default())
@@ -97,7 +104,7 @@ fn read(mut buf: &[u8]) -> Option<Read> {
     Some(read)
 }
 
-fn read_data(mut data: &[u8], read: &mut Read) -> Option<()> {
+fn read_data(mut data: &[u8], read: &mut Read<'_>) -> Option<()> {
     while data.has_remaining() {
         let (tag, wire_type) = decode_key(&mut data).ok()?;
         if tag == DATA_IDENTITY {
@@ -308,5 +315,24 @@ mod tests {
             same(full.slice(..cut));
         }
         same(Bytes::from_static(&[0x10, 0x01])); // field 2 as a varint
+        // A description that is not UTF-8, in a reply that would pass and one that would fail.
+        for status in [0x01, 0x00] {
+            same(Bytes::from(vec![
+                0x12, 0x06, 0x08, status, 0x12, 0x02, 0xff, 0xfe,
+            ]));
+        }
+    }
+
+    #[test]
+    fn a_failed_reply_keeps_its_last_description() {
+        let mut bytes = state_reply(false, None).to_vec();
+        // Another description (field 2 of the reply) in a second copy of the entry.
+        bytes.extend([0x12, 0x05, 0x12, 0x03, b'n', b'e', b'w']);
+        let bytes = Bytes::from(bytes);
+        same(bytes.clone());
+        match customer_state(bytes) {
+            Err(Error::Failed { description }) => assert_eq!(description, "new"),
+            other => panic!("unexpected {other:?}"),
+        }
     }
 }
