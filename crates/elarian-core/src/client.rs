@@ -4,13 +4,15 @@ use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
 
-use bytes::Bytes;
+use bytes::{Bytes, BytesMut};
 use elarian_proto::{
     AppToServerCommand, AppToServerCommandReply, SimulatorToServerCommand,
     SimulatorToServerCommandReply,
 };
+use futures_util::FutureExt;
 use prost::Message;
 
+use crate::arena::CommandArena;
 use crate::config::ClientConfig;
 use crate::dispatch::Dispatcher;
 use crate::error::{CommandError, ConnectError};
@@ -60,6 +62,8 @@ pub struct Client {
 
 pub(crate) struct ClientInner {
     pub(crate) shared: Arc<Shared>,
+    /// Where commands are encoded (see `arena`).
+    arena: CommandArena,
 }
 
 impl Drop for ClientInner {
@@ -132,7 +136,10 @@ impl Client {
         let supervisor = Supervisor::new(shared.clone(), connector);
         tokio::spawn(supervisor.run());
         Client {
-            inner: Arc::new(ClientInner { shared }),
+            inner: Arc::new(ClientInner {
+                shared,
+                arena: CommandArena::default(),
+            }),
         }
     }
 
@@ -198,7 +205,7 @@ impl Client {
     ) -> impl Future<Output = Result<AppToServerCommandReply, CommandError>> + Send + use<> {
         // Encoded before the future exists: an `async fn` would keep the command (hundreds of
         // bytes) in its state, and every layer above would copy it along (see docs/benchmarks.md).
-        let data = encode(&command, self.config().max_command_size);
+        let data = self.encode(&command);
         let client = self.clone();
         async move {
             let reply = client.request(data?).await?;
@@ -218,22 +225,72 @@ impl Client {
         &self,
         command: Vec<u8>,
     ) -> impl Future<Output = Result<AppToServerCommandReply, CommandError>> + Send + use<> {
+        // Copied into the arena, whose bytes the retry copy shares without allocating.
+        self.send_app_command_with(command.len(), &mut |buf| buf.extend_from_slice(&command))
+    }
+
+    /// Sends an app command that `write` encodes (the bytes of an `AppToServerCommand`, as
+    /// `prost` would write them) into a buffer with room for `len` bytes, and returns the
+    /// server's reply, as [`send_app_command`](Client::send_app_command) does; the size limit
+    /// applies to what `write` wrote.
+    ///
+    /// Spares the allocation of the caller's own buffer that
+    /// [`send_encoded_app_command`](Client::send_encoded_app_command) takes: the client encodes
+    /// into a buffer it reuses from command to command.
+    ///
+    /// ```no_run
+    /// use elarian_core::Client;
+    /// use elarian_core::proto::{AppToServerCommand, GenerateAuthTokenCommand, app_to_server_command};
+    /// use elarian_core::proto::prost::Message;
+    ///
+    /// # async fn run(client: Client) -> Result<(), Box<dyn std::error::Error>> {
+    /// let command = AppToServerCommand {
+    ///     entry: Some(app_to_server_command::Entry::GenerateAuthToken(GenerateAuthTokenCommand {})),
+    /// };
+    /// let reply = client
+    ///     .send_app_command_with(command.encoded_len(), &mut |buf| command.encode_raw(buf))
+    ///     .await?;
+    /// println!("{reply:?}");
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub fn send_app_command_with(
+        &self,
+        len: usize,
+        // A `dyn` writer: a generic one would be captured by the returned future's type.
+        write: &mut dyn FnMut(&mut BytesMut),
+    ) -> impl Future<Output = Result<AppToServerCommandReply, CommandError>> + Send + use<> {
+        self.send_app_command_with_raw_reply(len, write)
+            .map(|reply| {
+                let reply =
+                    AppToServerCommandReply::decode(reply?).map_err(CommandError::Decode)?;
+                check_app_reply(&reply)?;
+                Ok(reply)
+            })
+    }
+
+    /// Sends an app command as [`send_app_command_with`](Client::send_app_command_with) does,
+    /// and returns the reply's bytes (an `AppToServerCommandReply`) undecoded: for callers that
+    /// read their most frequent replies straight into their own types. The reply's status is
+    /// not checked: decode it and check it with [`check_app_reply`](crate::check_app_reply)
+    /// (or as that does).
+    pub fn send_app_command_with_raw_reply(
+        &self,
+        len: usize,
+        write: &mut dyn FnMut(&mut BytesMut),
+    ) -> impl Future<Output = Result<Bytes, CommandError>> + Send + use<> {
         let limit = self.config().max_command_size;
-        let data = if command.len() > limit {
+        let data = self.inner.arena.encode(len, write);
+        let data = if data.len() > limit {
             Err(CommandError::TooLarge {
-                size: command.len(),
+                size: data.len(),
                 limit,
             })
         } else {
-            Ok(Bytes::from(command))
+            Ok(data)
         };
         let client = self.clone();
-        async move {
-            let reply = client.request(data?).await?;
-            let reply = AppToServerCommandReply::decode(reply).map_err(CommandError::Decode)?;
-            check_app_reply(&reply)?;
-            Ok(reply)
-        }
+        async move { client.request(data?).await }
     }
 
     /// Sends a simulator command (on a [`Role::Simulator`](crate::Role::Simulator) client) and
@@ -245,7 +302,7 @@ impl Client {
         command: SimulatorToServerCommand,
     ) -> impl Future<Output = Result<SimulatorToServerCommandReply, CommandError>> + Send + use<>
     {
-        let data = encode(&command, self.config().max_command_size);
+        let data = self.encode(&command);
         let client = self.clone();
         async move {
             let reply = client.request(data?).await?;
@@ -384,10 +441,14 @@ fn deadline_after(timeout: Duration) -> tokio::time::Instant {
         .unwrap_or(now)
 }
 
-fn encode(message: &impl Message, limit: usize) -> Result<Bytes, CommandError> {
-    let size = message.encoded_len();
-    if size > limit {
-        return Err(CommandError::TooLarge { size, limit });
+impl Client {
+    /// A command's bytes, in the client's arena, checked against `max_command_size`.
+    fn encode(&self, message: &impl Message) -> Result<Bytes, CommandError> {
+        let limit = self.config().max_command_size;
+        let size = message.encoded_len();
+        if size > limit {
+            return Err(CommandError::TooLarge { size, limit });
+        }
+        Ok(self.inner.arena.encode(size, |buf| message.encode_raw(buf)))
     }
-    Ok(Bytes::from(message.encode_to_vec()))
 }

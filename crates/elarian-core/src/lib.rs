@@ -109,6 +109,7 @@
 
 #![warn(missing_docs, unreachable_pub)]
 
+mod arena;
 mod backoff;
 mod client;
 mod config;
@@ -141,6 +142,7 @@ pub use error::{
 };
 pub use event::{ConnectionEvent, EventCallback, EventHub, EventStream, StopReason};
 pub use handler::{NotificationHandler, ReplySender, default_app_reply};
+pub use reply::check_app_reply;
 pub use secret::Secret;
 pub use setup::{DATA_MIME_TYPE, METADATA_MIME_TYPE, agent_metadata, connection_metadata};
 pub use window::FlowStats;

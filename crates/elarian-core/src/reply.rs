@@ -22,7 +22,11 @@ fn status(ok: bool, description: &str) -> Result<(), CommandError> {
 
 /// Fails with [`CommandError::Failed`] when the reply reports `status: false`. Takes the reply
 /// by reference: it is hundreds of bytes, and moving it in and out costs a copy each way.
-pub(crate) fn check_app_reply(reply: &AppToServerCommandReply) -> Result<(), CommandError> {
+/// Checks an app command's reply as [`Client::send_app_command`](crate::Client::send_app_command)
+/// does: a reply whose boolean `status` is false is [`CommandError::Failed`]; replies with an
+/// enum status, or none, pass. For replies read with
+/// [`Client::send_app_command_with_raw_reply`](crate::Client::send_app_command_with_raw_reply).
+pub fn check_app_reply(reply: &AppToServerCommandReply) -> Result<(), CommandError> {
     match &reply.entry {
         Some(Entry::GetCustomerState(r)) => status(r.status, &r.description)?,
         Some(Entry::UpdateCustomerState(r)) => status(r.status, &r.description)?,

@@ -8,6 +8,7 @@ use elarian_core::{ClientConfig, ClientConfigBuilder, FlowStats, Role};
 use elarian_proto as proto;
 use elarian_proto::app_to_server_command::Entry;
 use elarian_proto::app_to_server_command_reply::Entry as ReplyEntry;
+use elarian_proto::prost::bytes::{Bytes, BytesMut};
 
 use crate::command::expect_reply;
 use crate::connection::{ConnectionEvents, ConnectionHub};
@@ -201,19 +202,37 @@ impl Elarian {
         }
     }
 
-    /// Sends one command the caller encoded (see `crate::encode`), as [`Elarian::command`]
-    /// sends a built one.
-    pub(crate) fn command_encoded(
+    /// Sends one command that `write` encodes into the client's buffer (see `crate::encode`),
+    /// as [`Elarian::command`] sends a built one.
+    pub(crate) fn command_with(
         &self,
-        command: Vec<u8>,
+        write: &mut dyn FnMut(&mut BytesMut),
     ) -> impl Future<Output = Result<ReplyEntry>> + Send + use<> {
         use futures_util::future::{Either, FutureExt, ready};
         match self.inner.wire.client() {
-            Some(client) => Either::Left(client.send_encoded_app_command(command).map(|reply| {
+            // The length is left to the writers, which reserve it themselves.
+            Some(client) => Either::Left(client.send_app_command_with(0, write).map(|reply| {
                 reply?.entry.ok_or(Error::UnexpectedReply {
                     expected: "a reply entry",
                 })
             })),
+            None => Either::Right(ready(Err(Error::NotConnected))),
+        }
+    }
+
+    /// Sends one command that `write` encodes, as [`command_with`](Elarian::command_with)
+    /// does, and returns the reply's bytes for the caller to read (see `crate::decode`).
+    pub(crate) fn command_with_raw_reply(
+        &self,
+        write: &mut dyn FnMut(&mut BytesMut),
+    ) -> impl Future<Output = Result<Bytes>> + Send + use<> {
+        use futures_util::future::{Either, FutureExt, ready};
+        match self.inner.wire.client() {
+            Some(client) => Either::Left(
+                client
+                    .send_app_command_with_raw_reply(0, write)
+                    .map(|reply| Ok(reply?)),
+            ),
             None => Either::Right(ready(Err(Error::NotConnected))),
         }
     }

@@ -13,6 +13,7 @@ use elarian_proto::app_to_server_command_reply::Entry as ReplyEntry;
 
 use crate::client::Elarian;
 use crate::command::{BoolStatus, Target, customer_oneof, expect_reply};
+use crate::decode;
 use crate::encode;
 use crate::error::{Error, Result};
 use crate::models::state::metadata_to_proto;
@@ -113,11 +114,12 @@ impl Customer {
         }
     }
 
-    /// A command encoded in place with the customer's id, when the id is known (commands
-    /// address a customer by id first, see `target`): the id is not cloned into a message.
-    fn encoded_by_id(&self, encode: impl FnOnce(&str) -> Vec<u8>) -> Option<Vec<u8>> {
+    /// Runs `f` with the customer's id when it is known, to encode a command in place with it
+    /// (commands address a customer by id first, see `target`): the id is not cloned into a
+    /// message, and the bytes go straight into the client's buffer.
+    fn with_id<T>(&self, f: impl FnOnce(&str) -> T) -> Option<T> {
         let id = self.id.lock().unwrap_or_else(|p| p.into_inner());
-        id.as_deref().map(encode)
+        id.as_deref().map(f)
     }
 
     pub(crate) fn target(&self) -> Result<Target> {
@@ -245,8 +247,13 @@ impl Customer {
     // own state and copy the reply through one more layer.
     fn fetch_state(&self) -> impl Future<Output = Result<CustomerState>> + '_ {
         use futures_util::future::{Either, ready};
-        let sent = match self.encoded_by_id(encode::get_state_by_id) {
-            Some(command) => Either::Left(self.app.command_encoded(command)),
+        let by_id = self.with_id(|id| {
+            self.app
+                .command_with_raw_reply(&mut |buf| encode::get_state_by_id(id, buf))
+        });
+        let read = match by_id {
+            // The reply is read straight into the SDK's state (see `decode`).
+            Some(sent) => Either::Left(sent.map(|reply| decode::customer_state(reply?))),
             None => {
                 let target = match self.target() {
                     Ok(target) => target,
@@ -255,12 +262,18 @@ impl Customer {
                 let command = proto::GetCustomerStateCommand {
                     customer: Some(customer_oneof!(get_customer_state_command, target)),
                 };
-                Either::Right(self.app.command(Entry::GetCustomerState(command)))
+                Either::Right(
+                    self.app
+                        .command(Entry::GetCustomerState(command))
+                        .map(|reply| {
+                            let reply = expect_reply!(reply?, GetCustomerState)?;
+                            Ok(CustomerState::from(reply.data.unwrap_or_default()))
+                        }),
+                )
             }
         };
-        Either::Left(sent.map(move |reply| {
-            let reply = expect_reply!(reply?, GetCustomerState)?;
-            let state = CustomerState::from(reply.data.unwrap_or_default());
+        Either::Left(read.map(move |state| {
+            let state = state?;
             self.learn(Some(&state.customer_id));
             Ok(state)
         }))
@@ -458,10 +471,12 @@ impl Customer {
         metadata: HashMap<String, DataValue>,
     ) -> Result<CustomerStateUpdateReply> {
         validate::keys("metadata", metadata.keys())?;
-        if let Some(command) = self.encoded_by_id(|id| encode::update_metadata_by_id(id, &metadata))
-        {
+        if let Some(sent) = self.with_id(|id| {
+            self.app
+                .command_with(&mut |buf| encode::update_metadata_by_id(id, &metadata, buf))
+        }) {
             drop(metadata);
-            return self.update_with(self.app.command_encoded(command)).await;
+            return self.update_with(sent).await;
         }
         let command = proto::UpdateCustomerMetadataCommand {
             updates: metadata_to_proto(metadata),

@@ -131,6 +131,7 @@ mod client;
 mod command;
 mod connection;
 mod customer;
+mod decode;
 mod dispatch;
 mod encode;
 mod error;

@@ -79,7 +79,9 @@ impl InflightLimit {
 
     /// A permit if one is free now.
     pub(crate) fn try_acquire(&self) -> Option<Permit<'_>> {
-        (!self.closed.load(SeqCst) && self.try_take()).then_some(Permit(self))
+        // `then`, not `then_some`: a permit built eagerly and dropped on failure would release
+        // a slot that was never taken.
+        (!self.closed.load(SeqCst) && self.try_take()).then(|| Permit(self))
     }
 
     /// Waits for a permit.
@@ -92,6 +94,11 @@ impl InflightLimit {
     pub(crate) async fn acquire_owned(self: Arc<Self>) -> Result<OwnedPermit, Closed> {
         self.take().await?;
         Ok(OwnedPermit(self))
+    }
+
+    /// Returns a permit given up with [`Permit::keep`].
+    pub(crate) fn release_kept(&self) {
+        self.release();
     }
 
     fn release(&self) {
@@ -121,6 +128,19 @@ impl<'a> Waiting<'a> {
 impl Drop for Waiting<'_> {
     fn drop(&mut self) {
         self.0.fetch_sub(1, SeqCst);
+    }
+}
+
+impl Permit<'_> {
+    /// Keeps the permit taken past this value's life: whoever holds it from now on returns it
+    /// with [`InflightLimit::release_kept`] (exactly once).
+    pub(crate) fn keep(self) {
+        std::mem::forget(self);
+    }
+
+    /// Whether this is a permit of `limit`.
+    pub(crate) fn is_of(&self, limit: &InflightLimit) -> bool {
+        std::ptr::eq(self.0, limit)
     }
 }
 
@@ -168,6 +188,21 @@ mod tests {
         assert!(peak.load(SeqCst) <= 3);
         assert_eq!(limit.used.load(SeqCst), 0);
         assert_eq!(limit.waiting.load(SeqCst), 0);
+    }
+
+    #[test]
+    fn a_failed_try_acquire_releases_nothing() {
+        let limit = InflightLimit::new(1);
+        let held = limit.try_acquire().expect("one free");
+        for _ in 0..3 {
+            assert!(limit.try_acquire().is_none());
+        }
+        assert_eq!(limit.used.load(SeqCst), 1);
+        drop(held);
+        assert_eq!(limit.used.load(SeqCst), 0);
+        let again = limit.try_acquire().expect("free again");
+        assert!(limit.try_acquire().is_none());
+        drop(again);
     }
 
     #[tokio::test]

@@ -491,6 +491,50 @@ async fn dropping_a_request_future_cancels_it() {
     assert!(!client.connection().is_closed());
 }
 
+/// Never answers a request whose data is "hang"; echoes the others.
+struct HangsOnHang;
+impl RequestHandler for HangsOnHang {
+    fn request_response(&self, p: Payload) -> BoxFuture<'static, Result<Payload, StreamError>> {
+        if &p.data[..] == b"hang" {
+            Box::pin(futures_util::future::pending())
+        } else {
+            Box::pin(futures_util::future::ready(Ok(p)))
+        }
+    }
+}
+
+#[tokio::test]
+async fn a_dropped_request_gives_its_in_flight_slot_back() {
+    let server = Server::new(ServerConfig::default());
+    let (client, _server_conn) = connect_pair(
+        &server,
+        Arc::new(HangsOnHang),
+        Arc::new(RejectAll),
+        ClientSessionConfig {
+            max_in_flight: 1,
+            ..ClientSessionConfig::default()
+        },
+    )
+    .await;
+    let conn = client.connection();
+    // With one in-flight slot, each answered request proves that the dropped one before it
+    // (canceled with the peer) and the answered one before that gave their slot back.
+    for i in 0..50 {
+        let hung = timeout(
+            Duration::from_millis(5),
+            conn.request_response(Payload::new("hang")),
+        )
+        .await;
+        assert!(hung.is_err(), "round {i}: the hanging request timed out");
+        let deadline = tokio::time::Instant::now() + LIMIT;
+        let answer = conn
+            .request_response_until(Payload::new(format!("ok {i}")), deadline)
+            .await
+            .expect("answered");
+        assert_eq!(answer.data, format!("ok {i}").as_bytes());
+    }
+}
+
 /// A memory transport whose link can be cut from outside, like a dropped TCP connection.
 struct Cuttable {
     inner: MemoryTransport,

@@ -16,6 +16,7 @@ use futures_util::stream::StreamExt;
 use tokio::sync::{mpsc, oneshot, watch};
 
 use super::inbound::{Inbound, ItemReady};
+use super::reply::Completion;
 use super::{
     Attach, CLOSE_LINGER, Command, Control, DriverParts, LinkState, SessionHooks, now,
     send_error_and_close,
@@ -51,7 +52,7 @@ struct Waiter {
 }
 
 enum WaiterKind {
-    Response(oneshot::Sender<Result<Payload, RequestError>>),
+    Response(Completion),
     Stream(mpsc::Sender<Result<Payload, RequestError>>),
 }
 
@@ -420,14 +421,14 @@ impl Driver {
                 reply,
                 deadline,
             } => {
-                if reply.is_closed() {
+                if reply.is_abandoned() {
                     return;
                 }
                 if let Some(at) = deadline
                     && at <= *clock.get_or_insert_with(now)
                 {
                     // Expired while queued: never sent, so nothing to cancel.
-                    let _ = reply.send(Err(RequestError::TimedOut));
+                    reply.complete(Err(RequestError::TimedOut));
                     return;
                 }
                 match self.session.request_response(payload) {
@@ -444,7 +445,7 @@ impl Driver {
                         }
                     }
                     Err(e) => {
-                        let _ = reply.send(Err(op_error(e)));
+                        reply.complete(Err(op_error(e)));
                     }
                 }
             }
@@ -517,7 +518,7 @@ impl Driver {
                 ..
             }) = self.waiters.remove(&id)
             {
-                let _ = tx.send(Err(RequestError::TimedOut));
+                tx.complete(Err(RequestError::TimedOut));
                 self.session.cancel(id);
             }
         }
@@ -647,7 +648,7 @@ impl Driver {
                         ..
                     }) = self.waiters.remove(&stream_id)
                     {
-                        let _ = tx.send(Ok(payload));
+                        tx.complete(Ok(payload));
                     }
                 }
                 Event::StreamNext { stream_id, payload } => {
@@ -675,7 +676,7 @@ impl Driver {
                 Event::RequestFailed { stream_id, error } => {
                     match self.waiters.remove(&stream_id).map(|w| w.kind) {
                         Some(WaiterKind::Response(tx)) => {
-                            let _ = tx.send(Err(error));
+                            tx.complete(Err(error));
                         }
                         Some(WaiterKind::Stream(tx)) => {
                             let _ = tx.try_send(Err(error));
@@ -717,7 +718,7 @@ impl Driver {
         for (_, waiter) in self.waiters.drain() {
             match waiter.kind {
                 WaiterKind::Response(tx) => {
-                    let _ = tx.send(Err(RequestError::Closed(reason.clone())));
+                    tx.complete(Err(RequestError::Closed(reason.clone())));
                 }
                 WaiterKind::Stream(tx) => {
                     let _ = tx.try_send(Err(RequestError::Closed(reason.clone())));

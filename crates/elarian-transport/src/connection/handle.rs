@@ -1,6 +1,6 @@
 //! The handle side: [`Connection`] and [`RequestStream`], which application tasks hold. They
 //! never touch the session: requests travel to the driver as commands over bounded channels and
-//! answers come back over oneshot or mpsc channels.
+//! answers come back in the connection's reply slots (`reply`) or over mpsc channels.
 
 use std::future::Future;
 use std::pin::Pin;
@@ -12,8 +12,9 @@ use std::time::Instant;
 use bytes::Bytes;
 use futures_util::future::BoxFuture;
 use futures_util::stream::Stream;
-use tokio::sync::{mpsc, oneshot, watch};
+use tokio::sync::{mpsc, watch};
 
+use super::reply::{PendingReply, ReplySlots};
 use super::{Command, Control, LinkState};
 use crate::limit::{InflightLimit, OwnedPermit};
 use crate::payload::Payload;
@@ -24,6 +25,8 @@ pub(super) struct Shared {
     pub(super) ctrl_tx: mpsc::UnboundedSender<Control>,
     pub(super) tokens: AtomicU64,
     pub(super) inflight: Arc<InflightLimit>,
+    /// Where the answers to REQUEST_RESPONSEs wait; its slots hold `inflight`'s permits.
+    pub(super) replies: Arc<ReplySlots>,
     pub(super) state: watch::Receiver<LinkState>,
     pub(super) stream_window: u32,
 }
@@ -45,18 +48,17 @@ impl std::fmt::Debug for Connection {
     }
 }
 
-/// The reply slot of a request; dropped before the answer, it cancels the request.
-struct PendingReply<'a> {
+/// A request the driver has; dropped before the answer, it cancels the request.
+struct Submitted<'a> {
     token: u64,
     ctrl: &'a mpsc::UnboundedSender<Control>,
-    rx: Option<oneshot::Receiver<Result<Payload, RequestError>>>,
+    reply: PendingReply<'a>,
 }
 
-impl Drop for PendingReply<'_> {
+impl Drop for Submitted<'_> {
     fn drop(&mut self) {
-        if let Some(rx) = self.rx.take() {
-            // Close the slot first: a driver that has not yet seen the request then skips it.
-            drop(rx);
+        // Give the slot up first: a driver that has not yet seen the request then skips it.
+        if self.reply.abandon() {
             let _ = self.ctrl.send(Control::Cancel(self.token));
         }
     }
@@ -173,7 +175,7 @@ impl Connection {
         deadline: Option<Instant>,
     ) -> Result<Payload, RequestError> {
         let inflight = &self.shared.inflight;
-        let _permit = match inflight.try_acquire() {
+        let permit = match inflight.try_acquire() {
             Some(permit) => permit,
             // Boxed: waiting for a slot is rare, and its state would otherwise enlarge every
             // request's future (which callers move and box).
@@ -182,32 +184,31 @@ impl Connection {
                 .map_err(|_| RequestError::TimedOut)?
                 .map_err(|_| self.closed_error())?,
         };
+        // The slot keeps the permit until both the driver and this request are done with it.
+        let (reply, completion) = self.shared.replies.take(permit);
         let token = self.shared.tokens.fetch_add(1, Ordering::Relaxed);
-        let (reply, rx) = oneshot::channel();
         let command = Command::RequestResponse {
             token,
             payload,
-            reply,
+            reply: completion,
             deadline,
         };
+        // Not yet submitted, `reply` is only given up when dropped: nothing to cancel.
         submit(&self.shared.cmd_tx, command, deadline)
             .await
             .map_err(|e| match e {
                 NotSubmitted::Closed => self.closed_error(),
                 NotSubmitted::TimedOut => RequestError::TimedOut,
             })?;
-        let mut pending = PendingReply {
+        let mut submitted = Submitted {
             token,
             ctrl: &self.shared.ctrl_tx,
-            rx: Some(rx),
+            reply,
         };
-        let result = match pending.rx.as_mut() {
-            Some(rx) => rx.await,
-            None => return Err(self.closed_error()),
-        };
-        // Answered: nothing to cancel.
-        pending.rx = None;
-        result.unwrap_or_else(|_| Err(self.closed_error()))
+        match std::future::poll_fn(|cx| submitted.reply.poll_answer(cx)).await {
+            Some(result) => result,
+            None => Err(self.closed_error()),
+        }
     }
 
     /// Sends a REQUEST_FNF. Resolves once the request is queued on the connection.

@@ -6,6 +6,7 @@
 mod driver;
 mod handle;
 mod inbound;
+mod reply;
 
 use std::sync::Arc;
 use std::sync::atomic::AtomicU64;
@@ -64,7 +65,7 @@ pub(crate) enum Command {
     RequestResponse {
         token: u64,
         payload: Payload,
-        reply: oneshot::Sender<Result<Payload, RequestError>>,
+        reply: reply::Completion,
         /// When the request fails with [`RequestError::TimedOut`] unless answered.
         deadline: Option<Instant>,
     },
@@ -176,6 +177,7 @@ pub(crate) fn spawn(mut parts: DriverParts) -> (Connection, mpsc::Sender<Attach>
     };
     let (state_tx, state_rx) = watch::channel(initial);
     let inflight = Arc::new(InflightLimit::new(limits.max_in_flight));
+    let replies = Arc::new(reply::ReplySlots::new(inflight.clone()));
     let transport = parts.transport.take();
     let channels = Channels {
         cmd_rx,
@@ -191,6 +193,7 @@ pub(crate) fn spawn(mut parts: DriverParts) -> (Connection, mpsc::Sender<Attach>
             ctrl_tx,
             tokens: AtomicU64::new(0),
             inflight,
+            replies,
             state: state_rx,
             stream_window: limits.stream_window,
         }),
