@@ -89,11 +89,62 @@ pub(crate) fn index_for_reply(mut index: CustomerIndex) -> CustomerIndex {
 
 /// The customers of an org: records in a slab addressed by a compact slot number, plus the
 /// customer-id lookup. Indexes and timers hold slots (4 bytes) instead of id strings.
+///
+/// Every record is kept *encoded* (the protobuf of [`CustomerRecord`], as the data dir stores
+/// it) and decoded when used: a decoded record is a tree of small allocations (the boxed
+/// [`CustomerExtra`] with its list headers, app records, reminders, strings) several times the
+/// size of its encoding, and a customer is used for a few commands of its flow and idle for the
+/// rest of the run. Readers get a decoded copy ([`Customers::get`]); writers a [`RecordMut`]
+/// that encodes the record back when dropped.
 #[derive(Default)]
 pub(crate) struct Customers {
-    slots: Vec<Option<CustomerRecord>>,
+    slots: Vec<Option<Box<[u8]>>>,
     free: Vec<u32>,
     by_id: HashMap<Box<str>, u32>,
+}
+
+/// The id alone of an encoded [`CustomerRecord`]: decoding it skips every other field, without
+/// allocating for them.
+#[derive(Clone, PartialEq, prost::Message)]
+struct RecordId {
+    #[prost(string, tag = "1")]
+    id: String,
+}
+
+fn encode(rec: &CustomerRecord) -> Box<[u8]> {
+    // `encode_to_vec` reserves the exact length, so the box takes the vector's buffer as is.
+    rec.encode_to_vec().into_boxed_slice()
+}
+
+/// A customer record being changed: the decoded copy, encoded back into its slot when dropped
+/// (unless it was only read).
+pub(crate) struct RecordMut<'a> {
+    slot: &'a mut Option<Box<[u8]>>,
+    rec: CustomerRecord,
+    changed: bool,
+}
+
+impl std::ops::Deref for RecordMut<'_> {
+    type Target = CustomerRecord;
+
+    fn deref(&self) -> &CustomerRecord {
+        &self.rec
+    }
+}
+
+impl std::ops::DerefMut for RecordMut<'_> {
+    fn deref_mut(&mut self) -> &mut CustomerRecord {
+        self.changed = true;
+        &mut self.rec
+    }
+}
+
+impl Drop for RecordMut<'_> {
+    fn drop(&mut self) {
+        if self.changed {
+            *self.slot = Some(encode(&self.rec));
+        }
+    }
 }
 
 impl Customers {
@@ -101,17 +152,42 @@ impl Customers {
         self.by_id.get(id).copied()
     }
 
-    pub(crate) fn at(&self, slot: u32) -> Option<&CustomerRecord> {
-        self.slots.get(slot as usize)?.as_ref()
+    /// The stored encoding of the record in `slot`.
+    fn bytes_at(&self, slot: u32) -> Option<&[u8]> {
+        self.slots.get(slot as usize)?.as_deref()
     }
 
-    pub(crate) fn get(&self, id: &str) -> Option<&CustomerRecord> {
+    /// The record in `slot`, decoded. Records are encoded here and checked when a data dir is
+    /// loaded ([`CustomerRecord::check`]), so a live slot always decodes.
+    pub(crate) fn at(&self, slot: u32) -> Option<CustomerRecord> {
+        CustomerRecord::decode(self.bytes_at(slot)?).ok()
+    }
+
+    /// The id of the customer in `slot`, without decoding the rest of its record.
+    pub(crate) fn id_at(&self, slot: u32) -> Option<String> {
+        RecordId::decode(self.bytes_at(slot)?).ok().map(|r| r.id)
+    }
+
+    /// The record of `id`, decoded (a copy: changes go through [`Customers::get_mut`]).
+    pub(crate) fn get(&self, id: &str) -> Option<CustomerRecord> {
         self.at(self.slot_of(id)?)
     }
 
-    pub(crate) fn get_mut(&mut self, id: &str) -> Option<&mut CustomerRecord> {
+    /// The stored encoding of the record of `id`, for writing it to the data dir as it is.
+    pub(crate) fn encoded(&self, id: &str) -> Option<&[u8]> {
+        self.bytes_at(self.slot_of(id)?)
+    }
+
+    /// The record of `id` for changing; the change is stored when the guard is dropped.
+    pub(crate) fn get_mut(&mut self, id: &str) -> Option<RecordMut<'_>> {
         let slot = self.slot_of(id)?;
-        self.slots.get_mut(slot as usize)?.as_mut()
+        let stored = self.slots.get_mut(slot as usize)?;
+        let rec = CustomerRecord::decode(stored.as_deref()?).ok()?;
+        Some(RecordMut {
+            slot: stored,
+            rec,
+            changed: false,
+        })
     }
 
     pub(crate) fn contains_key(&self, id: &str) -> bool {
@@ -128,42 +204,43 @@ impl Customers {
     }
 
     /// Stores a record under its id (replacing one with the same id) and returns its slot.
-    fn insert(&mut self, rec: CustomerRecord) -> u32 {
+    fn insert(&mut self, rec: &CustomerRecord) -> u32 {
+        let bytes = encode(rec);
         if let Some(slot) = self.slot_of(&rec.id) {
-            self.slots[slot as usize] = Some(rec);
+            self.slots[slot as usize] = Some(bytes);
             return slot;
         }
-        let id: Box<str> = rec.id.as_str().into();
         let slot = match self.free.pop() {
             Some(slot) => {
-                self.slots[slot as usize] = Some(rec);
+                self.slots[slot as usize] = Some(bytes);
                 slot
             }
             None => {
-                self.slots.push(Some(rec));
+                self.slots.push(Some(bytes));
                 u32::try_from(self.slots.len() - 1).unwrap_or(u32::MAX)
             }
         };
-        self.by_id.insert(id, slot);
+        self.by_id.insert(rec.id.as_str().into(), slot);
         slot
     }
 
     fn remove(&mut self, id: &str) -> Option<(u32, CustomerRecord)> {
         let slot = self.by_id.remove(id)?;
-        let rec = self.slots.get_mut(slot as usize)?.take()?;
+        let bytes = self.slots.get_mut(slot as usize)?.take()?;
         self.free.push(slot);
-        Some((slot, rec))
+        Some((slot, CustomerRecord::decode(bytes.as_ref()).ok()?))
     }
 
     /// Takes a record out of its slot for a change that needs the rest of the state; the id
     /// keeps its slot until [`Customers::put_back`].
     pub(crate) fn take(&mut self, slot: u32) -> Option<CustomerRecord> {
-        self.slots.get_mut(slot as usize)?.take()
+        let bytes = self.slots.get_mut(slot as usize)?.take()?;
+        CustomerRecord::decode(bytes.as_ref()).ok()
     }
 
     pub(crate) fn put_back(&mut self, slot: u32, rec: CustomerRecord) {
         if let Some(s) = self.slots.get_mut(slot as usize) {
-            *s = Some(rec);
+            *s = Some(encode(&rec));
         }
     }
 }
@@ -326,10 +403,8 @@ impl OrgState {
         {
             self.idx.unindex(old, &prev);
         }
-        let slot = self.customers.insert(rec);
-        if let Some(rec) = self.customers.at(slot) {
-            self.idx.index(slot, rec);
-        }
+        let slot = self.customers.insert(&rec);
+        self.idx.index(slot, &rec);
         slot
     }
 
@@ -340,13 +415,9 @@ impl OrgState {
         Some(rec)
     }
 
-    fn id_at(&self, slot: u32) -> Option<String> {
-        self.customers.at(slot).map(|r| r.id.clone())
-    }
-
     /// The id of the customer known by this number.
     pub(crate) fn id_by_number(&self, key: &NumberKey) -> Option<String> {
-        self.id_at(*self.idx.by_number.get(key)?)
+        self.customers.id_at(*self.idx.by_number.get(key)?)
     }
 
     /// The id of the customer holding this (unexpired) secondary id.
@@ -357,7 +428,7 @@ impl OrgState {
                 s.mapping.as_ref().map(mapping_key).as_ref() == Some(key) && !expired(s, now)
             })
         });
-        holds.then(|| rec.id.clone())
+        holds.then_some(rec.id)
     }
 
     /// Ids of the customers carrying an unexpired tag, sorted for a stable order.
@@ -376,7 +447,7 @@ impl OrgState {
                                 && !expired(t, now)
                         })
                     })
-                    .map(|c| c.id.clone())
+                    .map(|c| c.id)
                     .collect()
             })
             .unwrap_or_default();

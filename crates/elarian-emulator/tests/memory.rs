@@ -126,8 +126,8 @@ impl Flow {
     }
 
     fn reminder(&self, i: usize, key: &str, at: i64) {
-        let R::UpdateCustomerAppData(r) = self.run(E::AddCustomerReminder(
-            p::AddCustomerReminderCommand {
+        let R::UpdateCustomerAppData(r) =
+            self.run(E::AddCustomerReminder(p::AddCustomerReminderCommand {
                 customer: Some(p::add_customer_reminder_command::Customer::CustomerNumber(
                     phone(i),
                 )),
@@ -137,8 +137,8 @@ impl Flow {
                     interval: None,
                     payload: Some("loan repayment due".into()),
                 }),
-            },
-        )) else {
+            }))
+        else {
             panic!("wrong reply")
         };
         assert!(r.status, "{}", r.description);
@@ -235,12 +235,17 @@ impl Flow {
             panic!("wrong reply")
         };
         assert_eq!(r.status, p::PaymentStatus::PendingConfirmation as i32);
-        self.simulate(S::UpdatePaymentStatus(p::UpdatePaymentStatusSimulatorCommand {
-            transaction_id: r.transaction_id.expect("a transaction id"),
-            status: p::PaymentStatus::Success as i32,
-        }));
+        self.simulate(S::UpdatePaymentStatus(
+            p::UpdatePaymentStatusSimulatorCommand {
+                transaction_id: r.transaction_id.expect("a transaction id"),
+                status: p::PaymentStatus::Success as i32,
+            },
+        ));
         self.app_data(id, "paid");
-        self.send(i, "Thank you Customer 1234, we received KES 1250.00. Your loan is settled.");
+        self.send(
+            i,
+            "Thank you Customer 1234, we received KES 1250.00. Your loan is settled.",
+        );
     }
 }
 

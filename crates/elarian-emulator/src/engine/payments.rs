@@ -204,7 +204,7 @@ impl Tx<'_> {
                 customer_id,
                 wallet_id,
             } => {
-                let rec = self.customer_mut(customer_id).ok_or((
+                let mut rec = self.customer_mut(customer_id).ok_or((
                     PaymentStatus::InvalidWallet,
                     format!("unknown customer id {customer_id}"),
                 ))?;
@@ -254,9 +254,8 @@ impl Tx<'_> {
             customer_id,
             wallet_id,
         } = side
-            && let Some(w) = self
-                .customer_mut(customer_id)
-                .and_then(|rec| rec.extra_mut().wallets.get_mut(wallet_id))
+            && let Some(mut rec) = self.customer_mut(customer_id)
+            && let Some(w) = rec.extra_mut().wallets.get_mut(wallet_id)
         {
             w.pending.insert(
                 txn_id.to_owned(),
@@ -275,9 +274,8 @@ impl Tx<'_> {
             customer_id,
             wallet_id,
         } = side
-            && let Some(w) = self
-                .customer_mut(customer_id)
-                .and_then(|rec| rec.extra_mut().wallets.get_mut(wallet_id))
+            && let Some(mut rec) = self.customer_mut(customer_id)
+            && let Some(w) = rec.extra_mut().wallets.get_mut(wallet_id)
         {
             w.pending.remove(txn_id);
         }
@@ -298,7 +296,7 @@ impl Tx<'_> {
                 customer_id,
                 wallet_id,
             } => {
-                if let Some(rec) = self.customer_mut(customer_id) {
+                if let Some(mut rec) = self.customer_mut(customer_id) {
                     let w = rec
                         .extra_mut()
                         .wallets
@@ -327,8 +325,8 @@ impl Tx<'_> {
                 .org()
                 .customers
                 .get(customer_id)
-                .and_then(|c| c.extra.as_ref())
-                .and_then(|e| e.wallets.get(wallet_id))
+                .and_then(|c| c.extra)
+                .and_then(|mut e| e.wallets.remove(wallet_id))
             && w.currency_code != currency
         {
             return fail(
@@ -354,7 +352,7 @@ impl Tx<'_> {
             .into_iter()
             .flatten()
         {
-            if let Some(rec) = self.customer_mut(customer) {
+            if let Some(mut rec) = self.customer_mut(customer) {
                 let e = rec.extra_mut();
                 if !e.transactions.contains(&id) {
                     crate::record::push_exact(&mut e.transactions, id.clone());
@@ -529,7 +527,7 @@ impl Tx<'_> {
                 channel,
                 ..
             } = side
-                && let Some(rec) = self.customer_mut(customer_id)
+                && let Some(mut rec) = self.customer_mut(customer_id)
             {
                 let e = rec.extra_mut();
                 if !e.payment_channels.contains(channel) {
@@ -843,7 +841,7 @@ impl Tx<'_> {
                 value.amount,
             );
         }
-        if let Some(rec) = self.customer_mut(&customer_id) {
+        if let Some(mut rec) = self.customer_mut(&customer_id) {
             let e = rec.extra_mut();
             if !e.payment_channels.contains(&channel) {
                 crate::record::push_exact(&mut e.payment_channels, channel.clone());
@@ -962,8 +960,8 @@ impl Tx<'_> {
                 .org()
                 .customers
                 .get(&id)
-                .and_then(|r| r.extra.as_ref())
-                .map(|e| e.transactions.clone())
+                .and_then(|r| r.extra)
+                .map(|e| e.transactions)
                 .unwrap_or_default();
             let found = txn_ids.into_iter().find(|t| {
                 self.org().transactions.get(t).is_some_and(|r| {

@@ -205,7 +205,7 @@ impl Tx<'_> {
                 .org()
                 .customers
                 .get(&id)
-                .and_then(|r| r.extra.as_ref())
+                .and_then(|r| r.extra)
                 .and_then(|e| {
                     e.messages().into_iter().find_map(|m| match m.entry {
                         Some(channel_message::Entry::Received(r))

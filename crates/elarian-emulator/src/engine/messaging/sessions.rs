@@ -154,7 +154,7 @@ impl Tx<'_> {
             }),
         );
         let mut trimmed = 0;
-        if let Some(rec) = self.customer_mut(customer_id) {
+        if let Some(mut rec) = self.customer_mut(customer_id) {
             let session = CompleteMessagingSession {
                 customer_number: Some(cust.clone()),
                 channel_number: Some(cn.clone()),
@@ -192,7 +192,7 @@ impl Tx<'_> {
             .org()
             .customers
             .get(customer_id)
-            .and_then(|c| c.extra.as_ref())
+            .and_then(|c| c.extra)
             .map(|e| {
                 e.channels()
                     .iter()
