@@ -5,8 +5,9 @@
 //! data: rebuilt from the records on load and kept in step by [`Indexes::index`] /
 //! [`Indexes::unindex`] around every change that touches them.
 
+use std::borrow::Cow;
 use std::cmp::{Ordering, Reverse};
-use std::collections::{BinaryHeap, HashMap, HashSet};
+use std::collections::{BinaryHeap, HashMap, HashSet, VecDeque};
 
 use elarian_proto::{CustomerIndex, CustomerNumber, CustomerNumberProvider, IndexMapping};
 use prost::Message;
@@ -90,17 +91,34 @@ pub(crate) fn index_for_reply(mut index: CustomerIndex) -> CustomerIndex {
 /// The customers of an org: records in a slab addressed by a compact slot number, plus the
 /// customer-id lookup. Indexes and timers hold slots (4 bytes) instead of id strings.
 ///
-/// Every record is kept *encoded* (the protobuf of [`CustomerRecord`], as the data dir stores
-/// it) and decoded when used: a decoded record is a tree of small allocations (the boxed
-/// [`CustomerExtra`] with its list headers, app records, reminders, strings) several times the
-/// size of its encoding, and a customer is used for a few commands of its flow and idle for the
-/// rest of the run. Readers get a decoded copy ([`Customers::get`]); writers a [`RecordMut`]
-/// that encodes the record back when dropped.
+/// Records are kept *encoded* (the protobuf of [`CustomerRecord`], as the data dir stores it):
+/// a decoded record is a tree of small allocations (the boxed [`CustomerExtra`] with its list
+/// headers, app records, reminders, strings) several times the size of its encoding, and a
+/// customer is used by a few commands of its flow and idle for the rest of the run. A record
+/// being changed is decoded once and stays decoded while it is among the [`HOT_RECORDS`] most
+/// recently changed ones, so that the several reads and writes of one command (and of the
+/// commands that follow closely) decode and encode it once, not at every access.
 #[derive(Default)]
 pub(crate) struct Customers {
-    slots: Vec<Option<Box<[u8]>>>,
+    slots: Vec<Option<Stored>>,
     free: Vec<u32>,
     by_id: HashMap<Box<str>, u32>,
+    /// Slots made decoded, oldest first: when it is full the oldest is encoded again. A slot
+    /// may appear more than once (decoded, encoded, decoded again); every decoded slot appears
+    /// at least once after its latest decoding, so at most `HOT_RECORDS` slots are decoded.
+    hot: VecDeque<u32>,
+}
+
+/// Records kept decoded at most (see [`Customers`]): enough for the customers of the commands
+/// in flight to stay decoded across a command and its follow-ups, a few MB at most.
+pub(crate) const HOT_RECORDS: usize = 1024;
+
+/// A stored customer record.
+enum Stored {
+    /// Idle: the encoded record.
+    Encoded(Box<[u8]>),
+    /// Recently changed: the decoded record.
+    Decoded(Box<CustomerRecord>),
 }
 
 /// The id alone of an encoded [`CustomerRecord`]: decoding it skips every other field, without
@@ -116,35 +134,10 @@ fn encode(rec: &CustomerRecord) -> Box<[u8]> {
     rec.encode_to_vec().into_boxed_slice()
 }
 
-/// A customer record being changed: the decoded copy, encoded back into its slot when dropped
-/// (unless it was only read).
-pub(crate) struct RecordMut<'a> {
-    slot: &'a mut Option<Box<[u8]>>,
-    rec: CustomerRecord,
-    changed: bool,
-}
-
-impl std::ops::Deref for RecordMut<'_> {
-    type Target = CustomerRecord;
-
-    fn deref(&self) -> &CustomerRecord {
-        &self.rec
-    }
-}
-
-impl std::ops::DerefMut for RecordMut<'_> {
-    fn deref_mut(&mut self) -> &mut CustomerRecord {
-        self.changed = true;
-        &mut self.rec
-    }
-}
-
-impl Drop for RecordMut<'_> {
-    fn drop(&mut self) {
-        if self.changed {
-            *self.slot = Some(encode(&self.rec));
-        }
-    }
+/// Records are encoded here and checked when a data dir is loaded ([`CustomerRecord::check`]),
+/// so a stored record always decodes.
+fn decode(bytes: &[u8]) -> Option<CustomerRecord> {
+    CustomerRecord::decode(bytes).ok()
 }
 
 impl Customers {
@@ -152,42 +145,72 @@ impl Customers {
         self.by_id.get(id).copied()
     }
 
-    /// The stored encoding of the record in `slot`.
-    fn bytes_at(&self, slot: u32) -> Option<&[u8]> {
-        self.slots.get(slot as usize)?.as_deref()
+    fn stored(&self, slot: u32) -> Option<&Stored> {
+        self.slots.get(slot as usize)?.as_ref()
     }
 
-    /// The record in `slot`, decoded. Records are encoded here and checked when a data dir is
-    /// loaded ([`CustomerRecord::check`]), so a live slot always decodes.
-    pub(crate) fn at(&self, slot: u32) -> Option<CustomerRecord> {
-        CustomerRecord::decode(self.bytes_at(slot)?).ok()
+    /// The record in `slot`: borrowed when decoded, else a decoded copy.
+    pub(crate) fn at(&self, slot: u32) -> Option<Cow<'_, CustomerRecord>> {
+        match self.stored(slot)? {
+            Stored::Decoded(rec) => Some(Cow::Borrowed(rec)),
+            Stored::Encoded(bytes) => decode(bytes).map(Cow::Owned),
+        }
     }
 
     /// The id of the customer in `slot`, without decoding the rest of its record.
     pub(crate) fn id_at(&self, slot: u32) -> Option<String> {
-        RecordId::decode(self.bytes_at(slot)?).ok().map(|r| r.id)
+        match self.stored(slot)? {
+            Stored::Decoded(rec) => Some(rec.id.clone()),
+            Stored::Encoded(bytes) => RecordId::decode(bytes.as_ref()).ok().map(|r| r.id),
+        }
     }
 
-    /// The record of `id`, decoded (a copy: changes go through [`Customers::get_mut`]).
-    pub(crate) fn get(&self, id: &str) -> Option<CustomerRecord> {
+    /// The record of `id`: borrowed when decoded, else a decoded copy (changes go through
+    /// [`Customers::get_mut`]).
+    pub(crate) fn get(&self, id: &str) -> Option<Cow<'_, CustomerRecord>> {
         self.at(self.slot_of(id)?)
     }
 
-    /// The stored encoding of the record of `id`, for writing it to the data dir as it is.
-    pub(crate) fn encoded(&self, id: &str) -> Option<&[u8]> {
-        self.bytes_at(self.slot_of(id)?)
+    /// The encoding of the record of `id`, for writing it to the data dir.
+    pub(crate) fn encoded(&self, id: &str) -> Option<Vec<u8>> {
+        match self.stored(self.slot_of(id)?)? {
+            Stored::Decoded(rec) => Some(rec.encode_to_vec()),
+            Stored::Encoded(bytes) => Some(bytes.to_vec()),
+        }
     }
 
-    /// The record of `id` for changing; the change is stored when the guard is dropped.
-    pub(crate) fn get_mut(&mut self, id: &str) -> Option<RecordMut<'_>> {
+    /// The record of `id` for changing, decoded in place (and kept so while it is hot).
+    pub(crate) fn get_mut(&mut self, id: &str) -> Option<&mut CustomerRecord> {
         let slot = self.slot_of(id)?;
-        let stored = self.slots.get_mut(slot as usize)?;
-        let rec = CustomerRecord::decode(stored.as_deref()?).ok()?;
-        Some(RecordMut {
-            slot: stored,
-            rec,
-            changed: false,
-        })
+        self.decoded(slot)
+    }
+
+    /// Makes the record in `slot` decoded, encoding the oldest hot one if there are too many.
+    fn decoded(&mut self, slot: u32) -> Option<&mut CustomerRecord> {
+        if let Some(Stored::Encoded(bytes)) = self.stored(slot) {
+            let rec = decode(bytes)?;
+            self.make_hot(slot);
+            self.slots[slot as usize] = Some(Stored::Decoded(Box::new(rec)));
+        }
+        match self.slots.get_mut(slot as usize)? {
+            Some(Stored::Decoded(rec)) => Some(rec),
+            _ => None,
+        }
+    }
+
+    /// Records that `slot` is about to hold a decoded record, making room first.
+    fn make_hot(&mut self, slot: u32) {
+        while self.hot.len() >= HOT_RECORDS {
+            let Some(old) = self.hot.pop_front() else {
+                break;
+            };
+            if let Some(stored) = self.slots.get_mut(old as usize)
+                && let Some(Stored::Decoded(rec)) = stored
+            {
+                *stored = Some(Stored::Encoded(encode(rec)));
+            }
+        }
+        self.hot.push_back(slot);
     }
 
     pub(crate) fn contains_key(&self, id: &str) -> bool {
@@ -203,20 +226,21 @@ impl Customers {
         self.slots.len()
     }
 
-    /// Stores a record under its id (replacing one with the same id) and returns its slot.
+    /// Stores a record under its id (replacing one with the same id) and returns its slot. A
+    /// new record goes in encoded: records inserted in bulk (a data dir loading) stay compact.
     fn insert(&mut self, rec: &CustomerRecord) -> u32 {
-        let bytes = encode(rec);
+        let stored = Some(Stored::Encoded(encode(rec)));
         if let Some(slot) = self.slot_of(&rec.id) {
-            self.slots[slot as usize] = Some(bytes);
+            self.slots[slot as usize] = stored;
             return slot;
         }
         let slot = match self.free.pop() {
             Some(slot) => {
-                self.slots[slot as usize] = Some(bytes);
+                self.slots[slot as usize] = stored;
                 slot
             }
             None => {
-                self.slots.push(Some(bytes));
+                self.slots.push(stored);
                 u32::try_from(self.slots.len() - 1).unwrap_or(u32::MAX)
             }
         };
@@ -226,21 +250,25 @@ impl Customers {
 
     fn remove(&mut self, id: &str) -> Option<(u32, CustomerRecord)> {
         let slot = self.by_id.remove(id)?;
-        let bytes = self.slots.get_mut(slot as usize)?.take()?;
+        let rec = self.take(slot)?;
         self.free.push(slot);
-        Some((slot, CustomerRecord::decode(bytes.as_ref()).ok()?))
+        Some((slot, rec))
     }
 
     /// Takes a record out of its slot for a change that needs the rest of the state; the id
     /// keeps its slot until [`Customers::put_back`].
     pub(crate) fn take(&mut self, slot: u32) -> Option<CustomerRecord> {
-        let bytes = self.slots.get_mut(slot as usize)?.take()?;
-        CustomerRecord::decode(bytes.as_ref()).ok()
+        match self.slots.get_mut(slot as usize)?.take()? {
+            Stored::Decoded(rec) => Some(*rec),
+            Stored::Encoded(bytes) => decode(&bytes),
+        }
     }
 
+    /// Puts back a record taken out; it stays decoded while it is hot.
     pub(crate) fn put_back(&mut self, slot: u32, rec: CustomerRecord) {
-        if let Some(s) = self.slots.get_mut(slot as usize) {
-            *s = Some(encode(&rec));
+        if (slot as usize) < self.slots.len() {
+            self.make_hot(slot);
+            self.slots[slot as usize] = Some(Stored::Decoded(Box::new(rec)));
         }
     }
 }
@@ -428,7 +456,7 @@ impl OrgState {
                 s.mapping.as_ref().map(mapping_key).as_ref() == Some(key) && !expired(s, now)
             })
         });
-        holds.then_some(rec.id)
+        holds.then(|| rec.id.clone())
     }
 
     /// Ids of the customers carrying an unexpired tag, sorted for a stable order.
@@ -447,7 +475,7 @@ impl OrgState {
                                 && !expired(t, now)
                         })
                     })
-                    .map(|c| c.id)
+                    .map(|c| c.id.clone())
                     .collect()
             })
             .unwrap_or_default();
@@ -640,5 +668,59 @@ impl State {
             }));
         }
         seq
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn record(id: &str) -> CustomerRecord {
+        CustomerRecord {
+            id: id.to_owned(),
+            created_at: 1,
+            ..Default::default()
+        }
+    }
+
+    fn decoded(c: &Customers) -> usize {
+        c.slots
+            .iter()
+            .filter(|s| matches!(s, Some(Stored::Decoded(_))))
+            .count()
+    }
+
+    #[test]
+    fn changes_survive_the_records_going_cold_and_few_stay_decoded() {
+        let mut c = Customers::default();
+        let n = HOT_RECORDS + 50;
+        let ids: Vec<String> = (0..n).map(|i| format!("c{i}")).collect();
+        for id in &ids {
+            c.insert(&record(id));
+        }
+        assert_eq!(decoded(&c), 0, "new records go in encoded");
+        for (i, id) in ids.iter().enumerate() {
+            c.get_mut(id).unwrap().created_at = i as i64 + 10;
+            // Taken and put back, as a change to the indexes does, twice for some.
+            if i % 3 == 0 {
+                let slot = c.slot_of(id).unwrap();
+                let mut rec = c.take(slot).unwrap();
+                rec.created_at += 1;
+                c.put_back(slot, rec);
+            }
+        }
+        assert!(decoded(&c) <= HOT_RECORDS, "{} decoded", decoded(&c));
+        for (i, id) in ids.iter().enumerate() {
+            let want = i as i64 + 10 + i64::from(i % 3 == 0);
+            assert_eq!(c.get(id).unwrap().created_at, want, "{id}");
+            let slot = c.slot_of(id).unwrap();
+            assert_eq!(c.id_at(slot).as_deref(), Some(id.as_str()));
+            let stored = CustomerRecord::decode(c.encoded(id).unwrap().as_slice()).unwrap();
+            assert_eq!(stored.created_at, want);
+        }
+        let (_, gone) = c.remove("c0").unwrap();
+        assert_eq!(gone.created_at, 11);
+        assert!(c.get("c0").is_none());
+        assert_eq!(c.len(), n - 1);
     }
 }

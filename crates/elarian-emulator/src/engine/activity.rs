@@ -33,7 +33,7 @@ impl Tx<'_> {
             let app = self.app.to_owned();
             let limit = self.cfg.history_limit;
             let mut trimmed = 0;
-            if let Some(mut rec) = self.customer_mut(&id) {
+            if let Some(rec) = self.customer_mut(&id) {
                 let e = rec.extra_mut();
                 let mut sessions = e.activity();
                 let pos = sessions

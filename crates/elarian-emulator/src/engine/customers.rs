@@ -421,7 +421,7 @@ impl Tx<'_> {
         let result = (|| {
             check_count(c.updates.len())?;
             let id = self.resolve_opt(c.customer, true)?;
-            if let Some(mut rec) = self.customer_mut(&id) {
+            if let Some(rec) = self.customer_mut(&id) {
                 let e = rec.extra_mut();
                 for (k, v) in c.updates {
                     e.set_metadata(k, v, false);
@@ -439,7 +439,7 @@ impl Tx<'_> {
         let result = (|| {
             check_count(c.deletions.len())?;
             let id = self.resolve_opt(c.customer, false)?;
-            if let Some(mut rec) = self.customer_mut(&id)
+            if let Some(rec) = self.customer_mut(&id)
                 && let Some(e) = rec.extra.as_mut()
             {
                 for k in &c.deletions {
@@ -456,7 +456,7 @@ impl Tx<'_> {
         let app = self.app.to_owned();
         let result = (|| {
             let id = self.resolve_opt(c.customer, true)?;
-            let mut rec = self
+            let rec = self
                 .customer_mut(&id)
                 .ok_or_else(|| format!("unknown customer id {id}"))?;
             let a = rec.app_mut(&app);
@@ -492,7 +492,7 @@ impl Tx<'_> {
         let app = self.app.to_owned();
         let result = (|| {
             let id = self.resolve_opt(c.customer, true)?;
-            if let Some(mut rec) = self.customer_mut(&id) {
+            if let Some(rec) = self.customer_mut(&id) {
                 let a = rec.app_mut(&app);
                 a.data = c.update;
                 a.lease_until = 0;
@@ -509,7 +509,7 @@ impl Tx<'_> {
         let app = self.app.to_owned();
         let result = (|| {
             let id = self.resolve_opt(c.customer, false)?;
-            if let Some(mut rec) = self.customer_mut(&id)
+            if let Some(rec) = self.customer_mut(&id)
                 && let Some(a) = rec.apps.iter_mut().find(|a| a.app_id == app)
             {
                 a.data = None;
@@ -524,7 +524,7 @@ impl Tx<'_> {
     pub(crate) fn push_message(&mut self, customer_id: &str, message: ChannelMessage) {
         let limit = self.cfg.history_limit;
         let mut trimmed = 0;
-        if let Some(mut rec) = self.customer_mut(customer_id) {
+        if let Some(rec) = self.customer_mut(customer_id) {
             trimmed = push_bounded(&mut rec.extra_mut().packed_messages, &message, limit);
         }
         self.trimmed(trimmed);

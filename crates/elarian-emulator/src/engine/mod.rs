@@ -257,7 +257,7 @@ impl Engine {
         self.with_tx(&who, |tx| {
             if tx.org().customers.contains_key(customer_id) {
                 let app = tx.app.to_owned();
-                if let Some(mut rec) = tx.customer_mut(customer_id) {
+                if let Some(rec) = tx.customer_mut(customer_id) {
                     let a = rec.app_mut(&app);
                     a.data = data;
                     a.lease_until = 0;

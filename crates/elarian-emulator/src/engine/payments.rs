@@ -204,7 +204,7 @@ impl Tx<'_> {
                 customer_id,
                 wallet_id,
             } => {
-                let mut rec = self.customer_mut(customer_id).ok_or((
+                let rec = self.customer_mut(customer_id).ok_or((
                     PaymentStatus::InvalidWallet,
                     format!("unknown customer id {customer_id}"),
                 ))?;
@@ -254,7 +254,7 @@ impl Tx<'_> {
             customer_id,
             wallet_id,
         } = side
-            && let Some(mut rec) = self.customer_mut(customer_id)
+            && let Some(rec) = self.customer_mut(customer_id)
             && let Some(w) = rec.extra_mut().wallets.get_mut(wallet_id)
         {
             w.pending.insert(
@@ -274,7 +274,7 @@ impl Tx<'_> {
             customer_id,
             wallet_id,
         } = side
-            && let Some(mut rec) = self.customer_mut(customer_id)
+            && let Some(rec) = self.customer_mut(customer_id)
             && let Some(w) = rec.extra_mut().wallets.get_mut(wallet_id)
         {
             w.pending.remove(txn_id);
@@ -296,7 +296,7 @@ impl Tx<'_> {
                 customer_id,
                 wallet_id,
             } => {
-                if let Some(mut rec) = self.customer_mut(customer_id) {
+                if let Some(rec) = self.customer_mut(customer_id) {
                     let w = rec
                         .extra_mut()
                         .wallets
@@ -325,8 +325,7 @@ impl Tx<'_> {
                 .org()
                 .customers
                 .get(customer_id)
-                .and_then(|c| c.extra)
-                .and_then(|mut e| e.wallets.remove(wallet_id))
+                .and_then(|c| c.extra.as_ref()?.wallets.get(wallet_id).cloned())
             && w.currency_code != currency
         {
             return fail(
@@ -352,7 +351,7 @@ impl Tx<'_> {
             .into_iter()
             .flatten()
         {
-            if let Some(mut rec) = self.customer_mut(customer) {
+            if let Some(rec) = self.customer_mut(customer) {
                 let e = rec.extra_mut();
                 if !e.transactions.contains(&id) {
                     crate::record::push_exact(&mut e.transactions, id.clone());
@@ -527,7 +526,7 @@ impl Tx<'_> {
                 channel,
                 ..
             } = side
-                && let Some(mut rec) = self.customer_mut(customer_id)
+                && let Some(rec) = self.customer_mut(customer_id)
             {
                 let e = rec.extra_mut();
                 if !e.payment_channels.contains(channel) {
@@ -841,7 +840,7 @@ impl Tx<'_> {
                 value.amount,
             );
         }
-        if let Some(mut rec) = self.customer_mut(&customer_id) {
+        if let Some(rec) = self.customer_mut(&customer_id) {
             let e = rec.extra_mut();
             if !e.payment_channels.contains(&channel) {
                 crate::record::push_exact(&mut e.payment_channels, channel.clone());
@@ -960,8 +959,7 @@ impl Tx<'_> {
                 .org()
                 .customers
                 .get(&id)
-                .and_then(|r| r.extra)
-                .map(|e| e.transactions)
+                .and_then(|r| Some(r.extra.as_ref()?.transactions.clone()))
                 .unwrap_or_default();
             let found = txn_ids.into_iter().find(|t| {
                 self.org().transactions.get(t).is_some_and(|r| {

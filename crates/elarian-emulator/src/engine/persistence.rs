@@ -254,7 +254,7 @@ impl Engine {
                 Some(rec) => StoreOp::Put {
                     table: Table::Customers,
                     key,
-                    value: rec.to_vec(),
+                    value: rec,
                 },
                 None => StoreOp::Delete {
                     table: Table::Customers,

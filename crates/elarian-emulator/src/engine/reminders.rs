@@ -79,7 +79,7 @@ impl Tx<'_> {
     ) -> Result<(), String> {
         let org = self.org;
         let seq = self.st.schedule(due, org, customer_id, TimerKind::Reminder);
-        let mut rec = self
+        let rec = self
             .customer_mut(customer_id)
             .ok_or_else(|| format!("unknown customer id {customer_id}"))?;
         let a = rec.app_mut(app);
@@ -126,7 +126,7 @@ impl Tx<'_> {
 
     fn remove_reminder(&mut self, customer_id: &str, key: &str) -> bool {
         let app = self.app.to_owned();
-        let Some(mut rec) = self.customer_mut(customer_id) else {
+        let Some(rec) = self.customer_mut(customer_id) else {
             return false;
         };
         let Some(a) = rec.apps.iter_mut().find(|a| a.app_id == app) else {
@@ -263,7 +263,7 @@ impl Tx<'_> {
             .apps
             .iter()
             .any(|a| a.reminders.iter().any(&from_lost_tag));
-        if loses && let Some(mut rec) = self.customer_mut(customer_id) {
+        if loses && let Some(rec) = self.customer_mut(customer_id) {
             for a in &mut rec.apps {
                 a.reminders.retain(|r| !from_lost_tag(r));
                 a.reminders.shrink_to_fit();
@@ -355,7 +355,7 @@ impl Tx<'_> {
                 })
             });
         if tag_lost {
-            if let Some(mut rec) = self.customer_mut(customer_id) {
+            if let Some(rec) = self.customer_mut(customer_id) {
                 rec.apps[app_idx].reminders.remove(r_idx);
                 rec.apps[app_idx].reminders.shrink_to_fit();
             }
@@ -382,7 +382,7 @@ impl Tx<'_> {
             let new_seq = self
                 .st
                 .schedule(next, org, customer_id, TimerKind::Reminder);
-            if let Some(mut rec) = self.st.orgs[org].customers.get_mut(customer_id) {
+            if let Some(rec) = self.st.orgs[org].customers.get_mut(customer_id) {
                 let rr = &mut rec.apps[app_idx].reminders[r_idx];
                 rr.due = next;
                 rr.seq = new_seq;
@@ -390,7 +390,7 @@ impl Tx<'_> {
                     x.remind_at = Some(to_timestamp(next));
                 }
             }
-        } else if let Some(mut rec) = self.st.orgs[org].customers.get_mut(customer_id) {
+        } else if let Some(rec) = self.st.orgs[org].customers.get_mut(customer_id) {
             // A one-off reminder is done: free its room, as most customers end with none.
             rec.apps[app_idx].reminders.remove(r_idx);
             rec.apps[app_idx].reminders.shrink_to_fit();

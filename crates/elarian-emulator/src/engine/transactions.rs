@@ -3,7 +3,8 @@
 
 use crate::clock::Millis;
 use crate::config::EmulatorConfig;
-use crate::state::{OrgIdx, RecordMut, State};
+use crate::record::CustomerRecord;
+use crate::state::{OrgIdx, State};
 
 use super::{Durable, Effect, Engine, Identity, Outcome};
 
@@ -79,7 +80,7 @@ impl Tx<'_> {
     }
 
     /// A customer record for writing; marks it for persistence.
-    pub(crate) fn customer_mut(&mut self, id: &str) -> Option<RecordMut<'_>> {
+    pub(crate) fn customer_mut(&mut self, id: &str) -> Option<&mut CustomerRecord> {
         let org = self.org;
         // In memory nothing is marked, so the common path looks the id up once.
         if (self.st.persist || self.st.observe) && self.st.orgs[org].customers.contains_key(id) {

@@ -151,7 +151,7 @@ impl Tx<'_> {
         state: ChState,
     ) {
         let idx = self.channel_entry(customer_id, cust, cn).map(|(i, _)| i);
-        if let Some(mut rec) = self.customer_mut(customer_id) {
+        if let Some(rec) = self.customer_mut(customer_id) {
             let value = MessagingChannelState { state: Some(state) };
             rec.extra_mut().set_channel(idx, &value);
         }

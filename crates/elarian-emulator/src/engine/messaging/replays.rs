@@ -125,7 +125,7 @@ impl Tx<'_> {
         provider_message_id: &str,
         f: impl FnOnce(&mut SentMessage),
     ) -> Result<(), String> {
-        let mut rec = self
+        let rec = self
             .customer_mut(id)
             .ok_or_else(|| format!("unknown customer id {id}"))?;
         let extra = rec.extra_mut();
@@ -221,7 +221,7 @@ impl Tx<'_> {
             let limit = self.cfg.history_limit;
             let app = self.app.to_owned();
             let mut trimmed = 0;
-            if let Some(mut rec) = self.customer_mut(&id) {
+            if let Some(rec) = self.customer_mut(&id) {
                 let session = CompleteMessagingSession {
                     customer_number: Some(cust),
                     channel_number: Some(cn),
