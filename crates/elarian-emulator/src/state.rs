@@ -496,14 +496,54 @@ pub(crate) enum TimerKind {
 
 /// An entry of the timer queue. Cancelled reminders are not removed from the heap: a popped
 /// timer whose `seq` no longer matches a reminder record is simply skipped.
+///
+/// 24 bytes: the kind rides in the top bit of the org index (a fifth field would pad the entry
+/// to 32 bytes, and the heap holds an entry per scheduled reminder of every customer).
 #[derive(Debug)]
 pub(crate) struct Timer {
     pub due: Millis,
     pub seq: u64,
-    pub org: u32,
     /// The customer's slot; a slot reused by another customer only meets stale `seq`s.
     pub slot: u32,
-    pub kind: TimerKind,
+    org_kind: u32,
+}
+
+/// The bit of [`Timer::org_kind`] that marks a session expiry.
+const SESSION_EXPIRY_BIT: u32 = 1 << 31;
+
+impl Timer {
+    pub(crate) fn new(due: Millis, seq: u64, org: OrgIdx, slot: u32, kind: TimerKind) -> Self {
+        // An org index beyond 31 bits (there are as many as configured orgs) becomes one that
+        // names no org, so that the timer is skipped rather than fired for another org.
+        let org = u32::try_from(org)
+            .ok()
+            .filter(|o| *o < SESSION_EXPIRY_BIT)
+            .unwrap_or(SESSION_EXPIRY_BIT - 1);
+        let kind = match kind {
+            TimerKind::Reminder => 0,
+            TimerKind::SessionExpiry => SESSION_EXPIRY_BIT,
+        };
+        Timer {
+            due,
+            seq,
+            slot,
+            org_kind: org | kind,
+        }
+    }
+
+    /// The org of the customer.
+    pub(crate) fn org(&self) -> OrgIdx {
+        (self.org_kind & !SESSION_EXPIRY_BIT) as OrgIdx
+    }
+
+    /// What the timer does.
+    pub(crate) fn kind(&self) -> TimerKind {
+        if self.org_kind & SESSION_EXPIRY_BIT == 0 {
+            TimerKind::Reminder
+        } else {
+            TimerKind::SessionExpiry
+        }
+    }
 }
 
 impl PartialEq for Timer {
@@ -660,13 +700,8 @@ impl State {
             .get(org)
             .and_then(|o| o.customers.slot_of(customer))
         {
-            self.timers.push(Reverse(Timer {
-                due,
-                seq,
-                org: u32::try_from(org).unwrap_or(u32::MAX),
-                slot,
-                kind,
-            }));
+            self.timers
+                .push(Reverse(Timer::new(due, seq, org, slot, kind)));
         }
         seq
     }
@@ -720,6 +755,22 @@ mod tests {
             key(cellular, "+254700", None),
             key(CustomerNumberProvider::Telegram as i32, "+254700", None)
         );
+    }
+
+    #[test]
+    fn timers_are_24_bytes_and_keep_their_org_and_kind() {
+        assert_eq!(std::mem::size_of::<Timer>(), 24);
+        for (org, kind) in [
+            (0, TimerKind::Reminder),
+            (3, TimerKind::SessionExpiry),
+            (0x7fff_fffe, TimerKind::SessionExpiry),
+        ] {
+            let t = Timer::new(1, 2, org, 5, kind);
+            assert_eq!((t.org(), t.kind(), t.slot), (org, kind, 5));
+        }
+        let beyond = Timer::new(1, 2, usize::MAX, 5, TimerKind::Reminder);
+        assert_eq!(beyond.kind(), TimerKind::Reminder);
+        assert_eq!(beyond.org(), 0x7fff_ffff);
     }
 
     #[test]

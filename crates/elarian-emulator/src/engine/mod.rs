@@ -334,7 +334,7 @@ impl Engine {
                 break;
             };
             processed += 1;
-            let org = timer.org as usize;
+            let org = timer.org();
             let Some(customer) = st.orgs.get(org).and_then(|o| o.customers.id_at(timer.slot))
             else {
                 continue;
@@ -347,7 +347,7 @@ impl Engine {
                 now,
                 effects: Vec::new(),
             };
-            match timer.kind {
+            match timer.kind() {
                 TimerKind::Reminder => tx.fire_reminder(&customer, timer.seq),
                 TimerKind::SessionExpiry => tx.expire_sessions(&customer),
             }
