@@ -1,16 +1,18 @@
 //! Compact, protobuf-encoded records of what the emulator keeps per customer, purse, transaction
 //! and auth token.
 //!
-//! The same structs serve as the in-memory representation and as the durable encoding in the
-//! store, so loading a data dir is a decode and nothing else. Rarely used parts of a customer live
-//! behind one boxed [`CustomerExtra`] so that a million customers with a reminder each stay small.
+//! The same encoding serves in memory and as the durable encoding in the store: the customers of
+//! an org are kept as their encoded `CustomerRecord`s, decoded while a customer is in use (see
+//! `state::Customers`); loading a data dir decodes and checks each record. Rarely used
+//! parts of a customer live behind one boxed [`CustomerExtra`] so that a decoded record with a
+//! reminder stays small.
 //!
-//! A customer's messaging channel states and its histories (messages, completed sessions,
-//! activity) stay *encoded* in memory, one protobuf message per entry, and are decoded when read:
-//! a decoded `ChannelMessage` is several times its encoded size (every optional string and nested
-//! message is a word-sized slot even when empty), and these lists are written far more often than
-//! they are read. On disk the bytes of an entry are exactly the embedded message, so the stored
-//! format is the one of a `repeated` message field.
+//! Within a decoded record, a customer's messaging channel states and its histories (messages,
+//! completed sessions, activity) stay *encoded*, one protobuf message per entry, and are decoded
+//! when read: a decoded `ChannelMessage` is several times its encoded size (every optional string
+//! and nested message is a word-sized slot even when empty), and these lists are written far more
+//! often than they are read. On disk the bytes of an entry are exactly the embedded message, so
+//! the stored format is the one of a `repeated` message field.
 
 use std::collections::HashMap;
 

@@ -5,8 +5,9 @@
 //! data: rebuilt from the records on load and kept in step by [`Indexes::index`] /
 //! [`Indexes::unindex`] around every change that touches them.
 
+use std::borrow::Cow;
 use std::cmp::{Ordering, Reverse};
-use std::collections::{BinaryHeap, HashMap, HashSet};
+use std::collections::{BinaryHeap, HashMap, HashSet, VecDeque};
 
 use elarian_proto::{CustomerIndex, CustomerNumber, CustomerNumberProvider, IndexMapping};
 use prost::Message;
@@ -20,25 +21,26 @@ use crate::record::{
 /// Position of an organization in [`State::orgs`].
 pub(crate) type OrgIdx = usize;
 
-/// Lookup key of a customer number: provider (unspecified counts as cellular), number, partition.
+/// Lookup key of a customer number: provider (unspecified counts as cellular), number, partition,
+/// in one string (`provider:partition length:partition number`) so that an index entry is a
+/// pointer and a length rather than three fields of 40 bytes, with one allocation.
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
-pub(crate) struct NumberKey {
-    provider: i32,
-    number: Box<str>,
-    partition: Option<Box<str>>,
-}
+pub(crate) struct NumberKey(Box<str>);
 
 impl NumberKey {
     pub(crate) fn of(n: &CustomerNumber) -> Self {
-        NumberKey {
-            provider: normalized_provider(n.provider),
-            number: n.number.as_str().into(),
-            partition: n
-                .partition
-                .as_deref()
-                .filter(|p| !p.is_empty())
-                .map(Into::into),
-        }
+        let partition = n.partition.as_deref().unwrap_or("");
+        // The partition's length keeps the key unambiguous whatever characters the number and
+        // partition hold.
+        NumberKey(
+            format!(
+                "{}:{}:{partition}{}",
+                normalized_provider(n.provider),
+                partition.len(),
+                n.number
+            )
+            .into_boxed_str(),
+        )
     }
 }
 
@@ -89,11 +91,54 @@ pub(crate) fn index_for_reply(mut index: CustomerIndex) -> CustomerIndex {
 
 /// The customers of an org: records in a slab addressed by a compact slot number, plus the
 /// customer-id lookup. Indexes and timers hold slots (4 bytes) instead of id strings.
+///
+/// Records are kept *encoded* (the protobuf of [`CustomerRecord`], as the data dir stores it):
+/// a decoded record is a tree of small allocations (the boxed [`CustomerExtra`] with its list
+/// headers, app records, reminders, strings) several times the size of its encoding, and a
+/// customer is used by a few commands of its flow and idle for the rest of the run. A record
+/// being changed is decoded once and stays decoded while it is among the [`HOT_RECORDS`] most
+/// recently changed ones, so that the several reads and writes of one command (and of the
+/// commands that follow closely) decode and encode it once, not at every access.
 #[derive(Default)]
 pub(crate) struct Customers {
-    slots: Vec<Option<CustomerRecord>>,
+    slots: Vec<Option<Stored>>,
     free: Vec<u32>,
     by_id: HashMap<Box<str>, u32>,
+    /// Slots made decoded, oldest first: when it is full the oldest is encoded again. A slot
+    /// may appear more than once (decoded, encoded, decoded again); every decoded slot appears
+    /// at least once after its latest decoding, so at most `HOT_RECORDS` slots are decoded.
+    hot: VecDeque<u32>,
+}
+
+/// Records kept decoded at most (see [`Customers`]): enough for the customers of the commands
+/// in flight to stay decoded across a command and its follow-ups, a few MB at most.
+pub(crate) const HOT_RECORDS: usize = 1024;
+
+/// A stored customer record.
+enum Stored {
+    /// Idle: the encoded record.
+    Encoded(Box<[u8]>),
+    /// Recently changed: the decoded record.
+    Decoded(Box<CustomerRecord>),
+}
+
+/// The id alone of an encoded [`CustomerRecord`]: decoding it skips every other field, without
+/// allocating for them.
+#[derive(Clone, PartialEq, prost::Message)]
+struct RecordId {
+    #[prost(string, tag = "1")]
+    id: String,
+}
+
+fn encode(rec: &CustomerRecord) -> Box<[u8]> {
+    // `encode_to_vec` reserves the exact length, so the box takes the vector's buffer as is.
+    rec.encode_to_vec().into_boxed_slice()
+}
+
+/// Records are encoded here and checked when a data dir is loaded ([`CustomerRecord::check`]),
+/// so a stored record always decodes.
+fn decode(bytes: &[u8]) -> Option<CustomerRecord> {
+    CustomerRecord::decode(bytes).ok()
 }
 
 impl Customers {
@@ -101,17 +146,72 @@ impl Customers {
         self.by_id.get(id).copied()
     }
 
-    pub(crate) fn at(&self, slot: u32) -> Option<&CustomerRecord> {
+    fn stored(&self, slot: u32) -> Option<&Stored> {
         self.slots.get(slot as usize)?.as_ref()
     }
 
-    pub(crate) fn get(&self, id: &str) -> Option<&CustomerRecord> {
+    /// The record in `slot`: borrowed when decoded, else a decoded copy.
+    pub(crate) fn at(&self, slot: u32) -> Option<Cow<'_, CustomerRecord>> {
+        match self.stored(slot)? {
+            Stored::Decoded(rec) => Some(Cow::Borrowed(rec)),
+            Stored::Encoded(bytes) => decode(bytes).map(Cow::Owned),
+        }
+    }
+
+    /// The id of the customer in `slot`, without decoding the rest of its record.
+    pub(crate) fn id_at(&self, slot: u32) -> Option<String> {
+        match self.stored(slot)? {
+            Stored::Decoded(rec) => Some(rec.id.clone()),
+            Stored::Encoded(bytes) => RecordId::decode(bytes.as_ref()).ok().map(|r| r.id),
+        }
+    }
+
+    /// The record of `id`: borrowed when decoded, else a decoded copy (changes go through
+    /// [`Customers::get_mut`]).
+    pub(crate) fn get(&self, id: &str) -> Option<Cow<'_, CustomerRecord>> {
         self.at(self.slot_of(id)?)
     }
 
+    /// The encoding of the record of `id`, for writing it to the data dir.
+    pub(crate) fn encoded(&self, id: &str) -> Option<Vec<u8>> {
+        match self.stored(self.slot_of(id)?)? {
+            Stored::Decoded(rec) => Some(rec.encode_to_vec()),
+            Stored::Encoded(bytes) => Some(bytes.to_vec()),
+        }
+    }
+
+    /// The record of `id` for changing, decoded in place (and kept so while it is hot).
     pub(crate) fn get_mut(&mut self, id: &str) -> Option<&mut CustomerRecord> {
         let slot = self.slot_of(id)?;
-        self.slots.get_mut(slot as usize)?.as_mut()
+        self.decoded(slot)
+    }
+
+    /// Makes the record in `slot` decoded, encoding the oldest hot one if there are too many.
+    fn decoded(&mut self, slot: u32) -> Option<&mut CustomerRecord> {
+        if let Some(Stored::Encoded(bytes)) = self.stored(slot) {
+            let rec = decode(bytes)?;
+            self.make_hot(slot);
+            self.slots[slot as usize] = Some(Stored::Decoded(Box::new(rec)));
+        }
+        match self.slots.get_mut(slot as usize)? {
+            Some(Stored::Decoded(rec)) => Some(rec),
+            _ => None,
+        }
+    }
+
+    /// Records that `slot` is about to hold a decoded record, making room first.
+    fn make_hot(&mut self, slot: u32) {
+        while self.hot.len() >= HOT_RECORDS {
+            let Some(old) = self.hot.pop_front() else {
+                break;
+            };
+            if let Some(stored) = self.slots.get_mut(old as usize)
+                && let Some(Stored::Decoded(rec)) = stored
+            {
+                *stored = Some(Stored::Encoded(encode(rec)));
+            }
+        }
+        self.hot.push_back(slot);
     }
 
     pub(crate) fn contains_key(&self, id: &str) -> bool {
@@ -127,30 +227,31 @@ impl Customers {
         self.slots.len()
     }
 
-    /// Stores a record under its id (replacing one with the same id) and returns its slot.
-    fn insert(&mut self, rec: CustomerRecord) -> u32 {
+    /// Stores a record under its id (replacing one with the same id) and returns its slot. A
+    /// new record goes in encoded: records inserted in bulk (a data dir loading) stay compact.
+    fn insert(&mut self, rec: &CustomerRecord) -> u32 {
+        let stored = Some(Stored::Encoded(encode(rec)));
         if let Some(slot) = self.slot_of(&rec.id) {
-            self.slots[slot as usize] = Some(rec);
+            self.slots[slot as usize] = stored;
             return slot;
         }
-        let id: Box<str> = rec.id.as_str().into();
         let slot = match self.free.pop() {
             Some(slot) => {
-                self.slots[slot as usize] = Some(rec);
+                self.slots[slot as usize] = stored;
                 slot
             }
             None => {
-                self.slots.push(Some(rec));
+                self.slots.push(stored);
                 u32::try_from(self.slots.len() - 1).unwrap_or(u32::MAX)
             }
         };
-        self.by_id.insert(id, slot);
+        self.by_id.insert(rec.id.as_str().into(), slot);
         slot
     }
 
     fn remove(&mut self, id: &str) -> Option<(u32, CustomerRecord)> {
         let slot = self.by_id.remove(id)?;
-        let rec = self.slots.get_mut(slot as usize)?.take()?;
+        let rec = self.take(slot)?;
         self.free.push(slot);
         Some((slot, rec))
     }
@@ -158,12 +259,17 @@ impl Customers {
     /// Takes a record out of its slot for a change that needs the rest of the state; the id
     /// keeps its slot until [`Customers::put_back`].
     pub(crate) fn take(&mut self, slot: u32) -> Option<CustomerRecord> {
-        self.slots.get_mut(slot as usize)?.take()
+        match self.slots.get_mut(slot as usize)?.take()? {
+            Stored::Decoded(rec) => Some(*rec),
+            Stored::Encoded(bytes) => decode(&bytes),
+        }
     }
 
+    /// Puts back a record taken out; it stays decoded while it is hot.
     pub(crate) fn put_back(&mut self, slot: u32, rec: CustomerRecord) {
-        if let Some(s) = self.slots.get_mut(slot as usize) {
-            *s = Some(rec);
+        if (slot as usize) < self.slots.len() {
+            self.make_hot(slot);
+            self.slots[slot as usize] = Some(Stored::Decoded(Box::new(rec)));
         }
     }
 }
@@ -326,10 +432,8 @@ impl OrgState {
         {
             self.idx.unindex(old, &prev);
         }
-        let slot = self.customers.insert(rec);
-        if let Some(rec) = self.customers.at(slot) {
-            self.idx.index(slot, rec);
-        }
+        let slot = self.customers.insert(&rec);
+        self.idx.index(slot, &rec);
         slot
     }
 
@@ -340,13 +444,9 @@ impl OrgState {
         Some(rec)
     }
 
-    fn id_at(&self, slot: u32) -> Option<String> {
-        self.customers.at(slot).map(|r| r.id.clone())
-    }
-
     /// The id of the customer known by this number.
     pub(crate) fn id_by_number(&self, key: &NumberKey) -> Option<String> {
-        self.id_at(*self.idx.by_number.get(key)?)
+        self.customers.id_at(*self.idx.by_number.get(key)?)
     }
 
     /// The id of the customer holding this (unexpired) secondary id.
@@ -396,14 +496,54 @@ pub(crate) enum TimerKind {
 
 /// An entry of the timer queue. Cancelled reminders are not removed from the heap: a popped
 /// timer whose `seq` no longer matches a reminder record is simply skipped.
+///
+/// 24 bytes: the kind rides in the top bit of the org index (a fifth field would pad the entry
+/// to 32 bytes, and the heap holds an entry per scheduled reminder of every customer).
 #[derive(Debug)]
 pub(crate) struct Timer {
     pub due: Millis,
     pub seq: u64,
-    pub org: u32,
     /// The customer's slot; a slot reused by another customer only meets stale `seq`s.
     pub slot: u32,
-    pub kind: TimerKind,
+    org_kind: u32,
+}
+
+/// The bit of [`Timer::org_kind`] that marks a session expiry.
+const SESSION_EXPIRY_BIT: u32 = 1 << 31;
+
+impl Timer {
+    pub(crate) fn new(due: Millis, seq: u64, org: OrgIdx, slot: u32, kind: TimerKind) -> Self {
+        // An org index beyond 31 bits (there are as many as configured orgs) becomes one that
+        // names no org, so that the timer is skipped rather than fired for another org.
+        let org = u32::try_from(org)
+            .ok()
+            .filter(|o| *o < SESSION_EXPIRY_BIT)
+            .unwrap_or(SESSION_EXPIRY_BIT - 1);
+        let kind = match kind {
+            TimerKind::Reminder => 0,
+            TimerKind::SessionExpiry => SESSION_EXPIRY_BIT,
+        };
+        Timer {
+            due,
+            seq,
+            slot,
+            org_kind: org | kind,
+        }
+    }
+
+    /// The org of the customer.
+    pub(crate) fn org(&self) -> OrgIdx {
+        (self.org_kind & !SESSION_EXPIRY_BIT) as OrgIdx
+    }
+
+    /// What the timer does.
+    pub(crate) fn kind(&self) -> TimerKind {
+        if self.org_kind & SESSION_EXPIRY_BIT == 0 {
+            TimerKind::Reminder
+        } else {
+            TimerKind::SessionExpiry
+        }
+    }
 }
 
 impl PartialEq for Timer {
@@ -560,14 +700,110 @@ impl State {
             .get(org)
             .and_then(|o| o.customers.slot_of(customer))
         {
-            self.timers.push(Reverse(Timer {
-                due,
-                seq,
-                org: u32::try_from(org).unwrap_or(u32::MAX),
-                slot,
-                kind,
-            }));
+            self.timers
+                .push(Reverse(Timer::new(due, seq, org, slot, kind)));
         }
         seq
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn record(id: &str) -> CustomerRecord {
+        CustomerRecord {
+            id: id.to_owned(),
+            created_at: 1,
+            ..Default::default()
+        }
+    }
+
+    fn decoded(c: &Customers) -> usize {
+        c.slots
+            .iter()
+            .filter(|s| matches!(s, Some(Stored::Decoded(_))))
+            .count()
+    }
+
+    fn number(provider: i32, number: &str, partition: Option<&str>) -> CustomerNumber {
+        CustomerNumber {
+            provider,
+            number: number.into(),
+            partition: partition.map(Into::into),
+        }
+    }
+
+    #[test]
+    fn number_keys_tell_numbers_apart_and_treat_unspecified_as_cellular() {
+        let cellular = CustomerNumberProvider::Cellular as i32;
+        let key = |p, n, part| NumberKey::of(&number(p, n, part));
+        assert_eq!(
+            key(CustomerNumberProvider::Unspecified as i32, "+254700", None),
+            key(cellular, "+254700", None)
+        );
+        assert_eq!(
+            key(cellular, "+254700", Some("")),
+            key(cellular, "+254700", None)
+        );
+        assert_ne!(key(cellular, "a:b", None), key(cellular, "b", Some("a:")));
+        assert_ne!(
+            key(cellular, "1b", Some("a")),
+            key(cellular, "b", Some("a1"))
+        );
+        assert_ne!(
+            key(cellular, "+254700", None),
+            key(CustomerNumberProvider::Telegram as i32, "+254700", None)
+        );
+    }
+
+    #[test]
+    fn timers_are_24_bytes_and_keep_their_org_and_kind() {
+        assert_eq!(std::mem::size_of::<Timer>(), 24);
+        for (org, kind) in [
+            (0, TimerKind::Reminder),
+            (3, TimerKind::SessionExpiry),
+            (0x7fff_fffe, TimerKind::SessionExpiry),
+        ] {
+            let t = Timer::new(1, 2, org, 5, kind);
+            assert_eq!((t.org(), t.kind(), t.slot), (org, kind, 5));
+        }
+        let beyond = Timer::new(1, 2, usize::MAX, 5, TimerKind::Reminder);
+        assert_eq!(beyond.kind(), TimerKind::Reminder);
+        assert_eq!(beyond.org(), 0x7fff_ffff);
+    }
+
+    #[test]
+    fn changes_survive_the_records_going_cold_and_few_stay_decoded() {
+        let mut c = Customers::default();
+        let n = HOT_RECORDS + 50;
+        let ids: Vec<String> = (0..n).map(|i| format!("c{i}")).collect();
+        for id in &ids {
+            c.insert(&record(id));
+        }
+        assert_eq!(decoded(&c), 0, "new records go in encoded");
+        for (i, id) in ids.iter().enumerate() {
+            c.get_mut(id).unwrap().created_at = i as i64 + 10;
+            // Taken and put back, as a change to the indexes does, twice for some.
+            if i % 3 == 0 {
+                let slot = c.slot_of(id).unwrap();
+                let mut rec = c.take(slot).unwrap();
+                rec.created_at += 1;
+                c.put_back(slot, rec);
+            }
+        }
+        assert!(decoded(&c) <= HOT_RECORDS, "{} decoded", decoded(&c));
+        for (i, id) in ids.iter().enumerate() {
+            let want = i as i64 + 10 + i64::from(i % 3 == 0);
+            assert_eq!(c.get(id).unwrap().created_at, want, "{id}");
+            let slot = c.slot_of(id).unwrap();
+            assert_eq!(c.id_at(slot).as_deref(), Some(id.as_str()));
+            let stored = CustomerRecord::decode(c.encoded(id).unwrap().as_slice()).unwrap();
+            assert_eq!(stored.created_at, want);
+        }
+        let (_, gone) = c.remove("c0").unwrap();
+        assert_eq!(gone.created_at, 11);
+        assert!(c.get("c0").is_none());
+        assert_eq!(c.len(), n - 1);
     }
 }

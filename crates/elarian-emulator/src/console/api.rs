@@ -393,8 +393,8 @@ pub(crate) async fn customer_list(ctx: &Ctx, query: ListQuery) -> Result<Value, 
                 let Some(c) = u32::try_from(slot).ok().and_then(|s| o.customers.at(s)) else {
                     continue;
                 };
-                if q.is_empty() || matches(c, &q) {
-                    found.push(summary_json(c));
+                if q.is_empty() || matches(&c, &q) {
+                    found.push(summary_json(&c));
                     if found.len() >= limit {
                         return true;
                     }
@@ -436,7 +436,7 @@ pub(crate) fn customer_value(ctx: &Ctx, id: &str, org: &Option<String>) -> Resul
             .customers
             .get(id)
             .ok_or_else(|| not_found(format!("no customer {id}")))?;
-        Ok(customer_json(o, c, now))
+        Ok(customer_json(o, &c, now))
     })
 }
 

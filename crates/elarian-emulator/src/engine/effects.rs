@@ -61,8 +61,7 @@ impl Tx<'_> {
             .org()
             .customers
             .get(customer_id)
-            .and_then(|c| c.app(app))
-            .and_then(|a| a.data.clone());
+            .and_then(|c| c.app(app).and_then(|a| a.data.clone()));
         let notification = ServerToAppNotification {
             entry: Some(elarian_proto::server_to_app_notification::Entry::Customer(
                 ServerToAppCustomerNotification {

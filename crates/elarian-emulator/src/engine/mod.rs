@@ -257,8 +257,7 @@ impl Engine {
         self.with_tx(&who, |tx| {
             if tx.org().customers.contains_key(customer_id) {
                 let app = tx.app.to_owned();
-                let rec = tx.customer_mut(customer_id);
-                if let Some(rec) = rec {
+                if let Some(rec) = tx.customer_mut(customer_id) {
                     let a = rec.app_mut(&app);
                     a.data = data;
                     a.lease_until = 0;
@@ -335,12 +334,8 @@ impl Engine {
                 break;
             };
             processed += 1;
-            let org = timer.org as usize;
-            let Some(customer) = st
-                .orgs
-                .get(org)
-                .and_then(|o| o.customers.at(timer.slot))
-                .map(|r| r.id.clone())
+            let org = timer.org();
+            let Some(customer) = st.orgs.get(org).and_then(|o| o.customers.id_at(timer.slot))
             else {
                 continue;
             };
@@ -352,7 +347,7 @@ impl Engine {
                 now,
                 effects: Vec::new(),
             };
-            match timer.kind {
+            match timer.kind() {
                 TimerKind::Reminder => tx.fire_reminder(&customer, timer.seq),
                 TimerKind::SessionExpiry => tx.expire_sessions(&customer),
             }

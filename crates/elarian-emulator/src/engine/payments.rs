@@ -254,9 +254,8 @@ impl Tx<'_> {
             customer_id,
             wallet_id,
         } = side
-            && let Some(w) = self
-                .customer_mut(customer_id)
-                .and_then(|rec| rec.extra_mut().wallets.get_mut(wallet_id))
+            && let Some(rec) = self.customer_mut(customer_id)
+            && let Some(w) = rec.extra_mut().wallets.get_mut(wallet_id)
         {
             w.pending.insert(
                 txn_id.to_owned(),
@@ -275,9 +274,8 @@ impl Tx<'_> {
             customer_id,
             wallet_id,
         } = side
-            && let Some(w) = self
-                .customer_mut(customer_id)
-                .and_then(|rec| rec.extra_mut().wallets.get_mut(wallet_id))
+            && let Some(rec) = self.customer_mut(customer_id)
+            && let Some(w) = rec.extra_mut().wallets.get_mut(wallet_id)
         {
             w.pending.remove(txn_id);
         }
@@ -327,8 +325,7 @@ impl Tx<'_> {
                 .org()
                 .customers
                 .get(customer_id)
-                .and_then(|c| c.extra.as_ref())
-                .and_then(|e| e.wallets.get(wallet_id))
+                .and_then(|c| c.extra.as_ref()?.wallets.get(wallet_id).cloned())
             && w.currency_code != currency
         {
             return fail(
@@ -962,8 +959,7 @@ impl Tx<'_> {
                 .org()
                 .customers
                 .get(&id)
-                .and_then(|r| r.extra.as_ref())
-                .map(|e| e.transactions.clone())
+                .and_then(|r| Some(r.extra.as_ref()?.transactions.clone()))
                 .unwrap_or_default();
             let found = txn_ids.into_iter().find(|t| {
                 self.org().transactions.get(t).is_some_and(|r| {

@@ -250,11 +250,11 @@ impl Engine {
         for (org, id) in customers {
             let o = &st.orgs[org];
             let key = org_key(&o.config.id, &id);
-            ops.push(match o.customers.get(&id) {
+            ops.push(match o.customers.encoded(&id) {
                 Some(rec) => StoreOp::Put {
                     table: Table::Customers,
                     key,
-                    value: rec.encode_to_vec(),
+                    value: rec,
                 },
                 None => StoreOp::Delete {
                     table: Table::Customers,

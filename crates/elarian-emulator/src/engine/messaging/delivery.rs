@@ -201,21 +201,15 @@ impl Tx<'_> {
                 Ok(id) => id,
                 Err(e) => return send_reply(MessageDeliveryStatus::InvalidCustomerId, &e),
             };
-            let received = self
-                .org()
-                .customers
-                .get(&id)
-                .and_then(|r| r.extra.as_ref())
-                .and_then(|e| {
-                    e.messages().into_iter().find_map(|m| match m.entry {
-                        Some(channel_message::Entry::Received(r))
-                            if r.message_id == c.message_id =>
-                        {
-                            Some(r)
-                        }
-                        _ => None,
-                    })
-                });
+            let received = self.org().customers.get(&id).and_then(|r| {
+                let e = r.extra.as_ref()?;
+                e.messages().into_iter().find_map(|m| match m.entry {
+                    Some(channel_message::Entry::Received(r)) if r.message_id == c.message_id => {
+                        Some(r)
+                    }
+                    _ => None,
+                })
+            });
             let Some(received) = received else {
                 return send_reply(
                     MessageDeliveryStatus::InvalidReplyToMessageId,

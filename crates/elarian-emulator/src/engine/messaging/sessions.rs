@@ -192,21 +192,23 @@ impl Tx<'_> {
             .org()
             .customers
             .get(customer_id)
-            .and_then(|c| c.extra.as_ref())
-            .map(|e| {
-                e.channels()
-                    .iter()
-                    .filter_map(|s| match &s.state {
-                        Some(ChState::InSession(i))
-                            if i.expires_at
-                                .as_ref()
-                                .is_some_and(|x| from_timestamp(x) <= now) =>
-                        {
-                            Some((i.customer_number.clone()?, i.channel_number.clone()?))
-                        }
-                        _ => None,
-                    })
-                    .collect()
+            .and_then(|c| {
+                let e = c.extra.as_ref()?;
+                Some(
+                    e.channels()
+                        .iter()
+                        .filter_map(|s| match &s.state {
+                            Some(ChState::InSession(i))
+                                if i.expires_at
+                                    .as_ref()
+                                    .is_some_and(|x| from_timestamp(x) <= now) =>
+                            {
+                                Some((i.customer_number.clone()?, i.channel_number.clone()?))
+                            }
+                            _ => None,
+                        })
+                        .collect(),
+                )
             })
             .unwrap_or_default();
         for (cust, cn) in expired {
