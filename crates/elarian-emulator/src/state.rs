@@ -32,15 +32,28 @@ impl NumberKey {
         let partition = n.partition.as_deref().unwrap_or("");
         // The partition's length keeps the key unambiguous whatever characters the number and
         // partition hold.
-        NumberKey(
-            format!(
-                "{}:{}:{partition}{}",
+        // Looked up for every command that names a customer by number: the key is written
+        // into one allocation of its exact size (`format!` grows its buffer as it writes, and
+        // boxing it shrinks it once more).
+        let mut head = [0u8; 48];
+        let head_len = {
+            use std::io::Write;
+            let mut cursor = std::io::Cursor::new(&mut head[..]);
+            // Two integers and two colons fit in 48 bytes: the write cannot fail.
+            let _ = write!(
+                cursor,
+                "{}:{}:",
                 normalized_provider(n.provider),
-                partition.len(),
-                n.number
-            )
-            .into_boxed_str(),
-        )
+                partition.len()
+            );
+            usize::try_from(cursor.position()).unwrap_or(0)
+        };
+        let head = std::str::from_utf8(&head[..head_len]).unwrap_or_default();
+        let mut key = String::with_capacity(head.len() + partition.len() + n.number.len());
+        key.push_str(head);
+        key.push_str(partition);
+        key.push_str(&n.number);
+        NumberKey(key.into_boxed_str())
     }
 }
 
@@ -754,6 +767,13 @@ mod tests {
         assert_ne!(
             key(cellular, "+254700", None),
             key(CustomerNumberProvider::Telegram as i32, "+254700", None)
+        );
+        // Written once at its exact size, whatever the integers' widths.
+        let long = key(i32::MIN, "+254700", Some("partition"));
+        assert_eq!(&*long.0, "-2147483648:9:partition+254700");
+        assert_eq!(
+            &*key(cellular, "+254700", None).0,
+            format!("{cellular}:0:+254700")
         );
     }
 
