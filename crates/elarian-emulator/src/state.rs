@@ -9,13 +9,15 @@ use std::borrow::Cow;
 use std::cmp::{Ordering, Reverse};
 use std::collections::{BinaryHeap, HashMap, HashSet, VecDeque};
 
-use elarian_proto::{CustomerIndex, CustomerNumber, CustomerNumberProvider, IndexMapping};
+use elarian_proto::{
+    CustomerIndex, CustomerNumber, CustomerNumberProvider, DataMapValue, IndexMapping,
+};
 use prost::Message;
 
 use crate::clock::{Millis, from_timestamp};
 use crate::config::OrgConfig;
 use crate::record::{
-    CustomerRecord, PurseRecord, TagReminderRecord, TokenRecord, TransactionRecord,
+    AppRecord, CustomerRecord, PurseRecord, TagReminderRecord, TokenRecord, TransactionRecord,
 };
 
 /// Position of an organization in [`State::orgs`].
@@ -143,6 +145,14 @@ struct RecordId {
     id: String,
 }
 
+/// The apps alone of an encoded [`CustomerRecord`]: decoding it skips the id, numbers, tags
+/// and the large `extra` part (histories, metadata) without allocating for them.
+#[derive(Clone, PartialEq, prost::Message)]
+struct RecordApps {
+    #[prost(message, repeated, tag = "4")]
+    apps: Vec<AppRecord>,
+}
+
 fn encode(rec: &CustomerRecord) -> Box<[u8]> {
     // `encode_to_vec` reserves the exact length, so the box takes the vector's buffer as is.
     rec.encode_to_vec().into_boxed_slice()
@@ -168,6 +178,23 @@ impl Customers {
         match self.stored(slot)? {
             Stored::Decoded(rec) => Some(Cow::Borrowed(rec)),
             Stored::Encoded(bytes) => decode(bytes).map(Cow::Owned),
+        }
+    }
+
+    /// The app data `app_id` keeps for the customer `id`. Read for every notification the
+    /// customer's app is sent, most often of a record gone cold meanwhile (a burst of due
+    /// reminders), so only the record's apps are decoded.
+    pub(crate) fn app_data(&self, id: &str, app_id: &str) -> Option<DataMapValue> {
+        match self.stored(self.slot_of(id)?)? {
+            Stored::Decoded(rec) => rec.app(app_id)?.data.clone(),
+            Stored::Encoded(bytes) => {
+                RecordApps::decode(bytes.as_ref())
+                    .ok()?
+                    .apps
+                    .into_iter()
+                    .find(|app| app.app_id == app_id)?
+                    .data
+            }
         }
     }
 
@@ -825,5 +852,31 @@ mod tests {
         assert_eq!(gone.created_at, 11);
         assert!(c.get("c0").is_none());
         assert_eq!(c.len(), n - 1);
+    }
+
+    #[test]
+    fn app_data_reads_the_same_from_a_cold_record_as_from_a_hot_one() {
+        let value = |s: &str| DataMapValue {
+            value: Some(elarian_proto::data_map_value::Value::StringVal(s.into())),
+        };
+        let mut rec = record("cold");
+        rec.app_mut("app_a").data = Some(value("a"));
+        rec.app_mut("app_b").data = Some(value("b"));
+        rec.app_mut("app_c");
+        rec.extra_mut().metadata.push(crate::record::MetadataEntry {
+            key: "name".into(),
+            value: Some(value("Amina")),
+        });
+        let mut c = Customers::default();
+        c.insert(&rec);
+        let read =
+            |c: &Customers| ["app_a", "app_b", "app_c", "app_x"].map(|app| c.app_data("cold", app));
+        let want = [Some(value("a")), Some(value("b")), None, None];
+        assert_eq!(decoded(&c), 0);
+        assert_eq!(read(&c), want, "encoded");
+        c.get_mut("cold").unwrap().created_at = 2;
+        assert_eq!(decoded(&c), 1);
+        assert_eq!(read(&c), want, "decoded");
+        assert_eq!(c.app_data("nobody", "app_a"), None);
     }
 }

@@ -296,12 +296,7 @@ impl Engine {
     pub fn app_data(&self, org_id: &str, app_id: &str, customer_id: &str) -> Option<DataMapValue> {
         let st = self.lock();
         let org = st.org_index(org_id)?;
-        st.orgs[org]
-            .customers
-            .get(customer_id)?
-            .app(app_id)?
-            .data
-            .clone()
+        st.orgs[org].customers.app_data(customer_id, app_id)
     }
 
     /// The earliest pending timer or payment settlement, epoch milliseconds.
