@@ -17,8 +17,10 @@ use prost::Message;
 use crate::clock::{Millis, from_timestamp};
 use crate::config::OrgConfig;
 use crate::record::{
-    AppRecord, CustomerRecord, PurseRecord, TagReminderRecord, TokenRecord, TransactionRecord,
+    AppRecord, CustomerRecord, PurseRecord, ReminderRecord, TagReminderRecord, TokenRecord,
+    TransactionRecord,
 };
+use crate::reminder_bytes;
 
 /// Position of an organization in [`State::orgs`].
 pub(crate) type OrgIdx = usize;
@@ -194,6 +196,65 @@ impl Customers {
                     .into_iter()
                     .find(|app| app.app_id == app_id)?
                     .data
+            }
+        }
+    }
+
+    /// The reminder whose live timer is `seq` in the record in `slot`, with its app id. A cold
+    /// record is searched in its encoding, without decoding it.
+    pub(crate) fn reminder(&self, slot: u32, seq: u64) -> Option<(String, ReminderRecord)> {
+        match self.stored(slot)? {
+            Stored::Decoded(rec) => rec.apps.iter().find_map(|a| {
+                let r = a.reminders.iter().find(|r| r.seq == seq)?;
+                Some((a.app_id.clone(), r.clone()))
+            }),
+            Stored::Encoded(bytes) => {
+                let found = reminder_bytes::find(bytes, seq)?;
+                Some((found.app_id, found.reminder))
+            }
+        }
+    }
+
+    /// Replaces the reminder whose live timer is `seq` in the record in `slot` by `by`, or
+    /// drops it for `None` (freeing its room, as most customers end with no reminder left);
+    /// false when there is none. A cold record is changed in its encoding and stays cold: a
+    /// burst of due reminders neither decodes the records it fires nor pushes the records in
+    /// use out of the decoded ones.
+    pub(crate) fn replace_reminder(
+        &mut self,
+        slot: u32,
+        seq: u64,
+        by: Option<ReminderRecord>,
+    ) -> bool {
+        let Some(Some(stored)) = self.slots.get_mut(slot as usize) else {
+            return false;
+        };
+        match stored {
+            Stored::Decoded(rec) => {
+                let Some((a, i)) = rec.apps.iter().enumerate().find_map(|(ai, a)| {
+                    a.reminders
+                        .iter()
+                        .position(|r| r.seq == seq)
+                        .map(|ri| (ai, ri))
+                }) else {
+                    return false;
+                };
+                let list = &mut rec.apps[a].reminders;
+                match by {
+                    Some(r) => list[i] = r,
+                    None => {
+                        list.remove(i);
+                        list.shrink_to_fit();
+                    }
+                }
+                true
+            }
+            Stored::Encoded(bytes) => {
+                let Some(found) = reminder_bytes::find(bytes, seq) else {
+                    return false;
+                };
+                *bytes = reminder_bytes::replace(bytes, &found, by.as_ref());
+                true
             }
         }
     }
@@ -878,5 +939,52 @@ mod tests {
         assert_eq!(decoded(&c), 1);
         assert_eq!(read(&c), want, "decoded");
         assert_eq!(c.app_data("nobody", "app_a"), None);
+    }
+
+    #[test]
+    fn a_reminder_reads_and_changes_the_same_in_a_cold_record_as_in_a_hot_one() {
+        let reminder = |key: &str, seq| ReminderRecord {
+            reminder: Some(elarian_proto::CustomerReminder {
+                key: key.into(),
+                ..Default::default()
+            }),
+            origin: None,
+            due: 10,
+            seq,
+        };
+        let mut rec = record("r");
+        rec.app_mut("app_a").reminders = vec![reminder("k1", 1), reminder("k2", 2)];
+        rec.app_mut("app_b").reminders = vec![reminder("k3", 3)];
+        let mut cold = Customers::default();
+        let mut hot = Customers::default();
+        let slot = cold.insert(&rec);
+        hot.insert(&rec);
+        hot.get_mut("r").unwrap();
+        assert_eq!((decoded(&cold), decoded(&hot)), (0, 1));
+        for c in [&cold, &hot] {
+            assert_eq!(
+                c.reminder(slot, 3),
+                Some(("app_b".into(), reminder("k3", 3)))
+            );
+            assert_eq!(c.reminder(slot, 4), None);
+        }
+        let mut moved = reminder("k1", 9);
+        moved.due = 20;
+        for c in [&mut cold, &mut hot] {
+            assert!(c.replace_reminder(slot, 1, Some(moved.clone())));
+            assert!(c.replace_reminder(slot, 3, None));
+            assert!(!c.replace_reminder(slot, 3, None));
+            assert!(!c.replace_reminder(slot + 1, 2, None));
+        }
+        assert_eq!(decoded(&cold), 0, "changed where it is, still encoded");
+        let want = {
+            let mut r = rec.clone();
+            r.apps[0].reminders[0] = moved;
+            r.apps[1].reminders.clear();
+            r
+        };
+        assert_eq!(cold.get("r").unwrap().into_owned(), want);
+        assert_eq!(hot.get("r").unwrap().into_owned(), want);
+        assert_eq!(cold.encoded("r"), hot.encoded("r"));
     }
 }

@@ -57,11 +57,8 @@ impl Tx<'_> {
         entry: CustomerEntry,
         awaits_reply: bool,
     ) -> usize {
-        let app_data = self
-            .org()
-            .customers
-            .get(customer_id)
-            .and_then(|c| c.app(app).and_then(|a| a.data.clone()));
+        // The record is often cold here (a fired reminder): its apps alone are decoded.
+        let app_data = self.org().customers.app_data(customer_id, app);
         let notification = ServerToAppNotification {
             entry: Some(elarian_proto::server_to_app_notification::Entry::Customer(
                 ServerToAppCustomerNotification {

@@ -326,43 +326,39 @@ impl Tx<'_> {
         }
     }
 
-    /// Fires the reminder whose live timer is `seq`, if it still exists.
+    /// Fires the reminder whose live timer is `seq`, if it still exists. The record is read
+    /// and changed where it is: most records fired in a burst are cold, and stay encoded.
     pub(super) fn fire_reminder(&mut self, customer_id: &str, seq: u64) {
         let now = self.now;
         let org = self.org;
-        let Some(rec) = self.st.orgs[org].customers.get(customer_id) else {
+        let Some(slot) = self.st.orgs[org].customers.slot_of(customer_id) else {
             return;
         };
-        let Some((app_idx, r_idx)) = rec.apps.iter().enumerate().find_map(|(ai, a)| {
-            a.reminders
-                .iter()
-                .position(|r| r.seq == seq)
-                .map(|ri| (ai, ri))
-        }) else {
+        let Some((app_id, r)) = self.st.orgs[org].customers.reminder(slot, seq) else {
             return;
         };
         // A reminder brought by a tag stops with the tag. Deleting or replacing the tag drops
         // it at once (`sync_tag_reminders`); a tag that expires changes nothing until now.
-        let tag_lost = rec.apps[app_idx].reminders[r_idx]
+        let lost_tag = r
             .origin
             .as_ref()
             .and_then(|o| o.tag.as_ref())
             .and_then(|t| t.mapping.as_ref())
-            .is_some_and(|m| {
-                let key = mapping_key(m);
-                !rec.tags.iter().any(|t| {
+            .map(mapping_key);
+        if let Some(key) = lost_tag {
+            let holds = self.st.orgs[org].customers.at(slot).is_some_and(|rec| {
+                rec.tags.iter().any(|t| {
                     !expired(t, now) && t.mapping.as_ref().is_some_and(|h| mapping_key(h) == key)
                 })
             });
-        if tag_lost {
-            if let Some(rec) = self.customer_mut(customer_id) {
-                rec.apps[app_idx].reminders.remove(r_idx);
-                rec.apps[app_idx].reminders.shrink_to_fit();
+            if !holds {
+                self.st.mark_customer(org, customer_id);
+                self.st.orgs[org]
+                    .customers
+                    .replace_reminder(slot, seq, None);
+                return;
             }
-            return;
         }
-        let app_id = rec.apps[app_idx].app_id.clone();
-        let r = rec.apps[app_idx].reminders[r_idx].clone();
         let interval = r
             .reminder
             .as_ref()
@@ -382,18 +378,20 @@ impl Tx<'_> {
             let new_seq = self
                 .st
                 .schedule(next, org, customer_id, TimerKind::Reminder);
-            if let Some(rec) = self.st.orgs[org].customers.get_mut(customer_id) {
-                let rr = &mut rec.apps[app_idx].reminders[r_idx];
-                rr.due = next;
-                rr.seq = new_seq;
-                if let Some(x) = rr.reminder.as_mut() {
-                    x.remind_at = Some(to_timestamp(next));
-                }
+            let mut rr = r.clone();
+            rr.due = next;
+            rr.seq = new_seq;
+            if let Some(x) = rr.reminder.as_mut() {
+                x.remind_at = Some(to_timestamp(next));
             }
-        } else if let Some(rec) = self.st.orgs[org].customers.get_mut(customer_id) {
-            // A one-off reminder is done: free its room, as most customers end with none.
-            rec.apps[app_idx].reminders.remove(r_idx);
-            rec.apps[app_idx].reminders.shrink_to_fit();
+            self.st.orgs[org]
+                .customers
+                .replace_reminder(slot, seq, Some(rr));
+        } else {
+            // A one-off reminder is done.
+            self.st.orgs[org]
+                .customers
+                .replace_reminder(slot, seq, None);
         }
         self.notify_customer(
             &app_id,
