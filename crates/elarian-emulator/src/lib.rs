@@ -33,7 +33,7 @@ pub mod engine;
 mod ids;
 mod in_process;
 mod record;
-mod reminder_bytes;
+mod record_bytes;
 mod scheduler;
 mod server;
 mod state;

@@ -17,10 +17,9 @@ use prost::Message;
 use crate::clock::{Millis, from_timestamp};
 use crate::config::OrgConfig;
 use crate::record::{
-    AppRecord, CustomerRecord, PurseRecord, ReminderRecord, TagReminderRecord, TokenRecord,
-    TransactionRecord,
+    CustomerRecord, PurseRecord, ReminderRecord, TagReminderRecord, TokenRecord, TransactionRecord,
 };
-use crate::reminder_bytes;
+use crate::record_bytes;
 
 /// Position of an organization in [`State::orgs`].
 pub(crate) type OrgIdx = usize;
@@ -147,14 +146,6 @@ struct RecordId {
     id: String,
 }
 
-/// The apps alone of an encoded [`CustomerRecord`]: decoding it skips the id, numbers, tags
-/// and the large `extra` part (histories, metadata) without allocating for them.
-#[derive(Clone, PartialEq, prost::Message)]
-struct RecordApps {
-    #[prost(message, repeated, tag = "4")]
-    apps: Vec<AppRecord>,
-}
-
 fn encode(rec: &CustomerRecord) -> Box<[u8]> {
     // `encode_to_vec` reserves the exact length, so the box takes the vector's buffer as is.
     rec.encode_to_vec().into_boxed_slice()
@@ -185,18 +176,11 @@ impl Customers {
 
     /// The app data `app_id` keeps for the customer `id`. Read for every notification the
     /// customer's app is sent, most often of a record gone cold meanwhile (a burst of due
-    /// reminders), so only the record's apps are decoded.
+    /// reminders), so only that app's data is decoded.
     pub(crate) fn app_data(&self, id: &str, app_id: &str) -> Option<DataMapValue> {
         match self.stored(self.slot_of(id)?)? {
             Stored::Decoded(rec) => rec.app(app_id)?.data.clone(),
-            Stored::Encoded(bytes) => {
-                RecordApps::decode(bytes.as_ref())
-                    .ok()?
-                    .apps
-                    .into_iter()
-                    .find(|app| app.app_id == app_id)?
-                    .data
-            }
+            Stored::Encoded(bytes) => record_bytes::app_data(bytes, app_id),
         }
     }
 
@@ -209,7 +193,7 @@ impl Customers {
                 Some((a.app_id.clone(), r.clone()))
             }),
             Stored::Encoded(bytes) => {
-                let found = reminder_bytes::find(bytes, seq)?;
+                let found = record_bytes::find(bytes, seq)?;
                 Some((found.app_id, found.reminder))
             }
         }
@@ -250,10 +234,10 @@ impl Customers {
                 true
             }
             Stored::Encoded(bytes) => {
-                let Some(found) = reminder_bytes::find(bytes, seq) else {
+                let Some(found) = record_bytes::find(bytes, seq) else {
                     return false;
                 };
-                *bytes = reminder_bytes::replace(bytes, &found, by.as_ref());
+                *bytes = record_bytes::replace(bytes, &found, by.as_ref());
                 true
             }
         }

@@ -1,5 +1,5 @@
-//! A reminder found, replaced or dropped inside an *encoded* [`CustomerRecord`], without
-//! decoding the record.
+//! Reading and changing the parts of an *encoded* [`CustomerRecord`] that firing a reminder
+//! touches, without decoding the record: the reminder itself and the app data sent with it.
 //!
 //! Firing a reminder reads one reminder and then drops it (a one-off) or moves its due time (a
 //! repeating one). In a burst of due reminders nearly every record fired is idle, so it is kept
@@ -8,26 +8,31 @@
 //! bytes are walked field by field down to the reminder with the wanted `seq`, and the new
 //! record is the old bytes with that reminder's bytes swapped and the enclosing app's length
 //! rewritten: one allocation, and for a canonical (prost-written) record exactly the bytes that
-//! decoding, changing and encoding would give.
+//! decoding, changing and encoding would give. The app data, read for every notification, is
+//! found the same way and only it is decoded.
 //!
 //! The walk follows the field numbers of [`CustomerRecord::apps`] (4), [`AppRecord::app_id`]
-//! (1), [`AppRecord::reminders`] (4) and [`ReminderRecord::seq`] (5); a test checks the walk
-//! against prost's own encoding.
+//! (1), [`AppRecord::data`] (2), [`AppRecord::reminders`] (4) and [`ReminderRecord::seq`] (5);
+//! tests check the walk against prost's own decoding and encoding.
 
 use std::ops::Range;
 
 use prost::Message;
 use prost::encoding::{decode_varint, encode_varint, encoded_len_varint};
 
-use crate::record::ReminderRecord;
+use elarian_proto::DataMapValue;
+
+use crate::record::{AppRecord, ReminderRecord};
 
 #[cfg(doc)]
-use crate::record::{AppRecord, CustomerRecord};
+use crate::record::CustomerRecord;
 
 /// Field number of `CustomerRecord::apps`.
 const RECORD_APPS: u64 = 4;
 /// Field number of `AppRecord::app_id`.
 const APP_ID: u64 = 1;
+/// Field number of `AppRecord::data`.
+const APP_DATA: u64 = 2;
 /// Field number of `AppRecord::reminders`.
 const APP_REMINDERS: u64 = 4;
 /// Field number of `ReminderRecord::seq`.
@@ -189,6 +194,40 @@ pub(crate) fn replace(bytes: &[u8], found: &Found, by: Option<&ReminderRecord>) 
     out.into_boxed_slice()
 }
 
+/// The app data `app_id` keeps in the encoded record `bytes`, as the decoded record's first app
+/// of that id holds it; `None` for a damaged record.
+pub(crate) fn app_data(bytes: &[u8], app_id: &str) -> Option<DataMapValue> {
+    for app in fields(bytes, 0..bytes.len()) {
+        if app.number != RECORD_APPS || app.wire != WIRE_LEN {
+            continue;
+        }
+        let mut id = &[][..];
+        let mut data = None;
+        let mut data_fields = 0;
+        for f in fields(bytes, app.value.clone()) {
+            match (f.number, f.wire) {
+                (APP_ID, WIRE_LEN) => id = &bytes[f.value],
+                (APP_DATA, WIRE_LEN) => {
+                    data = Some(f.value);
+                    data_fields += 1;
+                }
+                _ => {}
+            }
+        }
+        if id != app_id.as_bytes() {
+            continue;
+        }
+        return match data {
+            // Repeated occurrences of a message field merge when decoded (prost never writes
+            // them): left to the full decoding of the app.
+            Some(_) if data_fields > 1 => AppRecord::decode(&bytes[app.value]).ok()?.data,
+            Some(r) => DataMapValue::decode(&bytes[r]).ok(),
+            None => None,
+        };
+    }
+    None
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -320,5 +359,30 @@ mod tests {
         assert!(find(&bad, 3).is_none());
         // A length pointing past the end.
         assert!(find(&[0x22, 0x7f, 0x0a], 3).is_none());
+    }
+
+    #[test]
+    fn app_data_reads_as_the_decoded_record_gives_it() {
+        let rec = record();
+        let bytes = rec.encode_to_vec();
+        for app in ["app_a", "app_b", "app_c", "app_x", ""] {
+            let want = rec.app(app).and_then(|a| a.data.clone());
+            assert_eq!(app_data(&bytes, app), want, "{app}");
+        }
+        // Two occurrences of the data field merge, as prost decodes them.
+        let text = |s: &str| DataMapValue {
+            value: Some(elarian_proto::data_map_value::Value::StringVal(s.into())),
+        };
+        let mut merged = CustomerRecord::default();
+        merged.app_mut("app_m").data = Some(text("first"));
+        let mut bytes = merged.encode_to_vec();
+        let mut second = CustomerRecord::default();
+        second.app_mut("app_m").data = Some(text("second"));
+        bytes.extend(second.encode_to_vec());
+        let decoded = CustomerRecord::decode(bytes.as_slice()).unwrap();
+        assert_eq!(
+            app_data(&bytes, "app_m"),
+            decoded.app("app_m").unwrap().data.clone()
+        );
     }
 }
