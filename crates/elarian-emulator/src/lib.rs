@@ -33,6 +33,7 @@ pub mod engine;
 mod ids;
 mod in_process;
 mod record;
+mod reply_encoding;
 mod scheduler;
 mod server;
 mod state;
