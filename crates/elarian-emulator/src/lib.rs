@@ -34,6 +34,7 @@ mod ids;
 mod in_process;
 mod record;
 mod record_bytes;
+mod reply_encoding;
 mod scheduler;
 mod server;
 mod state;

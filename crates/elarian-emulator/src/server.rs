@@ -21,6 +21,7 @@ use tokio::sync::oneshot;
 
 use crate::delivery::{Hub, Reservation};
 use crate::engine::{Engine, Identity, Outcome};
+use crate::reply_encoding::encode_reply;
 
 /// Per-connection settings of command handling.
 #[derive(Debug, Clone, Copy)]
@@ -119,10 +120,6 @@ fn decode_app_command(who: &Identity, data: Bytes) -> Result<AppToServerCommand,
     })?;
     tracing::debug!(org = ?who.org_id, app = ?who.app_id, command = command_name(&cmd), "app command");
     Ok(cmd)
-}
-
-fn encode_reply(reply: &AppToServerCommandReply) -> Bytes {
-    Bytes::from(reply.encode_to_vec())
 }
 
 /// The rest of an app command once the engine ran it: waits for its commit, then queues its

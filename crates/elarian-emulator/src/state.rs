@@ -257,6 +257,19 @@ impl Customers {
         self.at(self.slot_of(id)?)
     }
 
+    /// Keeps the record of `id` decoded for the reads that follow, when the hot records have
+    /// room and none has to be encoded again for it. A customer that is only read (its state
+    /// asked for again and again) is then decoded once rather than at every read, while a scan
+    /// of more customers than [`HOT_RECORDS`] still reads decoded copies, as before, instead of
+    /// encoding a hot record for each one.
+    pub(crate) fn warm(&mut self, id: &str) {
+        if self.hot.len() < HOT_RECORDS
+            && let Some(slot) = self.slot_of(id)
+        {
+            let _ = self.decoded(slot);
+        }
+    }
+
     /// The encoding of the record of `id`, for writing it to the data dir.
     pub(crate) fn encoded(&self, id: &str) -> Option<Vec<u8>> {
         match self.stored(self.slot_of(id)?)? {
@@ -863,6 +876,37 @@ mod tests {
         let beyond = Timer::new(1, 2, usize::MAX, 5, TimerKind::Reminder);
         assert_eq!(beyond.kind(), TimerKind::Reminder);
         assert_eq!(beyond.org(), 0x7fff_ffff);
+    }
+
+    #[test]
+    fn a_read_record_stays_decoded_only_while_the_hot_records_have_room() {
+        let mut c = Customers::default();
+        for i in 0..=HOT_RECORDS {
+            c.insert(&record(&format!("c{i}")));
+        }
+        c.get_mut("c0").unwrap().created_at = 7;
+        let before = c.encoded("c0").unwrap();
+        c.warm("c0");
+        c.warm("c1");
+        c.warm("c1");
+        assert_eq!(decoded(&c), 2, "warming a decoded record changes nothing");
+        assert_eq!(c.encoded("c0").unwrap(), before);
+        assert!(matches!(c.get("c1").unwrap(), Cow::Borrowed(r) if r.id == "c1"));
+        c.warm("unknown");
+        for i in 2..HOT_RECORDS {
+            c.warm(&format!("c{i}"));
+        }
+        assert_eq!(decoded(&c), HOT_RECORDS);
+        let last = format!("c{HOT_RECORDS}");
+        c.warm(&last);
+        assert_eq!(decoded(&c), HOT_RECORDS, "a read evicts no hot record");
+        assert!(matches!(c.get(&last).unwrap(), Cow::Owned(r) if r.id == last));
+        assert_eq!(c.get("c0").unwrap().created_at, 7);
+        // A change still makes room for itself by encoding the oldest.
+        c.get_mut(&last).unwrap().created_at = 9;
+        assert_eq!(decoded(&c), HOT_RECORDS);
+        assert_eq!(c.get(&last).unwrap().created_at, 9);
+        assert_eq!(c.get("c0").unwrap().created_at, 7);
     }
 
     #[test]

@@ -118,6 +118,8 @@ impl Tx<'_> {
                 });
             }
         };
+        // Reads of a customer's state usually come again: decoded once, not at each.
+        self.org_mut().customers.warm(&id);
         let data = self.customer_state(&id);
         ReplyEntry::GetCustomerState(GetCustomerStateReply {
             status: data.is_some(),
