@@ -8,7 +8,9 @@
 use std::collections::HashMap;
 
 use elarian_proto::prost::bytes::{BufMut, BytesMut};
-use elarian_proto::prost::encoding::{WireType, encode_key, encode_varint, encoded_len_varint};
+use elarian_proto::prost::encoding::{
+    WireType, encode_key, encode_varint, encoded_len_varint, key_len,
+};
 
 use crate::models::DataValue;
 
@@ -29,10 +31,6 @@ const BYTES_VAL: u32 = 3;
 /// Length of a length-delimited field of `len` bytes, key included.
 fn field_len(tag: u32, len: usize) -> usize {
     key_len(tag) + encoded_len_varint(len as u64) + len
-}
-
-fn key_len(tag: u32) -> usize {
-    encoded_len_varint(u64::from(tag << 3))
 }
 
 fn put_field(buf: &mut BytesMut, tag: u32, bytes: &[u8]) {
